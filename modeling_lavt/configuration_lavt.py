@@ -1,0 +1,144 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Configuration of LAVT (Language-Aware Vision Transformer) for referring image segmentation."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# Swin sizes of the original factory (spec sections 2 and 6): embed_dim, depths, heads.
+_SWIN_SIZES = {
+    "tiny": (96, (2, 2, 6, 2), (3, 6, 12, 24)),
+    "small": (96, (2, 2, 18, 2), (3, 6, 12, 24)),
+    "base": (128, (2, 2, 18, 2), (4, 8, 16, 32)),
+    "large": (192, (2, 2, 18, 2), (6, 12, 24, 48)),
+}
+# The timm ImageNet weights each preset starts from in real training.
+_TIMM_WEIGHTS = {
+    ("tiny", 7): "swin_tiny_patch4_window7_224.ms_in1k",
+    ("small", 7): "swin_small_patch4_window7_224.ms_in1k",
+    ("base", 7): "swin_base_patch4_window7_224.ms_in22k",
+    ("base", 12): "swin_base_patch4_window12_384.ms_in22k",
+    ("large", 7): "swin_large_patch4_window7_224.ms_in22k",
+    ("large", 12): "swin_large_patch4_window12_384.ms_in22k",
+}
+PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in _TIMM_WEIGHTS}
+
+
+class LavtConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`LavtForReferringSegmentation`].
+
+    Args:
+        embed_dim (`int`, defaults to 96): channels of the first Swin stage; stage i has `embed_dim * 2**i`.
+        depths (`list[int]`, defaults to `[2, 2, 6, 2]`): Swin blocks per stage.
+        num_heads (`list[int]`, defaults to `[3, 6, 12, 24]`): attention heads per stage.
+        window_size (`int`, defaults to 7): Swin window size (7 for Swin-T/S, 12 for the released Swin-B).
+        mlp_ratio (`float`, defaults to 4.0): hidden width of the Swin MLP relative to the stage width.
+        drop_path_rate (`float`, defaults to 0.3): stochastic depth, linearly increasing over all blocks.
+        patch_size (`int`, defaults to 4): side of the patch-embedding convolution.
+        num_channels (`int`, defaults to 3): image channels.
+        fusion_num_heads (`list[int]`, defaults to `[1, 1, 1, 1]`): heads of the pixel-word attention per stage.
+        fusion_dropout (`float`, defaults to 0.0): dropout inside the pixel-word attention.
+        decoder_hidden_size (`int`, *optional*): width of the decoder; defaults to `4 * embed_dim`.
+        text_config (`dict` or `PreTrainedConfig`, *optional*): the text encoder (any BERT-family encoder);
+            BERT-base-uncased sized by default.
+        max_text_length (`int`, defaults to 20): token positions the model reads (the original's cut).
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of the visual LayerNorms.
+        initializer_range (`float`, defaults to 0.02): std of the truncated-normal init of linear layers.
+        ce_weight (`float`, defaults to 1.0): weight of the weighted cross-entropy term of the loss.
+        ce_class_weights (`list[float]`, defaults to `[0.9, 1.1]`): background / foreground class weights.
+        perceptual_weight (`float`, defaults to 0.0): weight of the perceptual-loss term (0 disables it).
+        perceptual_network (`str`, defaults to `"vgg16"`): timm name of the frozen ImageNet CNN.
+        perceptual_layers (`list[int]`, *optional*): indices of the CNN feature stages compared
+            (timm `out_indices`); for VGG16 the default `[0, 1, 2, 3]` is relu1_2, relu2_2, relu3_3, relu4_3.
+        perceptual_layer_weights (`list[float]`, *optional*): weight per compared layer (default: all 1).
+        perceptual_softmax (`bool`, defaults to `True`): softmax the 2-class logits before comparing (the
+            paper's choice); `False` feeds the sigmoid-free raw foreground logit map (the paper's ablation).
+        perceptual_channel_mapping (`str`, defaults to `"replicate"`): how the one-channel map becomes the CNN's
+            3-channel input: `"replicate"` copies it to R, G and B.
+        perceptual_normalize (`bool`, defaults to `True`): apply the CNN's ImageNet mean/std to its input.
+        perceptual_distance (`str`, defaults to `"mse"`): per-layer distance, `"mse"` or `"l1"`.
+        perceptual_pretrained (`bool` or `str`, defaults to `True`): load ImageNet weights through timm; a path
+            loads a local safetensors file instead; `False` keeps random weights (tests).
+        dice_weight (`float`, defaults to 0.0): weight of the soft Dice term (0 disables it).
+        dice_smooth (`float`, defaults to 1.0): additive smoothing of the Dice ratio.
+    """
+
+    model_type = "lavt"
+    sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    embed_dim: int = 96
+    depths: list[int] | tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: list[int] | tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.3
+    patch_size: int = 4
+    num_channels: int = 3
+    fusion_num_heads: list[int] | tuple[int, ...] = (1, 1, 1, 1)
+    fusion_dropout: float = 0.0
+    decoder_hidden_size: int | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    max_text_length: int = 20
+    layer_norm_eps: float = 1e-5
+    initializer_range: float = 0.02
+    ce_weight: float = 1.0
+    ce_class_weights: list[float] | tuple[float, ...] = (0.9, 1.1)
+    perceptual_weight: float = 0.0
+    perceptual_network: str = "vgg16"
+    perceptual_layers: list[int] | tuple[int, ...] | None = None
+    perceptual_layer_weights: list[float] | tuple[float, ...] | None = None
+    perceptual_softmax: bool = True
+    perceptual_channel_mapping: str = "replicate"
+    perceptual_normalize: bool = True
+    perceptual_distance: str = "mse"
+    perceptual_pretrained: bool | str = True
+    dice_weight: float = 0.0
+    dice_smooth: float = 1.0
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        for name in ("depths", "num_heads", "fusion_num_heads", "ce_class_weights"):
+            setattr(self, name, list(getattr(self, name)))
+        if self.decoder_hidden_size is None:
+            self.decoder_hidden_size = 4 * self.embed_dim
+        if not (len(self.depths) == len(self.num_heads) == len(self.fusion_num_heads) == 4):
+            raise ValueError(
+                "LAVT has 4 stages: depths, num_heads and fusion_num_heads need 4 entries each, got "
+                f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}"
+            )
+        for i, heads in enumerate(self.fusion_num_heads):
+            if (self.embed_dim * 2**i) % heads:
+                raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {self.embed_dim * 2**i}")
+        if len(self.ce_class_weights) != 2:
+            raise ValueError(f"ce_class_weights needs 2 entries (background, foreground), got {self.ce_class_weights}")
+
+    @property
+    def stage_widths(self) -> list[int]:
+        return [self.embed_dim * 2**i for i in range(len(self.depths))]
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs) -> LavtConfig:
+        """A configuration matching the original factory, e.g. `LavtConfig.from_preset("swin-base-window12")`.
+
+        Presets: swin-tiny-window7, swin-small-window7, swin-base-window7, swin-base-window12,
+        swin-large-window7, swin-large-window12. Keyword arguments override any field.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
+        size, window = PRESETS[name]
+        embed_dim, depths, heads = _SWIN_SIZES[size]
+        fields = dict(embed_dim=embed_dim, depths=list(depths), num_heads=list(heads), window_size=window)
+        fields.update(kwargs)
+        return cls(**fields)
+
+    @staticmethod
+    def timm_backbone_name(name: str) -> str:
+        """The timm model whose ImageNet weights a preset starts from (e.g. for `swin-base-window12`)."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
+        return _TIMM_WEIGHTS[PRESETS[name]]
+
+
+__all__ = ["LavtConfig", "PRESETS"]
