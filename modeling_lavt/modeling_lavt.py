@@ -1,0 +1,515 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""LAVT: Language-Aware Vision Transformer for referring image segmentation (Yang et al., CVPR 2022).
+
+A clean-room implementation of the function specified in `docs/lavt-spec.md`: a segmentation-style Swin
+Transformer whose four stages each end with a pixel-word attention module (PWAM) and a language gate, a
+BERT-family text encoder, and a light convolutional decoder that predicts 2-class logits at 1/4 resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_lavt import LavtConfig
+from .losses import LavtLoss
+
+# Added to attention logits between tokens of different shifted-window regions (the original's constant).
+_SHIFT_MASK_VALUE = -100.0
+
+
+@dataclass
+class LavtReferringSegmentationOutput(ModelOutput):
+    """Output of [`LavtForReferringSegmentation`].
+
+    Args:
+        loss: weighted sum of the configured loss terms, present when `labels` are given (float32).
+        logits: (batch, 2, ceil(H/4), ceil(W/4)) class scores, class 1 = the referred object. The original model
+            returns them upsampled to the input size: `F.interpolate(logits, size=(H, W), mode="bilinear",
+            align_corners=True)`; the image processor's post-processing does that for you.
+        loss_terms: each loss term before weighting, e.g. `{"ce": ..., "perceptual": ...}`.
+        stage_features: the four normalised fused maps the decoder reads, (batch, C_i, H_i, W_i).
+        text_hidden_states: last hidden state of the text encoder, (batch, T, text hidden size).
+        vision_hidden_states: per stage, the output of its last Swin block, (batch, H_i * W_i, C_i).
+        fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i).
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    loss_terms: dict[str, torch.Tensor] | None = None
+    stage_features: tuple[torch.Tensor, ...] | None = None
+    text_hidden_states: torch.Tensor | None = None
+    vision_hidden_states: tuple[torch.Tensor, ...] | None = None
+    fused_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole residual branch per sample."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return x * x.new_empty(shape).bernoulli_(keep) / keep
+
+
+class LavtDropPath(nn.Module):
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.rate, self.training)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad a (B, H, W, C) map on the bottom / right so that H and W are multiples of `multiple`."""
+    pad_h = (-x.shape[1]) % multiple
+    pad_w = (-x.shape[2]) % multiple
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    return x
+
+
+def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B * num_windows, window * window, C), windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+
+
+def window_merge(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
+    """Inverse of `window_partition`."""
+    c = windows.shape[-1]
+    x = windows.view(-1, height // window, width // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """(window^2, window^2) indices into the bias table: (dy + w - 1) * (2w - 1) + (dx + w - 1)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    delta = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
+    return delta[0] * (2 * window - 1) + delta[1]
+
+
+def shifted_window_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
+    """(num_windows, window^2, window^2) additive mask that keeps attention inside each pre-shift region.
+
+    Computed over the padded extent; the three regions per axis are [0, H-w), [H-w, H-s), [H-s, H).
+    """
+    labels = torch.zeros(height, width)
+    region = 0
+    for rows in (slice(0, height - window), slice(height - window, height - shift), slice(height - shift, height)):
+        for cols in (slice(0, width - window), slice(width - window, width - shift), slice(width - shift, width)):
+            labels[rows, cols] = region
+            region += 1
+    windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
+    different = windows[:, :, None] != windows[:, None, :]
+    return different.float() * _SHIFT_MASK_VALUE
+
+
+class LavtPatchEmbeddings(nn.Module):
+    """Non-overlapping 4x4 patches -> tokens; the image is zero-padded to a multiple of the patch size."""
+
+    def __init__(self, config: LavtConfig):
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.projection = nn.Conv2d(config.num_channels, config.embed_dim, config.patch_size, config.patch_size)
+        self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        pad_h = (-pixel_values.shape[2]) % self.patch_size
+        pad_w = (-pixel_values.shape[3]) % self.patch_size
+        if pad_h or pad_w:
+            pixel_values = F.pad(pixel_values, (0, pad_w, 0, pad_h))
+        x = self.projection(pixel_values)
+        height, width = x.shape[2:]
+        return self.norm(x.flatten(2).transpose(1, 2)), height, width
+
+
+class LavtWindowAttention(nn.Module):
+    """Multi-head self-attention inside windows with a learned relative position bias (fused SDPA)."""
+
+    def __init__(self, dim: int, num_heads: int, window: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window = window
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
+        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+
+    def position_bias(self) -> torch.Tensor:
+        """(heads, window^2, window^2) bias gathered from the table."""
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(self.window**2, self.window**2, -1).permute(2, 0, 1)
+
+    def forward(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """windows: (B * nW, N, C); mask: (nW, N, N) additive or None."""
+        batch_windows, tokens, dim = windows.shape
+        qkv = self.qkv(windows).view(batch_windows, tokens, 3, self.num_heads, dim // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.position_bias().to(query.dtype)[None]  # (1, heads, N, N)
+        if mask is not None:
+            num_windows = mask.shape[0]
+            bias = bias.unsqueeze(1) + mask.to(query.dtype)[None, :, None]  # (1, nW, heads, N, N)
+            bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1).reshape(
+                batch_windows, self.num_heads, tokens, tokens
+            )
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(batch_windows, tokens, dim))
+
+
+class LavtMlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class LavtSwinBlock(GradientCheckpointingLayer):
+    """A Swin block. Padding to the window grid happens after norm1 and before the cyclic shift, and padded
+    tokens are not masked (they hold zeros, so their keys and values are the qkv bias), as in the original.
+    The shift is kept even when the map fits in one window."""
+
+    def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float, drop_path_rate: float,
+                 eps: float):
+        super().__init__()
+        self.window = window
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = LavtWindowAttention(dim, num_heads, window)
+        self.drop_path = LavtDropPath(drop_path_rate)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = LavtMlp(dim, int(dim * mlp_ratio))
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
+
+    def attention_mask(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
+        """The shifted-window mask for a padded size, built once per (size, device)."""
+        if not self.shift:
+            return None
+        key = (height, width, device)
+        if key not in self._mask_cache:
+            self._mask_cache[key] = shifted_window_mask(height, width, self.window, self.shift).to(device)
+        return self._mask_cache[key]
+
+    def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        batch, _, channels = hidden_states.shape
+        x = self.norm1(hidden_states).view(batch, height, width, channels)
+        x = pad_to_multiple(x, self.window)
+        padded_h, padded_w = x.shape[1:3]
+        if self.shift:
+            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        windows = window_partition(x, self.window)
+        windows = self.attn(windows, self.attention_mask(padded_h, padded_w, x.device))
+        x = window_merge(windows, self.window, padded_h, padded_w)
+        if self.shift:
+            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x[:, :height, :width].reshape(batch, height * width, channels)
+        hidden_states = hidden_states + self.drop_path(x)
+        return hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
+
+
+def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """InstanceNorm1d without affine over the token axis of a (B, N, C) tensor, in train and eval alike."""
+    mean = x.mean(dim=1, keepdim=True)
+    var = x.var(dim=1, unbiased=False, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+class LavtPixelWordAttention(nn.Module):
+    """PWAM: every pixel attends over the words; the attended language feature modulates the visual one."""
+
+    def __init__(self, dim: int, text_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = dim**-0.5  # the full width, not the head width (as in the original)
+        self.vision_projection = nn.Linear(dim, dim)
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(text_dim, dim)
+        self.value = nn.Linear(text_dim, dim)
+        self.attended_projection = nn.Linear(dim, dim)
+        self.output_projection = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        return x.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
+
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+        """pixels (B, N, C), words (B, T, Dt), word_mask (B, T) of 0/1 -> fused (B, N, C)."""
+        mask = word_mask.to(pixels.dtype)
+        vision = F.gelu(self.vision_projection(pixels))
+        query = self.split_heads(instance_norm_tokens(self.query(pixels)))
+        key = self.split_heads(self.key(words) * mask[:, :, None])
+        value = self.split_heads(self.value(words) * mask[:, :, None])
+        scores = query @ key.transpose(-1, -2) * self.scale + (1e4 * mask - 1e4)[:, None, None, :]
+        attended = (scores.softmax(dim=-1) @ value).transpose(1, 2).flatten(2)
+        attended = instance_norm_tokens(self.attended_projection(attended))
+        return self.dropout(F.gelu(self.output_projection(vision * attended)))
+
+
+class LavtLanguageGate(nn.Module):
+    """How much of the fused feature flows back into the visual stream, per token and channel."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, dim, bias=False)
+        self.fc2 = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc2(F.relu(self.fc1(fused))))
+
+
+class LavtPatchMerging(nn.Module):
+    """2x2 neighbourhood -> one token with twice the channels; odd sizes are zero-padded first."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim, eps=eps)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, int, int]:
+        batch, _, channels = x.shape
+        x = F.pad(x.view(batch, height, width, channels), (0, 0, 0, width % 2, 0, height % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        new_h, new_w = x.shape[1:3]
+        return self.reduction(self.norm(x.view(batch, new_h * new_w, 4 * channels))), new_h, new_w
+
+
+@dataclass
+class LavtStageOutput:
+    hidden_states: torch.Tensor  # input of the next stage
+    height: int
+    width: int
+    features: torch.Tensor  # LayerNorm(F_i) as (B, C, H_i, W_i), what the decoder reads
+    blocks_output: torch.Tensor
+    fused: torch.Tensor
+
+
+class LavtStage(nn.Module):
+    """Swin blocks, then pixel-word attention, the language gate and patch merging (spec section 1)."""
+
+    def __init__(self, config: LavtConfig, index: int, drop_path_rates: list[float]):
+        super().__init__()
+        dim = config.stage_widths[index]
+        is_last = index == len(config.depths) - 1
+        self.blocks = nn.ModuleList(
+            LavtSwinBlock(
+                dim, config.num_heads[index], config.window_size, shift=(config.window_size // 2) * (i % 2),
+                mlp_ratio=config.mlp_ratio, drop_path_rate=drop_path_rates[i], eps=config.layer_norm_eps,
+            )
+            for i in range(config.depths[index])
+        )
+        self.fusion = LavtPixelWordAttention(
+            dim, config.text_config.hidden_size, config.fusion_num_heads[index], config.fusion_dropout
+        )
+        # The last stage's gated output would feed nothing (the original computes and discards it).
+        self.gate = None if is_last else LavtLanguageGate(dim)
+        self.downsample = None if is_last else LavtPatchMerging(dim, config.layer_norm_eps)
+        self.output_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, height: int, width: int, words: torch.Tensor,
+                word_mask: torch.Tensor) -> LavtStageOutput:
+        for block in self.blocks:
+            hidden_states = block(hidden_states, height, width)
+        blocks_output = hidden_states
+        fused = self.fusion(hidden_states, words, word_mask)
+        features = self.output_norm(fused).transpose(1, 2).reshape(fused.shape[0], -1, height, width)
+        out_h, out_w = height, width
+        if self.gate is not None:
+            hidden_states = hidden_states + self.gate(fused) * fused
+            hidden_states, out_h, out_w = self.downsample(hidden_states, height, width)
+        return LavtStageOutput(hidden_states, out_h, out_w, features, blocks_output, fused)
+
+
+class LavtBackbone(nn.Module):
+    """The language-aware Swin encoder: patch embedding and four stages, callable one by one."""
+
+    def __init__(self, config: LavtConfig):
+        super().__init__()
+        self.patch_embed = LavtPatchEmbeddings(config)
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
+        self.stages = nn.ModuleList(
+            LavtStage(config, i, rates[start : start + depth])
+            for i, (start, depth) in enumerate(zip(starts, config.depths))
+        )
+
+    def forward(self, pixel_values: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
+                ) -> list[LavtStageOutput]:
+        hidden_states, height, width = self.patch_embed(pixel_values)
+        outputs = []
+        for stage in self.stages:
+            out = stage(hidden_states, height, width, words, word_mask)
+            outputs.append(out)
+            hidden_states, height, width = out.hidden_states, out.height, out.width
+        return outputs
+
+
+class LavtConvBlock(nn.Sequential):
+    """Two 3x3 conv -> BatchNorm -> ReLU layers."""
+
+    def __init__(self, in_channels: int, hidden: int):
+        super().__init__(
+            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(),
+        )
+
+
+def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    if x.shape[-2:] == reference.shape[-2:]:
+        return x
+    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=True)
+
+
+class LavtDecoder(nn.Module):
+    """Top-down decoding: upsample, concatenate the next finer stage, two conv blocks; 1x1 to two classes."""
+
+    def __init__(self, config: LavtConfig):
+        super().__init__()
+        hidden = config.decoder_hidden_size
+        widths = config.stage_widths
+        self.blocks = nn.ModuleList(
+            [LavtConvBlock(widths[3] + widths[2], hidden), LavtConvBlock(hidden + widths[1], hidden),
+             LavtConvBlock(hidden + widths[0], hidden)]
+        )
+        self.classifier = nn.Conv2d(hidden, 2, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[3]
+        for block, skip in zip(self.blocks, (features[2], features[1], features[0])):
+            x = block(torch.cat([upsample_to(x, skip), skip], dim=1))
+        return self.classifier(x)
+
+
+class LavtPreTrainedModel(PreTrainedModel):
+    config_class = LavtConfig
+    base_model_prefix = "lavt"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["LavtSwinBlock", "LavtPixelWordAttention", "BertLayer"]
+    _supports_sdpa = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, with a clear error when the requested window size differs from
+        the checkpoint's (relative position bias tables are window-specific)."""
+        config = kwargs.get("config")
+        requested = config.window_size if isinstance(config, LavtConfig) else kwargs.get("window_size")
+        if requested is not None:
+            hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+                          if k in kwargs}
+            saved = LavtConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs).window_size
+            if saved != requested:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} was trained with window size {saved}, but window size "
+                    f"{requested} was requested; load it with its own window size (to move a Swin backbone to "
+                    "another window, use modeling_lavt.pretrained.load_swin_backbone, which resizes the tables)"
+                )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, LavtWindowAttention):
+            init.trunc_normal_(module.relative_position_bias_table, std=std)
+            init.copy_(module.relative_position_index, relative_position_index(module.window))
+        else:
+            super()._init_weights(module)
+
+
+class LavtForReferringSegmentation(LavtPreTrainedModel):
+    """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`]."""
+
+    def __init__(self, config: LavtConfig):
+        super().__init__(config)
+        self.text_encoder = AutoModel.from_config(config.text_config, add_pooling_layer=False)
+        self.backbone = LavtBackbone(config)
+        self.decoder = LavtDecoder(config)
+        self.criterion = LavtLoss(config)
+        self.post_init()
+
+    def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
+        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention."""
+        channels = self.config.num_channels
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != channels:
+            raise ValueError(
+                f"pixel_values must have shape (batch, {channels}, height, width), got {tuple(pixel_values.shape)}"
+            )
+        if not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values must be a floating-point tensor (normalised image), got {pixel_values.dtype}; "
+                "use LavtImageProcessor to prepare images"
+            )
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must have shape (batch, tokens), got {tuple(input_ids.shape)}")
+        if input_ids.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"batch size mismatch: {pixel_values.shape[0]} images but {input_ids.shape[0]} expressions; "
+                "repeat the image once per expression (LavtProcessor does this)"
+            )
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}"
+            )
+        if labels is not None and (labels.ndim != 3 or labels.shape[0] != pixel_values.shape[0]):
+            raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> LavtReferringSegmentationOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images.
+        input_ids (`torch.LongTensor` of shape `(batch, tokens)`): the referring expressions (one per image).
+        attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens; used by the text
+            encoder and by every pixel-word attention.
+        labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
+            are upsampled to the label size for the loss.
+        output_hidden_states (`bool`): also return the per-stage intermediate tensors.
+        """
+        self.check_inputs(pixel_values, input_ids, attention_mask, labels)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        words = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        stages = self.backbone(pixel_values, words, attention_mask)
+        logits = self.decoder([stage.features for stage in stages])
+
+        loss = loss_terms = None
+        if labels is not None:
+            loss, loss_terms = self.criterion(logits, labels)
+        return LavtReferringSegmentationOutput(
+            loss=loss,
+            logits=logits,
+            loss_terms=loss_terms,
+            stage_features=tuple(stage.features for stage in stages),
+            text_hidden_states=words,
+            vision_hidden_states=tuple(s.blocks_output for s in stages) if output_hidden_states else None,
+            fused_hidden_states=tuple(s.fused for s in stages) if output_hidden_states else None,
+        )
+
+
+__all__ = ["LavtForReferringSegmentation", "LavtPreTrainedModel", "LavtReferringSegmentationOutput"]

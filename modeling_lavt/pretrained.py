@@ -1,0 +1,101 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Initialise LAVT for training from pretrained parts: Swin from timm or a Microsoft checkpoint, BERT from a
+folder or Hub id. The fusion modules, gates and decoder start from the model's own initialisation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoConfig, AutoModel
+
+from .configuration_lavt import LavtConfig
+from .conversion import rename_swin_key, window_size_from_table
+from .modeling_lavt import LavtForReferringSegmentation
+
+
+def resize_position_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:
+    """Bicubic resize of a ((2w-1)^2, heads) relative position bias table to another window size."""
+    old_side = 2 * window_size_from_table(table.shape[0]) - 1
+    new_side = 2 * window - 1
+    if old_side == new_side:
+        return table
+    grid = table.T.reshape(1, table.shape[1], old_side, old_side).float()
+    grid = F.interpolate(grid, size=(new_side, new_side), mode="bicubic", align_corners=False)
+    return grid.reshape(table.shape[1], new_side * new_side).T.to(table.dtype)
+
+
+def read_swin_state_dict(source: str | Path, pretrained: bool = True) -> dict[str, torch.Tensor]:
+    """Swin weights from a file (Microsoft `.pth` with a 'model' entry, or `.safetensors`) or a timm model name.
+
+    timm places patch merging at the start of the next stage; Microsoft's layout (and ours) at the end of a
+    stage. The timm layout is renamed to the Microsoft one here.
+    """
+    path = Path(source)
+    if path.is_file():
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state_dict = load_file(path)
+        else:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+            state_dict = state_dict.get("model", state_dict)
+        return state_dict
+    import timm
+
+    if not timm.is_model(str(source).split(".")[0]):
+        raise ValueError(f"{source!r} is neither a file nor a timm model name (e.g. swin_base_patch4_window12_384)")
+    state_dict = timm.create_model(str(source), pretrained=pretrained).state_dict()
+    return {re.sub(r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", k): v
+            for k, v in state_dict.items()}
+
+
+def load_swin_backbone(model: LavtForReferringSegmentation, source: str | Path, pretrained: bool = True
+                       ) -> list[str]:
+    """Copy Swin weights into `model.backbone`; returns the parameter names loaded.
+
+    Relative position bias tables are resized (bicubic) when the source window differs from the config's.
+    Classification heads and the final norm are ignored; any other mismatch raises a ValueError.
+    """
+    source_state = read_swin_state_dict(source, pretrained)
+    target = model.backbone.state_dict()
+    loaded = {}
+    for key, tensor in source_state.items():
+        if key.startswith(("head.", "norm.")) or key in ("norm.weight", "norm.bias"):
+            continue
+        new_key = rename_swin_key(key)
+        if new_key == "":
+            continue
+        if new_key is None or new_key not in target:
+            raise ValueError(f"Swin weight {key!r} from {source} has no place in this LAVT backbone "
+                             f"(depths {model.config.depths}, embed_dim {model.config.embed_dim})")
+        if new_key.endswith("relative_position_bias_table"):
+            tensor = resize_position_bias_table(tensor, model.config.window_size)
+        if tensor.shape != target[new_key].shape:
+            raise ValueError(f"Swin weight {key!r} from {source} has shape {tuple(tensor.shape)}, the backbone "
+                             f"expects {tuple(target[new_key].shape)}: is it the same Swin size as the config?")
+        loaded[new_key] = tensor
+    swin_keys = [k for k in target if not re.search(r"\.(fusion|gate|output_norm)\.", k)]
+    missing = [k for k in swin_keys if k not in loaded]
+    if missing:
+        raise ValueError(f"{source} lacks {len(missing)} Swin weights, e.g. {missing[:3]}")
+    model.backbone.load_state_dict(loaded, strict=False)
+    return sorted(loaded)
+
+
+def lavt_from_pretrained_parts(config: LavtConfig, swin: str | Path | None = None,
+                               text_encoder: str | Path | None = None, swin_pretrained: bool = True
+                               ) -> LavtForReferringSegmentation:
+    """A model for training: Swin weights from `swin` (timm name or file), the text encoder (config and weights)
+    from `text_encoder` (local folder or Hub id), everything else freshly initialised."""
+    if text_encoder is not None:
+        config.text_config = AutoConfig.from_pretrained(text_encoder)
+    model = LavtForReferringSegmentation(config)
+    if text_encoder is not None:
+        pretrained_text = AutoModel.from_pretrained(text_encoder, add_pooling_layer=False)
+        model.text_encoder.load_state_dict(pretrained_text.state_dict())
+    if swin is not None:
+        load_swin_backbone(model, swin, swin_pretrained)
+    return model

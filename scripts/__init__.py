@@ -1,0 +1,1 @@
+"""Command-line wrappers; the logic lives in the importable packages."""

@@ -1,0 +1,1 @@
+"""Training code of lavt-hf: data, loop, evaluation and recipes."""
