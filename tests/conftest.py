@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.local_hub"]  # the `local_hub` fixture: a Hub server on 127.0.0.1 for the Hub tests
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 REFERENCE_DIR = SHARED_DIR / "lavt_reference"

@@ -1,0 +1,407 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Image processor of LAVT: PIL-exact preprocessing (spec section 8) and mask post-processing (section 7).
+
+Pure PIL + NumPy (no torchvision), so that the numbers match the original pipeline, which resizes the uint8 RGB
+image with PIL's antialiased bilinear filter before `ToTensor` and `Normalize`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.processing_utils import ImagesKwargs
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_MAX_16_BIT = 65535
+_CHANNEL_COUNTS = (1, 2, 3, 4)
+
+ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
+MaskLike = Image.Image | np.ndarray | torch.Tensor
+
+
+class LavtImageProcessorKwargs(ImagesKwargs, total=False):
+    """Keyword arguments accepted by [`LavtImageProcessor`] on top of the standard ones.
+
+    apply_exif_orientation (`bool`): rotate / flip PIL images by their EXIF orientation tag before anything else.
+    """
+
+    apply_exif_orientation: bool
+
+
+class LavtImageProcessor(BaseImageProcessor):
+    r"""
+    Image processor of LAVT.
+
+    Preprocessing follows the original exactly: convert to 8-bit RGB, resize to `size` with PIL's bilinear filter
+    without keeping the aspect ratio, divide by 255, normalize with the ImageNet mean and std. Optional binary masks
+    become `labels` resized with nearest neighbour to the same size.
+
+    Args:
+        size (`dict[str, int]`, *optional*, defaults to `{"height": 480, "width": 480}`): model input size.
+        resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`): PIL filter for images.
+        image_mean (`tuple[float, float, float]`, *optional*, defaults to the ImageNet mean).
+        image_std (`tuple[float, float, float]`, *optional*, defaults to the ImageNet std).
+        apply_exif_orientation (`bool`, *optional*, defaults to `True`): apply the EXIF orientation of PIL images,
+            so that a phone photo is seen upright. The original ignores EXIF; datasets whose annotations refer to
+            the raw pixel layout should set this to `False`.
+    """
+
+    model_input_names = ["pixel_values"]
+    valid_kwargs = LavtImageProcessorKwargs
+
+    def __init__(
+        self,
+        size: dict[str, int] | int | Sequence[int] | None = None,
+        resample: int = Image.Resampling.BILINEAR,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        apply_exif_orientation: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # `image_processor_type` is written by `to_dict` for the Auto classes; it is not a setting.
+        kwargs.pop("image_processor_type", None)
+        super().__init__(**kwargs)
+        self.size = _size_dict({"height": 480, "width": 480} if size is None else size)
+        self.resample = int(resample)
+        self.image_mean = [float(v) for v in image_mean]
+        self.image_std = [float(v) for v in image_std]
+        self.apply_exif_orientation = bool(apply_exif_orientation)
+
+    def preprocess(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        masks: MaskLike | Sequence[MaskLike] | None = None,
+        return_tensors: str | None = None,
+        size: dict[str, int] | int | Sequence[int] | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        apply_exif_orientation: bool | None = None,
+        input_data_format: str | None = None,
+    ) -> BatchFeature:
+        """Turn one image or a batch into `pixel_values` (B, 3, H, W) float32, plus `labels` when masks are given.
+
+        Args:
+            images: PIL images, NumPy arrays (HW, HWC or CHW; uint8, uint16 = 16-bit, bool, or float in [0, 1]),
+                torch tensors (CHW or HWC, same dtypes), file paths, or a list of them; a 4-D array is a batch.
+            masks: one binary mask per image (PIL, NumPy or torch, HxW, or a (B, H, W) array; nonzero = the
+                referred object), each of the same size as its (oriented) image.
+            return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
+            size, image_mean, image_std, apply_exif_orientation: override the processor's settings for this call.
+            input_data_format: `"channels_first"` or `"channels_last"` for ambiguous 3-D arrays; by default NumPy
+                arrays are read as HWC and tensors as CHW, falling back to the other layout when the channel
+                count does not fit.
+
+        Returns:
+            [`BatchFeature`] with `pixel_values`, `original_sizes` (list of `(height, width)` before resizing,
+            used by [`~LavtImageProcessor.post_process_referring_segmentation`]) and, with masks, `labels`
+            int64 (B, H, W) with values 0 / 1.
+        """
+        size = self.size if size is None else _size_dict(size)
+        mean = np.asarray(self.image_mean if image_mean is None else image_mean, dtype=np.float32)
+        std = np.asarray(self.image_std if image_std is None else image_std, dtype=np.float32)
+        orient = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
+
+        rgb_images = [
+            to_rgb_uint8(image, apply_exif_orientation=orient, input_data_format=input_data_format)
+            for image in make_image_list(images)
+        ]
+        original_sizes = [tuple(image.shape[:2]) for image in rgb_images]
+        pixel_values = np.stack(
+            [_normalize(_resize(image, size, self.resample), mean, std) for image in rgb_images]
+        )
+        data: dict[str, Any] = {"pixel_values": pixel_values, "original_sizes": original_sizes}
+        if masks is not None:
+            data["labels"] = self.preprocess_masks(masks, size=size, original_sizes=original_sizes)
+        return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
+
+    def preprocess_masks(
+        self,
+        masks: MaskLike | Sequence[MaskLike],
+        size: dict[str, int] | int | Sequence[int] | None = None,
+        original_sizes: Sequence[tuple[int, int]] | None = None,
+    ) -> np.ndarray:
+        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets.
+
+        `original_sizes`, when given, are the image sizes the masks must match (one per mask): a mask of another
+        size would be silently misaligned with its image after resizing.
+        """
+        size = self.size if size is None else _size_dict(size)
+        mask_list = make_mask_list(masks)
+        if original_sizes is not None and len(original_sizes) != len(mask_list):
+            raise ValueError(
+                f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask per image"
+            )
+        labels = []
+        for index, mask in enumerate(mask_list):
+            binary = _binary_mask(mask)
+            if original_sizes is not None and tuple(binary.shape) != tuple(original_sizes[index]):
+                raise ValueError(
+                    f"Mask {index} has size {tuple(binary.shape)} (h, w) but its image has size "
+                    f"{tuple(original_sizes[index])}"
+                )
+            resized = Image.fromarray(binary).resize(
+                (size["width"], size["height"]), Image.Resampling.NEAREST
+            )
+            labels.append(np.asarray(resized, dtype=np.int64))
+        return np.stack(labels)
+
+    def post_process_referring_segmentation(
+        self,
+        outputs: Any,
+        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
+        threshold: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Model logits -> one mask per sample, at the size asked for.
+
+        Each sample's (2, h, w) logits are upsampled bilinearly with `align_corners=True` (as the original does)
+        to its target size, in float32 whatever the model's dtype. With target size = model input size and no
+        threshold, the mask is exactly the original's test-time prediction.
+
+        Args:
+            outputs: the model output (anything with `.logits`) or the logits tensor (B, 2, h, w); class 1 is the
+                referred object.
+            target_sizes: one `(height, width)` per sample, e.g. the processor's `original_sizes` to get masks
+                at the original image size, or `(480, 480)` pairs for the original protocol; `None` keeps the
+                logits' size.
+            threshold: `None` takes the argmax (foreground where logit 1 > logit 0, ties go to background);
+                a float marks foreground where the foreground softmax probability is >= threshold.
+
+        Returns:
+            One dict per sample: `mask` int64 (h, w) of 0 / 1, `probabilities` float32 (h, w) foreground softmax
+            probability, and `score`, the mean foreground probability over the predicted foreground pixels
+            (0.0 when the mask is empty): a confidence for the mask that was returned, not for the image.
+        """
+        logits = outputs if isinstance(outputs, torch.Tensor) else outputs.logits
+        if logits.ndim != 4 or logits.shape[1] != 2:
+            raise ValueError(f"Expected logits of shape (batch, 2, height, width), got {tuple(logits.shape)}")
+        if target_sizes is not None and len(target_sizes) != logits.shape[0]:
+            raise ValueError(f"Got {len(target_sizes)} target sizes for a batch of {logits.shape[0]} logits")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+
+        results = []
+        for index in range(logits.shape[0]):
+            sample = logits[index : index + 1].float()
+            if target_sizes is not None:
+                height, width = (int(v) for v in target_sizes[index])
+                if (height, width) != tuple(sample.shape[2:]):
+                    sample = F.interpolate(sample, size=(height, width), mode="bilinear", align_corners=True)
+            background, foreground = sample[0, 0], sample[0, 1]
+            probabilities = torch.sigmoid(foreground - background)  # = softmax(...)[1] for two classes
+            is_foreground = foreground > background if threshold is None else probabilities >= threshold
+            score = probabilities[is_foreground].mean().item() if is_foreground.any() else 0.0
+            results.append({"mask": is_foreground.long(), "probabilities": probabilities, "score": score})
+        return results
+
+
+def to_rgb_uint8(
+    image: ImageLike,
+    apply_exif_orientation: bool = True,
+    input_data_format: str | None = None,
+) -> np.ndarray:
+    """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized.
+
+    PIL images go through `convert("RGB")` like the original (alpha is dropped, not composited), except the
+    integer modes I;16* and I (taken as 16-bit data, e.g. 16-bit PNGs), which PIL would clip at 255: they are
+    scaled to 8 bits instead (v / 257, rounded); mode F is read like a float array, intensities in [0, 1].
+    """
+    if isinstance(image, str | os.PathLike):
+        image = open_image(image)
+    if isinstance(image, Image.Image):
+        if apply_exif_orientation:
+            image = ImageOps.exif_transpose(image)
+        array = _pil_to_rgb(image)
+    elif isinstance(image, np.ndarray | torch.Tensor):
+        array = _array_to_rgb(image, input_data_format)
+    else:
+        raise ValueError(
+            f"Unsupported image type {type(image).__name__}: use a PIL image, an array or a path"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"Image has zero size: {array.shape[0]}x{array.shape[1]} (height x width)")
+    return array
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and decode an image file, naming the file in the error."""
+    try:
+        image = Image.open(path)
+        image.load()  # decodes now (a corrupt file fails here) and closes a file opened by name
+        return image
+    except FileNotFoundError as error:
+        raise ValueError(f"Image file not found: {path}") from error
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"Cannot read image file {path}: {error}") from error
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """PIL image of any mode -> (H, W, 3) uint8."""
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"Image has zero size: {image.height}x{image.width} (height x width)")
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return _gray_to_rgb(_sixteen_to_eight_bit(np.asarray(image)))
+    if image.mode == "F":
+        return _gray_to_rgb(_float_to_eight_bit(np.asarray(image)))
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError as error:
+        raise ValueError(f"Cannot convert an image of mode {image.mode!r} to RGB: {error}") from error
+
+
+def _array_to_rgb(array: np.ndarray | torch.Tensor, input_data_format: str | None) -> np.ndarray:
+    """NumPy array or torch tensor (HW, HWC or CHW) -> (H, W, 3) uint8."""
+    channels_first_default = isinstance(array, torch.Tensor)
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu()
+        array = (array.float() if array.dtype in (torch.bfloat16, torch.float16) else array).numpy()
+    if array.ndim == 3:
+        array = _to_channels_last(array, input_data_format, channels_first_default)
+    elif array.ndim != 2:
+        raise ValueError(f"An image must have 2 (HW) or 3 (HWC / CHW) dimensions, got shape {array.shape}")
+    array = _to_uint8(array)
+    if array.ndim == 2:
+        return _gray_to_rgb(array)
+    channels = array.shape[2]
+    if channels in (1, 2):  # gray, gray + alpha
+        return _gray_to_rgb(array[..., 0])
+    return np.ascontiguousarray(array[..., :3])  # RGB, RGBA (alpha dropped like PIL's RGBA -> RGB)
+
+
+def _to_channels_last(
+    array: np.ndarray, input_data_format: str | None, channels_first_default: bool
+) -> np.ndarray:
+    """Put the channel axis last, using the explicit format or the layout whose channel count is plausible."""
+    if input_data_format not in (None, "channels_first", "channels_last"):
+        raise ValueError(
+            f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
+        )
+    if input_data_format is None:
+        first_ok, last_ok = array.shape[0] in _CHANNEL_COUNTS, array.shape[2] in _CHANNEL_COUNTS
+        if not (first_ok or last_ok):
+            raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got an array of shape {array.shape}")
+        channels_first = first_ok if channels_first_default else not last_ok
+    else:
+        channels_first = input_data_format == "channels_first"
+    if channels_first:
+        array = np.moveaxis(array, 0, -1)
+    if array.shape[2] not in _CHANNEL_COUNTS:
+        raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got {array.shape[2]} (shape {array.shape})")
+    return array
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Pixel values of any supported dtype -> uint8 on the 0..255 scale."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return _sixteen_to_eight_bit(array)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        return _float_to_eight_bit(array)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(
+                f"Integer image of dtype {array.dtype} has values outside 0..255; pass 16-bit data as uint16"
+            )
+        return array.astype(np.uint8)
+    raise ValueError(f"Unsupported image dtype {array.dtype}")
+
+
+def _sixteen_to_eight_bit(array: np.ndarray) -> np.ndarray:
+    """0..65535 -> 0..255 by v / 257 rounded (maps both ends exactly; PIL itself would clip at 255)."""
+    wide = np.clip(array.astype(np.int64), 0, _MAX_16_BIT)
+    return ((wide + 128) // 257).astype(np.uint8)
+
+
+def _float_to_eight_bit(array: np.ndarray) -> np.ndarray:
+    """Float intensities in [0, 1] (torchvision's convention) -> 0..255, rounded."""
+    if not np.all((array >= 0.0) & (array <= 1.0)):  # NaN fails too
+        raise ValueError("A float image must have values in [0, 1]; pass 0..255 data as uint8")
+    return np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """Replicate one channel to three, which is what PIL's L -> RGB conversion does."""
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _resize(rgb: np.ndarray, size: dict[str, int], resample: int) -> np.ndarray:
+    """PIL resize of the uint8 image (antialiased bilinear by default), the aspect ratio is not kept."""
+    return np.asarray(Image.fromarray(rgb).resize((size["width"], size["height"]), resample))
+
+
+def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 as ToTensor + Normalize compute it: (x / 255 - mean) / std."""
+    scaled = rgb.astype(np.float32) / np.float32(255.0)
+    return ((scaled - mean) / std).transpose(2, 0, 1)
+
+
+def _binary_mask(mask: MaskLike) -> np.ndarray:
+    """A mask of any supported type -> (H, W) uint8 0 / 1 (nonzero is the referred object)."""
+    if isinstance(mask, Image.Image):
+        mask = np.asarray(mask)
+    elif isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    elif not isinstance(mask, np.ndarray):
+        raise ValueError(
+            f"Unsupported mask type {type(mask).__name__}: use a PIL image, an array or a tensor"
+        )
+    if mask.ndim != 2:
+        raise ValueError(f"A mask must be 2-D (height, width), got shape {mask.shape}; one channel only")
+    if mask.shape[0] == 0 or mask.shape[1] == 0:
+        raise ValueError(f"Mask has zero size: {mask.shape[0]}x{mask.shape[1]} (height x width)")
+    return (mask != 0).astype(np.uint8)
+
+
+def make_image_list(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One image, a list of images, or a 4-D batch array -> a list of single images."""
+    if isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, list | tuple):
+        if not images:
+            raise ValueError("Got an empty list of images")
+        return list(images)
+    return [images]
+
+
+def make_mask_list(masks: MaskLike | Sequence[MaskLike]) -> list[MaskLike]:
+    """One mask, a list of masks, or a 3-D (B, H, W) batch -> a list of single masks."""
+    if isinstance(masks, list | tuple):
+        if not masks:
+            raise ValueError("Got an empty list of masks")
+        return list(masks)
+    if isinstance(masks, np.ndarray | torch.Tensor) and masks.ndim == 3:
+        return list(masks)
+    return [masks]
+
+
+def _size_dict(size: dict[str, int] | int | Sequence[int]) -> dict[str, int]:
+    """Accept `{"height", "width"}`, an int (square) or `(height, width)`; return the dict form."""
+    if isinstance(size, int):
+        size = {"height": size, "width": size}
+    elif isinstance(size, list | tuple):
+        if len(size) != 2:
+            raise ValueError(f"size as a sequence must be (height, width), got {size}")
+        size = {"height": size[0], "width": size[1]}
+    elif isinstance(size, dict):
+        if set(size) != {"height", "width"}:
+            raise ValueError(f"size must have the keys 'height' and 'width', got {sorted(size)}")
+    else:
+        raise ValueError(f"Unsupported size {size!r}")
+    size = {"height": int(size["height"]), "width": int(size["width"])}
+    if size["height"] <= 0 or size["width"] <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    return size
+
+
+__all__ = ["LavtImageProcessor", "open_image", "to_rgb_uint8"]

@@ -1,0 +1,165 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""The `referring-image-segmentation` pipeline: (image, referring expression) -> mask at the image's size."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModel
+from transformers.image_utils import load_image
+from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+
+from .image_processing_lavt import ImageLike
+from .processing_lavt import LavtProcessor
+
+TASK = "referring-image-segmentation"
+
+
+class ReferringImageSegmentationPipeline(Pipeline):
+    """
+    Segments the object a sentence refers to, with a LAVT model.
+
+    ```python
+    >>> from transformers import pipeline
+    >>> import modeling_lavt  # registers the task
+    >>> segmenter = pipeline("referring-image-segmentation", model="path/to/lavt")
+    >>> result = segmenter("photo.jpg", text="the man on the left")
+    >>> result["mask"].size == Image.open("photo.jpg").size, result["score"]
+    ```
+
+    Inputs: `pipe(image, text="...")`, `pipe(image, text=[...])` (one image, several expressions),
+    `pipe([image, ...], text=[...])` (pairs), `pipe({"image": ..., "text": ...})` or a list / generator / dataset
+    of such dicts. An image is a local path, an http(s) URL, a PIL image, a NumPy array or a tensor.
+
+    Each result is a dict: `mask`, a PIL image of mode "L" (255 = the referred object, 0 elsewhere) of the
+    original (EXIF-upright) image size; `score`, the mean foreground probability over the mask (0 when empty);
+    with `return_probabilities=True` also `probabilities`, the foreground probability map as float32 NumPy.
+
+    Call options: `threshold` (foreground where the probability >= threshold instead of the argmax),
+    `return_probabilities`, `timeout` (seconds, for URLs), `batch_size`.
+    """
+
+    _load_processor = None
+    _load_image_processor = None
+    _load_tokenizer = None
+    _load_feature_extractor = False
+    _load_video_processor = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            if self.tokenizer is None or self.image_processor is None:
+                raise ValueError(
+                    f"The {TASK} pipeline needs a LavtProcessor, or a tokenizer and an image processor"
+                )
+            max_length = getattr(self.model.config, "max_text_length", 20)
+            self.processor = LavtProcessor(self.image_processor, self.tokenizer, max_length=max_length)
+        elif not isinstance(self.processor, LavtProcessor):
+            raise ValueError(
+                f"The {TASK} pipeline needs a LavtProcessor, got {type(self.processor).__name__}"
+            )
+        self.image_processor = self.processor.image_processor
+        self.tokenizer = self.processor.tokenizer
+
+    def __call__(
+        self,
+        image: ImageLike | dict | Iterable[Any],
+        text: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
+        """Segment `text` in `image`; see the class docstring for the accepted forms."""
+        if text is None:
+            return super().__call__(image, **kwargs)
+        texts = [text] if isinstance(text, str) else list(text)
+        images = list(image) if isinstance(image, list | tuple) else [image]
+        if len(images) != 1 and len(images) != len(texts):
+            raise ValueError(
+                f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for "
+                "all expressions, or one image per expression"
+            )
+        if len(images) == 1:
+            images = images * len(texts)
+        pairs = [{"image": img, "text": expression} for img, expression in zip(images, texts)]
+        if isinstance(text, str) and not isinstance(image, list | tuple):
+            return super().__call__(pairs[0], **kwargs)
+        return super().__call__(pairs, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        threshold: float | None = None,
+        return_probabilities: bool | None = None,
+        timeout: float | None = None,
+        **unknown: Any,
+    ) -> tuple[dict, dict, dict]:
+        if unknown:
+            raise TypeError(f"Unknown arguments for the {TASK} pipeline: {sorted(unknown)}")
+        preprocess_params = {} if timeout is None else {"timeout": timeout}
+        postprocess_params: dict[str, Any] = {}
+        if threshold is not None:
+            postprocess_params["threshold"] = threshold
+        if return_probabilities is not None:
+            postprocess_params["return_probabilities"] = return_probabilities
+        return preprocess_params, {}, postprocess_params
+
+    def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, torch.Tensor]:
+        if not isinstance(inputs, dict) or not {"image", "text"} <= set(inputs):
+            raise ValueError(
+                f"Each input must be a dict with 'image' and 'text', got {type(inputs).__name__}"
+            )
+        if not isinstance(inputs["text"], str):
+            raise ValueError(
+                "Each input has one referring expression (a string); pass a list of inputs for more"
+            )
+        image = inputs["image"]
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            image = load_image(image, timeout=timeout)
+        elif isinstance(image, os.PathLike):
+            image = os.fspath(image)
+        encoded = self.processor(images=image, text=inputs["text"], return_tensors="pt")
+        return {
+            "pixel_values": encoded["pixel_values"].to(self.dtype),
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            # Travels with the sample (and through batching) so that postprocess knows the original size.
+            "target_size": torch.tensor(encoded["original_sizes"], dtype=torch.long),
+        }
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        target_size = model_inputs.pop("target_size")
+        outputs = self.model(**model_inputs)
+        return {"logits": outputs.logits, "target_size": target_size}
+
+    def postprocess(
+        self,
+        model_outputs: dict[str, torch.Tensor],
+        threshold: float | None = None,
+        return_probabilities: bool = False,
+    ) -> dict[str, Any]:
+        result = self.image_processor.post_process_referring_segmentation(
+            model_outputs["logits"], target_sizes=model_outputs["target_size"].tolist(), threshold=threshold
+        )[0]
+        output: dict[str, Any] = {
+            "mask": Image.fromarray((result["mask"].numpy() * 255).astype(np.uint8)),
+            "score": result["score"],
+        }
+        if return_probabilities:
+            output["probabilities"] = result["probabilities"].numpy()
+        return output
+
+
+def register_pipeline() -> None:
+    """Make `pipeline("referring-image-segmentation", model=...)` available (idempotent)."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl")
+    if registered is ReferringImageSegmentationPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=ReferringImageSegmentationPipeline, pt_model=AutoModel, type="multimodal"
+    )
+
+
+__all__ = ["ReferringImageSegmentationPipeline", "TASK", "register_pipeline"]

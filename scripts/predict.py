@@ -1,0 +1,175 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Segment the object each referring expression describes, and save the masks and overlays.
+
+Pairing: one image with any number of expressions (each expression on the same image), or as many images as
+expressions (image i with expression i). For every pair the command writes <n>_<image>_<words>_mask.png
+(0 / 255, the original image size) and <n>_<image>_<words>_overlay.png (the mask tinted over the image, with the
+expression written on it), and prints a JSON list on stdout:
+[{"image", "text", "mask_path", "overlay_path", "score", "foreground_fraction"}, ...]
+where score is the mean foreground probability over the predicted mask (0 when the mask is empty).
+
+Examples:
+  lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the man on the left" "the red car"
+  lavt-predict --model ./lavt-refcoco --image a.jpg b.png --text "left dog" "cup" --device cuda --dtype bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from modeling_lavt.image_processing_lavt import open_image
+from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
+from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.visualization import draw_overlay
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavt-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
+    parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
+    parser.add_argument(
+        "--text", required=True, nargs="+", metavar="EXPRESSION", help="one or more referring expressions"
+    )
+    parser.add_argument(
+        "--output-dir",
+        "--output_dir",
+        dest="output_dir",
+        default="predictions",
+        help="folder for the mask and overlay PNGs (created; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to run; auto picks cuda when available (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        default="fp32",
+        help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as the original)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    pairs = pair_inputs(parser, args.image, args.text)
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"--threshold must lie in [0, 1], got {args.threshold}")
+    images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
+    device = resolve_device(parser, args.device)
+    pipe = load_pipeline(parser, args.model, device)
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    autocast = (
+        nullcontext()
+        if args.dtype == "fp32"
+        else torch.autocast(device_type=device.type, dtype=DTYPES[args.dtype])
+    )
+    with autocast:
+        results = pipe(
+            [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold
+        )
+    summary = [
+        save_prediction(output_dir, index, path, images[path], text, result)
+        for index, ((path, text), result) in enumerate(zip(pairs, results))
+    ]
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def pair_inputs(
+    parser: argparse.ArgumentParser, images: list[str], texts: list[str]
+) -> list[tuple[str, str]]:
+    """(image, expression) pairs by the processor's rule: one image for all expressions, or N with N."""
+    for text in texts:
+        if not text.strip():
+            parser.error("--text: a referring expression is empty")
+    if len(images) == 1:
+        return [(images[0], text) for text in texts]
+    if len(images) != len(texts):
+        parser.error(
+            f"cannot pair {len(images)} images with {len(texts)} expressions: give one image for all "
+            "expressions, or one image per expression"
+        )
+    return list(zip(images, texts))
+
+
+def read_image(parser: argparse.ArgumentParser, path: str) -> Image.Image:
+    """Decode an image file up front, so that a missing or corrupt file fails before the model loads."""
+    try:
+        return open_image(path)
+    except ValueError as error:
+        parser.error(f"--image: {error}")
+
+
+def resolve_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def load_pipeline(
+    parser: argparse.ArgumentParser, model_name: str, device: torch.device
+) -> ReferringImageSegmentationPipeline:
+    """The model and its processor from a folder or Hub id, wrapped in the pipeline."""
+    try:
+        model = LavtForReferringSegmentation.from_pretrained(model_name).eval()
+        processor = LavtProcessor.from_pretrained(model_name)
+    except (OSError, ValueError) as error:
+        parser.exit(1, f"lavt-predict: cannot load the model and processor from {model_name}: {error}\n")
+    return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
+
+
+def save_prediction(
+    output_dir: Path, index: int, path: str, image: Image.Image, text: str, result: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the mask and overlay PNGs of one pair; return its summary entry."""
+    stem = f"{index:03d}_{slug(Path(path).stem)}_{slug(text)}"
+    mask_path = output_dir / f"{stem}_mask.png"
+    overlay_path = output_dir / f"{stem}_overlay.png"
+    result["mask"].save(mask_path)
+    draw_overlay(image, result["mask"], text).save(overlay_path)
+    return {
+        "image": path,
+        "text": text,
+        "mask_path": str(mask_path),
+        "overlay_path": str(overlay_path),
+        "score": result["score"],
+        "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean()),
+    }
+
+
+def slug(text: str, max_length: int = 40) -> str:
+    """A file-name-safe short form of `text`."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_length] or "x"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

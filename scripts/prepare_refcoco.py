@@ -1,0 +1,270 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg) into the project's parquet dataset.
+
+Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (one configuration per dataset and
+split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``) and a README.md dataset card whose YAML maps each
+configuration's data files, so ``load_dataset(output_dir, "refcoco_unc")`` works, locally or from the Hub.
+Writing happens in a hidden folder beside the output that is renamed at the end: a failed run leaves no
+output that could be loaded as complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+from tqdm.auto import tqdm
+
+from training.data.refer import (
+    FEATURES,
+    MASK_RULES,
+    RawRefer,
+    available_configs,
+    parse_config_name,
+)
+
+CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
+DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
+MASK_RULE_DESCRIPTIONS = {
+    "original": "As in the original LAVT / refer code: each polygon of an object is decoded separately and "
+    "pixels covered by exactly one polygon are kept (where two polygons of one object overlap, the pixel is "
+    "background). Crowd annotations are decoded from their RLE.",
+    "union": "Every pixel covered by any polygon of the object (the plain union). Crowd annotations are "
+    "decoded from their RLE.",
+}
+COCO_SOURCE = (
+    "The images come from [COCO](https://cocodataset.org) (train2014) and are subject to the COCO terms of use "
+    "and the Flickr terms of each image. The referring expressions come from the datasets' authors "
+    "(RefCOCO, RefCOCO+: Kazemzadeh et al., EMNLP 2014 and Yu et al., ECCV 2016; RefCOCOg: Mao et al., "
+    "CVPR 2016 and Nagaraja et al., ECCV 2016), distributed through the refer toolkit. Cite them when you use "
+    "this data."
+)
+
+
+@dataclass
+class SplitSummary:
+    name: str
+    objects: int = 0
+    sentences: int = 0
+
+
+@dataclass
+class ConfigSummary:
+    name: str
+    splits: list[SplitSummary] = field(default_factory=list)
+
+
+def data_dir_name(config: str) -> str:
+    """Folder name of a configuration's files: ``+`` is spelled out so paths stay URL-safe."""
+    return config.replace("+", "_plus")
+
+
+def prepare_refcoco(
+    refer_root: str | Path,
+    images_root: str | Path,
+    output_dir: str | Path,
+    configs: Sequence[str] | None = None,
+    mask_rule: str = "original",
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    overwrite: bool = False,
+    pretty_name: str = "RefCOCO family (lavt-hf format)",
+    source_description: str = COCO_SOURCE,
+    repo_id: str | None = None,
+) -> Path:
+    """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
+
+    Every configuration and image is validated before anything is written; the output appears only once
+    complete. ``repo_id`` only fills the usage example of the card.
+    """
+    output_dir = Path(output_dir)
+    if mask_rule not in MASK_RULES:
+        raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    sources = _open_sources(refer_root, images_root, configs)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    try:
+        summaries = [_write_config(name, refer, staging, mask_rule, max_shard_bytes) for name, refer in sources]
+        card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir))
+        (staging / "README.md").write_text(str(card), encoding="utf-8")
+        _replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def _open_sources(
+    refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
+) -> list[tuple[str, RawRefer]]:
+    """Open and validate every configuration, including the presence of every image, before writing."""
+    found = available_configs(refer_root)
+    names = list(configs) if configs else found
+    if not names:
+        raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
+                                "<refer_root>/<dataset>/refs(<split_by>).p and instances.json")
+    sources = []
+    for name in names:
+        if name not in found:
+            raise ValueError(f"configuration {name!r} not found under {refer_root}; found: {found}")
+        dataset, split_by = parse_config_name(name)
+        refer = RawRefer(refer_root, images_root, dataset, split_by)
+        refer.check_images(refer.refs)
+        sources.append((name, refer))
+    return sources
+
+
+def _write_config(
+    name: str, refer: RawRefer, staging: Path, mask_rule: str, max_shard_bytes: int
+) -> ConfigSummary:
+    summary = ConfigSummary(name)
+    folder = staging / "data" / data_dir_name(name)
+    folder.mkdir(parents=True)
+    for split in refer.splits:
+        rows = refer.rows(split, mask_rule=mask_rule, embed_images=True)
+        progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
+        summary.splits.append(_write_split(split, progress, folder, max_shard_bytes))
+    return summary
+
+
+def _write_split(split: str, rows: Iterable[dict], folder: Path, max_shard_bytes: int) -> SplitSummary:
+    """Write rows into shards of about ``max_shard_bytes`` of images, named ``<split>-i-of-n.parquet``."""
+    summary = SplitSummary(split)
+    shard: list[dict] = []
+    shard_bytes = 0
+    written: list[Path] = []
+    for row in rows:
+        shard.append(row)
+        shard_bytes += len(row["image"]["bytes"])
+        summary.objects += 1
+        summary.sentences += len(row["sentences"])
+        if shard_bytes >= max_shard_bytes:
+            written.append(_write_shard(shard, folder / f"{split}-{len(written):05d}.parquet"))
+            shard, shard_bytes = [], 0
+    if shard:
+        written.append(_write_shard(shard, folder / f"{split}-{len(written):05d}.parquet"))
+    for index, path in enumerate(written):
+        path.rename(path.with_name(f"{split}-{index:05d}-of-{len(written):05d}.parquet"))
+    return summary
+
+
+def _write_shard(rows: list[dict], path: Path) -> Path:
+    """One parquet file with the features in its metadata, written by ``datasets`` (Hub-friendly options);
+    its own per-file progress bar is hidden behind ours."""
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        Dataset.from_list(rows, features=FEATURES).to_parquet(path)
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+    return path
+
+
+def render_card(
+    summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str
+) -> DatasetCard:
+    """The README.md dataset card; its YAML ``configs`` map each configuration's split files.
+
+    The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
+    """
+    configs = [
+        {
+            "config_name": summary.name,
+            "data_files": [
+                {"split": s.name, "path": f"data/{data_dir_name(summary.name)}/{s.name}-*.parquet"}
+                for s in summary.splits
+            ],
+        }
+        for summary in summaries
+    ]
+    card_data = DatasetCardData(
+        license="other", language=["en"], pretty_name=pretty_name, task_categories=["image-segmentation"],
+        tags=["referring-image-segmentation", "refcoco", "lavt-hf"], configs=configs, mask_rule=mask_rule,
+    )
+    card = DatasetCard.from_template(
+        card_data, template_path=str(CARD_TEMPLATE), pretty_name=pretty_name, repo_id=repo_id,
+        configs=summaries, mask_rule=mask_rule, mask_rule_description=MASK_RULE_DESCRIPTIONS[mask_rule],
+        source_description=source_description,
+    )
+    parsed = DatasetCard(str(card))
+    if [c["config_name"] for c in parsed.data.configs] != [s.name for s in summaries]:
+        raise ValueError("the rendered dataset card does not list the configurations that were written")
+    return parsed
+
+
+def _replace(staging: Path, output_dir: Path) -> None:
+    """Move the finished folder into place; an old output is removed only after the new one is there."""
+    if not output_dir.exists():
+        staging.rename(output_dir)
+        return
+    retired = staging.with_name(f"{staging.name}-old")
+    output_dir.rename(retired)
+    staging.rename(output_dir)
+    shutil.rmtree(retired)
+
+
+def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
+    """Upload a prepared folder as a dataset repository (endpoint and token from the usual HF_* settings)."""
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+        commit_message="Upload referring segmentation data (lavt-hf prepare_refcoco)",
+    )
+    return commit.commit_url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prepare_refcoco",
+        description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout into parquet shards with "
+        "a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR, '<config>').",
+        epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
+        "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p), and "
+        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg.",
+    )
+    parser.add_argument("--refer_root", required=True, help="folder holding refcoco/, refcoco+/, refcocog/")
+    parser.add_argument("--images_root", required=True, help="COCO folder holding train2014/")
+    parser.add_argument("--output_dir", required=True, help="folder to create (written atomically)")
+    parser.add_argument(
+        "--configs", nargs="+", default=None,
+        help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcoco+_unc refcocog_umd "
+        "refcocog_google (default: every refs pickle found)",
+    )
+    parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
+                        help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")
+    parser.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
+                        help="approximate image megabytes per parquet shard (default 500)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--pretty_name", default="RefCOCO family (lavt-hf format)", help="title of the card")
+    parser.add_argument("--source_description", default=COCO_SOURCE,
+                        help="'Source and terms' section of the card (default: COCO / RefCOCO attribution)")
+    parser.add_argument("--push_to_hub", metavar="REPO", default=None,
+                        help="also upload the folder to this dataset repository (uses HF_ENDPOINT / HF_TOKEN)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    output = prepare_refcoco(
+        args.refer_root, args.images_root, args.output_dir, configs=args.configs, mask_rule=args.mask_rule,
+        max_shard_bytes=int(args.max_shard_mb * 2**20), overwrite=args.overwrite, pretty_name=args.pretty_name,
+        source_description=args.source_description, repo_id=args.push_to_hub,
+    )
+    print(f"wrote {output}")
+    if args.push_to_hub:
+        print(f"pushed: {push_to_hub(output, args.push_to_hub, private=args.private)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Training / evaluation views: deterministic sentence choice, full evaluation expansion, lazy transforms."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scripts.benchmark import main as benchmark_main
+from training.data import (
+    ReferEvalDataset,
+    ReferTrainDataset,
+    choose_sentence_index,
+    collate,
+    decode_mask,
+    load_refer_dataset,
+)
+from training.data.synthetic import generate_synthetic_refer
+
+# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def processor(bert_vocab_dir):
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    return LavtProcessor(LavtImageProcessor(size=SIZE), AutoTokenizer.from_pretrained(bert_vocab_dir))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("views")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=30, seed=1, image_size=(90, 70))
+    return {split: load_refer_dataset(root / "refer", "refcoco_unc", split, images_root=root / "images")
+            for split in ("train", "val")}
+
+
+def _tokens(processor, sentence):
+    return processor(text=[sentence], return_tensors="pt")["input_ids"][0]
+
+
+def test_train_item_matches_the_processor(data, processor):
+    view = ReferTrainDataset(data["train"], processor, seed=0)
+    assert len(view) == len(data["train"])
+    item = view[3]
+    assert set(item) == {"pixel_values", "input_ids", "attention_mask", "labels"}
+    assert item["pixel_values"].shape == (3, SIZE, SIZE) and item["pixel_values"].dtype == torch.float32
+    assert item["labels"].shape == (SIZE, SIZE) and item["labels"].dtype == torch.int64
+    assert item["input_ids"].shape == item["attention_mask"].shape == (20,)
+    row = data["train"][3]
+    expected = processor(images=[row["image"]], masks=[decode_mask(row["mask"])], return_tensors="pt",
+                         apply_exif_orientation=False)
+    torch.testing.assert_close(item["pixel_values"], expected["pixel_values"][0], rtol=0, atol=0)
+    torch.testing.assert_close(item["labels"], expected["labels"][0], rtol=0, atol=0)
+    assert item["labels"].sum() > 0
+    chosen = row["sentences"][view.sentence_index(3, len(row["sentences"]))]
+    torch.testing.assert_close(item["input_ids"], _tokens(processor, chosen))
+
+
+def test_sentence_choice_is_a_function_of_seed_epoch_index(data, processor):
+    counts = [len(s) for s in data["train"]["sentences"]]
+
+    def choices(seed, epoch):
+        view = ReferTrainDataset(data["train"], processor, seed=seed)
+        view.set_epoch(epoch)
+        return [view.sentence_index(i, n) for i, n in enumerate(counts)]
+
+    assert choices(0, 2) == choices(0, 2) == [choose_sentence_index(0, 2, i, n) for i, n in enumerate(counts)]
+    assert choices(0, 0) != choices(0, 1)
+    assert choices(0, 0) != choices(1, 0)
+    assert all(0 <= c < n for c, n in zip(choices(0, 5), counts))
+    picked = {choose_sentence_index(0, epoch, 0, 3) for epoch in range(30)}
+    assert picked == {0, 1, 2}
+
+
+def test_resumed_view_sees_the_same_sentences(data, processor):
+    first = ReferTrainDataset(data["train"], processor, seed=7)
+    first.set_epoch(3)
+    resumed = ReferTrainDataset(data["train"], processor, seed=7)
+    resumed.set_epoch(3)
+    for index in (0, 5, 9):
+        torch.testing.assert_close(first[index]["input_ids"], resumed[index]["input_ids"])
+
+
+def test_eval_expands_every_sentence(data, processor):
+    dataset = data["val"]
+    view = ReferEvalDataset(dataset, processor, return_original_mask=True)
+    total = sum(len(s) for s in dataset["sentences"])
+    assert len(view) == total
+    items = [view[i] for i in range(total)]
+    expected_pairs = [(row["ref_id"], j, sentence) for row in dataset for j, sentence in enumerate(row["sentences"])]
+    for index, (item, (ref_id, sentence_index, sentence)) in enumerate(zip(items, expected_pairs)):
+        assert (int(item["sample_id"]), int(item["ref_id"]), int(item["sentence_index"])) == (
+            index, ref_id, sentence_index)
+        torch.testing.assert_close(item["input_ids"], _tokens(processor, sentence))
+        assert item["original_size"].tolist() == [70, 90]
+    last = dataset[len(dataset) - 1]
+    np.testing.assert_array_equal(items[-1]["original_mask"].numpy(), decode_mask(last["mask"]))
+
+
+def test_eval_cache_does_not_change_items(data, processor):
+    sequential = ReferEvalDataset(data["val"], processor)
+    shuffled = ReferEvalDataset(data["val"], processor)
+    order = np.random.default_rng(0).permutation(len(sequential))
+    in_order = {i: sequential[i] for i in range(len(sequential))}
+    for i in order[:12]:
+        for key, value in shuffled[int(i)].items():
+            torch.testing.assert_close(value, in_order[int(i)][key], rtol=0, atol=0)
+
+
+def test_collate_and_dataloader(data, processor):
+    loader = torch.utils.data.DataLoader(ReferEvalDataset(data["val"], processor), batch_size=4, collate_fn=collate)
+    batch = next(iter(loader))
+    assert batch["pixel_values"].shape == (4, 3, SIZE, SIZE)
+    assert batch["labels"].shape == (4, SIZE, SIZE)
+    assert batch["sample_id"].tolist() == [0, 1, 2, 3]
+    ragged = collate([{"m": torch.zeros(2, 3), "x": torch.ones(2)}, {"m": torch.zeros(4, 5), "x": torch.ones(2)}])
+    assert isinstance(ragged["m"], list) and ragged["x"].shape == (2, 2)
+
+
+def test_views_need_a_map_style_dataset(data, processor):
+    with pytest.raises(TypeError, match="streaming"):
+        ReferTrainDataset(data["train"].to_iterable_dataset(), processor)
+
+
+def test_grayscale_images_become_rgb(tmp_path, processor):
+    generate_synthetic_refer(tmp_path / "r", tmp_path / "i", num_images=4, seed=0, image_size=(40, 30))
+    for path in (tmp_path / "i" / "train2014").glob("*.jpg"):
+        Image.open(path).convert("L").save(path)
+    dataset = load_refer_dataset(tmp_path / "r", "refcoco_unc", "train", images_root=tmp_path / "i")
+    item = ReferTrainDataset(dataset, processor)[0]
+    channels = item["pixel_values"]
+    assert channels.shape[0] == 3 and not torch.equal(channels[0], channels[1])  # normalised per channel
+
+
+def test_benchmark_data_prints_one_json_record(bert_vocab_dir, capsys):
+    benchmark_main(["data", "--num_images", "4", "--image_width", "64", "--image_height", "48", "--samples", "3",
+                    "--repeats", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["benchmark"] == "data" and record["samples_per_s_per_core"] > 0
+    assert record["torch_threads"] == 1 and record["output_size"] == [480, 480]

@@ -1,0 +1,173 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""`lavt-predict` end to end on a tiny random model saved to a folder; overlay drawing; clean command errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modeling_lavt.visualization import draw_overlay
+from scripts import predict
+from tests.test_pipeline import save_tiny_checkpoint
+from tests.test_processing import register_auto_classes
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, bert_vocab_dir) -> Path:
+    register_auto_classes()
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny-lavt", bert_vocab_dir)
+
+
+def write_images(folder: Path) -> dict[str, tuple[int, int]]:
+    """Images of several modes and sizes; returns path -> (width, height) as shown (EXIF applied)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    sizes = {}
+    for name, image in {
+        "photo.jpg": Image.fromarray(rgb),
+        "gray.png": Image.fromarray(rgb[:30, :20, 0]),
+        "alpha.png": Image.fromarray(rgb).convert("RGBA"),
+        "palette.png": Image.fromarray(rgb[:17, :50]).convert("P"),
+        "deep.png": Image.fromarray(rng.integers(0, 65536, (26, 33), dtype=np.uint16)),
+    }.items():
+        image.save(folder / name)
+        sizes[str(folder / name)] = image.size
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees to display
+    Image.fromarray(rgb[:20, :40]).save(folder / "rotated.jpg", exif=exif)
+    sizes[str(folder / "rotated.jpg")] = (20, 40)
+    return sizes
+
+
+def run(capsys, argv: list[str]) -> list[dict]:
+    assert predict.main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_image_per_expression(model_dir, tmp_path, capsys):
+    sizes = write_images(tmp_path)
+    texts = [f"object number {i}" for i in range(len(sizes))]
+    out_dir = tmp_path / "out"
+    summary = run(
+        capsys,
+        [
+            "--model",
+            str(model_dir),
+            "--image",
+            *sizes,
+            "--text",
+            *texts,
+            "--output-dir",
+            str(out_dir),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert [entry["image"] for entry in summary] == list(sizes)
+    assert [entry["text"] for entry in summary] == texts
+    for entry in summary:
+        size = sizes[entry["image"]]
+        with Image.open(entry["mask_path"]) as mask:
+            assert mask.format == "PNG" and mask.mode == "L" and mask.size == size
+            values = np.asarray(mask)
+        assert set(np.unique(values)) <= {0, 255}
+        assert entry["foreground_fraction"] == pytest.approx((values > 0).mean())
+        with Image.open(entry["overlay_path"]) as overlay:
+            assert overlay.format == "PNG" and overlay.mode == "RGB" and overlay.size == size
+            overlay.verify()
+        assert 0.0 <= entry["score"] <= 1.0
+        assert Path(entry["mask_path"]).parent == out_dir
+
+
+def test_one_image_many_expressions_bf16_threshold(model_dir, tmp_path, capsys):
+    sizes = write_images(tmp_path)
+    image = str(tmp_path / "photo.jpg")
+    summary = run(
+        capsys,
+        [
+            "--model",
+            str(model_dir),
+            "--image",
+            image,
+            "--text",
+            "the cat",
+            "the dog on the left",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--dtype",
+            "bf16",
+            "--threshold",
+            "0.5",
+        ],
+    )
+    assert len(summary) == 2 and {entry["image"] for entry in summary} == {image}
+    assert len({entry["mask_path"] for entry in summary}) == 2
+    for entry in summary:
+        with Image.open(entry["overlay_path"]) as overlay:
+            assert overlay.size == sizes[image]
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--model", "--image", "--text", "--output-dir", "--device", "--dtype", "--threshold"):
+        assert option in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--image", "{missing}", "--text", "a"], "not found"),
+        (["--image", "{corrupt}", "--text", "a"], "Cannot read image"),
+        (["--image", "{good}", "--text", "  "], "empty"),
+        (["--image", "{good}", "{good}", "--text", "a", "b", "c"], "cannot pair 2 images with 3"),
+        (["--image", "{good}", "--text", "a", "--threshold", "2"], "threshold"),
+    ],
+)
+def test_errors_are_messages_not_tracebacks(model_dir, tmp_path, capsys, extra, message):
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
+    paths = {
+        "missing": tmp_path / "missing.png",
+        "corrupt": tmp_path / "corrupt.png",
+        "good": tmp_path / "good.png",
+    }
+    argv = ["--model", str(model_dir), "--output-dir", str(tmp_path / "out")] + [
+        a.format(**paths) for a in extra
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(argv)
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_model_is_a_message(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(
+            ["--model", str(tmp_path / "no-model"), "--image", str(tmp_path / "good.png"), "--text", "a"]
+        )
+    assert exit_info.value.code == 1
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_draw_overlay_tints_only_the_mask():
+    image = Image.new("RGB", (120, 90), (0, 0, 255))
+    mask = np.zeros((90, 120), np.uint8)
+    mask[60:, :30] = 255
+    # A long caption: wrapped, and the banner stays in the top third of the image.
+    overlay = np.asarray(draw_overlay(image, mask, "the blue wall on the far left side of the room " * 3))
+    assert overlay.shape == (90, 120, 3)
+    np.testing.assert_array_equal(overlay[75, 15], [128, 20, 148])  # 50 % of (255, 40, 40) over pure blue
+    np.testing.assert_array_equal(overlay[75, 60], [0, 0, 255])
+    assert (overlay[:30] != [0, 0, 255]).any()  # the caption banner
+    assert (overlay[30:, 30:] == [0, 0, 255]).all()
+    untouched = np.asarray(draw_overlay(image, np.zeros((90, 120)), None))
+    assert (untouched == [0, 0, 255]).all()
+    with pytest.raises(ValueError, match="differs"):
+        draw_overlay(image, np.zeros((120, 90)), "x")

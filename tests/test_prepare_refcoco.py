@@ -1,0 +1,171 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Raw refer -> parquet + dataset card -> reload gives identical rows; failures leave no output."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from datasets import Image as ImageFeature
+from datasets import load_dataset
+from huggingface_hub import DatasetCard
+
+from scripts import prepare_refcoco
+from scripts.prepare_refcoco import main
+from scripts.prepare_refcoco import prepare_refcoco as prepare
+from tests.local_hub import local_hub as local_hub_fixture
+from tests.local_hub import run_client
+from training.data import load_refer_dataset
+from training.data.synthetic import generate_synthetic_refer
+
+local_hub = local_hub_fixture
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raw")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=24, seed=2, image_size=(80, 60))
+    # Like the real refcoco+, a second dataset over the same images (same seed: the same image files).
+    generate_synthetic_refer(root / "refer", root / "images", num_images=24, seed=2, image_size=(80, 60),
+                             dataset="refcoco+")
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(raw, tmp_path_factory):
+    output = tmp_path_factory.mktemp("prepared") / "refcoco-parquet"
+    prepare(raw / "refer", raw / "images", output, configs=["refcoco_unc"], max_shard_bytes=20_000)
+    return output
+
+
+def _raw(raw, split, config="refcoco_unc"):
+    return load_refer_dataset(raw / "refer", config, split, images_root=raw / "images")
+
+
+def _rows(dataset):
+    """Rows with the image as its bytes, so that path-based and embedded images compare equal."""
+    rows = dataset.cast_column("image", ImageFeature(decode=False)).to_list()
+    for row in rows:
+        image = row["image"]
+        row["image"] = image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
+    return rows
+
+
+@pytest.mark.parametrize("split", ["train", "val", "testA", "testB"])
+def test_reload_gives_identical_rows(raw, prepared, tmp_path, split):
+    reloaded = load_refer_dataset(prepared, "refcoco_unc", split, cache_dir=str(tmp_path / "cache"))
+    assert _rows(reloaded) == _rows(_raw(raw, split))
+
+
+def test_shards_and_streaming(raw, prepared):
+    shards = sorted((prepared / "data" / "refcoco_unc").glob("train-*.parquet"))
+    assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
+    streamed = load_dataset(str(prepared), "refcoco_unc", split="train", streaming=True)
+    first = list(streamed.cast_column("image", ImageFeature(decode=False)).take(5))
+    expected = _rows(_raw(raw, "train"))[:5]
+    assert [dict(r, image=r["image"]["bytes"]) for r in first] == expected
+
+
+def test_card_maps_configurations(prepared):
+    card = DatasetCard.load(prepared / "README.md")
+    config = card.data.configs[0]
+    assert config["config_name"] == "refcoco_unc"
+    assert [f["split"] for f in config["data_files"]] == ["train", "val", "testA", "testB"]
+    assert card.data.mask_rule == "original"
+    assert "| `refcoco_unc` | `val` |" in card.text
+
+
+def test_missing_split_names_the_real_ones(prepared, tmp_path):
+    with pytest.raises(ValueError, match=r"'test'.*\['train', 'val', 'testA', 'testB'\]"):
+        load_refer_dataset(prepared, "refcoco_unc", "test", cache_dir=str(tmp_path / "cache"))
+
+
+def test_command_line_with_plus_config_and_union(raw, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--push_to_hub" in capsys.readouterr().out
+    output = tmp_path / "out"
+    main(["--refer_root", str(raw / "refer"), "--images_root", str(raw / "images"), "--output_dir", str(output),
+          "--mask_rule", "union"])
+    card = DatasetCard.load(output / "README.md")
+    assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc"]
+    assert card.data.mask_rule == "union"
+    reloaded = load_dataset(str(output), "refcoco+_unc", split="val", cache_dir=str(tmp_path / "cache"))
+    expected = load_refer_dataset(raw / "refer", "refcoco+_unc", "val", images_root=raw / "images",
+                                  mask_rule="union")
+    assert _rows(reloaded) == _rows(expected)
+
+
+def test_failure_leaves_no_output(raw, tmp_path, monkeypatch):
+    output = tmp_path / "out"
+
+    def broken_card(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(prepare_refcoco, "render_card", broken_card)
+    with pytest.raises(RuntimeError, match="disk full"):
+        prepare(raw / "refer", raw / "images", output, configs=["refcoco_unc"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_image_fails_before_writing(raw, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(raw / "images", images)
+    victim = sorted((images / "train2014").glob("*.jpg"))[-1]
+    victim.unlink()
+    with pytest.raises(FileNotFoundError, match=victim.name):
+        prepare(raw / "refer", images, tmp_path / "out", configs=["refcoco_unc"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+def test_unknown_config_and_existing_output(raw, prepared, tmp_path):
+    with pytest.raises(ValueError, match=r"refcocog_umd.*found: \['refcoco_unc', 'refcoco\+_unc'\]"):
+        prepare(raw / "refer", raw / "images", tmp_path / "out", configs=["refcocog_umd"])
+    with pytest.raises(FileExistsError, match="overwrite"):
+        prepare(raw / "refer", raw / "images", prepared, configs=["refcoco_unc"])
+
+
+def test_overwrite_replaces_output(raw, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "stale.txt").write_text("old")
+    prepare(raw / "refer", raw / "images", output, configs=["refcoco+_unc"], overwrite=True)
+    assert not (output / "stale.txt").exists()
+    assert (output / "data" / "refcoco_plus_unc").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.slow
+def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_path):
+    """The real clients against the local Hub: upload the folder, then load it back by id, both ways."""
+    env = {"PYTHONPATH": str(REPO_ROOT)}
+    run_client(f"""
+        from scripts.prepare_refcoco import push_to_hub
+        push_to_hub({str(prepared)!r}, "tester/refcoco-lavt")
+        """, local_hub, tmp_path / "producer", extra_env=env)
+    process = run_client("""
+        import hashlib, json
+        from datasets import Image
+        from training.data import load_refer_dataset
+
+        def summary(rows):
+            return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
+                    for r in rows]
+
+        full = load_refer_dataset("tester/refcoco-lavt", "refcoco_unc", "val")
+        streamed = load_refer_dataset("tester/refcoco-lavt", "refcoco_unc", "val", streaming=True)
+        undecoded = Image(decode=False)
+        print(json.dumps({"full": summary(full.cast_column("image", undecoded)),
+                          "streamed": summary(streamed.cast_column("image", undecoded).take(3))}))
+        """, local_hub, tmp_path / "consumer", extra_env=env)
+    loaded = json.loads(process.stdout.strip().splitlines()[-1])
+    expected = [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]).hexdigest()]
+                for r in _rows(_raw(raw, "val"))]
+    assert loaded["full"] == expected
+    assert loaded["streamed"] == expected[:3]

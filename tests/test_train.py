@@ -1,0 +1,182 @@
+"""Training with Accelerate: configuration errors, exact resume, two real CPU processes."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import REPO_ROOT
+from tests.launch import accelerate_launch
+from training import train
+from training.arguments import parse_arguments
+from training.data.synthetic import generate_synthetic_refer
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=16, seed=3, image_size=64)
+    return root
+
+
+def tiny_recipe(synthetic_data, output_dir, bert_vocab_dir, **overrides) -> Path:
+    """A recipe file for a model small enough to train in seconds; no dropout, so runs are reproducible."""
+    recipe = {
+        "preset": "swin-tiny-window7",
+        "model_overrides": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": 4,
+                            "drop_path_rate": 0.0},
+        "text_config": {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "intermediate_size": 32, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        "tokenizer": str(bert_vocab_dir),
+        "dataset": str(synthetic_data / "refer"), "images_root": str(synthetic_data / "images"),
+        "dataset_config": "refcoco_unc", "image_size": 32, "num_workers": 0,
+        "output_dir": str(output_dir), "num_epochs": 2, "per_device_batch_size": 4, "eval_batch_size": 8,
+        "learning_rate": 1e-3, "report_to": "none", "log_every_steps": 1, "checkpoints_total_limit": 10,
+        **overrides,
+    }
+    path = output_dir.parent / f"{output_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_config_errors_come_before_any_work(synthetic_data, tmp_path, bert_vocab_dir):
+    recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(recipe.read_text() + "learning_rte: 0.1\n")
+    with pytest.raises(ValueError, match="unknown option.*learning_rte"):
+        parse_arguments(["--config", str(bad)])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        parse_arguments(["--config", str(recipe), "--dataset", str(tmp_path / "missing")])
+    with pytest.raises(ValueError, match="unknown tracker"):
+        parse_arguments(["--config", str(recipe), "--report_to", "tensorbored"])
+    bad.write_text(recipe.read_text().replace("embed_dim: 8", "embed_dimension: 8"))
+    with pytest.raises(ValueError, match="unknown LavtConfig field"):
+        parse_arguments(["--config", str(bad)])
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_writes_model_card_and_curves(synthetic_data, tmp_path, bert_vocab_dir):
+    result = train.run(["--config", str(tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir))])
+    final = Path(result["final_dir"])
+    assert {"config.json", "model.safetensors", "processor_config.json", "README.md", "eval_results.json"} <= {
+        p.name for p in final.iterdir()}
+    assert (tmp_path / "run" / "training_curves.png").stat().st_size > 1000
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(final / "README.md")
+    evaluated = json.loads((final / "eval_results.json").read_text())
+    values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert values["overall_iou"] == pytest.approx(evaluated["overall_iou"], abs=1e-4)
+    assert len(train.checkpoints_in(tmp_path / "run" / "checkpoints")) == 2  # one per epoch
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert_vocab_dir, monkeypatch):
+    # 9 training objects / batch 4 -> 2 steps per epoch; checkpoint every step, 2 epochs.
+    overrides = {"checkpointing_steps": 1, "max_train_objects": 9}
+    full = tiny_recipe(synthetic_data, tmp_path / "full", bert_vocab_dir, **overrides)
+    train.run(["--config", str(full)])
+
+    resumed = tiny_recipe(synthetic_data, tmp_path / "resumed", bert_vocab_dir, **overrides)
+    real_save = train.save_checkpoint
+
+    def save_then_die(accelerator, output_dir, state, limit):
+        path = real_save(accelerator, output_dir, state, limit)
+        if state["global_step"] == 3:  # mid-epoch 1
+            raise Killed
+        return path
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train.run(["--config", str(resumed)])
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    (tmp_path / "resumed" / "checkpoints" / ".incomplete-checkpoint-4").mkdir()  # a save cut short
+    train.run(["--config", str(resumed), "--resume_from_checkpoint", "latest"])
+
+    expected = load_file(tmp_path / "full" / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    got = load_file(tmp_path / "resumed" / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
+
+
+SHARD_PROBE = """
+import json, sys
+from accelerate import Accelerator
+from training import train
+from training.arguments import parse_arguments
+model_args, data_args, train_args = parse_arguments(sys.argv[1:])
+accelerator = Accelerator()
+processor = train.build_processor(model_args, data_args)
+_, sampler, loader, _ = train.build_dataloaders(data_args, train_args, processor)
+loader = accelerator.prepare(loader)
+sampler.set_epoch(0)
+indices = [i for batch in loader.batch_sampler for i in batch]
+out = {"rank": accelerator.process_index, "world": accelerator.num_processes, "indices": indices}
+open(f"{train_args.output_dir}/rank{accelerator.process_index}.json", "w").write(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_see_disjoint_data_and_train(synthetic_data, tmp_path, bert_vocab_dir):
+    recipe = tiny_recipe(synthetic_data, tmp_path / "probe", bert_vocab_dir)
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe.py").write_text(SHARD_PROBE)
+    accelerate_launch([str(tmp_path / "probe.py"), "--config", str(recipe)], cwd=tmp_path)
+    ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["indices"] and ranks[1]["indices"]
+    assert not set(ranks[0]["indices"]) & set(ranks[1]["indices"])
+
+    # The 4-GPU launch config itself (bf16), cut to 2 CPU processes.
+    recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, num_epochs=1)
+    result = accelerate_launch([str(REPO_ROOT / "training" / "train.py"), "--config", str(recipe)], cwd=tmp_path,
+                               config_file=REPO_ROOT / "training" / "accelerate" / "4gpu_bf16.yaml")
+    assert "x 2 processes" in result.stdout and "mixed precision: bf16" in result.stdout
+    final = tmp_path / "run" / "model"
+    assert (final / "model.safetensors").is_file() and (final / "eval_results.json").is_file()
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "training" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_recipes_parse(recipe, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative data folders of a recipe are created here, as `make demo` would
+    images_root = yaml.safe_load(recipe.read_text()).get("images_root")
+    if images_root:
+        Path(images_root).mkdir(parents=True)
+    model_args, data_args, train_args = parse_arguments(["--config", str(recipe)])
+    assert data_args.dataset and train_args.num_epochs > 0
+
+
+def test_original_recipe_matches_the_spec():
+    model_args, data_args, train_args = parse_arguments(
+        ["--config", str(REPO_ROOT / "training" / "configs" / "lavt_refcoco_swin_b.yaml")])
+    assert (model_args.preset, model_args.swin_weights) == ("swin-base-window12", "swin_base_patch4_window12_384.ms_in22k")
+    assert (data_args.image_size, train_args.num_epochs, train_args.per_device_batch_size) == (480, 40, 8)
+    assert (train_args.optimizer, train_args.learning_rate, train_args.weight_decay) == ("adamw", 5e-5, 0.01)
+    assert (train_args.text_trainable_layers, train_args.poly_power) == (10, 0.9)
+
+
+def test_parameter_groups_follow_the_original():
+    from modeling_lavt import LavtForReferringSegmentation
+    from tests.conftest import tiny_lavt_config
+    from training.arguments import TrainingArguments
+
+    model = LavtForReferringSegmentation(tiny_lavt_config(text_config={
+        "model_type": "bert", "vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 3,
+        "num_attention_heads": 2, "intermediate_size": 32}))
+    decay, no_decay = train.parameter_groups(model, TrainingArguments(text_trainable_layers=2))
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    assert "backbone.stages.0.blocks.0.attn.relative_position_bias_table" in no_decay_names
+    assert "backbone.stages.0.blocks.0.norm1.weight" in no_decay_names
+    assert "decoder.blocks.0.1.weight" in decay_names  # decoder BatchNorm keeps weight decay, as in the original
+    assert any(n.startswith("text_encoder.encoder.layer.1.") for n in decay_names)
+    assert not any(n.startswith(("text_encoder.encoder.layer.2.", "text_encoder.embeddings.")) for n in decay_names)
+    assert not model.text_encoder.embeddings.word_embeddings.weight.requires_grad

@@ -1,0 +1,142 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Training configuration: three dataclasses read from a YAML recipe, then overridden from the command line.
+
+Every key of a recipe must be a field below; a typo fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
+
+KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab",
+                  "trackio", "none", "all")
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="swin-tiny-window7", metadata={"help": f"Swin size and window: {sorted(PRESETS)}"})
+    model_overrides: dict = field(default_factory=dict, metadata={
+        "help": "LavtConfig fields set on top of the preset (YAML mapping), e.g. {embed_dim: 32, depths: [1,1,1,1]}"})
+    text_config: dict = field(default_factory=dict, metadata={
+        "help": "text encoder config fields for a randomly initialised encoder (ignored with --text_encoder)"})
+    swin_weights: str | None = field(default=None, metadata={
+        "help": "timm model name (e.g. swin_base_patch4_window12_384.ms_in22k) or Swin checkpoint file"})
+    text_encoder: str | None = field(default=None, metadata={
+        "help": "pretrained text encoder: local folder or Hub id (e.g. bert-base-uncased)"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "tokenizer folder or Hub id (default: the text encoder's)"})
+    init_from: str | None = field(default=None, metadata={
+        "help": "start from a saved LAVT folder or Hub id instead (fine-tuning)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward"})
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="", metadata={
+        "help": "raw refer root, prepared parquet folder / Hub id, or community parquet"})
+    dataset_config: str | None = field(default=None, metadata={"help": "e.g. refcoco_unc, refcocog_umd"})
+    images_root: str | None = field(default=None, metadata={"help": "COCO folder holding train2014/ (raw layouts)"})
+    train_split: str = "train"
+    eval_split: str = "val"
+    image_size: int = field(default=480, metadata={"help": "square side the images are resized to"})
+    max_train_objects: int | None = field(default=None, metadata={"help": "use only the first N objects"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate only the first N pairs"})
+    num_workers: int = field(default=2, metadata={"help": "data loader worker processes per training process"})
+
+
+@dataclass
+class TrainingArguments:
+    output_dir: str = "outputs/lavt"
+    seed: int = 42
+    num_epochs: int = 40
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    per_device_batch_size: int = 8
+    eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    optimizer: str = field(default="adamw", metadata={"help": "adamw (original LAVT) or adam (the paper)"})
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    poly_power: float = field(default=0.9, metadata={"help": "lr * (1 - step / total) ** power, per step"})
+    text_trainable_layers: int | None = field(default=10, metadata={
+        "help": "optimise text encoder layers 0..N-1 only (original: 10); null trains all, 0 freezes it"})
+    max_grad_norm: float | None = field(default=None, metadata={"help": "clip gradients to this norm"})
+    eval_every_steps: int | None = field(default=None, metadata={"help": "evaluate every N steps (default: epoch)"})
+    checkpointing_steps: int | None = field(default=None, metadata={
+        "help": "save a resumable checkpoint every N steps (always at epoch end)"})
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "resumable checkpoints kept"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder"})
+    report_to: str = field(default="tensorboard", metadata={"help": f"tracker name(s), comma-separated: "
+                                                                    f"{', '.join(KNOWN_TRACKERS)}"})
+    log_every_steps: int = 10
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_private: bool = False
+    loss: dict = field(default_factory=dict, metadata={
+        "help": "loss fields of LavtConfig, e.g. {perceptual_weight: 1.0, perceptual_softmax: true}"})
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+
+
+def field_names() -> dict[str, type]:
+    return {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
+
+
+def load_recipe(path: str | Path) -> dict:
+    """A YAML recipe as a flat mapping of field -> value; unknown keys are an error that lists the valid ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} does not exist")
+    recipe = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path} must hold a mapping of option: value")
+    unknown = sorted(set(recipe) - set(field_names()))
+    if unknown:
+        raise ValueError(f"{path}: unknown option(s) {unknown}; valid options are {sorted(field_names())}")
+    return recipe
+
+
+def validate(model_args: ModelArguments, data_args: DataArguments, train_args: TrainingArguments) -> None:
+    """Refuse what would fail later, before any model is built or data read."""
+    if model_args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {model_args.preset!r}; choose one of {sorted(PRESETS)}")
+    config_fields = {f.name for f in dataclasses.fields(LavtConfig)}
+    for name, mapping in (("model_overrides", model_args.model_overrides), ("loss", train_args.loss)):
+        unknown = sorted(set(mapping) - config_fields)
+        if unknown:
+            raise ValueError(f"{name} names unknown LavtConfig field(s) {unknown}")
+    if not data_args.dataset:
+        raise ValueError("no dataset given: set `dataset` in the config or pass --dataset")
+    if data_args.dataset.startswith((".", "/")) and not Path(data_args.dataset).exists():
+        raise FileNotFoundError(f"dataset path {data_args.dataset} does not exist")
+    if data_args.images_root and not Path(data_args.images_root).is_dir():
+        raise FileNotFoundError(f"images_root {data_args.images_root} does not exist")
+    trackers = [t.strip() for t in train_args.report_to.split(",") if t.strip()]
+    unknown_trackers = [t for t in trackers if t not in KNOWN_TRACKERS]
+    if unknown_trackers:
+        raise ValueError(f"unknown tracker(s) {unknown_trackers}; choose from {list(KNOWN_TRACKERS)}")
+    if train_args.optimizer not in ("adamw", "adam"):
+        raise ValueError(f"optimizer must be 'adamw' or 'adam', got {train_args.optimizer!r}")
+    if train_args.push_to_hub and not train_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id")
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """`--config recipe.yaml` supplies defaults; any other option overrides it."""
+    parser = HfArgumentParser(ARGUMENT_CLASSES, description="Train LAVT with Accelerate. Options come from "
+                              "--config (YAML) and are overridden by the command line.")
+    parser.add_argument("--config", help="YAML recipe, e.g. training/configs/demo.yaml")
+    namespace, _ = parser.parse_known_args(argv)
+    if namespace.config:
+        parser.set_defaults(**load_recipe(namespace.config))
+    model_args, data_args, train_args, _ = parser.parse_args_into_dataclasses(argv, return_remaining_strings=False,
+                                                                              look_for_args_file=False)
+    validate(model_args, data_args, train_args)
+    return model_args, data_args, train_args

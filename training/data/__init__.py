@@ -1,0 +1,136 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Referring-segmentation data: readers of the raw refer layout, the project's parquet format and the
+community parquet layout, and the training / evaluation views (the synthetic generator is
+``training.data.synthetic``).
+
+:func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .community import is_community_layout, load_community_refer
+from .refer import (
+    FEATURES,
+    MASK_RULES,
+    RawRefer,
+    available_configs,
+    config_name,
+    decode_mask,
+    encode_mask,
+    load_raw_refer,
+    parse_config_name,
+    segmentation_mask,
+)
+from .views import ReferEvalDataset, ReferTrainDataset, choose_sentence_index, collate
+
+LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
+# "name" or "owner/name": anything else that does not exist locally is a mistyped path, not a Hub id.
+_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
+def detect_layout(source: str | Path) -> str:
+    """``refer`` for a folder with ``<dataset>/refs(...).p``, ``community`` for parquet with ``raw_anns``
+    columns, else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
+    path = Path(source)
+    if not path.exists() and not _HUB_ID.fullmatch(str(source)):
+        raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
+    if path.is_dir() and available_configs(path):
+        return "refer"
+    if path.exists() and is_community_layout(path):
+        return "community"
+    return "parquet"
+
+
+def load_refer_dataset(
+    source: str | Path,
+    config_name: str | None = None,
+    split: str = "train",
+    *,
+    images_root: str | Path | None = None,
+    layout: str = "auto",
+    mask_rule: str | None = None,
+    streaming: bool = False,
+    **load_kwargs: Any,
+) -> datasets.Dataset | datasets.IterableDataset:
+    """One split of a referring-segmentation dataset, in the project's row format.
+
+    Args:
+        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ...), a folder or Hub id in the project's
+            parquet format (made by ``scripts/prepare_refcoco.py``), or community parquet (a local file or
+            folder, e.g. a download of ``jxu124/refcoco``).
+        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``refcocog_umd``; optional when the
+            source has a single configuration. Ignored for community parquet (one dataset per source).
+        split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
+        images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
+        layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``.
+        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
+            parquet has its masks fixed at preparation time and accepts no other rule.
+        streaming: return an ``IterableDataset`` instead of a ``Dataset``.
+        load_kwargs: passed to ``datasets.load_dataset`` for the parquet layout (``revision``, ``token`` ...).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
+    layout = detect_layout(source) if layout == "auto" else layout
+    if layout == "parquet":
+        if mask_rule not in (None, "original"):
+            raise ValueError("prepared parquet stores masks made at preparation time; re-run the preparation "
+                             "with --mask_rule to change the rule")
+        return _load_parquet(source, config_name, split, streaming, load_kwargs)
+    if images_root is None:
+        raise ValueError(f"the {layout} layout has no images: give images_root (the folder holding train2014/)")
+    rule = mask_rule or "original"
+    if layout == "refer":
+        dataset, split_by = parse_config_name(_single_config(source, config_name))
+        loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule)
+    else:
+        loaded = load_community_refer(source, images_root, split, rule)
+    return loaded.to_iterable_dataset() if streaming else loaded
+
+
+def _single_config(source: str | Path, name: str | None) -> str:
+    """The configuration to read from a raw root: the one asked for, or the only one there is."""
+    found = available_configs(source)
+    if name is None:
+        if len(found) != 1:
+            raise ValueError(f"{source} has configurations {found}: pass config_name")
+        return found[0]
+    return name
+
+
+def _load_parquet(
+    source: str | Path, name: str | None, split: str, streaming: bool, load_kwargs: dict[str, Any]
+) -> datasets.Dataset | datasets.IterableDataset:
+    """Load from a prepared folder or Hub id, checking the split first so the error names the real ones."""
+    source = str(source)
+    available = datasets.get_dataset_split_names(source, name, **load_kwargs)
+    if split not in available:
+        raise ValueError(f"split {split!r} does not exist in {source} ({name}); available splits: {available}")
+    return datasets.load_dataset(source, name, split=split, streaming=streaming, **load_kwargs)
+
+
+__all__ = [
+    "FEATURES",
+    "LAYOUTS",
+    "MASK_RULES",
+    "RawRefer",
+    "ReferEvalDataset",
+    "ReferTrainDataset",
+    "available_configs",
+    "choose_sentence_index",
+    "collate",
+    "config_name",
+    "decode_mask",
+    "detect_layout",
+    "encode_mask",
+    "load_community_refer",
+    "load_raw_refer",
+    "load_refer_dataset",
+    "parse_config_name",
+    "segmentation_mask",
+]

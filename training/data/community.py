@@ -1,0 +1,122 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Adapter for the community parquet layout of RefCOCO (as published in ``jxu124/refcoco``).
+
+Those files carry the refs and their COCO annotations in columns (``raw_anns``, ``raw_image_info`` as JSON
+strings, ``sentences`` as a list of ``{raw, sent, tokens, sent_id}``) but no images, so a user who has only
+the COCO train2014 images can train without the refer pickles. Rows are mapped onto the project's format
+with the same mask rule as the raw reader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datasets import Dataset
+from PIL import Image
+
+from .refer import FEATURES, make_row, ordered_splits, resolve_image_dir
+
+# The subset of the community columns this adapter reads; the others are ignored.
+COMMUNITY_COLUMNS: tuple[str, ...] = (
+    "ref_id", "ann_id", "image_id", "category_id", "split", "sentences", "captions", "raw_anns",
+    "raw_image_info", "image_path", "bbox",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("ref_id", "ann_id", "image_id", "split", "raw_anns")
+EXPECTED_COMMUNITY_LAYOUT = (
+    "expected parquet files with columns ref_id, ann_id, image_id, split, raw_anns (COCO annotation as "
+    "JSON), sentences or captions, and raw_image_info or image_path; images in "
+    "<images_root>/train2014/COCO_train2014_%012d.jpg"
+)
+
+
+def community_parquet_files(source: str | Path) -> list[Path]:
+    """The parquet files of a community source: one file, or every parquet file below a folder."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    files = sorted(source.rglob("*.parquet")) if source.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"no parquet files at {source}; {EXPECTED_COMMUNITY_LAYOUT}")
+    return files
+
+
+def is_community_layout(source: str | Path) -> bool:
+    """Whether a local path holds community-style parquet (recognised by its ``raw_anns`` column)."""
+    try:
+        first = community_parquet_files(source)[0]
+    except FileNotFoundError:
+        return False
+    return first.suffix == ".parquet" and "raw_anns" in pq.read_schema(first).names
+
+
+def _read_split(files: list[Path], split: str) -> pa.Table:
+    """Read the needed columns of every file and keep one split; name the splits present otherwise."""
+    names = set(pq.read_schema(files[0]).names)
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing or not {"sentences", "captions"} & names:
+        raise ValueError(f"{files[0]} lacks columns {missing or ['sentences/captions']}; {EXPECTED_COMMUNITY_LAYOUT}")
+    table = pa.concat_tables(pq.read_table(f, columns=[c for c in COMMUNITY_COLUMNS if c in names]) for f in files)
+    selected = table.filter(pc.equal(table["split"], split))
+    if selected.num_rows == 0:
+        available = ordered_splits(pc.unique(table["split"]).to_pylist())
+        raise ValueError(f"split {split!r} not found in {files[0].parent}; available splits: {available}")
+    return selected
+
+
+def _json(value: object) -> object:
+    """Community columns hold either JSON text or the already-parsed value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _sentences(record: dict) -> list[str]:
+    """Each expression's ``sent`` (the normalised text the original trains on), else the captions."""
+    sentences = _json(record.get("sentences"))
+    if sentences:
+        return [s["sent"] if isinstance(s, dict) else str(s) for s in sentences]
+    return [str(c) for c in record.get("captions") or []]
+
+
+def _image_info(record: dict, image_dir: Path) -> dict:
+    """``{file_name, height, width}`` from ``raw_image_info``, else from ``image_path`` and the file header."""
+    info = _json(record.get("raw_image_info")) or {}
+    file_name = info.get("file_name") or PurePosixPath(record.get("image_path") or "").name
+    if not file_name:
+        file_name = f"COCO_train2014_{int(record['image_id']):012d}.jpg"
+    path = image_dir / file_name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"image {path} of image_id {record['image_id']} (ann_id {record['ann_id']}) not found; "
+            f"{EXPECTED_COMMUNITY_LAYOUT}"
+        )
+    if "height" not in info or "width" not in info:
+        with Image.open(path) as image:
+            info["width"], info["height"] = image.size
+    return {"file_name": file_name, "height": int(info["height"]), "width": int(info["width"]), "path": path}
+
+
+def community_rows(table: pa.Table, image_dir: Path, mask_rule: str = "original") -> Iterator[dict]:
+    """Rows of the project's format (images by path) from a table of community records."""
+    for record in table.to_pylist():
+        annotation = dict(_json(record["raw_anns"]))
+        if "bbox" not in annotation and record.get("bbox") is not None:
+            annotation["bbox"] = record["bbox"]
+        ref = {
+            "ref_id": record["ref_id"], "ann_id": record["ann_id"], "image_id": record["image_id"],
+            "category_id": record.get("category_id") or annotation["category_id"], "split": record["split"],
+        }
+        info = _image_info(record, image_dir)
+        yield make_row(ref, annotation, info, str(info["path"]), _sentences(record), mask_rule)
+
+
+def load_community_refer(
+    source: str | Path, images_root: str | Path, split: str = "train", mask_rule: str = "original"
+) -> Dataset:
+    """One split of a community parquet source as a ``datasets.Dataset`` of the project's row format."""
+    table = _read_split(community_parquet_files(source), split)
+    rows = list(community_rows(table, resolve_image_dir(images_root), mask_rule))
+    return Dataset.from_list(rows, features=FEATURES)

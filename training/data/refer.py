@@ -1,0 +1,257 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Reader of the raw refer layout (spec section 8) into this project's row format.
+
+One row per referred object: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
+(each sentence's ``sent``), ``bbox`` (xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``.
+Masks follow the original rule by default: decode each polygon, sum over polygons, keep pixels whose sum is
+exactly one (where two polygons of one object overlap the pixel becomes background); ``mask_rule="union"``
+keeps every covered pixel instead.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, Features, Image, List, Value
+from pycocotools import mask as mask_utils
+
+MASK_RULES: tuple[str, ...] = ("original", "union")
+# Canonical order of split names; a refer scheme has a subset of them.
+SPLIT_ORDER: tuple[str, ...] = ("train", "val", "testA", "testB", "test")
+FEATURES = Features(
+    {
+        "image": Image(),
+        "mask": {"size": List(Value("int32")), "counts": Value("string")},
+        "sentences": List(Value("string")),
+        "bbox": List(Value("float64")),
+        "ref_id": Value("int64"),
+        "ann_id": Value("int64"),
+        "image_id": Value("int64"),
+        "category_id": Value("int64"),
+        "split": Value("string"),
+    }
+)
+EXPECTED_LAYOUT = (
+    "expected layout: <refer_root>/<dataset>/instances.json and <refer_root>/<dataset>/refs(<split_by>).p "
+    "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google), "
+    "images in <images_root>/train2014/COCO_train2014_%012d.jpg"
+)
+
+
+def config_name(dataset: str, split_by: str) -> str:
+    """The configuration name of a dataset and split scheme, e.g. ``refcoco+_unc``."""
+    return f"{dataset}_{split_by}"
+
+
+def parse_config_name(name: str) -> tuple[str, str]:
+    """Inverse of :func:`config_name`: ``"refcocog_umd"`` -> ``("refcocog", "umd")``."""
+    dataset, sep, split_by = name.rpartition("_")
+    if not sep or not dataset or not split_by:
+        raise ValueError(f"config name {name!r} is not of the form <dataset>_<split_by>, e.g. refcoco_unc")
+    return dataset, split_by
+
+
+def ordered_splits(names: Iterable[str]) -> list[str]:
+    """Split names in the usual order (train, val, testA, testB, test), unknown names last."""
+    names = set(names)
+    return [s for s in SPLIT_ORDER if s in names] + sorted(names - set(SPLIT_ORDER))
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Refs pickles hold only lists, dicts, strings and numbers: refuse anything that would run code."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refs pickle refers to {module}.{name}; only plain data is allowed")
+
+
+def load_refs(path: str | Path) -> list[dict]:
+    """Load a refs pickle; Python 2 wrote the originals, so retry byte strings as latin-1 on a decode error."""
+    path = Path(path)
+    try:
+        try:
+            refs = _unpickle(path, "ASCII")
+        except UnicodeDecodeError:
+            refs = _unpickle(path, "latin1")
+    except (pickle.UnpicklingError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable refs pickle ({error}); {EXPECTED_LAYOUT}") from error
+    if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
+        raise ValueError(f"{path} is not a refs pickle (a list of refs with ann_id); {EXPECTED_LAYOUT}")
+    return refs
+
+
+def _unpickle(path: Path, encoding: str) -> object:
+    with open(path, "rb") as f:
+        return _PlainDataUnpickler(f, encoding=encoding).load()
+
+
+def segmentation_mask(
+    segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
+) -> np.ndarray:
+    """Binary (height, width) uint8 mask of a COCO segmentation (polygons, or RLE for crowds)."""
+    if mask_rule not in MASK_RULES:
+        raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
+    if isinstance(segmentation, dict):
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+        return mask_utils.decode(rle)
+    decoded = mask_utils.decode(mask_utils.frPyObjects(segmentation, height, width))
+    if mask_rule == "union":
+        return decoded.max(axis=2)
+    return (decoded.sum(axis=2) == 1).astype(np.uint8)
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """COCO compressed RLE with a text ``counts``, the form stored in the ``mask`` column."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_mask(rle: dict) -> np.ndarray:
+    """The (height, width) uint8 mask of a ``mask`` column value."""
+    return mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")})
+
+
+def make_row(
+    ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str
+) -> dict:
+    """One row of the project's format from a ref, its COCO annotation and image record."""
+    mask = segmentation_mask(annotation["segmentation"], image_info["height"], image_info["width"], mask_rule)
+    return {
+        "image": image,
+        "mask": encode_mask(mask),
+        "sentences": sentences,
+        "bbox": [float(v) for v in annotation["bbox"]],
+        "ref_id": int(ref["ref_id"]),
+        "ann_id": int(ref["ann_id"]),
+        "image_id": int(ref["image_id"]),
+        "category_id": int(ref["category_id"]),
+        "split": str(ref["split"]),
+    }
+
+
+def resolve_image_dir(images_root: str | Path) -> Path:
+    """``<images_root>/train2014`` when it exists, else ``images_root`` itself (the train2014 folder given)."""
+    images_root = Path(images_root)
+    if not images_root.is_dir():
+        raise FileNotFoundError(f"images root {images_root} does not exist; {EXPECTED_LAYOUT}")
+    nested = images_root / "train2014"
+    return nested if nested.is_dir() else images_root
+
+
+class RawRefer:
+    """A validated raw refer dataset: refs of one split scheme, their annotations and image records.
+
+    Construction checks the layout and that the refs belong to the instances file, so that a wrong root or a
+    pickle of another dataset fails at once with the path and the expected layout, not deep in training.
+    """
+
+    def __init__(
+        self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc"
+    ) -> None:
+        self.refer_root = Path(refer_root)
+        self.dataset, self.split_by = dataset, split_by
+        dataset_dir = self._dataset_dir()
+        self.refs_path = dataset_dir / f"refs({split_by}).p"
+        self.instances_path = dataset_dir / "instances.json"
+        for path in (self.refs_path, self.instances_path):
+            if not path.is_file():
+                present = sorted(p.name for p in dataset_dir.iterdir())
+                raise FileNotFoundError(f"{path} not found (folder holds {present}); {EXPECTED_LAYOUT}")
+        self.image_dir = resolve_image_dir(images_root)
+        self.refs = load_refs(self.refs_path)
+        with open(self.instances_path) as f:
+            instances = json.load(f)
+        self.annotations = {a["id"]: a for a in instances["annotations"]}
+        self.images = {i["id"]: i for i in instances["images"]}
+        self._check_refs_match_instances()
+
+    def _dataset_dir(self) -> Path:
+        if not self.refer_root.is_dir():
+            raise FileNotFoundError(f"refer root {self.refer_root} does not exist; {EXPECTED_LAYOUT}")
+        path = self.refer_root / self.dataset
+        if not path.is_dir():
+            found = available_configs(self.refer_root)
+            raise FileNotFoundError(
+                f"{path} not found (configurations found under {self.refer_root}: {found}); {EXPECTED_LAYOUT}"
+            )
+        return path
+
+    def _check_refs_match_instances(self) -> None:
+        """Every ref must point at an annotation of its own image; otherwise the files are mismatched."""
+        bad = [
+            r["ref_id"] for r in self.refs
+            if r["ann_id"] not in self.annotations or r["image_id"] not in self.images
+            or self.annotations[r["ann_id"]]["image_id"] != r["image_id"]
+        ]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images that "
+                f"{self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs pickle and "
+                f"instances.json from the same dataset? {EXPECTED_LAYOUT}"
+            )
+
+    @property
+    def splits(self) -> list[str]:
+        return ordered_splits(r["split"] for r in self.refs)
+
+    def refs_of(self, split: str) -> list[dict]:
+        """The refs of one split, in pickle order; a clear error names the splits that exist."""
+        if split not in self.splits:
+            raise ValueError(
+                f"split {split!r} does not exist in {self.refs_path}; available splits: {self.splits}"
+            )
+        return [r for r in self.refs if r["split"] == split]
+
+    def image_path(self, image_id: int) -> Path:
+        return self.image_dir / self.images[image_id]["file_name"]
+
+    def check_images(self, refs: Iterable[dict]) -> None:
+        """Fail before any work if an image a ref needs is missing."""
+        for ref in refs:
+            path = self.image_path(ref["image_id"])
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not found; "
+                    f"{EXPECTED_LAYOUT}"
+                )
+
+    def rows(self, split: str, mask_rule: str = "original", embed_images: bool = False) -> Iterator[dict]:
+        """Rows of one split. ``embed_images`` stores the JPEG bytes (for parquet), else the file path."""
+        refs = self.refs_of(split)
+        self.check_images(refs)
+        for ref in refs:
+            path = self.image_path(ref["image_id"])
+            image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
+            sentences = [s["sent"] for s in ref["sentences"]]
+            yield make_row(
+                ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences, mask_rule
+            )
+
+
+def available_configs(refer_root: str | Path) -> list[str]:
+    """Configuration names (``<dataset>_<split_by>``) of every refs pickle under a refer root."""
+    found = []
+    for refs_path in sorted(Path(refer_root).glob("*/refs(*).p")):
+        split_by = refs_path.name[len("refs("):-len(").p")]
+        found.append(config_name(refs_path.parent.name, split_by))
+    return found
+
+
+def load_raw_refer(
+    refer_root: str | Path,
+    images_root: str | Path,
+    dataset: str = "refcoco",
+    split_by: str = "unc",
+    split: str = "train",
+    mask_rule: str = "original",
+) -> Dataset:
+    """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
+    refer = RawRefer(refer_root, images_root, dataset, split_by)
+    return Dataset.from_list(list(refer.rows(split, mask_rule)), features=FEATURES)

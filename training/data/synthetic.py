@@ -1,0 +1,400 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""A synthetic dataset in the exact raw refer layout, for tests and the embedded demo.
+
+Each image holds several coloured shapes (circle, square, triangle; big or small), every one of them is
+referred to by at least two expressions that name its colour, shape, size, position or a relation to another
+shape. Because every object of an image is a target, a model that ignores the text cannot do better than
+guessing among the candidates: the task is learnable only through the expression.
+
+The files written are the ones a real refer download has (spec section 8):
+``<root>/<dataset>/refs(<split_by>).p`` (a pickle with protocol 2, as Python 2 wrote them),
+``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd
+"dots" clusters stored as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 38, 38),
+    "green": (34, 160, 60),
+    "blue": (40, 80, 215),
+    "yellow": (235, 200, 30),
+    "purple": (135, 55, 175),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+CATEGORIES: list[dict] = [
+    {"id": 1, "name": "circle", "supercategory": "shape"},
+    {"id": 2, "name": "square", "supercategory": "shape"},
+    {"id": 3, "name": "triangle", "supercategory": "shape"},
+    {"id": 4, "name": "dots", "supercategory": "crowd"},
+]
+CATEGORY_IDS: dict[str, int] = {c["name"]: c["id"] for c in CATEGORIES}
+# The split names of each refer split scheme and the share of images each one gets.
+SPLIT_FRACTIONS: dict[str, dict[str, float]] = {
+    "unc": {"train": 0.7, "val": 0.1, "testA": 0.1, "testB": 0.1},
+    "umd": {"train": 0.8, "val": 0.1, "test": 0.1},
+    "google": {"train": 0.85, "val": 0.15},
+}
+IMAGE_FILE_PATTERN = "COCO_train2014_{:012d}.jpg"
+_CIRCLE_VERTICES = 32
+_SIZE_RADIUS = {"big": 0.16, "small": 0.09}  # radius as a share of min(width, height)
+
+
+@dataclass
+class _Shape:
+    """One drawn object: what it is, where it is, and how many pixels it spans."""
+
+    shape: str
+    colour: str
+    size: str
+    cx: float
+    cy: float
+    radius: float
+    split_polygons: bool = False
+
+    @property
+    def is_dots(self) -> bool:
+        return self.shape == "dots"
+
+
+@dataclass
+class SyntheticRefer:
+    """Where a generated dataset lives and how big it is."""
+
+    refer_root: Path
+    images_root: Path
+    dataset: str
+    split_by: tuple[str, ...]
+    num_images: int
+    num_refs: int
+    num_sentences: int
+
+
+def generate_synthetic_refer(
+    root: str | Path,
+    images_root: str | Path,
+    num_images: int = 200,
+    seed: int = 0,
+    image_size: int | tuple[int, int] = (160, 120),
+    dataset: str = "refcoco",
+    split_by: str | Sequence[str] = "unc",
+    objects_per_image: tuple[int, int] = (3, 5),
+    max_sentences: int = 3,
+    crowd_every: int = 10,
+    split_square_fraction: float = 0.1,
+    jpeg_quality: int = 90,
+) -> SyntheticRefer:
+    """Write a synthetic refer dataset; the same arguments always give byte-identical files.
+
+    ``image_size`` is ``(width, height)`` (or one int for square images). Image 0 always has a square made
+    of two overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd
+    cluster of dots stored as an uncompressed RLE; every ``crowd_every``-th image has a dots cluster too.
+    Images are named by image id (1..num_images) like COCO's, so datasets generated with different arguments
+    need different ``images_root`` folders.
+    """
+    width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
+    schemes = (split_by,) if isinstance(split_by, str) else tuple(split_by)
+    for scheme in schemes:
+        if scheme not in SPLIT_FRACTIONS:
+            raise ValueError(f"unknown split_by {scheme!r}; choose from {sorted(SPLIT_FRACTIONS)}")
+    low, high = objects_per_image
+    if not 2 <= low <= high <= len(COLOURS) * len(SHAPES):
+        raise ValueError(f"objects_per_image must satisfy 2 <= low <= high, got {objects_per_image}")
+
+    rng = np.random.default_rng(seed)
+    dataset_dir = Path(root) / dataset
+    image_dir = Path(images_root) / "train2014"
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    image_dir.mkdir(parents=True, exist_ok=True)
+
+    images, annotations, refs = [], [], []
+    for index in range(num_images):
+        image_id = index + 1
+        with_crowd = index % crowd_every == 0
+        shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), with_crowd)
+        if index == 0:
+            _force_split_square(shapes)
+        else:
+            for s in shapes:
+                s.split_polygons = s.shape == "square" and rng.random() < split_square_fraction
+        file_name = IMAGE_FILE_PATTERN.format(image_id)
+        segmentations = _draw_image(rng, shapes, width, height, image_dir / file_name, jpeg_quality)
+        images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+        for number, (s, segmentation) in enumerate(zip(shapes, segmentations)):
+            ann_id = 100 * image_id + number
+            annotations.append(_annotation(ann_id, image_id, s, segmentation, height, width))
+            refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs)))
+
+    _write_instances(dataset_dir / "instances.json", images, annotations)
+    for scheme in schemes:
+        split_of_image = _assign_splits(np.random.default_rng([seed, *scheme.encode()]), num_images, scheme)
+        scheme_refs = [dict(r, split=split_of_image[r["image_id"] - 1]) for r in refs]
+        with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
+            pickle.dump(scheme_refs, f, protocol=2)
+    return SyntheticRefer(
+        refer_root=Path(root), images_root=Path(images_root), dataset=dataset, split_by=schemes,
+        num_images=num_images, num_refs=len(refs), num_sentences=sum(len(r["sentences"]) for r in refs),
+    )
+
+
+def _sample_shapes(
+    rng: np.random.Generator, width: int, height: int, count: int, with_crowd: bool
+) -> list[_Shape]:
+    """Distinct (colour, shape) pairs placed without overlap, so each object is fully visible."""
+    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    chosen = rng.permutation(len(pairs))[:count]
+    candidates = [
+        _Shape(shape=pairs[i][1], colour=pairs[i][0], size=str(rng.choice(["big", "small"])), cx=0, cy=0,
+               radius=0)
+        for i in chosen
+    ]
+    if with_crowd:
+        candidates.insert(0, _Shape(shape="dots", colour="gray", size="small", cx=0, cy=0, radius=0))
+    placed: list[_Shape] = []
+    for shape in candidates:
+        shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
+        if _place(rng, shape, placed, width, height):
+            placed.append(shape)
+    if sum(not s.is_dots for s in placed) < 2:
+        raise ValueError(f"could not place two shapes in a {width}x{height} image; use a larger image_size")
+    return placed
+
+
+def _place(rng: np.random.Generator, shape: _Shape, placed: list[_Shape], width: int, height: int) -> bool:
+    """Rejection-sample a centre whose disc clears the border and every placed disc; give up after 200 tries."""
+    r = shape.radius
+    for _ in range(200):
+        cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
+        if all(np.hypot(cx - o.cx, cy - o.cy) > r + o.radius + 2 for o in placed):
+            shape.cx, shape.cy = float(cx), float(cy)
+            return True
+    return False
+
+
+def _force_split_square(shapes: list[_Shape]) -> None:
+    """Give image 0 one square built from two overlapping polygons, the sum==1 rule's corner case."""
+    squares = [s for s in shapes if s.shape == "square"]
+    target = squares[0] if squares else next(s for s in shapes if not s.is_dots)
+    target.shape, target.split_polygons = "square", True
+
+
+def _polygons(s: _Shape) -> list[list[float]]:
+    """COCO polygons [x1, y1, x2, y2, ...] of a shape; a split square is two rectangles sharing a strip."""
+    r = s.radius
+    if s.shape == "circle":
+        angles = np.linspace(0, 2 * np.pi, _CIRCLE_VERTICES, endpoint=False)
+        points = np.stack([s.cx + r * np.cos(angles), s.cy + r * np.sin(angles)], axis=1)
+        return [np.round(points, 2).ravel().tolist()]
+    if s.shape == "triangle":
+        points = [(s.cx, s.cy - r), (s.cx + 0.866 * r, s.cy + 0.5 * r), (s.cx - 0.866 * r, s.cy + 0.5 * r)]
+        return [np.round(np.asarray(points), 2).ravel().tolist()]
+    half = 0.8 * r
+    x0, y0, x1, y1 = s.cx - half, s.cy - half, s.cx + half, s.cy + half
+    if not s.split_polygons:
+        return [_rectangle(x0, y0, x1, y1)]
+    overlap = max(2.0, 0.25 * half)
+    return [_rectangle(x0, y0, s.cx + overlap, y1), _rectangle(s.cx - overlap, y0, x1, y1)]
+
+
+def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[float]:
+    return [round(v, 2) for v in (x0, y0, x1, y0, x1, y1, x0, y1)]
+
+
+def _dots_mask(rng: np.random.Generator, s: _Shape, width: int, height: int) -> np.ndarray:
+    """A crowd of small dots inside the shape's disc, as a binary mask (crowd annotations are masks)."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    dot = max(1.0, s.radius / 5)
+    for _ in range(7):
+        angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(0, s.radius - dot)
+        x, y = s.cx + distance * np.cos(angle), s.cy + distance * np.sin(angle)
+        draw.ellipse((x - dot, y - dot, x + dot, y + dot), fill=1)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def _uncompressed_rle(mask: np.ndarray) -> dict:
+    """COCO's crowd format: column-major run lengths starting with a run of zeros."""
+    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:
+        counts = [0, *counts]
+    return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
+
+
+def _draw_image(
+    rng: np.random.Generator, shapes: list[_Shape], width: int, height: int, path: Path, quality: int
+) -> list[list | dict]:
+    """Draw a noisy background and every shape; return each shape's COCO segmentation."""
+    background = rng.integers(170, 240, size=3)
+    noise = rng.normal(0.0, 6.0, size=(height, width, 1))
+    pixels = np.clip(background[None, None, :] + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+    segmentations: list[list | dict] = []
+    for s in shapes:
+        if s.is_dots:
+            mask = _dots_mask(rng, s, width, height)
+            image.paste((70, 70, 70), mask=Image.fromarray(mask * 255, "L"))
+            segmentations.append(_uncompressed_rle(mask))
+            continue
+        polygons = _polygons(s)
+        for polygon in polygons:
+            draw.polygon(polygon, fill=COLOURS[s.colour])
+        segmentations.append(polygons)
+    image.save(path, format="JPEG", quality=quality)
+    return segmentations
+
+
+def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict, height: int, width: int) -> dict:
+    """A COCO annotation whose area and bbox are those of the union of its parts (as COCO stores them)."""
+    if isinstance(segmentation, dict):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    x, y, w, h = (round(float(v), 2) for v in mask_utils.toBbox(rle))
+    return {
+        "id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape], "segmentation": segmentation,
+        "area": float(mask_utils.area(rle)), "bbox": [x, y, w, h], "iscrowd": int(s.is_dots),
+    }
+
+
+def _ref(
+    rng: np.random.Generator, ann_id: int, image_id: int, s: _Shape, shapes: list[_Shape], max_sentences: int,
+    number: int,
+) -> dict:
+    """One ref in the refs pickle format, with 2..max_sentences distinct unambiguous expressions."""
+    expressions = referring_expressions(s, shapes)
+    count = int(rng.integers(2, max(2, max_sentences) + 1))
+    picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
+    ref_id = number + 1
+    sentences = [
+        {"raw": text[0].upper() + text[1:] + ".", "sent": text, "tokens": text.split(), "sent_id": 100 * ref_id + k}
+        for k, text in enumerate(picked)
+    ]
+    return {
+        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape],
+        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
+        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences,
+    }
+
+
+def referring_expressions(target: _Shape, shapes: list[_Shape]) -> list[str]:
+    """Every template that picks out ``target`` alone among ``shapes`` (always at least two)."""
+    if target.is_dots:
+        return ["the cluster of dots", "the group of small gray dots", "the dots"]
+    others = [s for s in shapes if s is not target and not s.is_dots]
+    t = target
+    found = [f"the {t.size} {t.colour} {t.shape}", f"the {t.colour} {t.shape}"]
+    if all(o.colour != t.colour for o in others):
+        found.append(f"the {t.colour} one")
+    if all(o.shape != t.shape for o in others):
+        found.append(f"the {t.shape}")
+    if all((o.shape, o.size) != (t.shape, t.size) for o in others):
+        found.append(f"the {t.size} {t.shape}")
+    found += _position_expressions(t, others, min(s.radius for s in shapes))
+    return found
+
+
+_EXTREMES = {"on the left": (-1, 0), "on the right": (1, 0), "at the top": (0, -1), "at the bottom": (0, 1)}
+_RELATIONS = {"left of": (-1, 0), "right of": (1, 0), "above": (0, -1), "below": (0, 1)}
+
+
+def _beyond(a: _Shape, b: _Shape, direction: tuple[int, int], margin: float) -> bool:
+    """Whether ``a`` lies more than ``margin`` pixels past ``b`` along an axis direction."""
+    dx, dy = direction
+    return (a.cx - b.cx) * dx + (a.cy - b.cy) * dy > margin
+
+
+def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> list[str]:
+    """Extremes and relations that hold for the target with a visible margin and for no rival at all."""
+    found = []
+    same_shape = [o for o in others if o.shape == t.shape]
+    for words, direction in _EXTREMES.items():
+        if same_shape and all(_beyond(t, o, direction, margin) for o in same_shape):
+            found.append(f"the {t.shape} {words}")
+        if others and all(_beyond(t, o, direction, margin) for o in others):
+            found.append(f"the shape {words}")
+    for anchor in others:
+        if anchor.colour == t.colour or any(o.colour == anchor.colour for o in others if o is not anchor):
+            continue  # "the blue one" must name a single shape
+        rivals = [o for o in same_shape if o is not anchor]
+        for words, direction in _RELATIONS.items():
+            if _beyond(t, anchor, direction, margin) and not any(
+                _beyond(o, anchor, direction, 0.0) for o in rivals
+            ):
+                found.append(f"the {t.shape} {words} the {anchor.colour} one")
+    return found
+
+
+def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> list[str]:
+    """Split by image (as refer does); every split gets at least one image when there are enough."""
+    fractions = SPLIT_FRACTIONS[scheme]
+    names = list(fractions)
+    counts = {name: int(round(fractions[name] * num_images)) for name in names[1:]}
+    if num_images >= len(names):
+        counts = {name: max(1, c) for name, c in counts.items()}
+    order = rng.permutation(num_images)
+    split_of_image = ["train"] * num_images
+    start = 0
+    for name, count in counts.items():
+        for i in order[start:start + count]:
+            split_of_image[i] = name
+        start += count
+    return split_of_image
+
+
+def _write_instances(path: Path, images: list[dict], annotations: list[dict]) -> None:
+    payload = {
+        "info": {"description": "lavt-hf synthetic shapes (refer layout)"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": CATEGORIES,
+    }
+    path.write_text(json.dumps(payload))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m training.data.synthetic ROOT IMAGES_ROOT [--num_images N ...]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.data.synthetic",
+        description="Write a synthetic referring-segmentation dataset in the raw refer layout "
+        "(<root>/<dataset>/refs(<split_by>).p, instances.json; <images_root>/train2014/*.jpg).",
+    )
+    parser.add_argument("root", help="refer root to write <dataset>/refs(...).p and instances.json into")
+    parser.add_argument("images_root", help="folder that receives train2014/COCO_train2014_%%012d.jpg")
+    parser.add_argument("--num_images", type=int, default=200, help="number of images (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
+    parser.add_argument("--width", type=int, default=160, help="image width in pixels")
+    parser.add_argument("--height", type=int, default=120, help="image height in pixels")
+    parser.add_argument("--dataset", default="refcoco", help="dataset folder name (default refcoco)")
+    parser.add_argument(
+        "--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
+        help="split schemes to write, one refs(<scheme>).p each (default unc)",
+    )
+    parser.add_argument("--max_sentences", type=int, default=3, help="expressions per object, at most")
+    args = parser.parse_args(argv)
+    result = generate_synthetic_refer(
+        args.root, args.images_root, num_images=args.num_images, seed=args.seed,
+        image_size=(args.width, args.height), dataset=args.dataset, split_by=args.split_by,
+        max_sentences=args.max_sentences,
+    )
+    print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
+          f"to {result.refer_root / result.dataset} and {result.images_root / 'train2014'}")
+
+
+if __name__ == "__main__":
+    main()

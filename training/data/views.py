@@ -1,0 +1,147 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Training and evaluation views of a referring-segmentation dataset, as map-style torch datasets.
+
+Training (spec section 6): one item per referred object, with one of its sentences chosen uniformly from
+(seed, epoch, index) alone, so a resumed run or another worker layout sees exactly the same sentences.
+Evaluation (spec section 7): one item per (object, sentence) pair, all sentences of every object.
+Images and masks are decoded and resized lazily, item by item, by the project's processor.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+from datasets import Image as ImageFeature
+from PIL import Image
+
+from .refer import decode_mask
+
+_ROW_COLUMNS = ["image", "mask", "sentences", "ref_id"]
+_TENSOR_KEYS = ("pixel_values", "input_ids", "attention_mask", "labels")
+
+
+def choose_sentence_index(seed: int, epoch: int, index: int, num_sentences: int) -> int:
+    """The training sentence of object ``index`` at ``epoch``: a pure function of its arguments."""
+    return int(np.random.default_rng([seed, epoch, index]).integers(num_sentences))
+
+
+def open_image(value: dict) -> np.ndarray:
+    """Decode an undecoded ``datasets.Image`` value (bytes or path) to an (H, W, 3) uint8 RGB array.
+
+    The processor takes the array as it is, which saves the copy its PIL path makes to convert to RGB.
+    """
+    source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
+    with Image.open(source) as image:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _undecoded_rows(hf_dataset: Dataset) -> Dataset:
+    """The columns a view reads, with images left as bytes/paths so that decoding happens here, once."""
+    return hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
+
+
+class _ReferView(torch.utils.data.Dataset):
+    """Shared decoding: a row -> (RGB image, binary mask) -> processor tensors for one sentence."""
+
+    def __init__(self, hf_dataset: Dataset, processor: Any) -> None:
+        if not isinstance(hf_dataset, Dataset):
+            raise TypeError(
+                f"views need a map-style datasets.Dataset, got {type(hf_dataset).__name__} "
+                "(load without streaming=True)"
+            )
+        self.rows = _undecoded_rows(hf_dataset)
+        self.processor = processor
+
+    def _image_and_mask(self, row: dict) -> tuple[np.ndarray, np.ndarray]:
+        return open_image(row["image"]), decode_mask(row["mask"])
+
+    def _process(self, **inputs: Any) -> dict[str, torch.Tensor]:
+        """Run the processor on one sample and drop the batch axis. Images are in the raw pixel layout of
+        their annotations, so EXIF orientation is not applied (as in the original)."""
+        if "images" in inputs:
+            inputs.update(apply_exif_orientation=False, input_data_format="channels_last")
+        features = self.processor(**inputs, return_tensors="pt")
+        return {key: features[key][0] for key in _TENSOR_KEYS if key in features}
+
+
+class ReferTrainDataset(_ReferView):
+    """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
+
+    def __init__(self, hf_dataset: Dataset, processor: Any, seed: int = 0) -> None:
+        super().__init__(hf_dataset, processor)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def sentence_index(self, index: int, num_sentences: int) -> int:
+        return choose_sentence_index(self.seed, self.epoch, index, num_sentences)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = self.rows[index]
+        sentence = row["sentences"][self.sentence_index(index, len(row["sentences"]))]
+        image, mask = self._image_and_mask(row)
+        return self._process(images=[image], text=[sentence], masks=[mask])
+
+
+class ReferEvalDataset(_ReferView):
+    """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
+
+    Consecutive pairs share an object, so the last object's resized image and labels are kept and only the
+    sentence is tokenized anew. ``return_original_mask`` adds the mask at the original image size, for the
+    original-resolution protocol.
+    """
+
+    def __init__(self, hf_dataset: Dataset, processor: Any, return_original_mask: bool = False) -> None:
+        super().__init__(hf_dataset, processor)
+        self.return_original_mask = return_original_mask
+        counts = np.asarray([len(s) for s in self.rows["sentences"]], dtype=np.int64)
+        self.pair_row = np.repeat(np.arange(len(counts)), counts)
+        self.pair_sentence = np.arange(len(self.pair_row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self._cached_row: int | None = None
+        self._cached: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.pair_row)
+
+    def _row_items(self, row_index: int) -> dict[str, Any]:
+        """Image-side tensors of one object, computed once for all of its sentences."""
+        if row_index != self._cached_row:
+            row = self.rows[row_index]
+            image, mask = self._image_and_mask(row)
+            items = self._process(images=[image], masks=[mask])
+            items["original_size"] = torch.tensor(mask.shape, dtype=torch.int64)
+            items["ref_id"] = torch.tensor(row["ref_id"], dtype=torch.int64)
+            if self.return_original_mask:
+                items["original_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
+            self._cached_row, self._cached = row_index, {"items": items, "sentences": row["sentences"]}
+        return self._cached
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row_index, sentence_index = int(self.pair_row[index]), int(self.pair_sentence[index])
+        cached = self._row_items(row_index)
+        return {
+            **cached["items"],
+            **self._process(text=[cached["sentences"][sentence_index]]),
+            "sample_id": torch.tensor(index, dtype=torch.int64),
+            "sentence_index": torch.tensor(sentence_index, dtype=torch.int64),
+        }
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors of equal shape into a batch; keep anything else (e.g. original-size masks) as a list."""
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        stackable = all(isinstance(v, torch.Tensor) and v.shape == values[0].shape for v in values)
+        batch[key] = torch.stack(values) if stackable else values
+    return batch

@@ -1,0 +1,304 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Evaluate a LAVT model on one split of a referring-segmentation dataset (spec section 7).
+
+Every (object, sentence) pair of the split is one sample. Runs on one process or several: each process
+evaluates a shard and the per-sample counts are gathered, so the numbers do not depend on the process count.
+
+  lavt-evaluate --model ./lavt-refcoco --dataset ./refer --dataset_config refcoco_unc --images_root ./coco
+  accelerate launch -m training.evaluate --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
+
+Protocols:
+  model_input  the original's: prediction = argmax of logits upsampled to the model input size, against the
+               ground truth nearest-resized to that size.
+  original     masks at each image's own size: logits upsampled to the original image size (what other
+               methods report).
+
+Outputs, in --output_dir (written by the main process only):
+  eval_results.json  the metrics (x100: overall_iou, mean_iou, precision@0.5 ... precision@0.9, num_samples)
+                     and what was evaluated (protocol, model, dataset, dataset_config, split, image_size,
+                     dtype, num_processes, per_sample_file). Metrics-only readers (model cards) can use it as is.
+  per_sample.json    one entry per sample in dataset order: sample_id, ref_id, sentence_index, sentence,
+                     intersection, union, iou (kept apart: it grows with the split, the summary does not).
+  overlays/          best_<k>_sample<id>.png and worst_<k>_sample<id>.png: the original image with the
+                     prediction (upsampled to the image size) in red and the ground truth outlined in green.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file (`accelerate launch training/evaluate.py`)
+    # Its own folder comes first on sys.path, where this file would shadow the `evaluate` package.
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import datasets
+import evaluate
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.visualization import draw_overlay
+from training.data import ReferEvalDataset, collate, decode_mask, load_refer_dataset
+from training.data.views import open_image
+from training.metrics import REFER_IOU_DIR, intersection_and_union
+
+PROTOCOLS = ("model_input", "original")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# "name" or "owner/name": a --model that does not exist locally and is not of this form is a mistyped path.
+_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+_GROUND_TRUTH_COLOR = (40, 220, 40)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose 'model_input' (the original's) or 'original'")
+
+
+def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Argmax masks at `size` from (B, 2, h, w) logits (bilinear, align_corners=True, as the original)."""
+    logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
+    return logits.argmax(dim=1)
+
+
+def batch_counts(logits: torch.Tensor, batch: dict, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample intersections and unions of one batch."""
+    if protocol == "model_input":
+        return intersection_and_union(foreground_masks(logits, batch["labels"].shape[-2:]), batch["labels"])
+    counts = [intersection_and_union(foreground_masks(logits[i : i + 1], tuple(mask.shape)), mask[None])
+              for i, mask in enumerate(batch["original_mask"])]
+    return np.concatenate([c[0] for c in counts]), np.concatenate([c[1] for c in counts])
+
+
+def refer_iou_metric() -> evaluate.EvaluationModule:
+    """The project's `evaluate` module (loaded from its folder, offline). Kept in memory: it only sees the
+    already gathered per-sample counts, so no process needs the module's own cache files or rendezvous."""
+    return evaluate.load(str(REFER_IOU_DIR), keep_in_memory=True)
+
+
+@torch.no_grad()
+def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate"
+                   ) -> dict:
+    """Metrics over every (object, sentence) pair of `dataloader` (a prepared `ReferEvalDataset` loader).
+
+    Returns the metric dict (computed by the `evaluate` module, identical on every process) plus per-sample
+    `sample_ids`, `intersections`, `unions` and `ious` (numpy, by sample id), equal whatever the number of
+    processes (`gather_for_metrics` drops the padding of the last batch).
+    """
+    check_protocol(protocol)
+    was_training = model.training
+    model.eval()
+    ids, inters, unions = [], [], []
+    for batch in tqdm(dataloader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
+        logits = model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"],
+                       attention_mask=batch["attention_mask"]).logits
+        intersection, union = batch_counts(logits, batch, protocol)
+        device = batch["sample_id"].device
+        gathered = accelerator.gather_for_metrics(
+            (batch["sample_id"], torch.from_numpy(intersection).to(device), torch.from_numpy(union).to(device))
+        )
+        for store, values in zip((ids, inters, unions), gathered):
+            store.append(values.cpu().numpy())
+    model.train(was_training)
+    sample_ids, intersections, union_counts = (np.concatenate(x) for x in (ids, inters, unions))
+    order = np.argsort(sample_ids, kind="stable")
+    sample_ids, intersections, union_counts = sample_ids[order], intersections[order], union_counts[order]
+    ious = np.where(union_counts > 0, intersections / np.maximum(union_counts, 1), 0.0)
+    metrics = refer_iou_metric().compute(intersection=intersections, union=union_counts)
+    return {**metrics, "protocol": protocol, "sample_ids": sample_ids, "intersections": intersections,
+            "unions": union_counts, "ious": ious}
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True,
+                        help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
+    parser.add_argument("--dataset", required=True,
+                        help="raw refer root, prepared parquet folder / Hub id, or community parquet")
+    parser.add_argument("--dataset_config", default=None,
+                        help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
+    parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input",
+                        help="model_input: masks at the model input size, the original's protocol; original: "
+                             "masks at each image's own size (default: %(default)s)")
+    parser.add_argument("--batch_size", type=positive_int, default=16, help="per process (default: %(default)s)")
+    parser.add_argument("--num_workers", type=non_negative_int, default=2,
+                        help="data loader worker processes per process (default: %(default)s)")
+    parser.add_argument("--image_size", type=positive_int, default=None,
+                        help="square model input side, overriding the processor's size (default: the processor's)")
+    parser.add_argument("--max_samples", type=positive_int, default=None,
+                        help="evaluate only the first N (object, sentence) pairs")
+    parser.add_argument("--output_dir", default="eval_outputs",
+                        help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
+    parser.add_argument("--num_overlays", type=non_negative_int, default=4,
+                        help="draw the N best and N worst samples by IoU into output_dir/overlays "
+                             "(0: none; default: %(default)s)")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
+                        help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    accelerator = Accelerator()
+    rows = load_rows(parser, args)
+    model, processor = load_model_and_processor(parser, args.model)
+    if args.image_size:
+        processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
+    view = ReferEvalDataset(rows, processor, return_original_mask=args.protocol == "original")
+    samples = view if args.max_samples is None else Subset(view, range(min(args.max_samples, len(view))))
+    loader = accelerator.prepare(DataLoader(samples, batch_size=args.batch_size, collate_fn=collate,
+                                            num_workers=args.num_workers))
+    model.to(accelerator.device)  # inference only: no DDP wrapper, each process runs its own copy
+    with autocast(accelerator.device, args.dtype):
+        results = evaluate_model(model, loader, accelerator, args.protocol)
+    if accelerator.is_main_process:
+        summary = run_summary(args, results, processor, accelerator.num_processes)
+        records = per_sample_records(view, results)
+        results_path = write_results(Path(args.output_dir), summary, records)
+        if args.num_overlays:
+            with autocast(accelerator.device, args.dtype):
+                write_overlays(model, view, records, args.num_overlays, Path(args.output_dir) / "overlays")
+        print_table(summary, results_path)
+    accelerator.wait_for_everyone()
+    return 0
+
+
+def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> datasets.Dataset:
+    """The split's rows; a missing split, folder or image ends the command with the loader's message."""
+    try:
+        return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(1, f"lavt-evaluate: {error}\n")
+
+
+def load_model_and_processor(parser: argparse.ArgumentParser, name: str
+                             ) -> tuple[LavtForReferringSegmentation, LavtProcessor]:
+    """Both from a folder or Hub id; a missing folder fails at once instead of becoming a Hub request."""
+    if not Path(name).exists() and not _HUB_ID.fullmatch(name):
+        parser.exit(1, f"lavt-evaluate: --model {name}: no such model folder (and not a Hub id)\n")
+    try:
+        return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        parser.exit(1, f"lavt-evaluate: cannot load the model and processor from {name}: {error}\n")
+
+
+def autocast(device: torch.device, dtype: str) -> AbstractContextManager:
+    """Autocast to `dtype` on `device`; fp32 runs as is."""
+    return nullcontext() if dtype == "fp32" else torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+
+
+def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcessor, num_processes: int
+                ) -> dict[str, Any]:
+    """The metrics and everything needed to tell what they measure."""
+    metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    size = processor.image_processor.size
+    return {**metrics, "protocol": args.protocol, "model": args.model, "dataset": args.dataset,
+            "dataset_config": args.dataset_config, "split": args.split,
+            "image_size": [size["height"], size["width"]], "dtype": args.dtype, "num_processes": num_processes,
+            "per_sample_file": "per_sample.json"}
+
+
+def per_sample_records(view: ReferEvalDataset, results: dict) -> list[dict[str, Any]]:
+    """One entry per evaluated sample; sample ids are indices into `view`, so they name its pairs."""
+    ref_ids, sentences = list(view.rows["ref_id"]), list(view.rows["sentences"])
+    records = []
+    for sample_id, intersection, union, iou in zip(
+        results["sample_ids"], results["intersections"], results["unions"], results["ious"]
+    ):
+        row, sentence_index = int(view.pair_row[sample_id]), int(view.pair_sentence[sample_id])
+        records.append({"sample_id": int(sample_id), "ref_id": int(ref_ids[row]), "sentence_index": sentence_index,
+                        "sentence": sentences[row][sentence_index], "intersection": int(intersection),
+                        "union": int(union), "iou": float(iou)})
+    return records
+
+
+def write_results(output_dir: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / summary["per_sample_file"]).write_text(json.dumps(records, indent=1))
+    results_path = output_dir / "eval_results.json"
+    results_path.write_text(json.dumps(summary, indent=1))
+    return results_path
+
+
+def best_and_worst(records: list[dict[str, Any]], count: int) -> list[tuple[str, int, dict[str, Any]]]:
+    """(tag, rank, record) of the `count` highest and lowest IoUs; ties go to the lower sample id."""
+    by_iou = sorted(records, key=lambda r: (-r["iou"], r["sample_id"]))
+    lowest = sorted(records, key=lambda r: (r["iou"], r["sample_id"]))
+    return ([("best", rank, r) for rank, r in enumerate(by_iou[:count], 1)]
+            + [("worst", rank, r) for rank, r in enumerate(lowest[:count], 1)])
+
+
+@torch.no_grad()
+def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset, records: list[dict[str, Any]],
+                   count: int, folder: Path) -> None:
+    """Overlays of the best and worst samples at their original image size. The few selected samples are run
+    again (cheaper than keeping every prediction of the split in memory)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = best_and_worst(records, count)
+    device = next(model.parameters()).device
+    for tag, rank, record in chosen:
+        item = collate([view[record["sample_id"]]])
+        logits = model(**{k: item[k].to(device) for k in ("pixel_values", "input_ids", "attention_mask")}).logits
+        row = view.rows[int(view.pair_row[record["sample_id"]])]
+        image, truth = open_image(row["image"]), decode_mask(row["mask"]).astype(bool)
+        prediction = foreground_masks(logits, truth.shape)[0].cpu().numpy()
+        caption = f"{tag} {rank}: IoU {record['iou']:.2f} | {record['sentence']}"
+        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=_GROUND_TRUTH_COLOR, alpha=1.0),
+                               prediction, caption)
+        overlay.save(folder / f"{tag}_{rank:02d}_sample{record['sample_id']:06d}.png")
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` that touch the background (4-neighbourhood): its one-pixel boundary."""
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+def print_table(summary: dict[str, Any], results_path: Path) -> None:
+    height, width = summary["image_size"]
+    print(f"LAVT evaluation of {summary['model']} on {summary['dataset_config'] or summary['dataset']} "
+          f"{summary['split']}: {summary['num_samples']} samples, protocol {summary['protocol']} "
+          f"(model input {height}x{width}), {summary['num_processes']} process(es)")
+    rows = [("overall IoU", "overall_iou"), ("mean IoU", "mean_iou")]
+    rows += [(key, key) for key in summary if key.startswith("precision@")]
+    for label, key in rows:
+        print(f"  {label:<15} {summary[key]:6.2f}")
+    print(f"results: {results_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Train LAVT with Accelerate.
+
+  accelerate launch training/train.py --config training/configs/lavt_refcoco_swin_b.yaml
+  python -m training.train --config training/configs/demo.yaml --output_dir outputs/demo
+
+The recipe (YAML) gives every option; command-line options override it (`--help` lists them all).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+if __package__ in (None, ""):  # run as a script: import from the repository root, not from training/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])  # (training/evaluate.py would shadow `evaluate`)
+
+from modeling_lavt import LavtConfig, LavtForReferringSegmentation
+from modeling_lavt.hub import push_lavt_to_hub, write_model_card
+from modeling_lavt.image_processing_lavt import LavtImageProcessor
+from modeling_lavt.pretrained import lavt_from_pretrained_parts
+from modeling_lavt.processing_lavt import LavtProcessor
+from training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
+from training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
+from training.evaluate import evaluate_model
+from training.reporting import plot_training_curves
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation drawn from (seed, epoch) alone, so that a resumed run replays the same order."""
+
+    def __init__(self, num_samples: int, seed: int):
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+
+def build_processor(model_args: ModelArguments, data_args: DataArguments) -> LavtProcessor:
+    from transformers import AutoTokenizer
+
+    if model_args.init_from:
+        processor = LavtProcessor.from_pretrained(model_args.init_from)
+        processor.image_processor.size = {"height": data_args.image_size, "width": data_args.image_size}
+        return processor
+    tokenizer_source = model_args.tokenizer or model_args.text_encoder
+    if tokenizer_source is None:
+        raise ValueError("no tokenizer: set `tokenizer` (a folder or Hub id with a BERT vocabulary)")
+    return LavtProcessor(LavtImageProcessor(size=data_args.image_size), AutoTokenizer.from_pretrained(tokenizer_source))
+
+
+def build_model(model_args: ModelArguments, train_args: TrainingArguments) -> LavtForReferringSegmentation:
+    if model_args.init_from:
+        return LavtForReferringSegmentation.from_pretrained(model_args.init_from, **train_args.loss)
+    overrides = {**model_args.model_overrides, **train_args.loss}
+    if model_args.text_config and not model_args.text_encoder:
+        overrides["text_config"] = {"model_type": "bert", **model_args.text_config}
+    config = LavtConfig.from_preset(model_args.preset, **overrides)
+    return lavt_from_pretrained_parts(config, swin=model_args.swin_weights, text_encoder=model_args.text_encoder)
+
+
+def parameter_groups(model: LavtForReferringSegmentation, train_args: TrainingArguments) -> list[dict]:
+    """The original's groups: no weight decay on backbone norms and position-bias tables; only the first
+    `text_trainable_layers` text encoder layers are optimised (the rest are frozen but pass gradients)."""
+    trainable_text = train_args.text_trainable_layers
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if name.startswith("text_encoder.") and trainable_text is not None:
+            layer = re.match(r"text_encoder\.encoder\.layer\.(\d+)\.", name)
+            if layer is None or int(layer.group(1)) >= trainable_text:
+                param.requires_grad_(False)
+                continue
+        if name.startswith("backbone.") and ("norm" in name or "relative_position_bias_table" in name):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": train_args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model, train_args: TrainingArguments) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, train_args)
+    if train_args.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=train_args.learning_rate)
+    return torch.optim.AdamW(groups, lr=train_args.learning_rate)
+
+
+def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(1.0 - step / total_steps, 0.0) ** power)
+
+
+def checkpoints_in(directory: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int) -> Path:
+    """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable."""
+    directory = output_dir / "checkpoints"
+    final = directory / f"checkpoint-{state['global_step']}"
+    staging = directory / f".incomplete-checkpoint-{state['global_step']}"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging))
+    if accelerator.is_main_process:
+        (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        for old in checkpoints_in(directory)[:-limit]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
+    if value != "latest":
+        path = Path(value)
+        if not (path / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"{path} is not a complete checkpoint (no trainer_state.json)")
+        return path
+    found = checkpoints_in(output_dir / "checkpoints")
+    return found[-1] if found else None
+
+
+def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) -> None:
+    """`save_pretrained` of model and processor into `folder`, atomically replaced."""
+    if accelerator.is_main_process:
+        staging = folder.with_name(f".incomplete-{folder.name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        accelerator.unwrap_model(model).save_pretrained(staging)
+        processor.save_pretrained(staging)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    accelerator.wait_for_everyone()
+
+
+def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
+    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
+    train_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.train_split,
+                                    images_root=data_args.images_root)
+    if data_args.max_train_objects:
+        train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
+    eval_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.eval_split,
+                                   images_root=data_args.images_root)
+    train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
+    eval_view = ReferEvalDataset(eval_rows, processor)
+    if data_args.max_eval_samples:
+        eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
+    sampler = EpochShuffleSampler(len(train_view), train_args.seed)
+    train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, sampler=sampler,
+                              collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
+    eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
+                             num_workers=data_args.num_workers)
+    return train_view, sampler, train_loader, eval_loader
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Train as configured; returns the final state and the folder of the saved model."""
+    model_args, data_args, train_args = parse_arguments(argv)
+    output_dir = Path(train_args.output_dir)
+    trackers = [t.strip() for t in train_args.report_to.split(",") if t.strip() and t.strip() != "none"]
+    accelerator = Accelerator(
+        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
+        log_with=trackers or None,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    set_seed(train_args.seed)
+
+    processor = build_processor(model_args, data_args)
+    train_view, _, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
+    eval_size = len(eval_loader.dataset)
+
+    model = build_model(model_args, train_args)
+    if model_args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":  # PyTorch syncs BatchNorm on GPUs only
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    optimizer = build_optimizer(model, train_args)
+
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    if len(train_loader) == 0:
+        raise ValueError(f"{len(train_view)} training objects do not fill one batch of "
+                         f"{train_args.per_device_batch_size} per process")
+    steps_per_epoch = math.ceil(len(train_loader) / train_args.gradient_accumulation_steps)  # per process
+    total_steps = train_args.num_epochs * steps_per_epoch
+    if train_args.max_steps:
+        total_steps = min(total_steps, train_args.max_steps)
+    # Stepped by hand once per optimizer step (not through `prepare`, which would step it once per process).
+    scheduler = poly_schedule(optimizer, total_steps, train_args.poly_power)
+    accelerator.register_for_checkpointing(scheduler)
+
+    total_batch = train_args.per_device_batch_size * accelerator.num_processes * train_args.gradient_accumulation_steps
+    accelerator.print(
+        f"LAVT training: {len(train_view)} objects, {eval_size} evaluation pairs; batch {total_batch} in total "
+        f"({train_args.per_device_batch_size} per device x {accelerator.num_processes} processes x "
+        f"{train_args.gradient_accumulation_steps} accumulation); {steps_per_epoch} steps per epoch, "
+        f"{total_steps} steps; mixed precision: {accelerator.mixed_precision}"
+    )
+    if trackers:
+        accelerator.init_trackers("lavt", config={k: v for k, v in vars(train_args).items()
+                                                  if isinstance(v, (int, float, str, bool))})
+
+    state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
+    if train_args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, output_dir)
+        if checkpoint is not None:
+            accelerator.load_state(str(checkpoint))
+            state = json.loads((checkpoint / "trainer_state.json").read_text())
+            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+
+    def run_evaluation() -> dict:
+        results = evaluate_model(model, eval_loader, accelerator, description=f"eval step {state['global_step']}")
+        metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        state["history"].append({"step": state["global_step"], "epoch": state["epoch"], **metrics})
+        accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=state["global_step"])
+        accelerator.print(f"step {state['global_step']}: overall IoU {metrics['overall_iou']:.2f}, "
+                          f"mean IoU {metrics['mean_iou']:.2f}")
+        if metrics["overall_iou"] > state["best_overall_iou"]:
+            state["best_overall_iou"] = metrics["overall_iou"]
+            state["best_metrics"] = metrics
+            save_model_folder(accelerator, model, processor, output_dir / "best")
+        return metrics
+
+    progress = tqdm(total=total_steps, initial=state["global_step"], desc="train",
+                    disable=not accelerator.is_local_main_process)
+    model.train()
+    window_start, window_samples = time.perf_counter(), 0
+    while state["global_step"] < total_steps:
+        train_view.set_epoch(state["epoch"])
+        loader = train_loader
+        if state["step_in_epoch"]:
+            loader = accelerator.skip_first_batches(
+                train_loader, state["step_in_epoch"] * train_args.gradient_accumulation_steps)
+        loader.set_epoch(state["epoch"])  # Accelerate passes it on to the sampler when iteration starts
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                finite = accelerator.reduce(torch.isfinite(out.loss.detach()).float(), reduction="sum")
+                if finite.item() < accelerator.num_processes:
+                    raise NonFiniteLossError(
+                        f"non-finite loss at step {state['global_step']} (epoch {state['epoch']}); the last good "
+                        f"checkpoint is in {output_dir / 'checkpoints'}. Lower the learning rate or enable "
+                        "max_grad_norm, then resume with --resume_from_checkpoint latest"
+                    )
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and train_args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            window_samples += batch["pixel_values"].shape[0] * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            state["global_step"] += 1
+            state["step_in_epoch"] += 1
+            progress.update(1)
+            if state["global_step"] % train_args.log_every_steps == 0:
+                elapsed = time.perf_counter() - window_start
+                logs = {"train/loss": out.loss.item(), "train/lr": scheduler.get_last_lr()[0],
+                        "train/samples_per_second": window_samples / elapsed,
+                        **{f"train/{k}": v.item() for k, v in (out.loss_terms or {}).items()}}
+                accelerator.log(logs, step=state["global_step"])
+                state["history"].append({"step": state["global_step"], "loss": logs["train/loss"],
+                                         "lr": logs["train/lr"]})
+                progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+                window_start, window_samples = time.perf_counter(), 0
+            if train_args.eval_every_steps and state["global_step"] % train_args.eval_every_steps == 0:
+                run_evaluation()
+            if train_args.checkpointing_steps and state["global_step"] % train_args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+            if state["global_step"] >= total_steps:
+                break
+        if state["step_in_epoch"] >= steps_per_epoch:  # a full epoch (the loader may be empty after a resume)
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            if not train_args.eval_every_steps:
+                run_evaluation()
+            save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+    progress.close()
+
+    # The final folder: best weights by overall IoU (as the original keeps), processor, card and curves.
+    if not any("overall_iou" in h for h in state["history"]):
+        run_evaluation()
+    final_dir = output_dir / "model"
+    if accelerator.is_main_process:
+        shutil.rmtree(final_dir, ignore_errors=True)
+        shutil.copytree(output_dir / "best", final_dir)
+        results = state.get("best_metrics", {})
+        (final_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
+        plot_training_curves(state["history"], output_dir / "training_curves.png")
+        evaluation = {**results, "dataset": data_args.dataset, "dataset_config": data_args.dataset_config,
+                      "split": data_args.eval_split, "protocol": "model_input"}
+        write_model_card(final_dir, accelerator.unwrap_model(model).config, [evaluation],
+                         recipe={**vars(model_args), **vars(data_args), **vars(train_args)},
+                         repo_id=train_args.hub_model_id)
+        (output_dir / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        accelerator.print(json.dumps({"output_dir": str(final_dir), **results}))
+        if train_args.push_to_hub:  # the folder as saved, plus remote code and the pipeline definition
+            push_lavt_to_hub(final_dir, train_args.hub_model_id, private=train_args.hub_private,
+                             commit_message=f"LAVT trained for {state['global_step']} steps")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return {"state": state, "final_dir": str(final_dir)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
