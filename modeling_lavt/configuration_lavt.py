@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -23,6 +25,25 @@ _TIMM_WEIGHTS = {
     ("large", 12): "swin_large_patch4_window12_384.ms_in22k",
 }
 PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in _TIMM_WEIGHTS}
+
+
+def _drop_pipelines_served_by_this_package(kwargs: dict) -> None:
+    """Drop the `custom_pipelines` entries (of a pushed repo's config.json) whose task this package has
+    registered in this process with its own pipeline class (`import modeling_lavt` does).
+
+    Pushed repos name their pipeline there so that `trust_remote_code=True` finds it without this package; but
+    `pipeline()` demands `trust_remote_code` for every task the config names, even one the installed package
+    serves. The repo's copy of this file (remote code) lives in another package, so it keeps the entry.
+    """
+    registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
+    if not kwargs.get("custom_pipelines") or registry is None:
+        return
+    package = __name__.rpartition(".")[0]
+    kept = {task: info for task, info in kwargs.pop("custom_pipelines").items()
+            if getattr(registry.supported_tasks.get(task, {}).get("impl"), "__module__", "").rpartition(".")[0]
+            != package}
+    if kept:
+        kwargs["custom_pipelines"] = kept
 
 
 class LavtConfig(PreTrainedConfig):
@@ -98,6 +119,7 @@ class LavtConfig(PreTrainedConfig):
     dice_smooth: float = 1.0
 
     def __post_init__(self, **kwargs):
+        _drop_pipelines_served_by_this_package(kwargs)
         super().__post_init__(**kwargs)
         for name in ("depths", "num_heads", "fusion_num_heads", "ce_class_weights"):
             setattr(self, name, list(getattr(self, name)))

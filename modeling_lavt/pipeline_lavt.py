@@ -59,7 +59,7 @@ class ReferringImageSegmentationPipeline(Pipeline):
                 )
             max_length = getattr(self.model.config, "max_text_length", 20)
             self.processor = LavtProcessor(self.image_processor, self.tokenizer, max_length=max_length)
-        elif not isinstance(self.processor, LavtProcessor):
+        elif type(self.processor).__name__ != LavtProcessor.__name__:  # remote code may load a second copy
             raise ValueError(
                 f"The {TASK} pipeline needs a LavtProcessor, got {type(self.processor).__name__}"
             )

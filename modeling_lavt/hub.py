@@ -1,0 +1,240 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Push a LAVT model to the Hugging Face Hub as a self-contained repo, with its model card.
+
+A pushed repo holds the config and safetensors weights, the processor, the remote code (the modules of the
+config, model, image processor, processor and pipeline classes with everything they import relatively), the
+pipeline definition (`custom_pipelines` in config.json) and a model card rendered from
+`hub_cards/model_card.md`. With this package installed the Auto classes and
+`pipeline("referring-image-segmentation", model=repo)` load it as they load a local folder; without it,
+`trust_remote_code=True` runs the repo's own copy of the code.
+
+```python
+>>> from modeling_lavt.hub import push_lavt_to_hub
+>>> push_lavt_to_hub(model, "me/lavt-refcoco", processor, evaluations=[json.load(open("eval_results.json"))])
+```
+
+The modeling code never imports this module, so remote code does not ship it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from httpx2 import TransportError
+from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import PreTrainedModel, ProcessorMixin
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration_lavt import LavtConfig
+from .image_processing_lavt import LavtImageProcessor
+from .modeling_lavt import LavtForReferringSegmentation
+from .pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
+from .processing_lavt import LavtProcessor
+
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "model_card.md"
+# Metric keys of the evaluation JSON (`lavt-evaluate`, the training script) -> names on the Hub's model-index.
+CARD_METRICS = {"overall_iou": "Overall IoU", "mean_iou": "Mean IoU", "precision@0.5": "Precision@0.5",
+                "precision@0.7": "Precision@0.7", "precision@0.9": "Precision@0.9"}
+# Weight formats that unpickle (or are not safetensors): never uploaded, whatever the folder holds.
+NON_SAFETENSORS_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.h5", "*.msgpack", "*.onnx")
+# Classes whose modules (and their relative imports) the repo carries for `trust_remote_code=True`.
+REMOTE_CODE_CLASSES = (LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor,
+                       ReferringImageSegmentationPipeline)
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+class HubPushError(RuntimeError):
+    """A push that did not reach the Hub or was refused by it; nothing local was changed."""
+
+
+def code_reference(cls: type) -> str:
+    """`module.Class` as `auto_map` and `custom_pipelines` name a class of the repo's own code files."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def pipeline_definition() -> dict[str, Any]:
+    """The `custom_pipelines` entry `Pipeline.save_pretrained` writes for a registered pipeline class."""
+    register_pipeline()
+    info = dict(PIPELINE_REGISTRY.supported_tasks[TASK])
+    info["impl"] = code_reference(info["impl"])
+    info["pt"] = [cls.__name__ for cls in info["pt"]]
+    return {TASK: info}
+
+
+def add_remote_code(folder: Path) -> None:
+    """Copy this package's modules into `folder` and point config.json at them.
+
+    The modules are the installed package's, so code and weights agree whichever way the repo is loaded. The
+    processor files carry their own `auto_map` (written by `save_pretrained` for registered classes).
+    """
+    for cls in REMOTE_CODE_CLASSES:
+        custom_object_save(cls, folder)  # the class's module file and, recursively, its relative imports
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["auto_map"] = {**config.get("auto_map", {}), "AutoConfig": code_reference(LavtConfig),
+                          "AutoModel": code_reference(LavtForReferringSegmentation)}
+    config["custom_pipelines"] = pipeline_definition()
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _is_hub_id(name: str | None) -> bool:
+    """A Hub repo id (`owner/name`) rather than a local path; only those belong in card metadata."""
+    return bool(name) and _HUB_ID.fullmatch(name) is not None and not Path(name).exists()
+
+
+def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
+    """One evaluated split from an evaluation JSON as `lavt-evaluate` writes it (metrics plus `dataset`,
+    `dataset_config`, `split`, `protocol`)."""
+    missing = [key for key in ("dataset", "split") if not summary.get(key)]
+    if missing:
+        raise ValueError(f"an evaluation for the model card needs {missing} (as lavt-evaluate writes them)")
+    dataset, dataset_config = str(summary["dataset"]), summary.get("dataset_config")
+    hub_id = dataset if _is_hub_id(dataset) else None
+    local_name = dataset_config or Path(dataset).name  # a local folder's name says little; its config more
+    return {
+        "dataset_id": hub_id or local_name,
+        "dataset_name": f"{hub_id} ({dataset_config})" if hub_id and dataset_config else hub_id or local_name,
+        "dataset_config": dataset_config,
+        "split": str(summary["split"]),
+        "protocol": summary.get("protocol", "model_input"),
+        "metrics": {key: round(float(summary[key]), 4) for key in CARD_METRICS if key in summary},
+    }
+
+
+def base_models(recipe: dict[str, Any]) -> list[str]:
+    """Hub repos the weights started from: a fine-tuned LAVT, the text encoder, and the Swin weights (timm
+    hosts them as `timm/<name>`); local files are no Hub models."""
+    found = [recipe[key] for key in ("init_from", "text_encoder")
+             if recipe.get(key) and not Path(recipe[key]).exists()]
+    swin = recipe.get("swin_weights")
+    if swin and not Path(swin).exists():
+        found.append(swin if "/" in swin else f"timm/{swin}")
+    return found
+
+
+def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequence[dict[str, Any]] = (),
+                     recipe: dict[str, Any] | None = None, repo_id: str | None = None,
+                     converted_from: str | None = None) -> ModelCard:
+    """README.md in `folder`: YAML metadata (license, library, pipeline tag, datasets, base models and a
+    `model-index` entry per evaluated split and metric), usage, results, recipe, limitations and citations.
+
+    `evaluations` are evaluation JSONs (see `card_evaluation`); `recipe` is the training recipe as a flat
+    dict; `converted_from` names the original checkpoint a converted model came from.
+    """
+    rows = [row for row in map(card_evaluation, evaluations) if row["metrics"]]
+    eval_results = [
+        EvalResult(task_type="image-segmentation", task_name="Referring Image Segmentation",
+                   dataset_type=row["dataset_id"], dataset_name=row["dataset_name"],
+                   dataset_config=row["dataset_config"], dataset_split=row["split"],
+                   metric_type=key, metric_name=CARD_METRICS[key], metric_value=value)
+        for row in rows for key, value in row["metrics"].items()
+    ]
+    recipe = {k: v for k, v in (recipe or {}).items() if v not in (None, {}, [], "")}
+    datasets = sorted({row["dataset_id"] for row in rows if _is_hub_id(row["dataset_id"])}
+                      | ({recipe["dataset"]} if _is_hub_id(recipe.get("dataset")) else set()))
+    card_data = ModelCardData(
+        license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
+        tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,
+        base_model=base_models(recipe) or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
+    )
+    card = ModelCard.from_template(
+        card_data, template_path=str(MODEL_CARD_TEMPLATE), model_name=repo_id or "LAVT",
+        repo_id=repo_id or "path/to/this/folder", evaluations=rows, metric_names=CARD_METRICS, config=config,
+        recipe_yaml=yaml.safe_dump(recipe, sort_keys=True) if recipe else None, converted_from=converted_from,
+    )
+    card.save(Path(folder) / "README.md")
+    return card
+
+
+def stage_repo(model_or_folder: PreTrainedModel | str | Path, processor: ProcessorMixin | None,
+               staging: Path) -> str:
+    """Fill `staging` with the repo's model and processor files; returns what was pushed, for messages.
+
+    A folder is copied without weights in other formats than safetensors (and without hidden files), so the
+    caller's folder is never modified.
+    """
+    if isinstance(model_or_folder, PreTrainedModel):
+        model_or_folder.save_pretrained(staging)  # safetensors only (transformers 5)
+        source = "the model and processor objects are unchanged"
+    else:
+        folder = Path(model_or_folder)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a saved LAVT model (no config.json)")
+        shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(".*", *NON_SAFETENSORS_WEIGHTS))
+        source = f"the local folder {folder} is intact"
+    if not any(staging.glob("*.safetensors")):
+        raise ValueError(f"no safetensors weights to push ({source}); re-save the model with save_pretrained")
+    if processor is not None:
+        processor.save_pretrained(staging)
+    elif not (staging / "processor_config.json").is_file():
+        warnings.warn("pushing without a processor: AutoProcessor and the pipeline will not load the repo",
+                      stacklevel=3)
+    return source
+
+
+def upload(staging: Path, repo_id: str, *, private: bool, commit_message: str, token: str | None,
+           source: str) -> CommitInfo:
+    """Create the repo if needed and upload `staging` as one commit; Hub failures become `HubPushError`."""
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(folder_path=staging, repo_id=repo_id, commit_message=commit_message)
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403):
+            raise HubPushError(
+                f"The Hub at {api.endpoint} refused the token (HTTP {status}) for {repo_id}: log in with "
+                f"`hf auth login` or set HF_TOKEN to a token with write access. Nothing was pushed; {source}."
+            ) from err
+        raise HubPushError(
+            f"The Hub at {api.endpoint} answered HTTP {status} for {repo_id}: {err}. Nothing was pushed; {source}."
+        ) from err
+    except TransportError as err:
+        raise HubPushError(
+            f"Could not reach the Hub at {api.endpoint} ({err}). Nothing was pushed to {repo_id}; {source}. "
+            "Check the connection (and HF_ENDPOINT), then push again."
+        ) from err
+
+
+def push_lavt_to_hub(
+    model_or_folder: PreTrainedModel | str | Path,
+    repo_id: str,
+    processor: ProcessorMixin | None = None,
+    *,
+    evaluations: Sequence[dict[str, Any]] = (),
+    recipe: dict[str, Any] | None = None,
+    converted_from: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload LAVT model",
+) -> CommitInfo:
+    """Push a LAVT model (an object, or a folder saved with `save_pretrained`) to `repo_id` in one commit.
+
+    The repo gets the safetensors weights and config, the processor (`processor`, or the folder's own files),
+    the remote code and pipeline definition, and a model card. The card is written from `evaluations`
+    (evaluation JSONs, one per split), `recipe` and `converted_from` when any is given or when the folder
+    has no README.md; otherwise the folder's README.md is kept. Everything is assembled in a temporary folder:
+    the caller's folder is never modified, and a failed push raises `HubPushError` saying so.
+    """
+    with tempfile.TemporaryDirectory(prefix="lavt-push-") as tmp:
+        staging = Path(tmp) / "repo"
+        source = stage_repo(model_or_folder, processor, staging)
+        add_remote_code(staging)
+        if evaluations or recipe or converted_from or not (staging / "README.md").is_file():
+            config = LavtConfig.from_json_file(staging / "config.json")
+            write_model_card(staging, config, evaluations, recipe, repo_id, converted_from)
+        return upload(staging, repo_id, private=private, commit_message=commit_message, token=token,
+                      source=source)
+
+
+__all__ = ["HubPushError", "push_lavt_to_hub", "write_model_card"]
