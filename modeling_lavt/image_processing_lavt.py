@@ -115,9 +115,8 @@ class LavtImageProcessor(BaseImageProcessor):
             for image in make_image_list(images)
         ]
         original_sizes = [tuple(image.shape[:2]) for image in rgb_images]
-        pixel_values = np.stack(
-            [_normalize(_resize(image, size, self.resample), mean, std) for image in rgb_images]
-        )
+        planes = [_normalize(_resize(image, size, self.resample), mean, std) for image in rgb_images]
+        pixel_values = planes[0][None] if len(planes) == 1 else np.stack(planes)  # one image: no copy
         data: dict[str, Any] = {"pixel_values": pixel_values, "original_sizes": original_sizes}
         if masks is not None:
             data["labels"] = self.preprocess_masks(masks, size=size, original_sizes=original_sizes)
@@ -341,9 +340,16 @@ def _resize(rgb: np.ndarray, size: dict[str, int], resample: int) -> np.ndarray:
 
 
 def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 as ToTensor + Normalize compute it: (x / 255 - mean) / std."""
-    scaled = rgb.astype(np.float32) / np.float32(255.0)
-    return ((scaled - mean) / std).transpose(2, 0, 1)
+    """(H, W, 3) uint8 -> contiguous (3, H, W) float32 as ToTensor + Normalize compute it: (x / 255 - mean) / std.
+
+    The same float32 operations as on the (H, W, 3) layout, so the same bits, but run in place over whole
+    channel planes: broadcasting over a last axis of 3 is more than ten times slower.
+    """
+    planes = rgb.transpose(2, 0, 1).astype(np.float32, order="C")
+    planes /= np.float32(255.0)
+    planes -= mean.reshape(-1, 1, 1)
+    planes /= std.reshape(-1, 1, 1)
+    return planes
 
 
 def _binary_mask(mask: MaskLike) -> np.ndarray:

@@ -9,6 +9,7 @@ BERT-family text encoder, and a light convolutional decoder that predicts 2-clas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -71,27 +72,11 @@ class LavtDropPath(nn.Module):
         return f"rate={self.rate}"
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad a (B, H, W, C) map on the bottom / right so that H and W are multiples of `multiple`."""
-    pad_h = (-x.shape[1]) % multiple
-    pad_w = (-x.shape[2]) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    return x
-
-
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     """(B, H, W, C) -> (B * num_windows, window * window, C), windows in row-major order."""
     b, h, w, c = x.shape
     x = x.view(b, h // window, window, w // window, window, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
-
-
-def window_merge(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
-    """Inverse of `window_partition`."""
-    c = windows.shape[-1]
-    x = windows.view(-1, height // window, width // window, window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
 
 
 def relative_position_index(window: int) -> torch.Tensor:
@@ -115,6 +100,42 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> tor
     windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
     different = windows[:, :, None] != windows[:, None, :]
     return different.float() * _SHIFT_MASK_VALUE
+
+
+class WindowLayout(NamedTuple):
+    """Where the window attention of one block reads and writes its tokens, for one map size.
+
+    The block pads the (H, W) map with zeros to multiples of the window, rolls it by (-s, -s), cuts it into
+    windows, and after attention merges, rolls back and crops (spec section 2). All of that is data movement,
+    so it is done as one `index_select` each way: `gather` (num_windows * window^2,) names the token every
+    window position reads (`H * W` = a zero token appended to the map), and `scatter` (H * W,) names the
+    window position each token's output comes from. Two copies instead of up to seven (pad, roll, partition,
+    merge, roll, crop) and far fewer kernel launches; the values are exactly the same.
+    """
+
+    gather: torch.Tensor
+    scatter: torch.Tensor
+    padded: bool  # whether `gather` reads the appended zero token
+    mask: torch.Tensor | None  # (num_windows, window^2, window^2) shifted-window mask, None without a shift
+
+
+def window_layout(height: int, width: int, window: int, shift: int, device: torch.device) -> WindowLayout:
+    """The `WindowLayout` of an (H, W) map; integer arithmetic only, so that it also traces under torch.compile."""
+    padded_h, padded_w = height + (-height) % window, width + (-width) % window
+    # Window position (window row, window column, row in window, column in window), in window_partition order.
+    rows = torch.arange(padded_h, device=device).view(padded_h // window, 1, window, 1)
+    cols = torch.arange(padded_w, device=device).view(1, padded_w // window, 1, window)
+    # Rolling by (-s, -s) puts the padded map's ((r + s) mod Hp, (c + s) mod Wp) at (r, c).
+    source_rows, source_cols = (rows + shift) % padded_h, (cols + shift) % padded_w
+    inside = (source_rows < height) & (source_cols < width)
+    gather = torch.where(inside, source_rows * width + source_cols, height * width).flatten()
+    # Token (r, c) sits at ((r - s) mod Hp, (c - s) mod Wp) of the rolled map; find its window position.
+    token_rows = ((torch.arange(height, device=device) - shift) % padded_h)[:, None]
+    token_cols = ((torch.arange(width, device=device) - shift) % padded_w)[None, :]
+    window_index = (token_rows // window) * (padded_w // window) + token_cols // window
+    scatter = (window_index * window**2 + (token_rows % window) * window + token_cols % window).flatten()
+    mask = shifted_window_mask(padded_h, padded_w, window, shift).to(device) if shift else None
+    return WindowLayout(gather, scatter, (padded_h, padded_w) != (height, width), mask)
 
 
 class LavtPatchEmbeddings(nn.Module):
@@ -147,22 +168,42 @@ class LavtWindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     def position_bias(self) -> torch.Tensor:
         """(heads, window^2, window^2) bias gathered from the table."""
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(self.window**2, self.window**2, -1).permute(2, 0, 1)
 
+    def attention_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """Position bias plus shifted-window mask in `dtype`: (1, heads, N, N), or (nW, heads, N, N) with a mask."""
+        bias = self.position_bias().to(dtype)[None]
+        return bias if mask is None else bias + mask.to(dtype)[:, None]
+
+    def cached_attention_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """`attention_bias`, reused across calls when no gradient is recorded (evaluation, inference).
+
+        The gather from the table, the cast and the mask sum are the same for every call on the same weights
+        and map size, so they are kept. The key holds the table's storage and version counter: an optimizer
+        step, `load_state_dict` or `.to()` makes a new entry. Under torch.compile the graph computes it instead
+        (reading the version counter would break the graph, and the compiler hoists the work anyway).
+        """
+        table = self.relative_position_bias_table
+        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
+            return self.attention_bias(mask, dtype)
+        key = (table.data_ptr(), table._version, dtype, None if mask is None else mask.data_ptr())
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            self._bias_cache = (key, self.attention_bias(mask, dtype))
+        return self._bias_cache[1]
+
     def forward(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """windows: (B * nW, N, C); mask: (nW, N, N) additive or None."""
         batch_windows, tokens, dim = windows.shape
         qkv = self.qkv(windows).view(batch_windows, tokens, 3, self.num_heads, dim // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        bias = self.position_bias().to(query.dtype)[None]  # (1, heads, N, N)
-        if mask is not None:
-            num_windows = mask.shape[0]
-            bias = bias.unsqueeze(1) + mask.to(query.dtype)[None, :, None]  # (1, nW, heads, N, N)
-            bias = bias.expand(batch_windows // num_windows, -1, -1, -1, -1).reshape(
+        bias = self.cached_attention_bias(mask, query.dtype)
+        if mask is not None:  # one mask per window position: repeat it for every image of the batch
+            bias = bias.expand(batch_windows // bias.shape[0], -1, -1, -1, -1).reshape(
                 batch_windows, self.num_heads, tokens, tokens
             )
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
@@ -194,30 +235,24 @@ class LavtSwinBlock(GradientCheckpointingLayer):
         self.drop_path = LavtDropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = LavtMlp(dim, int(dim * mlp_ratio))
-        self._mask_cache: dict[tuple, torch.Tensor] = {}
+        self._layouts: dict[tuple, WindowLayout] = {}
 
-    def attention_mask(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
-        """The shifted-window mask for a padded size, built once per (size, device)."""
-        if not self.shift:
-            return None
+    def layout(self, height: int, width: int, device: torch.device) -> WindowLayout:
+        """The block's `WindowLayout` for an (H, W) map, built once per (size, device)."""
         key = (height, width, device)
-        if key not in self._mask_cache:
-            self._mask_cache[key] = shifted_window_mask(height, width, self.window, self.shift).to(device)
-        return self._mask_cache[key]
+        if key not in self._layouts:
+            self._layouts[key] = window_layout(height, width, self.window, self.shift, device)
+        return self._layouts[key]
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
         batch, _, channels = hidden_states.shape
-        x = self.norm1(hidden_states).view(batch, height, width, channels)
-        x = pad_to_multiple(x, self.window)
-        padded_h, padded_w = x.shape[1:3]
-        if self.shift:
-            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        windows = window_partition(x, self.window)
-        windows = self.attn(windows, self.attention_mask(padded_h, padded_w, x.device))
-        x = window_merge(windows, self.window, padded_h, padded_w)
-        if self.shift:
-            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        x = x[:, :height, :width].reshape(batch, height * width, channels)
+        layout = self.layout(height, width, hidden_states.device)
+        x = self.norm1(hidden_states)
+        if layout.padded:  # the zero token that padding positions read (cat: one copy, F.pad also fills)
+            x = torch.cat([x, x.new_zeros(batch, 1, channels)], dim=1)
+        windows = x.index_select(1, layout.gather).view(-1, self.window**2, channels)
+        windows = self.attn(windows, layout.mask)
+        x = windows.view(batch, -1, channels).index_select(1, layout.scatter)
         hidden_states = hidden_states + self.drop_path(x)
         return hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
 

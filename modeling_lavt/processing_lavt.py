@@ -151,7 +151,10 @@ class LavtProcessor(ProcessorMixin):
         features = self.image_processor(image_list, **image_kwargs)
         row_image = [0] * num_rows if len(image_list) == 1 else list(range(num_rows))
         original_sizes = [features["original_sizes"][i] for i in row_image]
-        rows = {"pixel_values": features["pixel_values"][row_image], "original_sizes": original_sizes}
+        pixel_values = features["pixel_values"]
+        if row_image != list(range(len(pixel_values))):  # a row per image needs no (copying) re-indexing
+            pixel_values = pixel_values[row_image]
+        rows = {"pixel_values": pixel_values, "original_sizes": original_sizes}
         if masks is not None:
             rows["labels"] = self._mask_rows(
                 make_mask_list(masks), features["original_sizes"], row_image, image_kwargs

@@ -1,11 +1,33 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Micro-benchmarks of the project, one subcommand each; every run prints one JSON record on stdout.
+"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout.
 
 Subcommands register themselves in :data:`SUBCOMMANDS` (name -> help, argument setup, run function), so a
-new benchmark is one function pair and one entry.
+new benchmark is one function pair and one entry. Model benchmarks share one timing helper
+(:func:`time_workloads`: warm-up, then repeats in alternating order, median / min / max) and one record layout.
 
 ``data``: throughput of the training transform (row read, JPEG decode, RLE decode, resize to the processor's
 size, normalise, tokenize) in one process with one torch thread, i.e. samples per second per core.
+
+``train-step``: forward + backward + AdamW step of a randomly initialised model on random inputs, optionally
+under bf16 / fp16 autocast and with gradient checkpointing.
+
+``inference``: forward + mask post-processing under ``torch.inference_mode``; ``--compile`` times the
+``torch.compile``-d model against eager in the same run and checks that the masks are identical.
+
+``eval``: ``training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
+data loader, batched forward, IoU counts, metrics): evaluated samples per second.
+
+``targets``: the performance targets of the project, each ratio measured within this one run (both sides
+interleaved in one process; peak memories in one fresh subprocess per configuration).
+
+Memory: ``peak_memory_mb`` is the process's peak resident set size (``ru_maxrss``) on CPU, which includes the
+Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
+process (as the command line does) so that one configuration's peak does not hide another's.
+
+Examples:
+  python -m scripts.benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
+  python -m scripts.benchmark train-step --preset swin-tiny-window7 --batch-size 2 --gradient-checkpointing
+  python -m scripts.benchmark targets --comparisons bf16 resolution batch compile
 """
 
 from __future__ import annotations
@@ -13,7 +35,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -133,17 +158,545 @@ def _measure_data(args: argparse.Namespace, processor: Any) -> dict[str, Any]:
     }
 
 
+# A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
+TINY_TEST_CONFIG: dict[str, Any] = {
+    "embed_dim": 8, "depths": [1, 2, 1, 2], "num_heads": [1, 1, 2, 2], "window_size": 4, "drop_path_rate": 0.0,
+    "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
+                    "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
+}
+TINY_TEST_PRESET = "tiny-test"
+
+
+@dataclass
+class Workload:
+    """One configuration to time. ``step`` runs one iteration and returns its result; ``activate`` (not timed)
+    switches state shared with the other workloads of the same run (e.g. gradient checkpointing) to this one."""
+
+    name: str
+    step: Callable[[], Any]
+    activate: Callable[[], None] = lambda: None
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_workloads(workloads: Sequence[Workload], repeats: int, warmup: int, device: torch.device
+                   ) -> dict[str, list[float]]:
+    """Seconds per iteration of each workload, after ``warmup`` untimed iterations each.
+
+    Repeats alternate the order (A B, B A, ...) so that a change of load on a shared machine, or a cache left
+    warm by the previous workload, falls on every workload alike: compare workloads only within one call.
+    """
+    for workload in workloads:
+        workload.activate()
+        for _ in range(warmup):
+            workload.step()
+    seconds: dict[str, list[float]] = {workload.name: [] for workload in workloads}
+    for repeat in range(repeats):
+        for workload in workloads if repeat % 2 == 0 else workloads[::-1]:
+            workload.activate()
+            _synchronize(device)
+            start = time.perf_counter()
+            workload.step()
+            _synchronize(device)
+            seconds[workload.name].append(time.perf_counter() - start)
+    return seconds
+
+
+def timing_record(seconds: Sequence[float], samples_per_iteration: int) -> dict[str, float]:
+    """Median and spread of seconds per iteration, and samples per second at the median."""
+    median = statistics.median(seconds)
+    return {"median_s": round(median, 4), "min_s": round(min(seconds), 4), "max_s": round(max(seconds), 4),
+            "samples_per_s": round(samples_per_iteration / median, 3), "repeats": len(seconds)}
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: the process's peak resident set size on CPU, allocated tensor memory on CUDA."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
+
+
+def memory_kind(device: torch.device) -> str:
+    return "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS (ru_maxrss)"
+
+
+def model_config(args: argparse.Namespace) -> Any:
+    """The LavtConfig of ``--config-json``, else of ``--preset`` (``tiny-test``: a model for smoke runs)."""
+    from modeling_lavt import LavtConfig
+
+    if args.config_json is not None:
+        return LavtConfig.from_json_file(args.config_json)
+    if args.preset == TINY_TEST_PRESET:
+        return LavtConfig(**TINY_TEST_CONFIG)
+    return LavtConfig.from_preset(args.preset)
+
+
+def config_summary(args: argparse.Namespace, config: Any, model: torch.nn.Module) -> dict[str, Any]:
+    text = config.text_config
+    return {
+        "preset": args.config_json or args.preset, "embed_dim": config.embed_dim, "depths": config.depths,
+        "window_size": config.window_size, "text_model": f"{text.model_type} {text.num_hidden_layers}x{text.hidden_size}",
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+    }
+
+
+def build_model(config: Any, device: torch.device, seed: int) -> torch.nn.Module:
+    """A randomly initialised model (weights do not change the cost), the same for the same seed."""
+    from modeling_lavt import LavtForReferringSegmentation
+
+    torch.manual_seed(seed)
+    return LavtForReferringSegmentation(config).to(device)
+
+
+def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.device, seed: int,
+                  labels: bool = False) -> dict[str, torch.Tensor]:
+    """Normalised-looking images, token ids with expressions of random length (padded like the processor's
+    output) and, for training, random binary masks at the image size."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = config.max_text_length
+    inputs = {
+        "pixel_values": torch.randn(batch_size, config.num_channels, image_size, image_size, generator=generator),
+        "input_ids": torch.randint(1, config.text_config.vocab_size, (batch_size, tokens), generator=generator),
+        "attention_mask": (torch.arange(tokens) < torch.randint(4, tokens + 1, (batch_size, 1), generator=generator)
+                           ).long(),
+    }
+    if labels:
+        inputs["labels"] = torch.randint(0, 2, (batch_size, image_size, image_size), generator=generator)
+    return {name: tensor.to(device) for name, tensor in inputs.items()}
+
+
+def base_record(name: str, args: argparse.Namespace, config: Any, model: torch.nn.Module, device: torch.device
+                ) -> dict[str, Any]:
+    """What every model benchmark record says about what was measured."""
+    return {
+        "benchmark": name, **config_summary(args, config, model), "device": str(device), "dtype": args.dtype,
+        "batch_size": args.batch_size, "image_size": args.image_size, "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+    }
+
+
+def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
+    return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
+            "memory_kind": memory_kind(device)}
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, default_repeats: int = 5) -> None:
+    """Options shared by the model benchmarks."""
+    from modeling_lavt.configuration_lavt import PRESETS
+
+    parser.add_argument("--preset", default="swin-tiny-window7",
+                        choices=[*sorted(PRESETS), TINY_TEST_PRESET],
+                        help="model size (BERT-base text encoder; tiny-test: a toy model for smoke runs); "
+                        "default %(default)s")
+    parser.add_argument("--config-json", "--config_json", default=None,
+                        help="a LavtConfig JSON file (e.g. a saved model's config.json), instead of --preset")
+    parser.add_argument("--image-size", "--image_size", type=int, default=224, help="square input side (224)")
+    parser.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per iteration (1)")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="fp32, or bf16 / fp16 autocast (loss and softmax stay float32); default fp32")
+    parser.add_argument("--repeats", type=int, default=default_repeats,
+                        help=f"timed iterations; median, min and max are reported ({default_repeats})")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first (1)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
+    _add_threads_argument(parser)
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice, all cores); on a shared machine "
+                        "a busy core stalls every parallel kernel, and --threads 1 shows the single-core cost")
+
+
+def resolve_device(name: str | None, threads: int | None) -> torch.device:
+    """The requested device, or CUDA when one is available; sets the torch thread count when asked."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--gradient-checkpointing", "--gradient_checkpointing", action="store_true",
+                        help="recompute Swin and BERT layer activations in the backward pass")
+    parser.add_argument("--learning-rate", "--learning_rate", type=float, default=5e-5, help="AdamW lr (5e-5)")
+
+
+def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--compile", action="store_true",
+                        help="time torch.compile(model) against eager in the same run and compare their masks "
+                        "(the first compiled call, compilation included, is reported as compile_s)")
+    parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
+                        help="torch.compile backend (inductor; 'eager' or 'aot_eager' only test the plumbing)")
+
+
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser, default_repeats=3)
+    parser.add_argument("--samples", type=int, default=32, help="(object, sentence) pairs per pass (32)")
+    parser.add_argument("--num-workers", "--num_workers", type=int, default=2,
+                        help="data loader worker processes (2)")
+    parser.add_argument("--num-images", "--num_images", type=int, default=16,
+                        help="synthetic images to generate (16; each has several objects and sentences)")
+    parser.add_argument("--source-size", "--source_size", type=int, nargs=2, default=(640, 480),
+                        metavar=("WIDTH", "HEIGHT"), help="synthetic image size before resizing (COCO-like 640 480)")
+
+
+def _autocast(device: torch.device, dtype: str) -> Any:
+    from training.evaluate import autocast
+
+    return autocast(device, dtype)
+
+
+def train_step_function(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str, device: torch.device,
+                        learning_rate: float) -> tuple[Callable[[], torch.Tensor], torch.optim.Optimizer]:
+    """One training step: forward with labels, backward, AdamW step (fp16: with a gradient scaler), gradients
+    released; and its optimizer."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
+
+    def step() -> torch.Tensor:
+        with _autocast(device, dtype):
+            loss = model(**inputs).loss
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step, optimizer
+
+
+def state_sizes_mb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """Parameter and optimizer-state memory: what a training step holds whatever its activations (gradients
+    take as much again as the parameters while the backward pass runs)."""
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    state = sum(v.numel() * v.element_size() for s in optimizer.state.values() for v in s.values()
+                if isinstance(v, torch.Tensor))
+    return {"parameters_mb": round(params / 2**20, 1), "optimizer_state_mb": round(state / 2**20, 1)}
+
+
+def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
+    """Time training steps of one configuration; its peak memory is this process's."""
+    device = resolve_device(args.device, args.threads)
+    config = model_config(args)
+    model = build_model(config, device, args.seed).train()
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed, labels=True)
+    setup_peak = peak_memory_mb(device)
+    step, optimizer = train_step_function(model, inputs, args.dtype, device, args.learning_rate)
+    seconds = time_workloads([Workload("train-step", step)], args.repeats, args.warmup, device)["train-step"]
+    return {
+        **base_record("train-step", args, config, model, device), "gradient_checkpointing": args.gradient_checkpointing,
+        **timing_record(seconds, args.batch_size), **memory_record(device, setup_peak),
+        **state_sizes_mb(model, optimizer),
+    }
+
+
+def inference_workload(name: str, model: Callable[..., Any], inputs: dict[str, torch.Tensor], dtype: str,
+                       device: torch.device) -> Workload:
+    """Forward under inference mode, then the processor's post-processing: masks at the input size."""
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+
+    post_processor = LavtImageProcessor()
+    sizes = [tuple(inputs["pixel_values"].shape[-2:])] * inputs["pixel_values"].shape[0]
+
+    def step() -> torch.Tensor:
+        with torch.inference_mode(), _autocast(device, dtype):
+            outputs = model(**inputs)
+        results = post_processor.post_process_referring_segmentation(outputs, target_sizes=sizes)
+        return torch.stack([result["mask"] for result in results])
+
+    return Workload(name, step)
+
+
+def compare_compiled(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str, device: torch.device,
+                     backend: str, repeats: int, warmup: int) -> dict[str, Any]:
+    """Eager and ``torch.compile``-d inference of the same model on the same inputs, timed interleaved; the
+    masks of both must be identical. The first compiled call (compilation included) is ``compile_s``."""
+    eager = inference_workload("eager", model, inputs, dtype, device)
+    compiled = inference_workload("compiled", torch.compile(model, backend=backend), inputs, dtype, device)
+    start = time.perf_counter()
+    compiled_masks = compiled.step()
+    _synchronize(device)
+    compile_seconds = time.perf_counter() - start
+    masks_identical = torch.equal(eager.step(), compiled_masks)
+    seconds = time_workloads([eager, compiled], repeats, warmup, device)
+    batch = inputs["pixel_values"].shape[0]
+    return {
+        "compile_backend": backend, "compile_s": round(compile_seconds, 1), "masks_identical": masks_identical,
+        "eager": timing_record(seconds["eager"], batch), "compiled": timing_record(seconds["compiled"], batch),
+        "compiled_over_eager": round(statistics.median(seconds["compiled"]) / statistics.median(seconds["eager"]), 3),
+    }
+
+
+def run_inference(args: argparse.Namespace) -> dict[str, Any]:
+    """Time inference of one configuration; with --compile, eager and compiled interleaved in this run (the
+    top-level timing is then the compiled model's)."""
+    device = resolve_device(args.device, args.threads)
+    config = model_config(args)
+    model = build_model(config, device, args.seed).eval()
+    inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed)
+    setup_peak = peak_memory_mb(device)
+    record = {**base_record("inference", args, config, model, device), "compile": args.compile}
+    if args.compile:
+        comparison = compare_compiled(model, inputs, args.dtype, device, args.compile_backend, args.repeats,
+                                      args.warmup)
+        return {**record, **comparison.pop("compiled"), **memory_record(device, setup_peak), **comparison}
+    eager = inference_workload("eager", model, inputs, args.dtype, device)
+    seconds = time_workloads([eager], args.repeats, args.warmup, device)["eager"]
+    return {**record, **timing_record(seconds, args.batch_size), **memory_record(device, setup_peak)}
+
+
+def run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    """Time ``evaluate_model`` passes over a synthetic split, data loading and metrics included."""
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader, Subset
+
+    from training.data import ReferEvalDataset, collate, load_refer_dataset
+    from training.data.synthetic import generate_synthetic_refer
+    from training.evaluate import evaluate_model
+
+    device = resolve_device(args.device, args.threads)
+    config = model_config(args)
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    model = build_model(config, accelerator.device, args.seed).eval()
+    processor = _default_processor(None)
+    processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
+    with tempfile.TemporaryDirectory() as scratch:
+        root, images = Path(scratch) / "refer", Path(scratch) / "images"
+        generate_synthetic_refer(root, images, num_images=args.num_images, seed=args.seed,
+                                 image_size=tuple(args.source_size))
+        view = ReferEvalDataset(load_refer_dataset(root, "refcoco_unc", "train", images_root=images), processor)
+        samples = Subset(view, range(min(args.samples, len(view))))
+        loader = accelerator.prepare(DataLoader(samples, batch_size=args.batch_size, collate_fn=collate,
+                                                num_workers=args.num_workers, pin_memory=device.type == "cuda"))
+        setup_peak = peak_memory_mb(accelerator.device)
+
+        def evaluate_pass() -> dict:
+            with _autocast(accelerator.device, args.dtype):
+                return evaluate_model(model, loader, accelerator, description="benchmark")
+
+        seconds = time_workloads([Workload("eval", evaluate_pass)], args.repeats, args.warmup,
+                                 accelerator.device)["eval"]
+    return {
+        **base_record("eval", args, config, model, accelerator.device), "samples": len(samples),
+        "num_workers": args.num_workers, **timing_record(seconds, len(samples)),
+        **memory_record(accelerator.device, setup_peak),
+    }
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The project's performance targets (the issue's numbers), checked by the `targets` subcommand.
+BF16_MIN_SPEEDUP = 1.5  # fp32 time / bf16-autocast time, inference
+CHECKPOINTING_MIN_MEMORY_CUT = 0.40  # 1 - peak with / peak without gradient checkpointing, training step
+CHECKPOINTING_MAX_SLOWDOWN = 1.35  # step time with / without gradient checkpointing
+RESOLUTION_MAX_RATIO = 4.6  # time per sample at twice the side (4x the pixels) / at the side
+BATCH_MAX_RATIO = 1.0  # time per sample at the largest batch / at batch 1
+COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
+
+
+def _add_targets_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--comparisons", nargs="+", choices=sorted(COMPARISONS), default=list(COMPARISONS),
+                        help="which targets to measure (default: all, in the order "
+                        f"{' '.join(COMPARISONS)}); a Swin-B 480 checkpointing run alone takes minutes on a CPU")
+    parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7",
+                        help="model of the resolution, batch and compile comparisons (swin-tiny-window7)")
+    parser.add_argument("--small-image-size", "--small_image_size", type=int, default=224,
+                        help="side of the small configuration; the resolution comparison doubles it (224)")
+    parser.add_argument("--max-batch-size", "--max_batch_size", type=int, default=8,
+                        help="batch compared with batch 1 (8)")
+    parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12",
+                        help="model of the bf16 and gradient checkpointing comparisons (swin-base-window12)")
+    parser.add_argument("--large-image-size", "--large_image_size", type=int, default=480,
+                        help="side of the large configuration (480)")
+    parser.add_argument("--large-batch-size", "--large_batch_size", type=int, default=1,
+                        help="batch of the large configuration (1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed iterations per configuration (3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per configuration first (1)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
+    parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
+                        help="torch.compile backend of the compile comparison (inductor)")
+    _add_threads_argument(parser)
+
+
+def _preset_model(preset: str, device: torch.device, seed: int) -> tuple[Any, torch.nn.Module]:
+    config = model_config(argparse.Namespace(preset=preset, config_json=None))
+    return config, build_model(config, device, seed)
+
+
+def _median_ratio(seconds: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    return round(statistics.median(seconds[numerator]) / statistics.median(seconds[denominator]), 3)
+
+
+def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """fp32 and bf16-autocast inference of the large configuration, interleaved on one model."""
+    config, model = _preset_model(args.large_preset, device, args.seed)
+    inputs = random_inputs(config, args.large_batch_size, args.large_image_size, device, args.seed)
+    workloads = [inference_workload(dtype, model.eval(), inputs, dtype, device) for dtype in ("fp32", "bf16")]
+    seconds = time_workloads(workloads, args.repeats, args.warmup, device)
+    speedup = _median_ratio(seconds, "fp32", "bf16")
+    return {
+        "target": f"bf16 autocast inference >= {BF16_MIN_SPEEDUP}x faster than fp32", "met": speedup >= BF16_MIN_SPEEDUP,
+        "speedup": speedup, "preset": args.large_preset, "image_size": args.large_image_size,
+        "batch_size": args.large_batch_size, **{name: timing_record(t, args.large_batch_size) for name, t in seconds.items()},
+    }
+
+
+def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, checkpointing: bool) -> dict[str, Any]:
+    """The ``train-step`` record of the large configuration from a fresh process (one warm-up step, one timed),
+    so that its peak memory is its own."""
+    command = [sys.executable, "-m", "scripts.benchmark", "train-step", "--preset", args.large_preset,
+               "--image-size", str(args.large_image_size), "--batch-size", str(args.large_batch_size),
+               "--repeats", "1", "--warmup", "1", "--device", str(device), "--seed", str(args.seed)]
+    if checkpointing:
+        command.append("--gradient-checkpointing")
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def activation_memory_mb(record: dict[str, Any]) -> float:
+    """Peak memory beyond the setup (model, inputs, runtime), the gradients and the optimizer state: the part
+    that gradient checkpointing can cut. Gradients are as large as the parameters."""
+    fixed = record["setup_peak_memory_mb"] + record["parameters_mb"] + record["optimizer_state_mb"]
+    return round(record["peak_memory_mb"] - fixed, 1)
+
+
+def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Training steps of the large configuration with and without gradient checkpointing: peak memories from
+    one fresh process each, step times interleaved on one model in this process."""
+    memory = {name: train_step_in_subprocess(args, device, name == "checkpointed")
+              for name in ("plain", "checkpointed")}
+    config, model = _preset_model(args.large_preset, device, args.seed)
+    inputs = random_inputs(config, args.large_batch_size, args.large_image_size, device, args.seed, labels=True)
+    step, _ = train_step_function(model.train(), inputs, "fp32", device, learning_rate=5e-5)
+    workloads = [Workload("plain", step, model.gradient_checkpointing_disable),
+                 Workload("checkpointed", step, model.gradient_checkpointing_enable)]
+    seconds = time_workloads(workloads, args.repeats, args.warmup, device)
+    slowdown = _median_ratio(seconds, "checkpointed", "plain")
+    peaks = {name: record["peak_memory_mb"] for name, record in memory.items()}
+    activations = {name: activation_memory_mb(record) for name, record in memory.items()}
+    cut = round(1 - peaks["checkpointed"] / peaks["plain"], 3)
+    return {
+        "target": f"peak memory cut >= {CHECKPOINTING_MIN_MEMORY_CUT:.0%}, step time <= {CHECKPOINTING_MAX_SLOWDOWN}x",
+        "met": cut >= CHECKPOINTING_MIN_MEMORY_CUT and slowdown <= CHECKPOINTING_MAX_SLOWDOWN,
+        "peak_memory_cut": cut, "slowdown": slowdown, "peak_memory_mb": peaks,
+        "activation_memory_mb": activations,
+        "activation_memory_cut": round(1 - activations["checkpointed"] / activations["plain"], 3),
+        "memory_kind": memory["plain"]["memory_kind"], "preset": args.large_preset,
+        "image_size": args.large_image_size, "batch_size": args.large_batch_size,
+        "subprocess_records": memory,
+        **{name: timing_record(t, args.large_batch_size) for name, t in seconds.items()},
+    }
+
+
+def compare_resolution(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Inference at the small side and at twice it (batch 1), interleaved on one model."""
+    config, model = _preset_model(args.small_preset, device, args.seed)
+    sizes = {"single": args.small_image_size, "double": 2 * args.small_image_size}
+    workloads = [inference_workload(name, model.eval(), random_inputs(config, 1, size, device, args.seed), "fp32",
+                                    device) for name, size in sizes.items()]
+    seconds = time_workloads(workloads, args.repeats, args.warmup, device)
+    ratio = _median_ratio(seconds, "double", "single")
+    return {
+        "target": f"time per sample at 4x the pixels <= {RESOLUTION_MAX_RATIO}x", "met": ratio <= RESOLUTION_MAX_RATIO,
+        "ratio": ratio, "preset": args.small_preset, "image_sizes": sizes,
+        **{name: timing_record(t, 1) for name, t in seconds.items()},
+    }
+
+
+def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Inference at batch 1 and at the largest batch, interleaved on one model; per-sample times compared."""
+    config, model = _preset_model(args.small_preset, device, args.seed)
+    batches = {"batch_1": 1, f"batch_{args.max_batch_size}": args.max_batch_size}
+    workloads = [inference_workload(name, model.eval(), random_inputs(config, batch, args.small_image_size, device,
+                                                                        args.seed), "fp32", device)
+                 for name, batch in batches.items()]
+    seconds = time_workloads(workloads, args.repeats, args.warmup, device)
+    large = f"batch_{args.max_batch_size}"
+    ratio = round(_median_ratio(seconds, large, "batch_1") / args.max_batch_size, 3)
+    return {
+        "target": f"time per sample at batch {args.max_batch_size} <= {BATCH_MAX_RATIO}x batch 1",
+        "met": ratio <= BATCH_MAX_RATIO, "per_sample_ratio": ratio, "preset": args.small_preset,
+        "image_size": args.small_image_size, **{name: timing_record(seconds[name], batch) for name, batch in batches.items()},
+    }
+
+
+def compare_compile(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Eager and compiled inference of the small configuration (batch 1)."""
+    config, model = _preset_model(args.small_preset, device, args.seed)
+    inputs = random_inputs(config, 1, args.small_image_size, device, args.seed)
+    comparison = compare_compiled(model.eval(), inputs, "fp32", device, args.compile_backend, args.repeats, args.warmup)
+    return {
+        "target": f"identical masks, compiled time <= {COMPILE_MAX_RATIO}x eager",
+        "met": comparison["masks_identical"] and comparison["compiled_over_eager"] <= COMPILE_MAX_RATIO,
+        "preset": args.small_preset, "image_size": args.small_image_size, **comparison,
+    }
+
+
+COMPARISONS: dict[str, Callable[[argparse.Namespace, torch.device], dict[str, Any]]] = {
+    "bf16": compare_bf16,
+    "checkpointing": compare_checkpointing,
+    "resolution": compare_resolution,
+    "batch": compare_batch,
+    "compile": compare_compile,
+}
+
+
+def run_targets(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the chosen targets one after the other; each ratio comes from this run only."""
+    device = resolve_device(args.device, args.threads)
+    results = {name: COMPARISONS[name](args, device) for name in args.comparisons}
+    return {
+        "benchmark": "targets", "device": str(device), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "repeats": args.repeats, "warmup": args.warmup, "all_met": all(r["met"] for r in results.values()),
+        "comparisons": results,
+    }
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
     "data": Subcommand(
         help="training-transform throughput (decode + mask + resize + normalise + tokenize), samples/s per core",
         add_arguments=_add_data_arguments,
         run=run_data,
     ),
+    "train-step": Subcommand(
+        help="training step (forward, backward, AdamW) of a random model on random inputs: time and peak memory",
+        add_arguments=_add_train_step_arguments,
+        run=run_train_step,
+    ),
+    "inference": Subcommand(
+        help="inference (forward + masks) of a random model on random inputs; --compile compares with eager",
+        add_arguments=_add_inference_arguments,
+        run=run_inference,
+    ),
+    "eval": Subcommand(
+        help="batched evaluate_model over a synthetic refer split (data loading and metrics included)",
+        add_arguments=_add_eval_arguments,
+        run=run_eval,
+    ),
+    "targets": Subcommand(
+        help="the project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run",
+        add_arguments=_add_targets_arguments,
+        run=run_targets,
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, subcommand in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=subcommand.help, description=subcommand.help)

@@ -1,0 +1,101 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""scripts/benchmark.py: every model subcommand runs on the tiny configuration and prints one JSON record with
+the documented keys. No timing assertions: the speed targets are measured by `benchmark targets`, not here."""
+
+import json
+
+import pytest
+
+from modeling_lavt import LavtConfig
+from scripts.benchmark import TINY_TEST_CONFIG, build_parser, main
+
+TIMING_KEYS = {"median_s", "min_s", "max_s", "samples_per_s", "repeats"}
+RECORD_KEYS = {
+    "benchmark", "preset", "device", "dtype", "batch_size", "image_size", "torch_threads",
+    "peak_memory_mb", "setup_peak_memory_mb", "memory_kind", *TIMING_KEYS,
+}
+TINY = ["--preset", "tiny-test", "--image-size", "32", "--repeats", "2", "--warmup", "1", "--device", "cpu"]
+
+
+def run_benchmark(capsys, *argv: str) -> dict:
+    main(list(argv))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+def check_timing(record: dict) -> None:
+    assert TIMING_KEYS <= set(record)
+    assert 0 < record["min_s"] <= record["median_s"] <= record["max_s"] and record["samples_per_s"] > 0
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_train_step_record(capsys, dtype):
+    record = run_benchmark(capsys, "train-step", *TINY, "--batch-size", "2", "--dtype", dtype,
+                           "--gradient-checkpointing")
+    assert RECORD_KEYS | {"gradient_checkpointing", "parameters_mb", "optimizer_state_mb"} <= set(record)
+    assert (record["benchmark"], record["dtype"], record["batch_size"]) == ("train-step", dtype, 2)
+    assert record["gradient_checkpointing"] and record["repeats"] == 2
+    assert record["optimizer_state_mb"] == pytest.approx(2 * record["parameters_mb"], abs=0.2)  # AdamW moments
+    check_timing(record)
+
+
+def test_inference_record(capsys):
+    record = run_benchmark(capsys, "inference", *TINY, "--image-size", "40", "--dtype", "bf16")
+    assert RECORD_KEYS <= set(record)
+    assert (record["benchmark"], record["image_size"], record["compile"]) == ("inference", 40, False)
+    assert record["peak_memory_mb"] >= record["setup_peak_memory_mb"] > 0
+    check_timing(record)
+
+
+def test_inference_compile_record(capsys):
+    """The eager backend checks the plumbing (compiled vs eager, identical masks) without inductor's minutes."""
+    record = run_benchmark(capsys, "inference", *TINY, "--compile", "--compile-backend", "eager")
+    assert record["compile"] and record["masks_identical"] is True
+    assert {"compile_s", "compiled_over_eager", "eager"} <= set(record)
+    check_timing(record)
+    check_timing(record["eager"])
+
+
+def test_eval_record(capsys):
+    record = run_benchmark(capsys, "eval", *TINY, "--batch-size", "4", "--samples", "6", "--num-workers", "0",
+                           "--num-images", "2", "--source-size", "64", "48")
+    assert RECORD_KEYS | {"samples", "num_workers"} <= set(record)
+    assert record["benchmark"] == "eval" and record["samples"] == 6
+    check_timing(record)
+
+
+def test_config_json_replaces_the_preset(capsys, tmp_path):
+    path = tmp_path / "config.json"
+    LavtConfig(**{**TINY_TEST_CONFIG, "embed_dim": 12}).to_json_file(path)
+    record = run_benchmark(capsys, "inference", *TINY, "--config-json", str(path), "--repeats", "1")
+    assert record["preset"] == str(path) and record["embed_dim"] == 12
+
+
+@pytest.mark.slow
+def test_targets_record(capsys):
+    """All comparisons on the tiny model; the checkpointing one starts two train-step subprocesses."""
+    record = run_benchmark(
+        capsys, "targets", "--small-preset", "tiny-test", "--large-preset", "tiny-test", "--small-image-size", "32",
+        "--large-image-size", "32", "--max-batch-size", "2", "--repeats", "1", "--warmup", "0",
+        "--compile-backend", "eager", "--device", "cpu",
+    )
+    comparisons = record["comparisons"]
+    assert set(comparisons) == {"bf16", "checkpointing", "resolution", "batch", "compile"}
+    assert all(isinstance(c["met"], bool) and c["target"] for c in comparisons.values())
+    assert record["all_met"] == all(c["met"] for c in comparisons.values())
+    checkpointing = comparisons["checkpointing"]
+    assert set(checkpointing["peak_memory_mb"]) == {"plain", "checkpointed"}
+    assert checkpointing["subprocess_records"]["checkpointed"]["gradient_checkpointing"] is True
+    assert comparisons["compile"]["masks_identical"] is True
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for name in ("data", "train-step", "inference", "eval", "targets"):
+        assert name in text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train-step", "--help"])
+    assert "--gradient-checkpointing" in capsys.readouterr().out

@@ -1,0 +1,103 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""The model's fast paths compute exactly what the straightforward definitions do (spec section 2), and the
+visual path compiles without graph breaks."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.modeling_lavt import shifted_window_mask, window_layout, window_partition
+from tests.conftest import tiny_lavt_config
+
+GEOMETRIES = [(8, 8, 4, 0), (8, 8, 4, 2), (7, 9, 4, 2), (5, 3, 4, 2), (14, 14, 7, 3), (15, 15, 12, 6), (2, 1, 4, 2)]
+
+
+def reference_windows(x: torch.Tensor, height: int, width: int, window: int, shift: int) -> torch.Tensor:
+    """Spec order: zero-pad right / bottom to the window grid, roll by (-s, -s), cut into windows."""
+    x = x.view(x.shape[0], height, width, -1)
+    x = F.pad(x, (0, 0, 0, (-width) % window, 0, (-height) % window))
+    return window_partition(torch.roll(x, shifts=(-shift, -shift), dims=(1, 2)), window)
+
+
+def reference_tokens(windows: torch.Tensor, height: int, width: int, window: int, shift: int) -> torch.Tensor:
+    """Spec order back: merge the windows, roll by (s, s), crop to (H, W)."""
+    padded_h, padded_w = height + (-height) % window, width + (-width) % window
+    channels = windows.shape[-1]
+    x = windows.view(-1, padded_h // window, padded_w // window, window, window, channels)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, padded_h, padded_w, channels)
+    x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+    return x[:, :height, :width].reshape(x.shape[0], height * width, channels)
+
+
+@pytest.mark.parametrize("height,width,window,shift", GEOMETRIES)
+def test_window_layout_is_pad_roll_partition_and_back(height, width, window, shift):
+    layout = window_layout(height, width, window, shift, torch.device("cpu"))
+    x = torch.randn(2, height * width, 3)
+    padded = F.pad(x, (0, 0, 0, 1)) if layout.padded else x
+    windows = padded.index_select(1, layout.gather).view(-1, window * window, 3)
+    assert torch.equal(windows, reference_windows(x, height, width, window, shift))
+    assert layout.padded == (height % window != 0 or width % window != 0)
+    processed = windows * 2 + 1
+    back = processed.view(2, -1, 3).index_select(1, layout.scatter)
+    assert torch.equal(back, reference_tokens(processed, height, width, window, shift))
+    if shift:
+        expected = shifted_window_mask(height + (-height) % window, width + (-width) % window, window, shift)
+        assert torch.equal(layout.mask, expected)
+    else:
+        assert layout.mask is None
+
+
+def test_cached_attention_bias_follows_the_weights():
+    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+    block = model.backbone.stages[1].blocks[1]
+    attention, mask = block.attn, block.layout(8, 8, torch.device("cpu")).mask
+    with torch.no_grad():
+        first = attention.cached_attention_bias(mask, torch.float32)
+        assert attention.cached_attention_bias(mask, torch.float32) is first
+        assert torch.equal(first, attention.attention_bias(mask, torch.float32))
+        attention.relative_position_bias_table.add_(1.0)  # like an optimizer step between two evaluations
+        updated = attention.cached_attention_bias(mask, torch.float32)
+    assert torch.equal(updated, first + 1.0)
+    assert attention.cached_attention_bias(mask, torch.float32).requires_grad  # with grad: never the cache
+
+
+def test_inference_with_the_cache_follows_the_weights():
+    """Cached no-grad forwards repeat the first one exactly, and see weight updates made between them."""
+    torch.manual_seed(0)
+    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+    pixels, ids = torch.randn(2, 3, 37, 50), torch.randint(1, 100, (2, 20))
+    with torch.no_grad():
+        first, second = model(pixels, ids).logits, model(pixels, ids).logits
+        for name, parameter in model.named_parameters():
+            if name.endswith("relative_position_bias_table"):
+                parameter.mul_(-2.0)
+        updated = model(pixels, ids).logits
+        fresh = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+        fresh.load_state_dict(model.state_dict())
+        expected = fresh(pixels, ids).logits
+    with torch.inference_mode():
+        third = model(pixels, ids).logits
+    assert torch.equal(first, second)
+    assert torch.equal(updated, expected) and torch.equal(third, expected)
+    assert not torch.equal(updated, first)
+
+
+def test_decoder_reads_channels_last_features():
+    """The stage features are NHWC views of the token maps: the decoder's convolutions run channels-last
+    (measurably faster on CPU) without a copy. A `.contiguous()` would silently undo that."""
+    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64), torch.randint(1, 100, (2, 20)))
+    for features in out.stage_features:
+        assert features.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_no_graph_breaks(training):
+    model = LavtForReferringSegmentation(tiny_lavt_config()).train(training)
+    pixels, ids = torch.randn(2, 3, 37, 50), torch.randint(1, 100, (2, 20))
+    labels = torch.randint(0, 2, (2, 37, 50)) if training else None
+    with torch.set_grad_enabled(training):
+        explanation = torch._dynamo.explain(model)(pixels, ids, labels=labels)
+    assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
