@@ -109,8 +109,9 @@ class WindowLayout(NamedTuple):
     windows, and after attention merges, rolls back and crops (spec section 2). All of that is data movement,
     so it is done as one `index_select` each way: `gather` (num_windows * window^2,) names the token every
     window position reads (`H * W` = a zero token appended to the map), and `scatter` (H * W,) names the
-    window position each token's output comes from. Two copies instead of up to seven (pad, roll, partition,
-    merge, roll, crop) and far fewer kernel launches; the values are exactly the same.
+    window position each token's output comes from. Two gathers (plus appending the zero token when padding is
+    needed) replace up to seven copies (pad, roll, partition, merge, roll, crop): less memory traffic, far fewer
+    kernel launches, exactly the same values.
     """
 
     gather: torch.Tensor
@@ -241,7 +242,10 @@ class LavtSwinBlock(GradientCheckpointingLayer):
         """The block's `WindowLayout` for an (H, W) map, built once per (size, device)."""
         key = (height, width, device)
         if key not in self._layouts:
-            self._layouts[key] = window_layout(height, width, self.window, self.shift, device)
+            # Normal tensors even when first built under torch.inference_mode: a later training step saves the
+            # indices for its backward pass, which inference tensors cannot be.
+            with torch.inference_mode(False):
+                self._layouts[key] = window_layout(height, width, self.window, self.shift, device)
         return self._layouts[key]
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -264,8 +268,12 @@ def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (x - mean) * torch.rsqrt(var + eps)
 
 
-class LavtPixelWordAttention(nn.Module):
-    """PWAM: every pixel attends over the words; the attended language feature modulates the visual one."""
+class LavtPixelWordAttention(GradientCheckpointingLayer):
+    """PWAM: every pixel attends over the words; the attended language feature modulates the visual one.
+
+    A checkpointing layer like the Swin blocks: with gradient checkpointing its dozen per-pixel intermediate
+    maps are recomputed in the backward pass instead of kept (it has no batch statistics to update twice).
+    """
 
     def __init__(self, dim: int, text_dim: int, num_heads: int, dropout: float):
         super().__init__()
@@ -358,6 +366,8 @@ class LavtStage(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, words: torch.Tensor,
                 word_mask: torch.Tensor) -> LavtStageOutput:
+        for block in self.blocks:  # build the window layouts here, not inside a checkpointed (recomputed) region
+            block.layout(height, width, hidden_states.device)
         for block in self.blocks:
             hidden_states = block(hidden_states, height, width)
         blocks_output = hidden_states

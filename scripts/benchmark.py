@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,13 +159,16 @@ def _measure_data(args: argparse.Namespace, processor: Any) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Shared by the model benchmarks: workloads, timing, memory, models and inputs.
+
 # A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
+TINY_TEST_PRESET = "tiny-test"
 TINY_TEST_CONFIG: dict[str, Any] = {
     "embed_dim": 8, "depths": [1, 2, 1, 2], "num_heads": [1, 1, 2, 2], "window_size": 4, "drop_path_rate": 0.0,
     "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
 }
-TINY_TEST_PRESET = "tiny-test"
 
 
 @dataclass
@@ -212,6 +216,10 @@ def timing_record(seconds: Sequence[float], samples_per_iteration: int) -> dict[
             "samples_per_s": round(samples_per_iteration / median, 3), "repeats": len(seconds)}
 
 
+def median_ratio(seconds: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    return round(statistics.median(seconds[numerator]) / statistics.median(seconds[denominator]), 3)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak memory so far: the process's peak resident set size on CPU, allocated tensor memory on CUDA."""
     if device.type == "cuda":
@@ -220,8 +228,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
 
 
-def memory_kind(device: torch.device) -> str:
-    return "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS (ru_maxrss)"
+def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
+    """Peak memory of the run, and the peak before the first iteration (model, inputs, libraries)."""
+    kind = "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS (ru_maxrss)"
+    return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb, "memory_kind": kind}
+
+
+def prepare_device(args: argparse.Namespace) -> torch.device:
+    """The requested device, or CUDA when one is available; applies ``--threads``."""
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def model_config(args: argparse.Namespace) -> Any:
@@ -233,15 +250,6 @@ def model_config(args: argparse.Namespace) -> Any:
     if args.preset == TINY_TEST_PRESET:
         return LavtConfig(**TINY_TEST_CONFIG)
     return LavtConfig.from_preset(args.preset)
-
-
-def config_summary(args: argparse.Namespace, config: Any, model: torch.nn.Module) -> dict[str, Any]:
-    text = config.text_config
-    return {
-        "preset": args.config_json or args.preset, "embed_dim": config.embed_dim, "depths": config.depths,
-        "window_size": config.window_size, "text_model": f"{text.model_type} {text.num_hidden_layers}x{text.hidden_size}",
-        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-    }
 
 
 def build_model(config: Any, device: torch.device, seed: int) -> torch.nn.Module:
@@ -258,11 +266,11 @@ def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.d
     output) and, for training, random binary masks at the image size."""
     generator = torch.Generator().manual_seed(seed)
     tokens = config.max_text_length
+    lengths = torch.randint(4, tokens + 1, (batch_size, 1), generator=generator)
     inputs = {
         "pixel_values": torch.randn(batch_size, config.num_channels, image_size, image_size, generator=generator),
         "input_ids": torch.randint(1, config.text_config.vocab_size, (batch_size, tokens), generator=generator),
-        "attention_mask": (torch.arange(tokens) < torch.randint(4, tokens + 1, (batch_size, 1), generator=generator)
-                           ).long(),
+        "attention_mask": (torch.arange(tokens) < lengths).long(),
     }
     if labels:
         inputs["labels"] = torch.randint(0, 2, (batch_size, image_size, image_size), generator=generator)
@@ -272,25 +280,40 @@ def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.d
 def base_record(name: str, args: argparse.Namespace, config: Any, model: torch.nn.Module, device: torch.device
                 ) -> dict[str, Any]:
     """What every model benchmark record says about what was measured."""
+    text = config.text_config
     return {
-        "benchmark": name, **config_summary(args, config, model), "device": str(device), "dtype": args.dtype,
-        "batch_size": args.batch_size, "image_size": args.image_size, "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "benchmark": name, "preset": args.config_json or args.preset, "embed_dim": config.embed_dim,
+        "depths": config.depths, "window_size": config.window_size,
+        "text_model": f"{text.model_type} {text.num_hidden_layers}x{text.hidden_size}",
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), "device": str(device),
+        "dtype": args.dtype, "batch_size": args.batch_size, "image_size": args.image_size,
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
     }
 
 
-def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
-    return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
-            "memory_kind": memory_kind(device)}
+def _autocast(device: torch.device, dtype: str) -> AbstractContextManager:
+    from training.evaluate import autocast
+
+    return autocast(device, dtype)
+
+
+def _preset_choices() -> list[str]:
+    from modeling_lavt.configuration_lavt import PRESETS
+
+    return [*sorted(PRESETS), TINY_TEST_PRESET]
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice, all cores); on a shared machine a "
+                        "busy core stalls every parallel kernel, and --threads 1 shows the single-core cost")
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser, default_repeats: int = 5) -> None:
     """Options shared by the model benchmarks."""
-    from modeling_lavt.configuration_lavt import PRESETS
-
-    parser.add_argument("--preset", default="swin-tiny-window7",
-                        choices=[*sorted(PRESETS), TINY_TEST_PRESET],
-                        help="model size (BERT-base text encoder; tiny-test: a toy model for smoke runs); "
+    parser.add_argument("--preset", default="swin-tiny-window7", choices=_preset_choices(),
+                        help="model size, with a BERT-base text encoder (tiny-test: a toy model for smoke runs); "
                         "default %(default)s")
     parser.add_argument("--config-json", "--config_json", default=None,
                         help="a LavtConfig JSON file (e.g. a saved model's config.json), instead of --preset")
@@ -306,18 +329,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_repeats: int =
     _add_threads_argument(parser)
 
 
-def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, all cores); on a shared machine "
-                        "a busy core stalls every parallel kernel, and --threads 1 shows the single-core cost")
-
-
-def resolve_device(name: str | None, threads: int | None) -> torch.device:
-    """The requested device, or CUDA when one is available; sets the torch thread count when asked."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-
+# ---------------------------------------------------------------------------------------------------------
+# train-step
 
 def _add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
@@ -326,36 +339,11 @@ def _add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", "--learning_rate", type=float, default=5e-5, help="AdamW lr (5e-5)")
 
 
-def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_arguments(parser)
-    parser.add_argument("--compile", action="store_true",
-                        help="time torch.compile(model) against eager in the same run and compare their masks "
-                        "(the first compiled call, compilation included, is reported as compile_s)")
-    parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
-                        help="torch.compile backend (inductor; 'eager' or 'aot_eager' only test the plumbing)")
-
-
-def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_arguments(parser, default_repeats=3)
-    parser.add_argument("--samples", type=int, default=32, help="(object, sentence) pairs per pass (32)")
-    parser.add_argument("--num-workers", "--num_workers", type=int, default=2,
-                        help="data loader worker processes (2)")
-    parser.add_argument("--num-images", "--num_images", type=int, default=16,
-                        help="synthetic images to generate (16; each has several objects and sentences)")
-    parser.add_argument("--source-size", "--source_size", type=int, nargs=2, default=(640, 480),
-                        metavar=("WIDTH", "HEIGHT"), help="synthetic image size before resizing (COCO-like 640 480)")
-
-
-def _autocast(device: torch.device, dtype: str) -> Any:
-    from training.evaluate import autocast
-
-    return autocast(device, dtype)
-
-
-def train_step_function(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str, device: torch.device,
-                        learning_rate: float) -> tuple[Callable[[], torch.Tensor], torch.optim.Optimizer]:
-    """One training step: forward with labels, backward, AdamW step (fp16: with a gradient scaler), gradients
-    released; and its optimizer."""
+def train_step_function(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str,
+                        device: torch.device, learning_rate: float
+                        ) -> tuple[Callable[[], torch.Tensor], torch.optim.Optimizer]:
+    """One training step (forward with labels, backward, AdamW step with a gradient scaler for fp16, gradients
+    released) and its optimizer."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
 
@@ -382,7 +370,7 @@ def state_sizes_mb(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> 
 
 def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
     """Time training steps of one configuration; its peak memory is this process's."""
-    device = resolve_device(args.device, args.threads)
+    device = prepare_device(args)
     config = model_config(args)
     model = build_model(config, device, args.seed).train()
     if args.gradient_checkpointing:
@@ -392,10 +380,22 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
     step, optimizer = train_step_function(model, inputs, args.dtype, device, args.learning_rate)
     seconds = time_workloads([Workload("train-step", step)], args.repeats, args.warmup, device)["train-step"]
     return {
-        **base_record("train-step", args, config, model, device), "gradient_checkpointing": args.gradient_checkpointing,
-        **timing_record(seconds, args.batch_size), **memory_record(device, setup_peak),
-        **state_sizes_mb(model, optimizer),
+        **base_record("train-step", args, config, model, device),
+        "gradient_checkpointing": args.gradient_checkpointing, **timing_record(seconds, args.batch_size),
+        **memory_record(device, setup_peak), **state_sizes_mb(model, optimizer),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# inference
+
+def _add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--compile", action="store_true",
+                        help="time torch.compile(model) against eager in the same run and compare their masks "
+                        "(the first compiled call, compilation included, is reported as compile_s)")
+    parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
+                        help="torch.compile backend (inductor; 'eager' or 'aot_eager' only test the plumbing)")
 
 
 def inference_workload(name: str, model: Callable[..., Any], inputs: dict[str, torch.Tensor], dtype: str,
@@ -431,14 +431,14 @@ def compare_compiled(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dt
     return {
         "compile_backend": backend, "compile_s": round(compile_seconds, 1), "masks_identical": masks_identical,
         "eager": timing_record(seconds["eager"], batch), "compiled": timing_record(seconds["compiled"], batch),
-        "compiled_over_eager": round(statistics.median(seconds["compiled"]) / statistics.median(seconds["eager"]), 3),
+        "compiled_over_eager": median_ratio(seconds, "compiled", "eager"),
     }
 
 
 def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     """Time inference of one configuration; with --compile, eager and compiled interleaved in this run (the
     top-level timing is then the compiled model's)."""
-    device = resolve_device(args.device, args.threads)
+    device = prepare_device(args)
     config = model_config(args)
     model = build_model(config, device, args.seed).eval()
     inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed)
@@ -453,6 +453,21 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     return {**record, **timing_record(seconds, args.batch_size), **memory_record(device, setup_peak)}
 
 
+# ---------------------------------------------------------------------------------------------------------
+# eval
+
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser, default_repeats=3)
+    parser.add_argument("--samples", type=int, default=32, help="(object, sentence) pairs per pass (32)")
+    parser.add_argument("--num-workers", "--num_workers", type=int, default=2,
+                        help="data loader worker processes (2)")
+    parser.add_argument("--num-images", "--num_images", type=int, default=16,
+                        help="synthetic images to generate (16; each has several objects and sentences)")
+    parser.add_argument("--source-size", "--source_size", type=int, nargs=2, default=(640, 480),
+                        metavar=("WIDTH", "HEIGHT"),
+                        help="synthetic image size before resizing (COCO-like 640 480)")
+
+
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``evaluate_model`` passes over a synthetic split, data loading and metrics included."""
     from accelerate import Accelerator
@@ -462,10 +477,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     from training.data.synthetic import generate_synthetic_refer
     from training.evaluate import evaluate_model
 
-    device = resolve_device(args.device, args.threads)
+    accelerator = Accelerator(cpu=prepare_device(args).type == "cpu")
+    device = accelerator.device
     config = model_config(args)
-    accelerator = Accelerator(cpu=device.type == "cpu")
-    model = build_model(config, accelerator.device, args.seed).eval()
+    model = build_model(config, device, args.seed).eval()
     processor = _default_processor(None)
     processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
     with tempfile.TemporaryDirectory() as scratch:
@@ -476,23 +491,24 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         samples = Subset(view, range(min(args.samples, len(view))))
         loader = accelerator.prepare(DataLoader(samples, batch_size=args.batch_size, collate_fn=collate,
                                                 num_workers=args.num_workers, pin_memory=device.type == "cuda"))
-        setup_peak = peak_memory_mb(accelerator.device)
+        setup_peak = peak_memory_mb(device)
 
         def evaluate_pass() -> dict:
-            with _autocast(accelerator.device, args.dtype):
+            with _autocast(device, args.dtype):
                 return evaluate_model(model, loader, accelerator, description="benchmark")
 
-        seconds = time_workloads([Workload("eval", evaluate_pass)], args.repeats, args.warmup,
-                                 accelerator.device)["eval"]
+        seconds = time_workloads([Workload("eval", evaluate_pass)], args.repeats, args.warmup, device)["eval"]
     return {
-        **base_record("eval", args, config, model, accelerator.device), "samples": len(samples),
-        "num_workers": args.num_workers, **timing_record(seconds, len(samples)),
-        **memory_record(accelerator.device, setup_peak),
+        **base_record("eval", args, config, model, device), "samples": len(samples),
+        "num_workers": args.num_workers, **timing_record(seconds, len(samples)), **memory_record(device, setup_peak),
     }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# targets
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The project's performance targets (the issue's numbers), checked by the `targets` subcommand.
+# The project's performance targets (the issue's numbers).
 BF16_MIN_SPEEDUP = 1.5  # fp32 time / bf16-autocast time, inference
 CHECKPOINTING_MIN_MEMORY_CUT = 0.40  # 1 - peak with / peak without gradient checkpointing, training step
 CHECKPOINTING_MAX_SLOWDOWN = 1.35  # step time with / without gradient checkpointing
@@ -502,16 +518,16 @@ COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
 
 
 def _add_targets_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--comparisons", nargs="+", choices=sorted(COMPARISONS), default=list(COMPARISONS),
-                        help="which targets to measure (default: all, in the order "
-                        f"{' '.join(COMPARISONS)}); a Swin-B 480 checkpointing run alone takes minutes on a CPU")
-    parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7",
+    parser.add_argument("--comparisons", nargs="+", choices=list(COMPARISONS), default=list(COMPARISONS),
+                        help="targets to measure (default: all); a Swin-B 480 checkpointing comparison alone "
+                        "takes minutes on a CPU")
+    parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7", choices=_preset_choices(),
                         help="model of the resolution, batch and compile comparisons (swin-tiny-window7)")
     parser.add_argument("--small-image-size", "--small_image_size", type=int, default=224,
                         help="side of the small configuration; the resolution comparison doubles it (224)")
     parser.add_argument("--max-batch-size", "--max_batch_size", type=int, default=8,
                         help="batch compared with batch 1 (8)")
-    parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12",
+    parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12", choices=_preset_choices(),
                         help="model of the bf16 and gradient checkpointing comparisons (swin-base-window12)")
     parser.add_argument("--large-image-size", "--large_image_size", type=int, default=480,
                         help="side of the large configuration (480)")
@@ -531,25 +547,23 @@ def _preset_model(preset: str, device: torch.device, seed: int) -> tuple[Any, to
     return config, build_model(config, device, seed)
 
 
-def _median_ratio(seconds: dict[str, list[float]], numerator: str, denominator: str) -> float:
-    return round(statistics.median(seconds[numerator]) / statistics.median(seconds[denominator]), 3)
-
-
 def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """fp32 and bf16-autocast inference of the large configuration, interleaved on one model."""
     config, model = _preset_model(args.large_preset, device, args.seed)
     inputs = random_inputs(config, args.large_batch_size, args.large_image_size, device, args.seed)
     workloads = [inference_workload(dtype, model.eval(), inputs, dtype, device) for dtype in ("fp32", "bf16")]
     seconds = time_workloads(workloads, args.repeats, args.warmup, device)
-    speedup = _median_ratio(seconds, "fp32", "bf16")
+    speedup = median_ratio(seconds, "fp32", "bf16")
     return {
-        "target": f"bf16 autocast inference >= {BF16_MIN_SPEEDUP}x faster than fp32", "met": speedup >= BF16_MIN_SPEEDUP,
-        "speedup": speedup, "preset": args.large_preset, "image_size": args.large_image_size,
-        "batch_size": args.large_batch_size, **{name: timing_record(t, args.large_batch_size) for name, t in seconds.items()},
+        "target": f"bf16 autocast inference >= {BF16_MIN_SPEEDUP}x faster than fp32",
+        "met": speedup >= BF16_MIN_SPEEDUP, "speedup": speedup, "preset": args.large_preset,
+        "image_size": args.large_image_size, "batch_size": args.large_batch_size,
+        **{dtype: timing_record(times, args.large_batch_size) for dtype, times in seconds.items()},
     }
 
 
-def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, checkpointing: bool) -> dict[str, Any]:
+def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, checkpointing: bool
+                             ) -> dict[str, Any]:
     """The ``train-step`` record of the large configuration from a fresh process (one warm-up step, one timed),
     so that its peak memory is its own."""
     command = [sys.executable, "-m", "scripts.benchmark", "train-step", "--preset", args.large_preset,
@@ -566,8 +580,8 @@ def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, che
 
 
 def activation_memory_mb(record: dict[str, Any]) -> float:
-    """Peak memory beyond the setup (model, inputs, runtime), the gradients and the optimizer state: the part
-    that gradient checkpointing can cut. Gradients are as large as the parameters."""
+    """Peak memory beyond the setup (model, inputs, libraries), the gradients (as large as the parameters) and
+    the optimizer state: the part that gradient checkpointing can cut."""
     fixed = record["setup_peak_memory_mb"] + record["parameters_mb"] + record["optimizer_state_mb"]
     return round(record["peak_memory_mb"] - fixed, 1)
 
@@ -575,28 +589,28 @@ def activation_memory_mb(record: dict[str, Any]) -> float:
 def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Training steps of the large configuration with and without gradient checkpointing: peak memories from
     one fresh process each, step times interleaved on one model in this process."""
-    memory = {name: train_step_in_subprocess(args, device, name == "checkpointed")
-              for name in ("plain", "checkpointed")}
+    records = {name: train_step_in_subprocess(args, device, name == "checkpointed")
+               for name in ("plain", "checkpointed")}
     config, model = _preset_model(args.large_preset, device, args.seed)
     inputs = random_inputs(config, args.large_batch_size, args.large_image_size, device, args.seed, labels=True)
     step, _ = train_step_function(model.train(), inputs, "fp32", device, learning_rate=5e-5)
     workloads = [Workload("plain", step, model.gradient_checkpointing_disable),
                  Workload("checkpointed", step, model.gradient_checkpointing_enable)]
     seconds = time_workloads(workloads, args.repeats, args.warmup, device)
-    slowdown = _median_ratio(seconds, "checkpointed", "plain")
-    peaks = {name: record["peak_memory_mb"] for name, record in memory.items()}
-    activations = {name: activation_memory_mb(record) for name, record in memory.items()}
+    slowdown = median_ratio(seconds, "checkpointed", "plain")
+    peaks = {name: record["peak_memory_mb"] for name, record in records.items()}
+    activations = {name: activation_memory_mb(record) for name, record in records.items()}
     cut = round(1 - peaks["checkpointed"] / peaks["plain"], 3)
     return {
-        "target": f"peak memory cut >= {CHECKPOINTING_MIN_MEMORY_CUT:.0%}, step time <= {CHECKPOINTING_MAX_SLOWDOWN}x",
+        "target": f"peak memory cut >= {CHECKPOINTING_MIN_MEMORY_CUT:.0%}, step time <= "
+                  f"{CHECKPOINTING_MAX_SLOWDOWN}x",
         "met": cut >= CHECKPOINTING_MIN_MEMORY_CUT and slowdown <= CHECKPOINTING_MAX_SLOWDOWN,
         "peak_memory_cut": cut, "slowdown": slowdown, "peak_memory_mb": peaks,
         "activation_memory_mb": activations,
         "activation_memory_cut": round(1 - activations["checkpointed"] / activations["plain"], 3),
-        "memory_kind": memory["plain"]["memory_kind"], "preset": args.large_preset,
-        "image_size": args.large_image_size, "batch_size": args.large_batch_size,
-        "subprocess_records": memory,
-        **{name: timing_record(t, args.large_batch_size) for name, t in seconds.items()},
+        "memory_kind": records["plain"]["memory_kind"], "preset": args.large_preset,
+        "image_size": args.large_image_size, "batch_size": args.large_batch_size, "subprocess_records": records,
+        **{name: timing_record(times, args.large_batch_size) for name, times in seconds.items()},
     }
 
 
@@ -604,31 +618,34 @@ def compare_resolution(args: argparse.Namespace, device: torch.device) -> dict[s
     """Inference at the small side and at twice it (batch 1), interleaved on one model."""
     config, model = _preset_model(args.small_preset, device, args.seed)
     sizes = {"single": args.small_image_size, "double": 2 * args.small_image_size}
-    workloads = [inference_workload(name, model.eval(), random_inputs(config, 1, size, device, args.seed), "fp32",
-                                    device) for name, size in sizes.items()]
+    workloads = [inference_workload(name, model.eval(), random_inputs(config, 1, size, device, args.seed),
+                                    "fp32", device) for name, size in sizes.items()]
     seconds = time_workloads(workloads, args.repeats, args.warmup, device)
-    ratio = _median_ratio(seconds, "double", "single")
+    ratio = median_ratio(seconds, "double", "single")
     return {
-        "target": f"time per sample at 4x the pixels <= {RESOLUTION_MAX_RATIO}x", "met": ratio <= RESOLUTION_MAX_RATIO,
-        "ratio": ratio, "preset": args.small_preset, "image_sizes": sizes,
-        **{name: timing_record(t, 1) for name, t in seconds.items()},
+        "target": f"time per sample at 4x the pixels <= {RESOLUTION_MAX_RATIO}x",
+        "met": ratio <= RESOLUTION_MAX_RATIO, "ratio": ratio, "preset": args.small_preset, "image_sizes": sizes,
+        **{name: timing_record(times, 1) for name, times in seconds.items()},
     }
 
 
 def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Inference at batch 1 and at the largest batch, interleaved on one model; per-sample times compared."""
     config, model = _preset_model(args.small_preset, device, args.seed)
-    batches = {"batch_1": 1, f"batch_{args.max_batch_size}": args.max_batch_size}
-    workloads = [inference_workload(name, model.eval(), random_inputs(config, batch, args.small_image_size, device,
-                                                                        args.seed), "fp32", device)
-                 for name, batch in batches.items()]
+    largest = f"batch_{args.max_batch_size}"
+    batches = {"batch_1": 1, largest: args.max_batch_size}
+    workloads = [
+        inference_workload(name, model.eval(), random_inputs(config, batch, args.small_image_size, device,
+                                                              args.seed), "fp32", device)
+        for name, batch in batches.items()
+    ]
     seconds = time_workloads(workloads, args.repeats, args.warmup, device)
-    large = f"batch_{args.max_batch_size}"
-    ratio = round(_median_ratio(seconds, large, "batch_1") / args.max_batch_size, 3)
+    ratio = round(median_ratio(seconds, largest, "batch_1") / args.max_batch_size, 3)
     return {
         "target": f"time per sample at batch {args.max_batch_size} <= {BATCH_MAX_RATIO}x batch 1",
         "met": ratio <= BATCH_MAX_RATIO, "per_sample_ratio": ratio, "preset": args.small_preset,
-        "image_size": args.small_image_size, **{name: timing_record(seconds[name], batch) for name, batch in batches.items()},
+        "image_size": args.small_image_size,
+        **{name: timing_record(seconds[name], batch) for name, batch in batches.items()},
     }
 
 
@@ -636,7 +653,8 @@ def compare_compile(args: argparse.Namespace, device: torch.device) -> dict[str,
     """Eager and compiled inference of the small configuration (batch 1)."""
     config, model = _preset_model(args.small_preset, device, args.seed)
     inputs = random_inputs(config, 1, args.small_image_size, device, args.seed)
-    comparison = compare_compiled(model.eval(), inputs, "fp32", device, args.compile_backend, args.repeats, args.warmup)
+    comparison = compare_compiled(model.eval(), inputs, "fp32", device, args.compile_backend, args.repeats,
+                                  args.warmup)
     return {
         "target": f"identical masks, compiled time <= {COMPILE_MAX_RATIO}x eager",
         "met": comparison["masks_identical"] and comparison["compiled_over_eager"] <= COMPILE_MAX_RATIO,
@@ -655,7 +673,7 @@ COMPARISONS: dict[str, Callable[[argparse.Namespace, torch.device], dict[str, An
 
 def run_targets(args: argparse.Namespace) -> dict[str, Any]:
     """Measure the chosen targets one after the other; each ratio comes from this run only."""
-    device = resolve_device(args.device, args.threads)
+    device = prepare_device(args)
     results = {name: COMPARISONS[name](args, device) for name in args.comparisons}
     return {
         "benchmark": "targets", "device": str(device), "torch": torch.__version__,
@@ -664,6 +682,8 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
         "comparisons": results,
     }
 
+
+# ---------------------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "data": Subcommand(

@@ -101,3 +101,24 @@ def test_no_graph_breaks(training):
     with torch.set_grad_enabled(training):
         explanation = torch._dynamo.explain(model)(pixels, ids, labels=labels)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
+
+
+def test_training_after_inference_mode():
+    """Window layouts first built under torch.inference_mode are normal tensors a backward pass can save."""
+    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+    pixels, ids = torch.randn(2, 3, 37, 50), torch.randint(1, 100, (2, 20))
+    with torch.inference_mode():
+        model(pixels, ids)
+    model.train()
+    model(pixels, ids, labels=torch.randint(0, 2, (2, 37, 50))).loss.backward()
+    assert model.backbone.stages[0].blocks[0].attn.qkv.weight.grad is not None
+
+
+def test_no_graph_breaks_in_the_checkpointed_visual_path():
+    """With gradient checkpointing the text encoder (transformers' code) logs a warning, which breaks its graph;
+    the visual path (backbone with checkpointed Swin blocks and pixel-word attention) stays one graph."""
+    model = LavtForReferringSegmentation(tiny_lavt_config()).train()
+    model.gradient_checkpointing_enable()
+    pixels, words, word_mask = torch.randn(2, 3, 37, 50), torch.randn(2, 20, 32), torch.ones(2, 20)
+    explanation = torch._dynamo.explain(model.backbone)(pixels, words, word_mask)
+    assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
