@@ -2,7 +2,7 @@
 """The embedded demo, end to end on CPU: synthetic referring data -> `accelerate launch` training ->
 evaluation -> predictions with overlays -> a short report. `make demo` runs it.
 
-  python -m training.demo [--output_dir outputs/demo] [--num_images 300] [--extra train options...]
+  python -m training.demo [--output_dir outputs/demo] [--num_images 1000] [--extra train options...]
 """
 
 from __future__ import annotations
@@ -51,10 +51,24 @@ def first_val_pairs(refer_root: Path, images_root: Path, count: int) -> list[tup
     return pairs
 
 
+def overview_grid(overlays: list[Path], path: Path, columns: int = 2, scale: int = 2) -> Path:
+    """The overlays side by side (nearest-neighbour enlarged, so small images stay crisp) in one PNG."""
+    from PIL import Image
+
+    tiles = [Image.open(p).convert("RGB") for p in overlays]
+    width, height = max(t.width for t in tiles), max(t.height for t in tiles)
+    rows = -(-len(tiles) // columns)
+    grid = Image.new("RGB", (columns * width, rows * height), "white")
+    for index, tile in enumerate(tiles):
+        grid.paste(tile, ((index % columns) * width, (index // columns) * height))
+    grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST).save(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo", help="where data, run and report go")
-    parser.add_argument("--num_images", type=int, default=300, help="synthetic images to generate")
+    parser.add_argument("--num_images", type=int, default=1000, help="synthetic images to generate")
     parser.add_argument("--num_predictions", type=int, default=4, help="val pairs to draw overlays for")
     args, extra = parser.parse_known_args(argv)
     output = Path(args.output_dir).resolve()
@@ -90,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = json.loads((evaluation / "eval_results.json").read_text())
     overlays = sorted(predictions.rglob("*overlay*.png"))
+    overview = overview_grid(overlays, predictions / "overview.png")
     print("\n=== LAVT demo: results on the synthetic val split ===")
     print("| metric | value |\n|---|---|")
     for key in ("overall_iou", "mean_iou", "precision@0.5", "precision@0.7", "precision@0.9"):
@@ -97,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsamples: {results['num_samples']}; model: {run_dir / 'model'}")
     print(f"training curves: {run_dir / 'training_curves.png'}")
     print("overlays:\n" + "\n".join(f"  {p}" for p in overlays))
+    print(f"all overlays in one picture: {overview}")
     return 0
 
 
