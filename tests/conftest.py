@@ -48,3 +48,44 @@ def tiny_lavt_config(**overrides):
     )
     fields.update(overrides)
     return LavtConfig(**fields)
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A small synthetic refer dataset (16 images of 64x64) for training and study tests."""
+    from training.data.synthetic import generate_synthetic_refer
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=16, seed=3, image_size=64)
+    return root
+
+
+def tiny_train_recipe(synthetic_data: Path, bert_vocab_dir: Path, **overrides) -> dict:
+    """A training recipe for a model that trains 2 epochs of a few steps in seconds; no dropout, so runs are
+    reproducible."""
+    return {
+        "preset": "swin-tiny-window7",
+        "model_overrides": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": 4,
+                            "drop_path_rate": 0.0},
+        "text_config": {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                        "intermediate_size": 32, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        "tokenizer": str(bert_vocab_dir),
+        "dataset": str(synthetic_data / "refer"), "images_root": str(synthetic_data / "images"),
+        "dataset_config": "refcoco_unc", "image_size": 32, "num_workers": 0, "num_epochs": 2,
+        "per_device_batch_size": 4, "eval_batch_size": 8, "learning_rate": 1e-3,
+        "report_to": "none", "log_every_steps": 1, **overrides,
+    }
+
+
+def spread_tiny_model():
+    """A tiny random LAVT whose masks are neither empty nor full (a spread-out classifier)."""
+    import torch
+
+    from modeling_lavt import LavtForReferringSegmentation
+
+    torch.manual_seed(0)
+    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
+    with torch.no_grad():
+        model.decoder.classifier.weight.normal_(0.0, 3.0)
+        model.decoder.classifier.bias.zero_()
+    return model

@@ -13,36 +13,18 @@ import torch
 import yaml
 
 from scripts import compare_losses
+from tests.conftest import tiny_train_recipe
 from training import compare, train
 from training import evaluate as evaluation
-from training.data.synthetic import generate_synthetic_refer
 from training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 PERCEPTUAL_TINY = {"loss": {"perceptual_weight": 1.0, "perceptual_network": "resnet10t",
                             "perceptual_pretrained": False}}
 
 
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic_refer(root / "refer", root / "images", num_images=16, seed=3, image_size=64)
-    return root
-
-
 def tiny_recipe(synthetic_data: Path, bert_vocab_dir: Path) -> dict:
-    """A model that trains 2 epochs of 2 steps in seconds (as in test_train), no dropout."""
-    return {
-        "preset": "swin-tiny-window7",
-        "model_overrides": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": 4,
-                            "drop_path_rate": 0.0},
-        "text_config": {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                        "intermediate_size": 32, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-        "tokenizer": str(bert_vocab_dir),
-        "dataset": str(synthetic_data / "refer"), "images_root": str(synthetic_data / "images"),
-        "dataset_config": "refcoco_unc", "image_size": 32, "num_workers": 0, "num_epochs": 2,
-        "max_train_objects": 8, "per_device_batch_size": 4, "eval_batch_size": 8, "learning_rate": 1e-3,
-        "report_to": "none", "log_every_steps": 1,
-    }
+    """The shared tiny recipe (2 epochs of 2 steps in seconds) on the first 8 objects."""
+    return tiny_train_recipe(synthetic_data, bert_vocab_dir, max_train_objects=8)
 
 
 def settings_for(study_dir: Path, recipe: dict, arms: dict[str, dict], seeds=(0, 1), **options):

@@ -26,12 +26,10 @@ from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from modeling_lavt.processing_lavt import LavtProcessor
 from scripts import convert_lavt_original_to_hf
-from tests.conftest import REPO_ROOT, tiny_lavt_config
+from tests.conftest import REPO_ROOT, spread_tiny_model
 from tests.local_hub import TOKEN, LocalHub, run_client
-from tests.test_train import synthetic_data as synthetic_data_fixture
 from tests.test_train import tiny_recipe
 
-synthetic_data = synthetic_data_fixture
 TEXT = "the red circle"
 PICKLED_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".msgpack", ".onnx")
 REMOTE_CODE_FILES = {"configuration_lavt.py", "modeling_lavt.py", "losses.py", "image_processing_lavt.py",
@@ -69,21 +67,13 @@ def folder_snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def tiny_model() -> LavtForReferringSegmentation:
-    """A tiny random LAVT whose masks are neither empty nor full (a spread-out classifier)."""
-    torch.manual_seed(0)
-    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
-    with torch.no_grad():
-        model.decoder.classifier.weight.normal_(0.0, 3.0)
-        model.decoder.classifier.bias.zero_()
-    return model
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory, bert_vocab_dir) -> dict:
     """The model, processor, an image on disk and what this process computes from them (the reference)."""
     folder = tmp_path_factory.mktemp("original")
-    model = tiny_model()
+    model = spread_tiny_model()
     processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
     image.save(folder / "image.png")

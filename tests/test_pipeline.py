@@ -9,24 +9,15 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, pipeline
 
-from modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
 from modeling_lavt.processing_lavt import LavtProcessor
-from tests.conftest import tiny_lavt_config
+from tests.conftest import spread_tiny_model
 from tests.test_processing import register_auto_classes
 
 INPUT_SIZE = {"height": 64, "width": 48}
 
 
-def tiny_model() -> LavtForReferringSegmentation:
-    """A tiny random LAVT whose masks are neither empty nor full (a spread-out classifier)."""
-    torch.manual_seed(0)
-    model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
-    with torch.no_grad():
-        model.decoder.classifier.weight.normal_(0.0, 3.0)
-        model.decoder.classifier.bias.zero_()
-    return model
 
 
 def tiny_processor(bert_vocab_dir: Path) -> LavtProcessor:
@@ -35,7 +26,7 @@ def tiny_processor(bert_vocab_dir: Path) -> LavtProcessor:
 
 def save_tiny_checkpoint(folder: Path, bert_vocab_dir: Path) -> Path:
     """A model folder as users get it: model weights + config + processor + tokenizer."""
-    tiny_model().save_pretrained(folder)
+    spread_tiny_model().save_pretrained(folder)
     tiny_processor(bert_vocab_dir).save_pretrained(folder)
     return folder
 
@@ -43,7 +34,7 @@ def save_tiny_checkpoint(folder: Path, bert_vocab_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def pipe(bert_vocab_dir) -> ReferringImageSegmentationPipeline:
     return ReferringImageSegmentationPipeline(
-        model=tiny_model(), processor=tiny_processor(bert_vocab_dir), device="cpu"
+        model=spread_tiny_model(), processor=tiny_processor(bert_vocab_dir), device="cpu"
     )
 
 
@@ -166,7 +157,7 @@ def test_pipeline_factory_from_saved_folder(tmp_path, bert_vocab_dir):
     assert isinstance(segmenter.processor, LavtProcessor)
     image = random_image(29, 31, seed=7)
     reference = ReferringImageSegmentationPipeline(
-        model=tiny_model(), processor=tiny_processor(bert_vocab_dir), device="cpu"
+        model=spread_tiny_model(), processor=tiny_processor(bert_vocab_dir), device="cpu"
     )
     np.testing.assert_array_equal(
         np.asarray(segmenter(image, text="the plate")["mask"]),
@@ -175,7 +166,7 @@ def test_pipeline_factory_from_saved_folder(tmp_path, bert_vocab_dir):
     # From model object + components, like `pipeline(task, model=model, tokenizer=..., image_processor=...)`.
     from_parts = pipeline(
         TASK,
-        model=tiny_model(),
+        model=spread_tiny_model(),
         tokenizer=reference.tokenizer,
         image_processor=reference.image_processor,
         device="cpu",

@@ -8,35 +8,16 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, tiny_train_recipe
 from tests.launch import accelerate_launch
 from training import train
 from training.arguments import parse_arguments
-from training.data.synthetic import generate_synthetic_refer
-
-
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic_refer(root / "refer", root / "images", num_images=16, seed=3, image_size=64)
-    return root
 
 
 def tiny_recipe(synthetic_data, output_dir, bert_vocab_dir, **overrides) -> Path:
-    """A recipe file for a model small enough to train in seconds; no dropout, so runs are reproducible."""
-    recipe = {
-        "preset": "swin-tiny-window7",
-        "model_overrides": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2], "window_size": 4,
-                            "drop_path_rate": 0.0},
-        "text_config": {"vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                        "intermediate_size": 32, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-        "tokenizer": str(bert_vocab_dir),
-        "dataset": str(synthetic_data / "refer"), "images_root": str(synthetic_data / "images"),
-        "dataset_config": "refcoco_unc", "image_size": 32, "num_workers": 0,
-        "output_dir": str(output_dir), "num_epochs": 2, "per_device_batch_size": 4, "eval_batch_size": 8,
-        "learning_rate": 1e-3, "report_to": "none", "log_every_steps": 1, "checkpoints_total_limit": 10,
-        **overrides,
-    }
+    """The shared tiny recipe written to a file, with its own output folder and every checkpoint kept."""
+    recipe = tiny_train_recipe(synthetic_data, bert_vocab_dir, output_dir=str(output_dir),
+                               checkpoints_total_limit=10, **overrides)
     path = output_dir.parent / f"{output_dir.name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
