@@ -379,3 +379,16 @@ def test_a_run_through_a_launcher(synthetic_data, bert_vocab_dir, tmp_path, monk
     assert "LAVT training" in (run.directory / "train.log").read_text()
     assert json.loads((run.eval_dir / "eval_results.json").read_text())["split"] == "val"
     assert (run.directory / "evaluate.log").is_file()
+
+
+def test_synthetic_study_arms_file():
+    """The README's study: CE + Dice is the baseline, the perceptual arms add only their term to it, and its plain
+    cross-entropy arm is the default one (so runs of either study are the same runs)."""
+    arms = compare.load_arms_file(compare.REPO_ROOT / "training" / "configs" / "study_synthetic_arms.yaml")
+    by_name = {arm.name: arm.override for arm in arms}
+    assert [arm.name for arm in arms][0] == "ce_dice"
+    assert by_name["ce"] == compare.DEFAULT_ARMS["ce"]
+    baseline = by_name["ce_dice"]["loss"]
+    for name, softmax in (("ce_dice_perceptual", True), ("ce_dice_perceptual_nosoftmax", False)):
+        loss = by_name[name]["loss"]
+        assert loss == {**baseline, "perceptual_weight": 1.0, "perceptual_softmax": softmax}
