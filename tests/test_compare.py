@@ -384,7 +384,7 @@ def test_a_run_through_a_launcher(synthetic_data, bert_vocab_dir, tmp_path, monk
 def test_synthetic_study_arms_file():
     """The README's study: CE + Dice is the baseline, the perceptual arms add only their term to it, and its plain
     cross-entropy arm is the default one (so runs of either study are the same runs)."""
-    arms = compare.load_arms_file(compare.REPO_ROOT / "training" / "configs" / "study_synthetic_arms.yaml")
+    arms = compare.load_arms_file(compare.REPO_ROOT / "training" / "configs" / "arms" / "study_synthetic.yaml")
     by_name = {arm.name: arm.override for arm in arms}
     assert [arm.name for arm in arms][0] == "ce_dice"
     assert by_name["ce"] == compare.DEFAULT_ARMS["ce"]
