@@ -42,12 +42,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from modeling_lavt.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -230,8 +231,13 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
     """Peak memory of the run, and the peak before the first iteration (model, inputs, libraries)."""
-    kind = "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS (ru_maxrss)"
-    return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb, "memory_kind": kind}
+    if device.type != "cuda":
+        return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
+                "memory_kind": "process peak RSS (ru_maxrss)"}
+    # What nvidia-smi shows is the allocator's reserve (plus the CUDA context), a little above the tensors' peak.
+    reserved = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
+    return {"peak_memory_mb": peak_memory_mb(device), "peak_reserved_memory_mb": reserved,
+            "setup_peak_memory_mb": setup_peak_mb, "memory_kind": "cuda max_memory_allocated"}
 
 
 def prepare_device(args: argparse.Namespace) -> torch.device:
@@ -287,15 +293,16 @@ def base_record(name: str, args: argparse.Namespace, config: Any, model: torch.n
         "text_model": f"{text.model_type} {text.num_hidden_layers}x{text.hidden_size}",
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2), "device": str(device),
         "dtype": args.dtype, "batch_size": args.batch_size, "image_size": args.image_size,
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, **hardware_record(device),
     }
 
 
-def _autocast(device: torch.device, dtype: str) -> AbstractContextManager:
-    from training.evaluate import autocast
-
-    return autocast(device, dtype)
+def hardware_record(device: torch.device) -> dict[str, str]:
+    """The processor, and the GPU's name when the device is one."""
+    record = {"cpu": platform.processor() or platform.machine()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record
 
 
 def _preset_choices() -> list[str]:
@@ -348,7 +355,7 @@ def train_step_function(model: torch.nn.Module, inputs: dict[str, torch.Tensor],
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16")
 
     def step() -> torch.Tensor:
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             loss = model(**inputs).loss
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -407,7 +414,7 @@ def inference_workload(name: str, model: Callable[..., Any], inputs: dict[str, t
     sizes = [tuple(inputs["pixel_values"].shape[-2:])] * inputs["pixel_values"].shape[0]
 
     def step() -> torch.Tensor:
-        with torch.inference_mode(), _autocast(device, dtype):
+        with torch.inference_mode(), autocast(device, dtype):
             outputs = model(**inputs)
         results = post_processor.post_process_referring_segmentation(outputs, target_sizes=sizes)
         return torch.stack([result["mask"] for result in results])
@@ -494,7 +501,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         setup_peak = peak_memory_mb(device)
 
         def evaluate_pass() -> dict:
-            with _autocast(device, args.dtype):
+            with autocast(device, args.dtype):
                 return evaluate_model(model, loader, accelerator, description="benchmark")
 
         seconds = time_workloads([Workload("eval", evaluate_pass)], args.repeats, args.warmup, device)["eval"]
@@ -677,8 +684,7 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
     results = {name: COMPARISONS[name](args, device) for name in args.comparisons}
     return {
         "benchmark": "targets", "device": str(device), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-        "repeats": args.repeats, "warmup": args.warmup, "all_met": all(r["met"] for r in results.values()),
+        "torch_threads": torch.get_num_threads(), **hardware_record(device), "repeats": args.repeats, "warmup": args.warmup, "all_met": all(r["met"] for r in results.values()),
         "comparisons": results,
     }
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import re
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,9 @@ from PIL import Image
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
+from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.visualization import draw_overlay
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,12 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    autocast = (
-        nullcontext()
-        if args.dtype == "fp32"
-        else torch.autocast(device_type=device.type, dtype=DTYPES[args.dtype])
-    )
-    with autocast:
+    with autocast(device, args.dtype):
         results = pipe(
             [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold
         )

@@ -29,7 +29,6 @@ import argparse
 import json
 import re
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.visualization import draw_overlay
 from training.data import ReferEvalDataset, collate, decode_mask, load_refer_dataset
@@ -55,7 +55,6 @@ from training.data.views import open_image
 from training.metrics import REFER_IOU_DIR, intersection_and_union
 
 PROTOCOLS = ("model_input", "original")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # "name" or "owner/name": a --model that does not exist locally and is not of this form is a mistyped path.
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 _GROUND_TRUTH_COLOR = (40, 220, 40)
@@ -210,11 +209,6 @@ def load_model_and_processor(parser: argparse.ArgumentParser, name: str
         return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
     except (OSError, ValueError) as error:
         parser.exit(1, f"lavt-evaluate: cannot load the model and processor from {name}: {error}\n")
-
-
-def autocast(device: torch.device, dtype: str) -> AbstractContextManager:
-    """Autocast to `dtype` on `device`; fp32 runs as is."""
-    return nullcontext() if dtype == "fp32" else torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcessor, num_processes: int
