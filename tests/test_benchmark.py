@@ -3,11 +3,14 @@
 the documented keys. No timing assertions: the speed targets are measured by `benchmark targets`, not here."""
 
 import json
+import sys
+import time
 
 import pytest
+import torch
 
 from modeling_lavt import LavtConfig
-from scripts.benchmark import TINY_TEST_CONFIG, build_parser, main
+from scripts.benchmark import TINY_TEST_CONFIG, AllocatedPeak, build_parser, main
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "samples_per_s", "repeats"}
 RECORD_KEYS = {
@@ -38,6 +41,20 @@ def test_train_step_record(capsys, dtype):
     assert record["gradient_checkpointing"] and record["repeats"] == 2
     assert record["optimizer_state_mb"] == pytest.approx(2 * record["parameters_mb"], abs=0.2)  # AdamW moments
     check_timing(record)
+    if sys.platform == "linux":  # glibc's mallinfo2: what malloc handed out, at most what is resident
+        assert record["parameters_mb"] < record["peak_allocated_mb"] <= record["peak_memory_mb"]
+
+
+def test_allocated_peak_follows_live_memory():
+    with AllocatedPeak(interval_s=0.001) as outside:
+        pass
+    with AllocatedPeak(interval_s=0.001) as inside:
+        block = torch.ones(64 * 2**20, dtype=torch.uint8)  # 64 MiB, alive while the block runs
+        time.sleep(0.05)
+        del block
+    if outside.peak_mb is None:
+        pytest.skip("no mallinfo2 in this C library")
+    assert inside.peak_mb - outside.peak_mb == pytest.approx(64, abs=8)
 
 
 def test_inference_record(capsys):
@@ -77,7 +94,8 @@ def test_targets_record(capsys):
     """All comparisons on the tiny model; the checkpointing one starts two train-step subprocesses."""
     record = run_benchmark(
         capsys, "targets", "--small-preset", "tiny-test", "--large-preset", "tiny-test", "--small-image-size", "32",
-        "--large-image-size", "32", "--max-batch-size", "2", "--repeats", "1", "--warmup", "0",
+        "--large-image-size", "32", "--max-batch-size", "2", "--checkpointing-batch-size", "3", "--repeats", "1",
+        "--warmup", "0",
         "--compile-backend", "eager", "--device", "cpu",
     )
     comparisons = record["comparisons"]
@@ -87,6 +105,8 @@ def test_targets_record(capsys):
     checkpointing = comparisons["checkpointing"]
     assert set(checkpointing["peak_memory_mb"]) == {"plain", "checkpointed"}
     assert checkpointing["subprocess_records"]["checkpointed"]["gradient_checkpointing"] is True
+    assert checkpointing["batch_size"] == checkpointing["subprocess_records"]["plain"]["batch_size"] == 3
+    assert comparisons["bf16"]["batch_size"] == 1
     assert comparisons["compile"]["masks_identical"] is True
 
 

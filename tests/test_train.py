@@ -39,6 +39,34 @@ def test_config_errors_come_before_any_work(synthetic_data, tmp_path, bert_vocab
     assert not (tmp_path / "run").exists()
 
 
+def test_recipe_states_its_differences_from_a_base(synthetic_data, tmp_path, bert_vocab_dir):
+    """`base:` loads the other recipe first (path relative to this one); mapping options merge key by key."""
+    base = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, loss={"dice_weight": 1.0})
+    (tmp_path / "variants").mkdir()
+    child = tmp_path / "variants" / "child.yaml"
+    child.write_text(f"base: ../{base.name}\nnum_epochs: 5\nloss: {{ce_weight: 0.5}}\n")
+    _, data_args, train_args = parse_arguments(["--config", str(child), "--learning_rate", "0.1"])
+    assert (train_args.num_epochs, train_args.learning_rate) == (5, 0.1)
+    assert train_args.loss == {"dice_weight": 1.0, "ce_weight": 0.5}
+    assert data_args.dataset == yaml.safe_load(base.read_text())["dataset"]
+    base.write_text(base.read_text() + "base: variants/child.yaml\n")
+    with pytest.raises(ValueError, match="name each other as base"):
+        parse_arguments(["--config", str(child)])
+
+
+@pytest.mark.parametrize("base,derived,differences", [
+    ("demo.yaml", "study_synthetic.yaml", {"dataset", "images_root", "output_dir", "num_epochs", "loss"}),
+    ("paper_swin_t_ce.yaml", "paper_swin_t_perceptual.yaml", {"output_dir", "loss"}),
+])
+def test_derived_recipes_differ_from_their_base_only_where_they_say(base, derived, differences):
+    from training.arguments import load_recipe
+
+    configs = REPO_ROOT / "training" / "configs"
+    base_recipe, recipe = load_recipe(configs / base), load_recipe(configs / derived)
+    assert {key for key in base_recipe.keys() | recipe.keys() if base_recipe.get(key) != recipe.get(key)} == differences
+    assert recipe["loss"]["ce_weight"] == 1.0
+
+
 def test_training_writes_model_card_and_curves(synthetic_data, tmp_path, bert_vocab_dir):
     result = train.run(["--config", str(tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir))])
     final = Path(result["final_dir"])

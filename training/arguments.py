@@ -1,7 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training configuration: three dataclasses read from a YAML recipe, then overridden from the command line.
 
-Every key of a recipe must be a field below; a typo fails before any work starts.
+Every key of a recipe must be a field below (or `base`); a typo fails before any work starts. A recipe may
+start from another one with `base: other.yaml` (a path relative to the recipe) and state only its differences.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from transformers import HfArgumentParser
 
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
 
+# Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
+MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
 KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab",
                   "trackio", "none", "all")
 
@@ -89,18 +92,36 @@ def field_names() -> dict[str, type]:
     return {f.name: cls for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
 
 
-def load_recipe(path: str | Path) -> dict:
-    """A YAML recipe as a flat mapping of field -> value; unknown keys are an error that lists the valid ones."""
+def merge_recipe(base: dict, override: dict) -> dict:
+    """`override` over `base`; the mapping options (loss, model_overrides, text_config) merge key by key, so an
+    override that adds `{loss: {dice_weight: 1}}` keeps the base's other loss settings."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in MERGED_OPTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = {**base[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML recipe as a flat mapping of field -> value, over its `base` recipe if it names one; unknown keys
+    are an error that lists the valid ones."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training config {path} does not exist")
+    if path.resolve() in _seen:
+        raise ValueError(f"{path}: recipes name each other as base: {[str(p) for p in _seen]}")
     recipe = yaml.safe_load(path.read_text()) or {}
     if not isinstance(recipe, dict):
         raise ValueError(f"{path} must hold a mapping of option: value")
+    base = recipe.pop("base", None)
     unknown = sorted(set(recipe) - set(field_names()))
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {unknown}; valid options are {sorted(field_names())}")
-    return recipe
+    if base is None:
+        return recipe
+    return merge_recipe(load_recipe(path.parent / base, (*_seen, path.resolve())), recipe)
 
 
 def validate(model_args: ModelArguments, data_args: DataArguments, train_args: TrainingArguments) -> None:

@@ -61,7 +61,14 @@ import yaml
 
 from training import evaluate as evaluation
 from training import train
-from training.arguments import ARGUMENT_CLASSES, field_names, load_recipe, validate
+from training.arguments import (
+    ARGUMENT_CLASSES,
+    MERGED_OPTIONS,
+    field_names,
+    load_recipe,
+    merge_recipe,
+    validate,
+)
 from training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 # Evaluation metrics reported per arm (keys of eval_results.json -> table headers).
@@ -79,7 +86,6 @@ DEFAULT_ARMS: dict[str, dict] = {
 # Options the study sets per run; an arm or --set that names them would break resuming or the pairing.
 STUDY_OPTIONS = ("output_dir", "seed", "resume_from_checkpoint", "push_to_hub", "hub_model_id", "hub_private")
 SHARED_OPTIONS = ("dataset", "dataset_config", "images_root", "eval_split")
-MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
 OFFLINE_NETWORK = "tf_efficientnet_lite0"
 PERCEPTUAL_WEIGHT_CHOICES = ("offline", "timm", "random")
 _ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -186,18 +192,6 @@ def _as_mapping(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{where}: expected a mapping of training options, got {value!r}")
     return value
-
-
-def merge_recipe(base: dict, override: dict) -> dict:
-    """`override` over `base`; the mapping options (loss, model_overrides, text_config) merge key by key, so an
-    arm that adds `{loss: {dice_weight: 1}}` keeps the base recipe's other loss settings."""
-    merged = dict(base)
-    for key, value in override.items():
-        if key in MERGED_OPTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = {**base[key], **value}
-        else:
-            merged[key] = value
-    return merged
 
 
 def check_override(override: dict, where: str, forbidden: Sequence[str]) -> None:
