@@ -699,6 +699,7 @@ def plot_curves(results: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     x_key = curve_axis(results["runs"])
@@ -714,6 +715,7 @@ def plot_curves(results: dict, path: Path) -> Path:
     for ax, key in zip(axes, ("mean_iou", "overall_iou")):
         ax.set(title=f"validation {METRICS[key]} (mean, min-max band over seeds)", xlabel=x_key, ylabel="IoU (%)")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
     if axes[0].lines:
         axes[0].legend(fontsize=8)
     fig.tight_layout()
