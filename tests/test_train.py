@@ -49,6 +49,12 @@ def test_recipe_states_its_differences_from_a_base(synthetic_data, tmp_path, ber
     assert (train_args.num_epochs, train_args.learning_rate) == (5, 0.1)
     assert train_args.loss == {"dice_weight": 1.0, "ce_weight": 0.5}
     assert data_args.dataset == yaml.safe_load(base.read_text())["dataset"]
+    (tmp_path / "bad_base.yaml").write_text("base: [demo.yaml]\n")
+    with pytest.raises(ValueError, match="base must be the path of another recipe"):
+        parse_arguments(["--config", str(tmp_path / "bad_base.yaml")])
+    (tmp_path / "missing_base.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml does not exist"):
+        parse_arguments(["--config", str(tmp_path / "missing_base.yaml")])
     base.write_text(base.read_text() + "base: variants/child.yaml\n")
     with pytest.raises(ValueError, match="name each other as base"):
         parse_arguments(["--config", str(child)])

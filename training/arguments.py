@@ -121,6 +121,8 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise ValueError(f"{path}: unknown option(s) {unknown}; valid options are {sorted(field_names())}")
     if base is None:
         return recipe
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: base must be the path of another recipe, got {base!r}")
     return merge_recipe(load_recipe(path.parent / base, (*_seen, path.resolve())), recipe)
 
 
