@@ -17,14 +17,17 @@ under bf16 / fp16 autocast and with gradient checkpointing.
 ``eval``: ``training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
 data loader, batched forward, IoU counts, metrics): evaluated samples per second.
 
-``targets``: the performance targets of the project, each ratio measured within this one run (both sides
-interleaved in one process; peak memories in one fresh subprocess per configuration).
+``targets``: the performance targets of the project, each ratio measured within this one run (inference sides
+interleaved in one process; the two training steps of the checkpointing target in one fresh subprocess each, so
+that peak memory and allocator settings are each configuration's own).
 
 Memory: ``peak_memory_mb`` is the process's peak resident set size (``ru_maxrss``) on CPU, which includes the
 Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
 process (as the command line does) so that one configuration's peak does not hide another's. ``train-step`` on CPU
 also reports ``peak_allocated_mb``, the peak of what malloc has handed out (glibc), comparable with CUDA's number:
-peak RSS also counts freed heap pages that glibc keeps.
+peak RSS also counts freed heap pages that glibc keeps. With gradient checkpointing on CPU, ``train-step`` (like
+lavt-train) returns freed blocks of 4 MiB and more to the system (``training.memory``) and reports the threshold as
+``malloc_mmap_threshold_mb``; ``MALLOC_MMAP_THRESHOLD_=<bytes>`` in the environment sets it for any run.
 
 Examples:
   python -m scripts.benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
@@ -427,15 +430,21 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
     device = prepare_device(args)
     config = model_config(args)
     model = build_model(config, device, args.seed).train()
+    on_cpu = device.type == "cpu"
+    if on_cpu:  # as lavt-train: with checkpointing on CPU freed blocks of 4 MiB and more go back to the system
+        from training.memory import configured_mmap_threshold, return_freed_blocks_to_system
+
+        threshold = return_freed_blocks_to_system() if args.gradient_checkpointing else configured_mmap_threshold()
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed, labels=True)
     setup_peak = peak_memory_mb(device)
     step, optimizer = train_step_function(model, inputs, args.dtype, device, args.learning_rate)
-    on_cpu = device.type == "cpu"  # CUDA's own allocator reports its peak (memory_record)
-    with AllocatedPeak() if on_cpu else nullcontext() as allocated:
+    with AllocatedPeak() if on_cpu else nullcontext() as allocated:  # CUDA's allocator reports its own peak
         seconds = time_workloads([Workload("train-step", step)], args.repeats, args.warmup, device)["train-step"]
-    cpu_allocated = {"peak_allocated_mb": allocated.peak_mb} if on_cpu else {}
+    # None: glibc's default, a threshold that rises with the blocks freed (or another C library)
+    cpu_allocated = {"peak_allocated_mb": allocated.peak_mb,
+                     "malloc_mmap_threshold_mb": threshold and threshold / 2**20} if on_cpu else {}
     return {
         **base_record("train-step", args, config, model, device),
         "gradient_checkpointing": args.gradient_checkpointing, **timing_record(seconds, args.batch_size),
@@ -625,11 +634,12 @@ def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, An
 
 def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, checkpointing: bool
                              ) -> dict[str, Any]:
-    """The ``train-step`` record of the large configuration from a fresh process (one warm-up step, one timed),
-    so that its peak memory is its own."""
+    """The ``train-step`` record of the large configuration from a fresh process, so that its peak memory and
+    its allocator settings are its own."""
     command = [sys.executable, "-m", "scripts.benchmark", "train-step", "--preset", args.large_preset,
                "--image-size", str(args.large_image_size), "--batch-size", str(args.checkpointing_batch_size),
-               "--repeats", "1", "--warmup", "1", "--device", str(device), "--seed", str(args.seed)]
+               "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device),
+               "--seed", str(args.seed)]
     if checkpointing:
         command.append("--gradient-checkpointing")
     if args.threads is not None:
@@ -648,17 +658,12 @@ def activation_memory_mb(record: dict[str, Any]) -> float:
 
 
 def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Training steps of the large configuration with and without gradient checkpointing: peak memories from
-    one fresh process each, step times interleaved on one model in this process."""
+    """Training steps of the large configuration with and without gradient checkpointing, each in a fresh
+    process as lavt-train runs them (on CPU the checkpointed one returns freed blocks to the system, which costs
+    time too): peak memories and median step times of the two records."""
     records = {name: train_step_in_subprocess(args, device, name == "checkpointed")
                for name in ("plain", "checkpointed")}
-    config, model = _preset_model(args.large_preset, device, args.seed)
-    inputs = random_inputs(config, args.checkpointing_batch_size, args.large_image_size, device, args.seed, labels=True)
-    step, _ = train_step_function(model.train(), inputs, "fp32", device, learning_rate=5e-5)
-    workloads = [Workload("plain", step, model.gradient_checkpointing_disable),
-                 Workload("checkpointed", step, model.gradient_checkpointing_enable)]
-    seconds = time_workloads(workloads, args.repeats, args.warmup, device)
-    slowdown = median_ratio(seconds, "checkpointed", "plain")
+    slowdown = round(records["checkpointed"]["median_s"] / records["plain"]["median_s"], 3)
     peaks = {name: record["peak_memory_mb"] for name, record in records.items()}
     activations = {name: activation_memory_mb(record) for name, record in records.items()}
     cut = round(1 - peaks["checkpointed"] / peaks["plain"], 3)
@@ -676,7 +681,6 @@ def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dic
         **allocated_cut,
         "memory_kind": records["plain"]["memory_kind"], "preset": args.large_preset,
         "image_size": args.large_image_size, "batch_size": args.checkpointing_batch_size, "subprocess_records": records,
-        **{name: timing_record(times, args.checkpointing_batch_size) for name, times in seconds.items()},
     }
 
 

@@ -35,6 +35,7 @@ from modeling_lavt.processing_lavt import LavtProcessor
 from training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
 from training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
 from training.evaluate import evaluate_model
+from training.memory import return_freed_blocks_to_system
 from training.reporting import plot_training_curves
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -201,6 +202,11 @@ def run(argv: list[str] | None = None) -> dict:
     model = build_model(model_args, train_args)
     if model_args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+        if accelerator.device.type == "cpu":  # the memory-saving mode: let freed activations leave the process
+            threshold = return_freed_blocks_to_system()
+            if threshold is not None:
+                accelerator.print(f"gradient checkpointing on CPU: freed blocks of {threshold / 2**20:g} MiB and "
+                                  "more go back to the system (malloc mmap threshold)")
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":  # PyTorch syncs BatchNorm on GPUs only
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, train_args)
