@@ -211,6 +211,27 @@ class LavtWindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(batch_windows, tokens, dim))
 
 
+class GeluLinear(torch.autograd.Function):
+    """linear(gelu(x), weight, bias) that keeps only x (and the weight) for the backward pass.
+
+    The linear layer would keep gelu(x), as wide as x, on top of the x that gelu keeps; recomputing it in the
+    backward pass (one elementwise pass) saves the MLP's widest activation. Arguments arrive in the compute dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.linear(F.gelu(x), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, weight = ctx.saved_tensors
+        grad_rows = grad_output.reshape(-1, grad_output.shape[-1])
+        grad_weight = grad_rows.t() @ F.gelu(x).reshape(-1, x.shape[-1])
+        grad_x = torch.ops.aten.gelu_backward(grad_output @ weight, x)
+        return grad_x, grad_weight, grad_rows.sum(0)
+
+
 class LavtMlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -218,7 +239,13 @@ class LavtMlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        hidden = self.fc1(x)
+        if not torch.is_grad_enabled():  # nothing is kept for a backward pass
+            return self.fc2(F.gelu(hidden))
+        # The casts autocast would make for fc2, done here: the function computes in the dtype it is given.
+        device = hidden.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+        return GeluLinear.apply(hidden.to(dtype), self.fc2.weight.to(dtype), self.fc2.bias.to(dtype))
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):
