@@ -566,7 +566,9 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        words = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # An encoder keeps no cache (saying so also spares a warning under gradient checkpointing).
+        text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        words = text.last_hidden_state
         stages = self.backbone(pixel_values, words, attention_mask)
         logits = self.decoder([stage.features for stage in stages])
 
