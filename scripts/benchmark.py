@@ -182,12 +182,10 @@ TINY_TEST_CONFIG: dict[str, Any] = {
 
 @dataclass
 class Workload:
-    """One configuration to time. ``step`` runs one iteration and returns its result; ``activate`` (not timed)
-    switches state shared with the other workloads of the same run (e.g. gradient checkpointing) to this one."""
+    """One configuration to time; ``step`` runs one iteration and returns its result."""
 
     name: str
     step: Callable[[], Any]
-    activate: Callable[[], None] = lambda: None
 
 
 def _synchronize(device: torch.device) -> None:
@@ -203,13 +201,11 @@ def time_workloads(workloads: Sequence[Workload], repeats: int, warmup: int, dev
     warm by the previous workload, falls on every workload alike: compare workloads only within one call.
     """
     for workload in workloads:
-        workload.activate()
         for _ in range(warmup):
             workload.step()
     seconds: dict[str, list[float]] = {workload.name: [] for workload in workloads}
     for repeat in range(repeats):
         for workload in workloads if repeat % 2 == 0 else workloads[::-1]:
-            workload.activate()
             _synchronize(device)
             start = time.perf_counter()
             workload.step()
