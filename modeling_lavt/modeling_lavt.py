@@ -211,12 +211,9 @@ class LavtWindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(batch_windows, tokens, dim))
 
 
-class GeluLinear(torch.autograd.Function):
-    """linear(gelu(x), weight, bias) that keeps only x (and the weight) for the backward pass.
-
-    The linear layer would keep gelu(x), as wide as x, on top of the x that gelu keeps; recomputing it in the
-    backward pass (one elementwise pass) saves the MLP's widest activation. Arguments arrive in the compute dtype.
-    """
+class GeluLinearFunction(torch.autograd.Function):
+    """linear(gelu(x), weight, bias) that keeps only x (and the weight) for the backward pass, where gelu(x) is
+    recomputed. Arguments arrive in the compute dtype."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -232,20 +229,31 @@ class GeluLinear(torch.autograd.Function):
         return grad_x, grad_weight, grad_rows.sum(0)
 
 
+class GeluLinear(nn.Linear):
+    """A linear layer applied to gelu(input).
+
+    Training keeps only the input, not gelu(input) as well (as wide: the MLP's widest activation); the backward
+    pass recomputes it with one elementwise pass. The weights are this module's own, so sharded training (FSDP,
+    ZeRO-3) gathers them when it is called, as for any nn.Linear.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():  # nothing is kept for a backward pass
+            return super().forward(F.gelu(x))
+        # The casts autocast would make for a linear layer, done here: the function computes in the given dtype.
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        return GeluLinearFunction.apply(x.to(dtype), self.weight.to(dtype), self.bias.to(dtype))
+
+
 class LavtMlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = GeluLinear(hidden, dim)  # GELU between the two layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = self.fc1(x)
-        if not torch.is_grad_enabled():  # nothing is kept for a backward pass
-            return self.fc2(F.gelu(hidden))
-        # The casts autocast would make for fc2, done here: the function computes in the dtype it is given.
-        device = hidden.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
-        return GeluLinear.apply(hidden.to(dtype), self.fc2.weight.to(dtype), self.fc2.bias.to(dtype))
+        return self.fc2(self.fc1(x))
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):
