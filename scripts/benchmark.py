@@ -38,7 +38,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import platform
 import resource
@@ -57,6 +56,8 @@ from typing import Any
 import torch
 
 from modeling_lavt.precision import autocast
+from training import memory
+from training.memory import malloc_statistics
 
 
 @dataclass(frozen=True)
@@ -233,11 +234,6 @@ def peak_memory_mb(device: torch.device) -> float:
     return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
 class AllocatedPeak:
     """Peak of the bytes malloc has handed out and not yet taken back (glibc's mallinfo2: heap blocks in use plus
     mmapped blocks), sampled every 10 ms from a thread while the block runs: the CPU counterpart of CUDA's
@@ -246,11 +242,7 @@ class AllocatedPeak:
 
     def __init__(self, interval_s: float = 0.01):
         self.interval_s, self.peak_mb = interval_s, None
-        try:
-            self._mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-            self._mallinfo2.restype = _MallInfo2
-        except (OSError, AttributeError):
-            self._mallinfo2 = None
+        self._mallinfo2 = malloc_statistics()
         self._stop = threading.Event()
 
     def _allocated_mb(self) -> float:
@@ -428,9 +420,8 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
     model = build_model(config, device, args.seed).train()
     on_cpu = device.type == "cpu"
     if on_cpu:  # as lavt-train: with checkpointing on CPU freed blocks of 4 MiB and more go back to the system
-        from training.memory import configured_mmap_threshold, return_freed_blocks_to_system
-
-        threshold = return_freed_blocks_to_system() if args.gradient_checkpointing else configured_mmap_threshold()
+        threshold = (memory.return_freed_blocks_to_system() if args.gradient_checkpointing
+                     else memory.configured_mmap_threshold())
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed, labels=True)
@@ -743,7 +734,8 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
     results = {name: COMPARISONS[name](args, device) for name in args.comparisons}
     return {
         "benchmark": "targets", "device": str(device), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), **hardware_record(device), "repeats": args.repeats, "warmup": args.warmup, "all_met": all(r["met"] for r in results.values()),
+        "torch_threads": torch.get_num_threads(), **hardware_record(device), "repeats": args.repeats,
+        "warmup": args.warmup, "all_met": all(r["met"] for r in results.values()),
         "comparisons": results,
     }
 

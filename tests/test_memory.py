@@ -14,11 +14,9 @@ from training import memory
 # A freed 30 MiB mapping raises glibc's dynamic threshold to 30 MiB, so that an 8 MiB block then comes from the
 # heap (its pages stay resident after free) unless the threshold was fixed lower.
 PROBE = """
-import ctypes, sys, torch
-from scripts.benchmark import _MallInfo2
-from training.memory import return_freed_blocks_to_system
-mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
-mallinfo2.restype = _MallInfo2
+import sys, torch
+from training.memory import malloc_statistics, return_freed_blocks_to_system
+mallinfo2 = malloc_statistics()
 first = torch.empty(30 * 2**20, dtype=torch.uint8)
 del first
 applied = return_freed_blocks_to_system() if sys.argv[1] == "fix" else None
