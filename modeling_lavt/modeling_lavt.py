@@ -86,12 +86,15 @@ def relative_position_index(window: int) -> torch.Tensor:
     return delta[0] * (2 * window - 1) + delta[1]
 
 
-def shifted_window_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
+def shifted_window_mask(height: int, width: int, window: int, shift: int,
+                        device: torch.device | None = None) -> torch.Tensor:
     """(num_windows, window^2, window^2) additive mask that keeps attention inside each pre-shift region.
 
     Computed over the padded extent; the three regions per axis are [0, H-w), [H-w, H-s), [H-s, H).
+    Built on `device` itself: under torch.compile a CPU tensor moved to the GPU would put CPU kernels into the
+    compiled CUDA graph (torch 2.11's inductor then failed to compile their C++ on an H200 machine).
     """
-    labels = torch.zeros(height, width)
+    labels = torch.zeros(height, width, device=device)
     region = 0
     for rows in (slice(0, height - window), slice(height - window, height - shift), slice(height - shift, height)):
         for cols in (slice(0, width - window), slice(width - window, width - shift), slice(width - shift, width)):
@@ -135,7 +138,7 @@ def window_layout(height: int, width: int, window: int, shift: int, device: torc
     token_cols = ((torch.arange(width, device=device) - shift) % padded_w)[None, :]
     window_index = (token_rows // window) * (padded_w // window) + token_cols // window
     scatter = (window_index * window**2 + (token_rows % window) * window + token_cols % window).flatten()
-    mask = shifted_window_mask(padded_h, padded_w, window, shift).to(device) if shift else None
+    mask = shifted_window_mask(padded_h, padded_w, window, shift, device) if shift else None
     return WindowLayout(gather, scatter, (padded_h, padded_w) != (height, width), mask)
 
 
