@@ -1,21 +1,27 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Original LAVT checkpoints -> this package's parameter names and configuration.
+"""Original LAVT checkpoints -> this package's parameter names and configuration (docs/conversion.md).
 
 The original stores `{model, bert_model, optimizer, epoch, args, lr_scheduler}` (or, for `lavt_one`, a single
-`model` dict whose text encoder sits under `text_encoder.`). Only tensors are read; `args` is a pickled
-`argparse.Namespace`, the one class allowed when unpickling.
+`model` dict whose text encoder sits under `text_encoder.`). Tensors and `args` are read; `args` is a pickled
+`argparse.Namespace`, the one class allowed when unpickling. Some of `args` changes the computed function
+without showing in any tensor shape (the pixel-word attention heads `mha`, the input size `img_size`), so the
+converter reads it, checks it against what the tensors show, and refuses a contradiction.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import pickle
 import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .configuration_lavt import LavtConfig
+from .configuration_lavt import _SWIN_SIZES, LavtConfig
 
 # Swin parts shared by LAVT's backbone and Microsoft's Swin checkpoints: original suffix -> ours.
 _BLOCK_PARTS = ("norm1", "norm2", "attn.qkv", "attn.proj", "attn.relative_position_bias_table", "mlp.fc1", "mlp.fc2")
@@ -34,6 +40,113 @@ _DECODER_LAYER = {"conv1": 0, "bn1": 1, "conv2": 3, "bn2": 4}
 
 class UnsupportedCheckpointError(ValueError):
     """The checkpoint holds something this converter does not understand."""
+
+
+@dataclass(frozen=True)
+class OriginalSettings:
+    """How an original model was built, as its checkpoint's `args` records it; None = not recorded.
+
+    Read by :func:`settings_from_args` (docs/conversion.md lists the `args` fields and what each becomes).
+    """
+
+    fusion_num_heads: tuple[int, ...] | None = None  # `mha`: '' = 1 head per stage, 'a-b-c-d' otherwise
+    window_size: int | None = None  # `window12`: 12, else 7
+    swin_type: str | None = None  # `swin_type`: tiny / small / base / large
+    model: str | None = None  # `model`: lavt (text encoder apart) or lavt_one (inside `model`)
+    fusion_dropout: float | None = None  # `fusion_drop`
+    image_size: int | None = None  # `img_size`: the square input side it was trained and evaluated at
+    dataset: str | None = None  # `dataset`, e.g. refcoco
+    split_by: str | None = None  # `splitBy`, e.g. unc
+    text_model: str | None = None  # `ck_bert`: the BERT checkpoint (and tokenizer) it started from
+
+
+# Defaults of the released models for the settings that change the function: what a checkpoint without `args`
+# (e.g. a pair of safetensors files) is converted with, with a warning that says so.
+ASSUMED_WITHOUT_ARGS = {"fusion_num_heads": (1, 1, 1, 1), "image_size": 480}
+
+
+def settings_from_args(args: argparse.Namespace | dict | None) -> OriginalSettings:
+    """The settings an original `args` records; malformed values are an `UnsupportedCheckpointError`."""
+    if args is None:
+        return OriginalSettings()
+    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    found = {}
+    if "mha" in values:
+        found["fusion_num_heads"] = _parse_mha(values["mha"])
+    if "window12" in values:
+        found["window_size"] = 12 if values["window12"] else 7
+    if values.get("swin_type") is not None:
+        found["swin_type"] = str(values["swin_type"])
+        if found["swin_type"] not in _SWIN_SIZES:
+            raise UnsupportedCheckpointError(
+                f"args.swin_type={found['swin_type']!r} is not one of {sorted(_SWIN_SIZES)}")
+    if values.get("model") is not None:
+        found["model"] = str(values["model"])
+        if found["model"] not in ("lavt", "lavt_one"):
+            raise UnsupportedCheckpointError(f"args.model={found['model']!r} is neither 'lavt' nor 'lavt_one'")
+    for name, field, kind in (("fusion_drop", "fusion_dropout", float), ("img_size", "image_size", int),
+                              ("dataset", "dataset", str), ("splitBy", "split_by", str),
+                              ("ck_bert", "text_model", str)):
+        if values.get(name) is not None:
+            found[field] = kind(values[name])
+    if found.get("image_size", 1) < 1:
+        raise UnsupportedCheckpointError(f"args.img_size={found['image_size']} is not a positive input size")
+    return OriginalSettings(**found)
+
+
+def _parse_mha(value: object) -> tuple[int, ...]:
+    if value in ("", None):
+        return (1, 1, 1, 1)
+    parts = str(value).split("-")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UnsupportedCheckpointError(
+            f"args.mha={value!r} is not '' or four positive head counts such as '2-2-2-2'")
+    return tuple(int(p) for p in parts)
+
+
+def resolve_settings(settings: OriginalSettings, source: str = "the checkpoint", **requested) -> OriginalSettings:
+    """Merge settings asked for by the user (e.g. command-line flags; None = not asked) into what the checkpoint
+    records. A request that contradicts the checkpoint is an `UnsupportedCheckpointError` naming both values: a
+    flag never silently overrides what the model was built with."""
+    merged = {}
+    for name, value in requested.items():
+        if value is None:
+            continue
+        value = tuple(value) if isinstance(value, list) else value
+        stored = getattr(settings, name)
+        if stored is not None and stored != value:
+            raise UnsupportedCheckpointError(
+                f"{name}={_show(value)} was asked for, but {source} records {name}={_show(stored)} in its args; "
+                f"drop the option to use the recorded value")
+        merged[name] = value
+    return dataclasses.replace(settings, **merged)
+
+
+def _show(value: object) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def warn_about_assumed_settings(settings: OriginalSettings, source: str) -> OriginalSettings:
+    """Fill what the checkpoint does not record with the released models' values, loudly."""
+    assumed = {k: v for k, v in ASSUMED_WITHOUT_ARGS.items() if getattr(settings, k) is None}
+    if assumed:
+        warnings.warn(
+            f"{source} does not record {', '.join(assumed)} (no original `args`); assuming the released models' "
+            f"{', '.join(f'{k}={_show(v)}' for k, v in assumed.items())}. If the model was trained otherwise its "
+            f"outputs will differ: give the right values (lavt-convert --fusion_num_heads / --image_size).",
+            UserWarning, stacklevel=2,
+        )
+    return dataclasses.replace(settings, **assumed)
+
+
+@dataclass
+class OriginalCheckpoint:
+    """What an original checkpoint file holds: the visual and text state dicts, and the recorded settings."""
+
+    visual: dict[str, torch.Tensor]
+    text: dict[str, torch.Tensor]
+    settings: OriginalSettings
+    layout: str  # "lavt" (text encoder in `bert_model`), "lavt_one" (inside `model`) or "safetensors"
 
 
 def rename_swin_key(key: str) -> str | None:
@@ -119,8 +232,11 @@ def window_size_from_table(rows: int) -> int:
 
 
 def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = None,
-                 fusion_num_heads: list[int] | None = None) -> LavtConfig:
-    """Read the architecture off the tensors: widths, depths, heads and window size are not stored."""
+                 settings: OriginalSettings | None = None) -> LavtConfig:
+    """Read the architecture off the tensors (widths, depths, heads and window size are not stored as numbers)
+    and check it against the recorded `settings`; the settings no tensor shows (pixel-word attention heads,
+    fusion dropout) come from `settings` (default: the released models' 1 head per stage)."""
+    settings = settings or OriginalSettings()
     try:
         embed_dim = visual["backbone.patch_embed.proj.weight"].shape[0]
         depths, heads = [], []
@@ -135,6 +251,13 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
         text_width = visual["backbone.layers.0.fusion.image_lang_att.f_key.0.weight"].shape[1]
     except KeyError as err:
         raise UnsupportedCheckpointError(f"not an original LAVT visual state dict: missing {err}") from None
+    _check_recorded_architecture(settings, embed_dim, depths, heads, window)
+    fusion_heads = settings.fusion_num_heads or ASSUMED_WITHOUT_ARGS["fusion_num_heads"]
+    for stage, count in enumerate(fusion_heads):
+        if (embed_dim * 2**stage) % count:
+            raise UnsupportedCheckpointError(
+                f"args.mha asks for {count} pixel-word attention heads in stage {stage}, which do not divide its "
+                f"{embed_dim * 2**stage} channels")
     text_config = dict(text_config or {})
     text_config.setdefault("model_type", "bert")
     if text_config.get("hidden_size", text_width) != text_width:
@@ -145,9 +268,27 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
     text_config["hidden_size"] = text_width
     return LavtConfig(
         embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=window, mlp_ratio=mlp_hidden / embed_dim,
-        decoder_hidden_size=decoder_hidden, fusion_num_heads=fusion_num_heads or [1, 1, 1, 1],
-        text_config=text_config,
+        decoder_hidden_size=decoder_hidden, fusion_num_heads=list(fusion_heads),
+        fusion_dropout=settings.fusion_dropout or 0.0, text_config=text_config,
     )
+
+
+def _check_recorded_architecture(settings: OriginalSettings, embed_dim: int, depths: list[int], heads: list[int],
+                                 window: int) -> None:
+    """`window12` and `swin_type` must agree with the tensors; a contradiction means the args belong to
+    another model (or the tensors were edited), and either way the conversion would not be the recorded model."""
+    if settings.window_size is not None and settings.window_size != window:
+        raise UnsupportedCheckpointError(
+            f"args.window12 says window {settings.window_size}, but the relative position bias tables are for "
+            f"window {window}")
+    if settings.swin_type is not None:
+        expected = _SWIN_SIZES[settings.swin_type]
+        found = (embed_dim, tuple(depths), tuple(heads))
+        if found != expected:
+            raise UnsupportedCheckpointError(
+                f"args.swin_type={settings.swin_type!r} means embed_dim {expected[0]}, depths {list(expected[1])}, "
+                f"heads {list(expected[2])}, but the tensors hold embed_dim {embed_dim}, depths {depths}, "
+                f"heads {heads}")
 
 
 def text_config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> dict:
@@ -163,44 +304,119 @@ def text_config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> dict:
     )
 
 
-def load_original_checkpoint(path: str | Path) -> tuple[dict, dict]:
-    """(visual state dict, text state dict) from an original `.pth` checkpoint or a pair of safetensors files.
+def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
+    """The state dicts and recorded settings of an original `.pth` checkpoint, or of a visual `.safetensors`
+    file (no text encoder, no settings).
 
-    `.pth` files are unpickled with `weights_only=True`, allowing only `argparse.Namespace` besides tensors.
+    `.pth` files are unpickled with `weights_only=True`, allowing only `argparse.Namespace` besides tensors and
+    plain containers. Raises `FileNotFoundError` for a missing file and `UnsupportedCheckpointError` for a file
+    that is not such a checkpoint, a refused pickle, or `args.model` contradicting the layout.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path), {}
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # the unpickler's message names the refused global
-            raise UnsupportedCheckpointError(f"{path} cannot be read as a weights-only LAVT checkpoint: {err}") from err
+        return OriginalCheckpoint(read_safetensors(path), {}, OriginalSettings(), "safetensors")
+    checkpoint = _unpickle_weights_only(path)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise UnsupportedCheckpointError(f"{path} is not an original LAVT checkpoint (expected a dict with 'model')")
+    settings = settings_from_args(checkpoint.get("args"))
     visual = checkpoint["model"]
     text = checkpoint.get("bert_model")
+    layout = "lavt"
     if text is None:  # lavt_one keeps the text encoder inside the model
+        layout = "lavt_one"
         text = {k[len("text_encoder."):]: v for k, v in visual.items() if k.startswith("text_encoder.")}
         visual = {k: v for k, v in visual.items() if not k.startswith("text_encoder.")}
-    return visual, text
+    if settings.model is not None and settings.model != layout:
+        raise UnsupportedCheckpointError(
+            f"{path}: args.model={settings.model!r}, but the checkpoint is laid out as {layout!r} (the text encoder "
+            f"{'in bert_model' if layout == 'lavt' else 'inside model'})")
+    return OriginalCheckpoint(visual, text, settings, layout)
+
+
+def _unpickle_weights_only(path: Path) -> object:
+    """torch.load with the allow-list; failures in this project's words (torch's advice to turn the safety off
+    is not passed on)."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            if refused:
+                raise UnsupportedCheckpointError(
+                    f"{path} was refused: it asks to import {refused.group(1)}, which an original LAVT checkpoint "
+                    f"does not hold (only tensors, plain containers and argparse.Namespace are allowed, because "
+                    f"unpickling anything else can run code)") from None
+            raise UnsupportedCheckpointError(
+                f"{path} is not a PyTorch checkpoint that holds only tensors and settings "
+                f"({_first_line(err)})") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as err:
+            raise UnsupportedCheckpointError(
+                f"{path} cannot be read as a PyTorch checkpoint: it is damaged or not a file saved with torch.save "
+                f"({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    """The part of a library's message that says what is wrong, without its advice."""
+    text = str(err).split("WeightsUnpickler error:", 1)[-1]
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)[:200]
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a damaged file is an `UnsupportedCheckpointError` naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)
+    except SafetensorError as err:
+        raise UnsupportedCheckpointError(
+            f"{path} is not a readable safetensors file (truncated or not safetensors: {err})") from None
+
+
+def check_finite(state_dict: dict[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or inf: a model built from them predicts nothing (empty masks, score 0)."""
+    bad = [key for key, tensor in state_dict.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise UnsupportedCheckpointError(
+            f"{len(bad)} tensors of the checkpoint hold NaN or inf values (e.g. {bad[:3]}): the training run that "
+            f"wrote it diverged or the file is damaged; convert an earlier checkpoint")
+
+
+def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
+    """A tokenizer that cases text differently from the recorded BERT (`ck_bert`, e.g. bert-base-uncased) would
+    give other word pieces than the model was trained on."""
+    name = (settings.text_model or "").lower()
+    if "cased" not in name:
+        return
+    lowercases = tokenizer.tokenize("A") == tokenizer.tokenize("a")
+    if lowercases != ("uncased" in name):
+        raise UnsupportedCheckpointError(
+            f"the model was trained with {settings.text_model} (args.ck_bert), but the tokenizer "
+            f"{'lower-cases' if lowercases else 'keeps the case of'} its text; use the tokenizer of "
+            f"{settings.text_model}")
 
 
 def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tensor],
-                     text_config: dict | None = None, fusion_num_heads: list[int] | None = None):
-    """Build a `LavtForReferringSegmentation` holding an original checkpoint's weights, in eval mode."""
+                     text_config: dict | None = None, settings: OriginalSettings | None = None):
+    """Build a `LavtForReferringSegmentation` holding an original checkpoint's weights, in eval mode.
+
+    `settings` are what the checkpoint records (see :func:`load_original_checkpoint`); None = nothing recorded
+    (then 1 pixel-word attention head per stage, the released models' setting). Raises
+    `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture, contradict the
+    settings, or hold NaN / inf.
+    """
     from .modeling_lavt import LavtForReferringSegmentation
 
     if not text:
         raise UnsupportedCheckpointError("the checkpoint has no text encoder weights ('bert_model')")
     text_config = {**text_config_from_state_dict(text), **(text_config or {})}
-    config = infer_config(visual, text_config, fusion_num_heads)
+    config = infer_config(visual, text_config, settings)
     model = LavtForReferringSegmentation(config)
     state_dict = {**convert_visual_state_dict(visual), **convert_text_state_dict(text)}
+    check_finite(state_dict)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]

@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
-from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from modeling_lavt.conversion import convert_original, load_original_checkpoint
+from modeling_lavt.conversion import (
+    check_tokenizer,
+    convert_original,
+    load_original_checkpoint,
+    read_safetensors,
+    resolve_settings,
+    warn_about_assumed_settings,
+)
 from modeling_lavt.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
@@ -38,10 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text_config", help="JSON file of the text encoder's config (default: a BERT config "
                                               "read off the tensors, 64-wide heads)")
     parser.add_argument("--fusion_num_heads", type=int, nargs=4, metavar="H",
-                        help="pixel-word attention heads per stage (not stored in checkpoints; default 1 1 1 1)")
+                        help="pixel-word attention heads per stage. A .pth records them (args.mha) and they are "
+                             "read from there; give them only for a checkpoint without args (.safetensors), "
+                             "where 1 1 1 1 (the released models) is assumed with a warning. A value that "
+                             "contradicts the checkpoint's args is an error")
+    parser.add_argument("--image_size", type=int, metavar="PIXELS",
+                        help="square input side the model was trained at, saved as the processor's size. Read "
+                             "from args.img_size of a .pth; 480 is assumed, with a warning, without args")
     parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a LavtProcessor, "
-                                            "e.g. bert-base-uncased")
-    parser.add_argument("--output_dir", required=True, help="folder to write (created; must not hold a model)")
+                                            "e.g. bert-base-uncased (the checkpoint's args.ck_bert); a "
+                                            "tokenizer that cases text otherwise than args.ck_bert is an error")
+    parser.add_argument("--output_dir", required=True,
+                        help="folder to write; must not exist or be empty. It appears complete or not at all")
     parser.add_argument("--push_to_hub", metavar="REPO",
                         help="also push the folder to this Hub repo (created if needed) with remote code, the "
                              "pipeline definition and a model card (written to the folder as README.md too)")
@@ -52,42 +69,94 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_json(path: str, option: str):
+    """A JSON file given on the command line; a missing or malformed one names the option and the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{option} {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{option} {path} is not valid JSON ({err})") from None
+
+
 def load_evaluations(paths: list[str]) -> list[dict]:
     """The evaluation JSONs, checked before any conversion work so that a bad one costs nothing."""
-    evaluations = [json.loads(Path(path).read_text()) for path in paths]
-    for evaluation in evaluations:
-        card_evaluation(evaluation)
+    evaluations = [read_json(path, "--eval_results") for path in paths]
+    for path, evaluation in zip(paths, evaluations):
+        try:
+            card_evaluation(evaluation)
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"--eval_results {path} is not an eval_results.json of lavt-evaluate ({err})") from None
     return evaluations
 
 
-def save_processor(tokenizer: str, max_length: int, output_dir: Path) -> None:
-    """A LavtProcessor with the original's preprocessing (480x480, ImageNet statistics) and `tokenizer`."""
-    processor = LavtProcessor(LavtImageProcessor(), AutoTokenizer.from_pretrained(tokenizer), max_length=max_length)
-    processor.save_pretrained(output_dir)
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse a folder that already holds anything (a model in any form would be mixed with this one)."""
+    if output_dir.is_file():
+        raise FileExistsError(f"--output_dir {output_dir} is a file; give a folder that does not exist yet")
+    if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
+        raise FileExistsError(f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
+
+
+def staging_dir(output_dir: Path) -> Path:
+    """A hidden folder beside the output, renamed into place once everything is written; creating it first
+    proves the location is writable before any conversion work."""
+    parent = output_dir.absolute().parent
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(f"--output_dir {output_dir}: {parent} is a file, not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=parent))
+    except OSError as err:
+        raise OSError(f"--output_dir {output_dir} cannot be written ({err.strerror or err})") from None
+
+
+def load_tokenizer(name: str):
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise OSError(f"--tokenizer {name} could not be loaded: {str(err).splitlines()[0]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     output_dir = Path(args.output_dir)
-    if (output_dir / "model.safetensors").exists():
-        sys.exit(f"lavt-convert: {output_dir} already holds a model; choose an empty folder")
+    staging = None
     try:
+        check_output_dir(output_dir)
+        if args.image_size is not None and args.image_size < 1:
+            raise ValueError(f"--image_size must be a positive number of pixels, got {args.image_size}")
         evaluations = load_evaluations(args.eval_results)
-        visual, text = load_original_checkpoint(args.checkpoint)
+        checkpoint = load_original_checkpoint(args.checkpoint)
         if args.text_checkpoint:
-            text = load_file(args.text_checkpoint)
-        text_config = json.loads(Path(args.text_config).read_text()) if args.text_config else None
-        model = convert_original(visual, text, text_config, args.fusion_num_heads)
-    except (FileNotFoundError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
-        sys.exit(f"lavt-convert: {err}")
-    model.save_pretrained(output_dir)
-    if args.tokenizer:
-        save_processor(args.tokenizer, model.config.max_text_length, output_dir)
-    if args.push_to_hub or evaluations:
-        write_model_card(output_dir, model.config, evaluations, repo_id=args.push_to_hub,
-                         converted_from=Path(args.checkpoint).name)
+            checkpoint.text = read_safetensors(args.text_checkpoint)
+        text_config = read_json(args.text_config, "--text_config") if args.text_config else None
+        settings = resolve_settings(checkpoint.settings, source=args.checkpoint,
+                                    fusion_num_heads=args.fusion_num_heads, image_size=args.image_size)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            settings = warn_about_assumed_settings(settings, args.checkpoint)
+        for warning in caught:
+            print(f"lavt-convert: warning: {warning.message}", file=sys.stderr)
+        tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+        if tokenizer is not None:
+            check_tokenizer(tokenizer, settings)
+        staging = staging_dir(output_dir)
+        model = convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
+    except (OSError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        parser.error(str(err))
+    try:
+        write_folder(staging, model, tokenizer, settings.image_size, evaluations, args)
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     summary = {"output_dir": str(output_dir), "window_size": model.config.window_size,
                "embed_dim": model.config.embed_dim, "depths": model.config.depths,
+               "fusion_num_heads": model.config.fusion_num_heads, "image_size": settings.image_size,
                "parameters": sum(p.numel() for p in model.parameters())}
     if args.push_to_hub:
         try:
@@ -99,6 +168,21 @@ def main(argv: list[str] | None = None) -> int:
         summary["commit_url"] = commit.commit_url
     print(json.dumps(summary))
     return 0
+
+
+def write_folder(folder: Path, model, tokenizer, image_size: int, evaluations: list[dict],
+                 args: argparse.Namespace) -> None:
+    """The model, its preprocessing at the recorded input size (with the tokenizer: the whole processor), and
+    the card."""
+    model.save_pretrained(folder)
+    image_processor = LavtImageProcessor(size=image_size)
+    if tokenizer is not None:
+        LavtProcessor(image_processor, tokenizer, max_length=model.config.max_text_length).save_pretrained(folder)
+    else:
+        image_processor.save_pretrained(folder)
+    if args.push_to_hub or evaluations:
+        write_model_card(folder, model.config, evaluations, repo_id=args.push_to_hub,
+                         converted_from=Path(args.checkpoint).name)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def original_checkpoint(reference_dir):
     return {
         "model": load_file(reference_dir / "small_w7_sharp" / "model.safetensors"),
         "bert_model": load_file(reference_dir / "bert_small.safetensors"),
-        "args": argparse.Namespace(swin_type="small", window12=False),
+        "args": argparse.Namespace(mha="", window12=False, model="lavt", img_size=224, fusion_drop=0.0),
         "epoch": 3,
     }
 
@@ -124,13 +124,16 @@ def original_checkpoint(reference_dir):
 def test_original_pth_layouts_load(reference_dir, tmp_path):
     checkpoint = original_checkpoint(reference_dir)
     torch.save(checkpoint, tmp_path / "lavt.pth")
-    visual, text = load_original_checkpoint(tmp_path / "lavt.pth")
-    assert visual.keys() == checkpoint["model"].keys() and text.keys() == checkpoint["bert_model"].keys()
+    loaded = load_original_checkpoint(tmp_path / "lavt.pth")
+    assert loaded.visual.keys() == checkpoint["model"].keys() and loaded.text.keys() == checkpoint["bert_model"].keys()
+    assert loaded.layout == "lavt" and loaded.settings.image_size == 224
 
     one = {**checkpoint["model"], **{f"text_encoder.{k}": v for k, v in checkpoint["bert_model"].items()}}
-    torch.save({"model": one, "args": checkpoint["args"]}, tmp_path / "lavt_one.pth")
-    visual_one, text_one = load_original_checkpoint(tmp_path / "lavt_one.pth")
-    assert visual_one.keys() == visual.keys() and text_one.keys() == text.keys()
+    args_one = argparse.Namespace(**{**vars(checkpoint["args"]), "model": "lavt_one"})
+    torch.save({"model": one, "args": args_one}, tmp_path / "lavt_one.pth")
+    loaded_one = load_original_checkpoint(tmp_path / "lavt_one.pth")
+    assert loaded_one.visual.keys() == loaded.visual.keys() and loaded_one.text.keys() == loaded.text.keys()
+    assert loaded_one.layout == "lavt_one"
 
 
 class NotAllowed:
@@ -139,7 +142,7 @@ class NotAllowed:
 
 def test_converter_refuses_arbitrary_pickles_and_unknown_keys(reference_dir, tmp_path):
     torch.save({"model": {}, "args": NotAllowed()}, tmp_path / "evil.pth")
-    with pytest.raises(UnsupportedCheckpointError, match="weights-only"):
+    with pytest.raises(UnsupportedCheckpointError, match="NotAllowed"):
         load_original_checkpoint(tmp_path / "evil.pth")
     with pytest.raises(FileNotFoundError):
         load_original_checkpoint(tmp_path / "missing.pth")
@@ -149,9 +152,10 @@ def test_converter_refuses_arbitrary_pickles_and_unknown_keys(reference_dir, tmp
         convert_original(visual, checkpoint["bert_model"])
     with pytest.raises(UnsupportedCheckpointError, match="text encoder"):
         convert_original(checkpoint["model"], {})
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    with pytest.raises(SystemExit) as exit_info:
         convert_lavt_original_to_hf.main(["--checkpoint", str(tmp_path / "nope.pth"), "--output_dir",
                                           str(tmp_path / "o")])
+    assert exit_info.value.code == 2
 
 
 def test_converter_infers_window_size(reference_dir):
