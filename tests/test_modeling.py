@@ -105,7 +105,7 @@ def test_convert_script_writes_a_loadable_folder(reference_dir, reference_model,
         "--text_config", str(text_config), "--output_dir", str(tmp_path / "out"),
     ])
     written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix != ".py")  # .py: remote code
-    assert written == ["config.json", "model.safetensors"]
+    assert written == ["config.json", "model.safetensors", "preprocessor_config.json"]  # image size kept
     loaded = LavtForReferringSegmentation.from_pretrained(tmp_path / "out")
     assert loaded.config.window_size == 7 and loaded.config.embed_dim == 32
     for key, value in reference_model.state_dict().items():
