@@ -18,6 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
+from .validation import check_target_sizes
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -182,8 +184,7 @@ class LavtImageProcessor(BaseImageProcessor):
         logits = outputs if isinstance(outputs, torch.Tensor) else outputs.logits
         if logits.ndim != 4 or logits.shape[1] != 2:
             raise ValueError(f"Expected logits of shape (batch, 2, height, width), got {tuple(logits.shape)}")
-        if target_sizes is not None and len(target_sizes) != logits.shape[0]:
-            raise ValueError(f"Got {len(target_sizes)} target sizes for a batch of {logits.shape[0]} logits")
+        target_sizes = check_target_sizes(target_sizes, logits.shape[0])
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
 
@@ -191,7 +192,7 @@ class LavtImageProcessor(BaseImageProcessor):
         for index in range(logits.shape[0]):
             sample = logits[index : index + 1].float()
             if target_sizes is not None:
-                height, width = (int(v) for v in target_sizes[index])
+                height, width = target_sizes[index]
                 if (height, width) != tuple(sample.shape[2:]):
                     sample = F.interpolate(sample, size=(height, width), mode="bilinear", align_corners=True)
             background, foreground = sample[0, 0], sample[0, 1]

@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
+from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
 # Added to attention logits between tokens of different shifted-window regions (the original's constant).
 _SHIFT_MASK_VALUE = -100.0
@@ -478,7 +479,7 @@ class LavtDecoder(nn.Module):
         return self.classifier(x)
 
 
-class LavtPreTrainedModel(PreTrainedModel):
+class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     config_class = LavtConfig
     base_model_prefix = "lavt"
     main_input_name = "pixel_values"
@@ -486,24 +487,6 @@ class LavtPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavtSwinBlock", "LavtPixelWordAttention", "BertLayer"]
     _supports_sdpa = True
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """As `PreTrainedModel.from_pretrained`, with a clear error when the requested window size differs from
-        the checkpoint's (relative position bias tables are window-specific)."""
-        config = kwargs.get("config")
-        requested = config.window_size if isinstance(config, LavtConfig) else kwargs.get("window_size")
-        if requested is not None:
-            hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
-                          if k in kwargs}
-            saved = LavtConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs).window_size
-            if saved != requested:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path} was trained with window size {saved}, but window size "
-                    f"{requested} was requested; load it with its own window size (to move a Swin backbone to "
-                    "another window, use modeling_lavt.pretrained.load_swin_backbone, which resizes the tables)"
-                )
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -566,7 +549,8 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         **kwargs,
     ) -> LavtReferringSegmentationOutput:
         r"""
-        pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images.
+        pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
+            model's dtype unless autocast is on; NaN or inf is refused.
         input_ids (`torch.LongTensor` of shape `(batch, tokens)`): the referring expressions (one per image).
         attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens; used by the text
             encoder and by every pixel-word attention.
@@ -575,6 +559,8 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         output_hidden_states (`bool`): also return the per-stage intermediate tensors.
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
+        check_forward_inputs(self.config, pixel_values, input_ids, labels)
+        pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         # An encoder keeps no cache (saying so also spares a warning under gradient checkpointing).

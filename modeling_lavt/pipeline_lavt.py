@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import AutoModel
-from transformers.image_utils import load_image
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
 from .image_processing_lavt import ImageLike
 from .processing_lavt import LavtProcessor
+from .validation import check_referring_expressions, check_text_argument, load_image_url
 
 TASK = "referring-image-segmentation"
 
@@ -74,8 +74,12 @@ class ReferringImageSegmentationPipeline(Pipeline):
     ) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
         """Segment `text` in `image`; see the class docstring for the accepted forms."""
         if text is None:
+            if isinstance(image, list | tuple) and all(isinstance(item, dict) and "text" in item for item in image):
+                check_referring_expressions([item["text"] for item in image], self.tokenizer)  # indices of the list
             return super().__call__(image, **kwargs)
+        check_text_argument(text)
         texts = [text] if isinstance(text, str) else list(text)
+        check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
         images = list(image) if isinstance(image, list | tuple) else [image]
         if len(images) != 1 and len(images) != len(texts):
             raise ValueError(
@@ -117,7 +121,7 @@ class ReferringImageSegmentationPipeline(Pipeline):
             )
         image = inputs["image"]
         if isinstance(image, str) and image.startswith(("http://", "https://")):
-            image = load_image(image, timeout=timeout)
+            image = load_image_url(image, timeout=timeout)
         elif isinstance(image, os.PathLike):
             image = os.fspath(image)
         encoded = self.processor(images=image, text=inputs["text"], return_tensors="pt")

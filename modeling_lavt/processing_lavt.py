@@ -17,6 +17,7 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .image_processing_lavt import ImageLike, MaskLike, make_image_list, make_mask_list
+from .validation import check_referring_expressions, check_text_argument
 
 TRUNCATION_MODES = ("original", "keep_sep")
 
@@ -105,9 +106,7 @@ class LavtProcessor(ProcessorMixin):
         max_length = self.max_length if max_length is None else max_length
         truncation_mode = self.truncation_mode if truncation_mode is None else truncation_mode
         _check_text_settings(max_length, truncation_mode)
-        for index, expression in enumerate(texts):
-            if not isinstance(expression, str) or not expression.strip():
-                raise ValueError(f"Referring expression {index} is empty or not a string: {expression!r}")
+        check_referring_expressions(texts, self.tokenizer)
 
         full_ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         longest = max(len(ids) for ids in full_ids)
@@ -192,6 +191,7 @@ def _check_text_settings(max_length: int, truncation_mode: str) -> None:
 
 def _as_text_list(text: str | Sequence[str]) -> list[str]:
     """One expression or a list of them -> a non-empty list."""
+    check_text_argument(text)
     if isinstance(text, str):
         return [text]
     texts = list(text)

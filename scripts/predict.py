@@ -31,6 +31,7 @@ from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.validation import check_referring_expressions
 from modeling_lavt.visualization import draw_overlay
 
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
     device = resolve_device(parser, args.device)
     pipe = load_pipeline(parser, args.model, device)
+    check_texts(parser, args.text, pipe.tokenizer)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -99,9 +101,7 @@ def pair_inputs(
     parser: argparse.ArgumentParser, images: list[str], texts: list[str]
 ) -> list[tuple[str, str]]:
     """(image, expression) pairs by the processor's rule: one image for all expressions, or N with N."""
-    for text in texts:
-        if not text.strip():
-            parser.error("--text: a referring expression is empty")
+    check_texts(parser, texts)
     if len(images) == 1:
         return [(images[0], text) for text in texts]
     if len(images) != len(texts):
@@ -136,8 +136,21 @@ def load_pipeline(
         model = LavtForReferringSegmentation.from_pretrained(model_name).eval()
         processor = LavtProcessor.from_pretrained(model_name)
     except (OSError, ValueError) as error:
-        parser.exit(1, f"lavt-predict: cannot load the model and processor from {model_name}: {error}\n")
+        parser.error(f"--model: cannot load the model and processor from {model_name}: {one_line(error)}")
     return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
+
+
+def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
+    """Refuse a blank expression, and with the tokenizer one it reduces to nothing (e.g. a zero-width space)."""
+    try:
+        check_referring_expressions(texts, tokenizer)
+    except ValueError as error:
+        parser.error(f"--text: {error}")
+
+
+def one_line(error: Exception) -> str:
+    """An error message on one line (transformers' and huggingface_hub's span several)."""
+    return " ".join(str(error).split())
 
 
 def save_prediction(

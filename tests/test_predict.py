@@ -152,8 +152,8 @@ def test_missing_model_is_a_message(tmp_path, capsys):
         predict.main(
             ["--model", str(tmp_path / "no-model"), "--image", str(tmp_path / "good.png"), "--text", "a"]
         )
-    assert exit_info.value.code == 1
-    assert "cannot load the model" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "not found" in capsys.readouterr().err
 
 
 def test_draw_overlay_tints_only_the_mask():
