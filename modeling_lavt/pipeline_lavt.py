@@ -74,8 +74,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
     ) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
         """Segment `text` in `image`; see the class docstring for the accepted forms."""
         if text is None:
-            if isinstance(image, list | tuple) and all(isinstance(item, dict) and "text" in item for item in image):
-                check_referring_expressions([item["text"] for item in image], self.tokenizer)  # indices of the list
+            items = image if isinstance(image, list | tuple) else []
+            texts = [item.get("text") for item in items if isinstance(item, dict)]
+            if texts and len(texts) == len(items) and all(isinstance(expression, str) for expression in texts):
+                check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
             return super().__call__(image, **kwargs)
         check_text_argument(text)
         texts = [text] if isinstance(text, str) else list(text)

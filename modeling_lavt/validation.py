@@ -47,7 +47,7 @@ def check_forward_inputs(config: Any, pixel_values: torch.Tensor, input_ids: tor
     a wrong answer without a word. Shapes must already be checked (pixel_values (B, C, H, W), input_ids (B, T),
     labels (B, H', W')).
 
-    Checked from shapes and dtypes alone: an empty batch or image, no tokens, float `input_ids`, more tokens
+    Checked from shapes and dtypes alone: an empty batch, image or mask, no tokens, float `input_ids`, more tokens
     than the text encoder has positions (`text_config.max_position_embeddings`). Checked from values, with one
     host-device sync for all of them and skipped while tracing or compiling (`skip_data_checks`): NaN or inf
     in `pixel_values`, ids outside the vocabulary (`text_config.vocab_size`), labels other than 0 and 1 (the
@@ -75,14 +75,19 @@ def check_forward_inputs(config: Any, pixel_values: torch.Tensor, input_ids: tor
             f"{positions} positions; tokenize with max_length <= {positions} (the model reads "
             f"{config.max_text_length})"
         )
+    if labels is not None and labels.numel() == 0:
+        raise ValueError(f"labels has zero size {tuple(labels.shape)}; give one (height, width) mask per image")
     if skip_data_checks():
         return
-    flags = [~torch.isfinite(pixel_values).all(), ((input_ids < 0) | (input_ids >= text_config.vocab_size)).any()]
-    if labels is not None:
-        flags.append(((labels != 0) & (labels != 1)).any())
+    # Reductions rather than elementwise masks: a sum propagates NaN and inf and reads the batch once.
+    lowest_id, highest_id = torch.aminmax(input_ids)
+    flags = [~torch.isfinite(pixel_values.sum(dtype=torch.float32)),
+             (lowest_id < 0) | (highest_id >= text_config.vocab_size)]
+    if labels is not None and labels.dtype != torch.bool:
+        flags.append(_labels_not_binary(labels))
     non_finite, bad_ids, *bad_labels = torch.stack(flags).tolist()  # the one sync for all value checks
-    if non_finite:
-        count = int((~torch.isfinite(pixel_values)).sum())
+    count = int((~torch.isfinite(pixel_values)).sum()) if non_finite else 0  # 0: the sum of finite values overflowed
+    if count:
         raise ValueError(
             f"pixel_values holds {count} NaN or infinite values; check the image and the normalisation "
             "(LavtImageProcessor refuses such images)"
@@ -90,7 +95,7 @@ def check_forward_inputs(config: Any, pixel_values: torch.Tensor, input_ids: tor
     if bad_ids:
         raise ValueError(
             f"input_ids holds ids outside the text encoder's vocabulary 0..{text_config.vocab_size - 1} "
-            f"(min {int(input_ids.min())}, max {int(input_ids.max())}); use the tokenizer the model was trained "
+            f"(min {int(lowest_id)}, max {int(highest_id)}); use the tokenizer the model was trained "
             "with"
         )
     if bad_labels and bad_labels[0]:
@@ -99,6 +104,14 @@ def check_forward_inputs(config: Any, pixel_values: torch.Tensor, input_ids: tor
             f"labels must be 0 (background) or 1 (the referred object), got also {values}; the loss has no "
             "ignore index, so binarise the masks first (LavtImageProcessor does)"
         )
+
+
+def _labels_not_binary(labels: torch.Tensor) -> torch.Tensor:
+    """Whether any label is other than 0 and 1 (a 0-d bool tensor; no sync)."""
+    if labels.is_floating_point():
+        return ((labels != 0) & (labels != 1)).any()
+    lowest, highest = torch.aminmax(labels)
+    return (lowest < 0) | (highest > 1)
 
 
 def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

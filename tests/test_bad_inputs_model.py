@@ -56,6 +56,7 @@ FORWARD_CASES = {
     "empty-batch": (forward_inputs(pixel_values=torch.randn(0, 3, 32, 32), input_ids=torch.ones(0, 20).long(),
                                    labels=None), "Empty batch"),
     "zero-size-image": (forward_inputs(pixel_values=torch.randn(2, 3, 0, 32), labels=None), "zero size"),
+    "zero-size-labels": (forward_inputs(labels=torch.zeros(2, 0, 32, dtype=torch.long)), "labels has zero size"),
     "nan-pixels": (forward_inputs(pixel_values=with_value(torch.randn(2, 3, 32, 32), float("nan"))),
                    "1 NaN or infinite values"),
     "inf-pixels": (forward_inputs(pixel_values=with_value(torch.randn(2, 3, 32, 32), float("-inf"))),
@@ -81,6 +82,12 @@ def test_float64_pixels_are_cast_to_the_model_dtype(model):
         logits = model(pixels.double(), ids).logits
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, expected)
+
+
+def test_huge_finite_pixels_are_not_taken_for_inf(model):
+    """The NaN check sums the batch; finite values whose sum overflows are not an error."""
+    pixels = torch.full((1, 3, 8, 8), 3e37)
+    check_forward_inputs(model.config, pixels, torch.ones(1, 4, dtype=torch.long), None)
 
 
 def test_value_checks_sync_once_and_compile_without_graph_breaks(model, monkeypatch):
