@@ -81,6 +81,20 @@ def refs_texts(refer_root: Path, split: str, field: str) -> list[list[str]]:
     return [[s[field] for s in r["sentences"]] for r in refs if r["split"] == split]
 
 
+def recorded_texts(monkeypatch) -> list[str]:
+    """The texts every LavtProcessor call of this test tokenizes, in order."""
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    texts, real_call = [], LavtProcessor.__call__
+
+    def recording(self, *args, **kwargs):
+        texts.extend(kwargs.get("text") or [])
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(LavtProcessor, "__call__", recording)
+    return texts
+
+
 def tiny_train_recipe(synthetic_data: Path, bert_vocab_dir: Path, **overrides) -> dict:
     """A training recipe for a model that trains 2 epochs of a few steps in seconds; no dropout, so runs are
     reproducible."""

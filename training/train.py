@@ -320,11 +320,11 @@ def run(argv: list[str] | None = None) -> dict:
         shutil.rmtree(final_dir, ignore_errors=True)
         shutil.copytree(output_dir / "best", final_dir)
         results = state.get("best_metrics", {})
-        (final_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        plot_training_curves(state["history"], output_dir / "training_curves.png")
         evaluation = {**results, "dataset": data_args.dataset, "dataset_config": data_args.dataset_config,
                       "split": data_args.eval_split, "protocol": "model_input",
                       "sentence_field": data_args.sentence_field}
+        (final_dir / "eval_results.json").write_text(json.dumps(evaluation, indent=1))
+        plot_training_curves(state["history"], output_dir / "training_curves.png")
         write_model_card(final_dir, accelerator.unwrap_model(model).config, [evaluation],
                          recipe={**vars(model_args), **vars(data_args), **vars(train_args)},
                          repo_id=train_args.hub_model_id)
