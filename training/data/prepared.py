@@ -39,6 +39,8 @@ def load_prepared(
         name = _config_name(path, name)
         files = split_files(path, name, split)
         where = f"{path} ({name}, split {split})"
+        if not sum(pq.ParquetFile(f).metadata.num_rows for f in files):  # `datasets` would only say "no data"
+            raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
         loaded = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split,
                                        streaming=streaming, **load_kwargs)
     else:
