@@ -114,14 +114,14 @@ def _open_sources(
     if not names:
         raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
                                 "<refer_root>/<dataset>/refs(<split_by>).p and instances.json")
-    sources = []
+    sources, sizes = [], {}
     for name in names:
         if name not in found:
             raise ValueError(f"configuration {name!r} not found under {refer_root}; found: {found}")
         dataset, split_by = parse_config_name(name)
         refer = RawRefer(refer_root, images_root, dataset, split_by)
         refer.check_sentences(refer.refs)
-        refer.check_images(refer.refs, decode=True)
+        refer.check_images(refer.refs, decode=True, sizes=sizes)  # refcoco, refcoco+ share their images
         sources.append((name, refer))
     return sources
 

@@ -199,6 +199,16 @@ def prepare_image_of_another_size(root):
             rf"image .*{path.name} of ref_id \d+ \(image_id {ref['image_id']}\) is 50x40 .*instances\.json says 48x40")
 
 
+def prepare_size_differs_in_the_second_dataset(root):
+    """refcoco+ over the images refcoco was checked with: its own instances.json entry is still compared."""
+    shutil.copytree(root / "refer" / "refcoco", root / "refer" / "refcoco+")
+    plus = root / "refer" / "refcoco+" / "instances.json"
+    instances = json.loads(plus.read_text())
+    instances["images"][0]["width"] = 47
+    plus.write_text(json.dumps(instances))
+    return lambda: prepare_into(root), r"refcoco\+/instances\.json says 47x40"
+
+
 # --- prepared parquet --------------------------------------------------------------------------------------------
 
 def prepared_image_that_does_not_decode(root):
@@ -310,6 +320,7 @@ CASES = [
     instances_truncated, instances_without_annotations, instances_without_images, annotation_without_segmentation,
     empty_segmentation, polygon_of_two_points, image_that_does_not_decode, image_of_another_size,
     prepare_ref_without_sentences, prepare_image_that_does_not_decode, prepare_image_of_another_size,
+    prepare_size_differs_in_the_second_dataset,
     prepared_image_that_does_not_decode, prepared_split_without_rows, prepared_split_files_missing,
     prepared_ref_without_sentences, prepared_folder_without_card, prepared_unknown_config,
     community_ref_without_sentences, community_empty_segmentation, evaluate_ref_without_sentences,

@@ -275,10 +275,13 @@ class RawRefer:
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
 
-    def check_images(self, refs: Iterable[dict], decode: bool = False) -> None:
+    def check_images(
+        self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
+    ) -> None:
         """Fail before any work if an image a ref needs is missing; with ``decode``, also if it does not
-        decode or its size differs from its ``instances.json`` entry (each image is checked once)."""
-        checked: set[int] = set()
+        decode or its size differs from its ``instances.json`` entry. Each file is decoded once: ``sizes``
+        (path -> (width, height)) keeps the sizes found, so that datasets over the same images can share it."""
+        sizes = {} if sizes is None else sizes
         for ref in refs:
             path = self.image_path(ref["image_id"])
             if not path.is_file():
@@ -286,28 +289,18 @@ class RawRefer:
                     f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not found; "
                     f"{EXPECTED_LAYOUT}"
                 )
-            if decode and ref["image_id"] not in checked:
-                checked.add(ref["image_id"])
-                self._check_image_decodes(ref, path)
-
-    def _check_image_decodes(self, ref: dict, path: Path) -> None:
-        info = self.images[ref["image_id"]]
-        try:
-            with Image.open(path) as image:
-                size = image.size
-                # Decoding at 1/8 scale still reads every compressed byte (a truncated or corrupt file fails),
-                # at a fraction of the full decode's cost.
-                image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-                image.load()
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) does not "
-                             f"decode ({error}); replace the file with the COCO original") from error
-        if size != (info["width"], info["height"]):
-            raise ValueError(
-                f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {size[0]}x{size[1]} "
-                f"(width x height) but {self.instances_path} says {info['width']}x{info['height']}; its masks "
-                "would not fit the image: use the COCO train2014 original of this image"
-            )
+            if not decode:
+                continue
+            if path not in sizes:
+                sizes[path] = decoded_size(path, f"of ref_id {ref['ref_id']} (image_id {ref['image_id']})")
+            info = self.images[ref["image_id"]]
+            if sizes[path] != (info["width"], info["height"]):
+                width, height = sizes[path]
+                raise ValueError(
+                    f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {width}x{height} "
+                    f"(width x height) but {self.instances_path} says {info['width']}x{info['height']}; its "
+                    "masks would not fit the image: use the COCO train2014 original of this image"
+                )
 
     def rows(
         self, split: str, mask_rule: str = "original", embed_images: bool = False, sentence_field: str = "raw"
@@ -335,6 +328,21 @@ class RawRefer:
         sentences = sentence_texts(ref, sentence_field, self.refs_path)
         return make_row(ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences,
                         mask_rule, self.instances_path)
+
+
+def decoded_size(path: Path, what: str) -> tuple[int, int]:
+    """(width, height) of an image file after decoding all of it; an error naming it and ``what`` it is for
+    when it does not decode. Decoding at 1/8 scale still reads every compressed byte (a truncated or corrupt
+    JPEG fails) at about half the cost of a full decode."""
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"image {path} {what} does not decode ({error}); replace the file with the COCO "
+                         "original") from error
+    return size
 
 
 def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
