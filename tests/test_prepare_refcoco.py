@@ -118,8 +118,11 @@ def test_raw_and_sent_texts_survive_preparation(typed_data, tmp_path):
         assert load_refer_dataset(output, None, split, sentence_field="sent")["sentences"][:] == sent_texts
         loaded = load_dataset(str(output), "refcoco_unc", split=split, cache_dir=str(tmp_path / "cache"))
         assert (loaded["sentences"][:], loaded["sentences_sent"][:]) == (raw_texts, sent_texts)
-    streamed = load_refer_dataset(output, "refcoco_unc", "val", sentence_field="sent", streaming=True)
-    assert [row["sentences"] for row in streamed] == sent_texts
+    for field, texts in (("raw", raw_texts), ("sent", sent_texts)):  # streamed: the same texts and image bytes
+        streamed = load_refer_dataset(output, "refcoco_unc", "val", sentence_field=field, streaming=True)
+        rows = list(streamed.cast_column("image", ImageFeature(decode=False)))
+        assert [row["sentences"] for row in rows] == texts
+        assert [row["image"]["bytes"] for row in rows] == [row["image"] for row in _rows(_raw(typed_data, "val"))]
     assert "`sentences_sent`" in DatasetCard.load(output / "README.md").text
 
 

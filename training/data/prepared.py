@@ -17,6 +17,7 @@ from typing import Any
 import datasets
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 
 from .refer import FEATURES, SENT_COLUMN
@@ -109,8 +110,15 @@ def select_sentences(
             )
         return dataset
     if sentence_field == "raw":
-        return dataset.remove_columns(SENT_COLUMN)
-    return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(list(FEATURES))
+        return dataset.select_columns(list(FEATURES))
+    if isinstance(dataset, datasets.Dataset):
+        return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(list(FEATURES))
+    # A streamed rename is a map, which would decode every image and encode it again (other bytes): rename with
+    # the images left undecoded.
+    image = dataset.features["image"]
+    renamed = (dataset.cast_column("image", ImageFeature(decode=False)).select_columns(
+        [c for c in columns if c != "sentences"]).rename_column(SENT_COLUMN, "sentences"))
+    return renamed.cast_column("image", image).select_columns(list(FEATURES))
 
 
 def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) -> None:
