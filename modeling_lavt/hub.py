@@ -94,7 +94,7 @@ def _is_hub_id(name: str | None) -> bool:
 
 def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
     """One evaluated split from an evaluation JSON as `lavt-evaluate` writes it (metrics plus `dataset`,
-    `dataset_config`, `split`, `protocol`)."""
+    `dataset_config`, `split`, `protocol`, `sentence_field`)."""
     missing = [key for key in ("dataset", "split") if not summary.get(key)]
     if missing:
         raise ValueError(f"an evaluation for the model card needs {missing} (as lavt-evaluate writes them)")
@@ -107,6 +107,7 @@ def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
         "dataset_config": dataset_config,
         "split": str(summary["split"]),
         "protocol": summary.get("protocol", "model_input"),
+        "sentence_field": summary.get("sentence_field"),  # absent from evaluations made before it was recorded
         "metrics": {key: round(float(summary[key]), 4) for key in CARD_METRICS if key in summary},
     }
 

@@ -23,8 +23,8 @@ from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
 from training.data.refer import (
-    FEATURES,
     MASK_RULES,
+    STORED_FEATURES,
     RawRefer,
     available_configs,
     parse_config_name,
@@ -80,8 +80,11 @@ def prepare_refcoco(
 ) -> Path:
     """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
 
-    Every configuration and image is validated before anything is written; the output appears only once
-    complete. ``repo_id`` only fills the usage example of the card.
+    Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
+    in ``sentences_sent``. Every configuration, ref and image is validated before anything is written (a ref
+    without sentences, an image that is missing, does not decode or has another size than its
+    ``instances.json`` entry is a ValueError / FileNotFoundError naming the ref id and the file); the output
+    appears only once complete. ``repo_id`` only fills the usage example of the card.
     """
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
@@ -105,19 +108,20 @@ def prepare_refcoco(
 def _open_sources(
     refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
 ) -> list[tuple[str, RawRefer]]:
-    """Open and validate every configuration, including the presence of every image, before writing."""
+    """Open and validate every configuration, every ref's sentences and every image (decoded), before writing."""
     found = available_configs(refer_root)
     names = list(configs) if configs else found
     if not names:
         raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
                                 "<refer_root>/<dataset>/refs(<split_by>).p and instances.json")
-    sources = []
+    sources, sizes = [], {}
     for name in names:
         if name not in found:
             raise ValueError(f"configuration {name!r} not found under {refer_root}; found: {found}")
         dataset, split_by = parse_config_name(name)
         refer = RawRefer(refer_root, images_root, dataset, split_by)
-        refer.check_images(refer.refs)
+        refer.check_sentences(refer.refs)
+        refer.check_images(refer.refs, decode=True, sizes=sizes)  # refcoco, refcoco+ share their images
         sources.append((name, refer))
     return sources
 
@@ -129,7 +133,7 @@ def _write_config(
     folder = staging / "data" / data_dir_name(name)
     folder.mkdir(parents=True)
     for split in refer.splits:
-        rows = refer.rows(split, mask_rule=mask_rule, embed_images=True)
+        rows = refer.stored_rows(split, mask_rule=mask_rule)
         progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
         summary.splits.append(_write_split(split, progress, folder, max_shard_bytes))
     return summary
@@ -162,7 +166,7 @@ def _write_shard(rows: list[dict], path: Path) -> Path:
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()
     try:
-        Dataset.from_list(rows, features=FEATURES).to_parquet(path)
+        Dataset.from_list(rows, features=STORED_FEATURES).to_parquet(path)
     finally:
         if not was_disabled:
             enable_progress_bars()

@@ -60,6 +60,41 @@ def synthetic_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def typed_data(tmp_path_factory) -> Path:
+    """A small synthetic refer dataset whose raw texts differ from their sent form as typed texts do (a capital,
+    an inner comma, a final period): `refer/`, `images/`."""
+    from training.data.synthetic import generate_synthetic_refer
+
+    root = tmp_path_factory.mktemp("typed")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=12, seed=4, image_size=(64, 48),
+                             typed_raw=True)
+    return root
+
+
+def refs_texts(refer_root: Path, split: str, field: str) -> list[list[str]]:
+    """Every ref's `field` texts of one split, read from the refs pickle itself."""
+    import pickle
+
+    with open(refer_root / "refcoco" / "refs(unc).p", "rb") as f:
+        refs = pickle.load(f)
+    return [[s[field] for s in r["sentences"]] for r in refs if r["split"] == split]
+
+
+def recorded_texts(monkeypatch) -> list[str]:
+    """The texts every LavtProcessor call of this test tokenizes, in order."""
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    texts, real_call = [], LavtProcessor.__call__
+
+    def recording(self, *args, **kwargs):
+        texts.extend(kwargs.get("text") or [])
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(LavtProcessor, "__call__", recording)
+    return texts
+
+
 def tiny_train_recipe(synthetic_data: Path, bert_vocab_dir: Path, **overrides) -> dict:
     """A training recipe for a model that trains 2 epochs of a few steps in seconds; no dropout, so runs are
     reproducible."""

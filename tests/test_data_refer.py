@@ -12,6 +12,7 @@ import pytest
 from datasets import Image as ImageFeature
 from pycocotools import mask as mask_utils
 
+from tests.conftest import refs_texts
 from training.data import decode_mask, load_refer_dataset
 from training.data.refer import RawRefer, load_refs
 from training.data.synthetic import generate_synthetic_refer
@@ -75,7 +76,7 @@ def test_rows_equal_the_layout(raw, rule):
             ann, image = annotations[ref["ann_id"]], images[ref["image_id"]]
             assert (row["ref_id"], row["ann_id"], row["image_id"]) == (ref["ref_id"], ref["ann_id"], ref["image_id"])
             assert (row["category_id"], row["split"]) == (ref["category_id"], split)
-            assert row["sentences"] == [s["sent"] for s in ref["sentences"]]
+            assert row["sentences"] == [s["raw"] for s in ref["sentences"]]
             assert row["bbox"] == ann["bbox"]
             assert row["image"]["path"] == str(raw / "images" / "train2014" / image["file_name"])
             assert row["mask"]["size"] == [image["height"], image["width"]]
@@ -219,3 +220,28 @@ def test_community_missing_image(raw_copy, tmp_path):
     (raw_copy / "images" / "train2014").mkdir()
     with pytest.raises(FileNotFoundError, match="COCO_train2014_.*expected"):
         load_refer_dataset(tmp_path / "c.parquet", split="val", images_root=raw_copy / "images")
+
+
+@pytest.mark.parametrize("field", ["raw", "sent"])
+def test_sentence_field_of_refer_and_community_layouts(typed_data, tmp_path, field):
+    """raw (the default: what the original tokenizes) keeps the annotator's capitals and punctuation."""
+    expected = refs_texts(typed_data / "refer", "train", field)
+    kwargs = {} if field == "raw" else {"sentence_field": "sent"}
+    assert _load(typed_data, "train", **kwargs)["sentences"][:] == expected
+    _write_community_parquet(typed_data, tmp_path / "c.parquet")
+    community = load_refer_dataset(tmp_path / "c.parquet", split="train", images_root=typed_data / "images", **kwargs)
+    assert community["sentences"][:] == expected
+    texts = [t for texts in expected for t in texts]
+    typed = [t for t in texts if t.endswith(".") and "," in t and t[0].isupper()]
+    assert (len(typed) > 0) == (field == "raw")
+
+
+def test_unknown_sentence_field(typed_data):
+    with pytest.raises(ValueError, match="unknown sentence_field 'tokens'.*'raw'.*'sent'"):
+        _load(typed_data, "train", sentence_field="tokens")
+
+
+def test_community_captions_have_no_sent_text(raw, tmp_path):
+    _write_community_parquet(raw, tmp_path / "c.parquet", with_sentences=False)
+    with pytest.raises(ValueError, match=r"c\.parquet has captions.*no 'sentences'.*ref_id \d+.*sentence_field='raw'"):
+        load_refer_dataset(tmp_path, split="val", images_root=raw / "images", sentence_field="sent")

@@ -15,9 +15,10 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 from modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.hub import write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
-from tests.conftest import REPO_ROOT, tiny_lavt_config
+from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_lavt_config
 from tests.launch import accelerate_launch
 from training import evaluate as lavt_evaluate
 from training.data import decode_mask, load_refer_dataset
@@ -68,7 +69,7 @@ def pairs_of_split(setup: dict[str, Path], split: str) -> list[tuple[int, int, s
     """(ref_id, sentence_index, sentence) of every pair of the split, read from the refs pickle itself."""
     with open(setup["refer"] / "refcoco" / "refs(unc).p", "rb") as f:
         refs = pickle.load(f)
-    return [(r["ref_id"], i, s["sent"]) for r in refs if r["split"] == split for i, s in enumerate(r["sentences"])]
+    return [(r["ref_id"], i, s["raw"]) for r in refs if r["split"] == split for i, s in enumerate(r["sentences"])]
 
 
 def recomputed_metrics(per_sample: list[dict]) -> dict:
@@ -114,6 +115,26 @@ def test_cli_writes_results_per_sample_numbers_and_overlays(setup, tmp_path, cap
             image.verify()
         with Image.open(path) as image:
             assert (image.format, image.mode, image.size) == ("PNG", "RGB", ORIGINAL_SIZE)
+
+
+@pytest.mark.parametrize("field", ["raw", "sent"])
+def test_sentence_field_is_what_is_tokenized_and_recorded(setup, typed_data, tmp_path, monkeypatch, field):
+    """raw by default (the original's reading), sent with --sentence_field sent: in the tokenized texts,
+    per_sample.json, eval_results.json and the model card made from it."""
+    tokenized = recorded_texts(monkeypatch)
+    args = ["--model", str(setup["model"]), "--dataset", str(typed_data / "refer"), "--images_root",
+            str(typed_data / "images"), "--num_workers", "0", "--num_overlays", "0", "--output_dir", str(tmp_path)]
+    summary, per_sample = run_cli_args([*args, *([] if field == "raw" else ["--sentence_field", "sent"])], tmp_path)
+    expected = [t for texts in refs_texts(typed_data / "refer", "val", field) for t in texts]
+    assert tokenized == [s["sentence"] for s in per_sample] == expected
+    assert summary["sentence_field"] == field
+    card = write_model_card(tmp_path, tiny_lavt_config(), [summary])
+    assert f"| model_input | {field} |" in card.text
+
+
+def run_cli_args(argv: list[str], output_dir: Path) -> tuple[dict, list[dict]]:
+    assert lavt_evaluate.main(argv) == 0
+    return read_outputs(output_dir)
 
 
 def original_size_counts(setup: dict[str, Path], split: str, image_size: int) -> list[tuple[int, int]]:

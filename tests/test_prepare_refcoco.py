@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from datasets import Dataset, load_dataset
 from datasets import Image as ImageFeature
-from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from scripts import prepare_refcoco
 from scripts.prepare_refcoco import main
 from scripts.prepare_refcoco import prepare_refcoco as prepare
+from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
 from training.data import load_refer_dataset
@@ -43,8 +44,14 @@ def prepared(raw, tmp_path_factory):
     return output
 
 
-def _raw(raw, split, config="refcoco_unc"):
-    return load_refer_dataset(raw / "refer", config, split, images_root=raw / "images")
+def _raw(raw, split, config="refcoco_unc", **kwargs):
+    return load_refer_dataset(raw / "refer", config, split, images_root=raw / "images", **kwargs)
+
+
+def _stored(raw, split, config="refcoco_unc", **kwargs):
+    """The rows as stored: the raw texts in `sentences`, the normalised ones in `sentences_sent`."""
+    sent = _raw(raw, split, config, sentence_field="sent", **kwargs)["sentences"]
+    return [dict(row, sentences_sent=texts) for row, texts in zip(_rows(_raw(raw, split, config, **kwargs)), sent)]
 
 
 def _rows(dataset):
@@ -67,8 +74,7 @@ def test_shards_and_streaming(raw, prepared):
     assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
     streamed = load_dataset(str(prepared), "refcoco_unc", split="train", streaming=True)
     first = list(streamed.cast_column("image", ImageFeature(decode=False)).take(5))
-    expected = _rows(_raw(raw, "train"))[:5]
-    assert [dict(r, image=r["image"]["bytes"]) for r in first] == expected
+    assert [dict(r, image=r["image"]["bytes"]) for r in first] == _stored(raw, "train")[:5]
 
 
 def test_card_maps_configurations(prepared):
@@ -97,9 +103,62 @@ def test_command_line_with_plus_config_and_union(raw, tmp_path, capsys):
     assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc"]
     assert card.data.mask_rule == "union"
     reloaded = load_dataset(str(output), "refcoco+_unc", split="val", cache_dir=str(tmp_path / "cache"))
-    expected = load_refer_dataset(raw / "refer", "refcoco+_unc", "val", images_root=raw / "images",
-                                  mask_rule="union")
-    assert _rows(reloaded) == _rows(expected)
+    assert _rows(reloaded) == _stored(raw, "val", "refcoco+_unc", mask_rule="union")
+
+
+def test_raw_and_sent_texts_survive_preparation(typed_data, tmp_path):
+    """The prepared folder stores both texts; the loader reads raw by default, sent on request."""
+    output = tmp_path / "typed-parquet"
+    main(["--refer_root", str(typed_data / "refer"), "--images_root", str(typed_data / "images"),
+          "--output_dir", str(output)])
+    for split in ("train", "val"):
+        raw_texts, sent_texts = (refs_texts(typed_data / "refer", split, f) for f in ("raw", "sent"))
+        assert raw_texts != sent_texts
+        assert load_refer_dataset(output, "refcoco_unc", split)["sentences"][:] == raw_texts
+        assert load_refer_dataset(output, None, split, sentence_field="sent")["sentences"][:] == sent_texts
+        loaded = load_dataset(str(output), "refcoco_unc", split=split, cache_dir=str(tmp_path / "cache"))
+        assert (loaded["sentences"][:], loaded["sentences_sent"][:]) == (raw_texts, sent_texts)
+    for field, texts in (("raw", raw_texts), ("sent", sent_texts)):  # streamed: the same texts and image bytes
+        streamed = load_refer_dataset(output, "refcoco_unc", "val", sentence_field=field, streaming=True)
+        rows = list(streamed.cast_column("image", ImageFeature(decode=False)))
+        assert [row["sentences"] for row in rows] == texts
+        assert [row["image"]["bytes"] for row in rows] == [row["image"] for row in _rows(_raw(typed_data, "val"))]
+    assert "`sentences_sent`" in DatasetCard.load(output / "README.md").text
+
+
+def test_folder_prepared_before_raw_texts_were_stored(raw, prepared, tmp_path):
+    """An older folder holds only the sent texts: reading raw is refused with the way out, sent still loads."""
+    old = tmp_path / "old-parquet"
+    shutil.copytree(prepared, old)
+    for path in (old / "data" / "refcoco_unc").glob("*.parquet"):  # the older format: sent texts in `sentences`
+        rows = Dataset.from_parquet(str(path), cache_dir=str(tmp_path / "cache"))
+        rows.remove_columns("sentences").rename_column("sentences_sent", "sentences").to_parquet(path)
+    with pytest.raises(ValueError, match=f"{old}.*before the raw texts were stored.*--overwrite.*--sentence_field sent"):
+        load_refer_dataset(old, "refcoco_unc", "val")
+    assert load_refer_dataset(old, "refcoco_unc", "val", sentence_field="sent")["sentences"][:] == refs_texts(
+        raw / "refer", "val", "sent")
+
+
+def test_same_folder_name_elsewhere_loads_its_own_rows(raw, typed_data, tmp_path):
+    """The cache must not confuse a/refcoco-parquet with b/refcoco-parquet (same base name and config)."""
+    cache = str(tmp_path / "cache")
+    prepare(raw / "refer", raw / "images", tmp_path / "a" / "refcoco-parquet", configs=["refcoco_unc"])
+    prepare(typed_data / "refer", typed_data / "images", tmp_path / "b" / "refcoco-parquet")
+    a = load_refer_dataset(tmp_path / "a" / "refcoco-parquet", "refcoco_unc", "train", cache_dir=cache)
+    b = load_refer_dataset(tmp_path / "b" / "refcoco-parquet", "refcoco_unc", "train", cache_dir=cache)
+    assert a["sentences"][:] == refs_texts(raw / "refer", "train", "raw")
+    assert b["sentences"][:] == refs_texts(typed_data / "refer", "train", "raw") != a["sentences"][:]
+
+
+def test_prepared_again_in_place_loads_the_new_masks(raw, tmp_path):
+    cache, output = str(tmp_path / "cache"), tmp_path / "refcoco-parquet"
+    args = ["--refer_root", str(raw / "refer"), "--images_root", str(raw / "images"), "--output_dir", str(output),
+            "--configs", "refcoco_unc"]
+    main(args)
+    before = load_refer_dataset(output, "refcoco_unc", "train", cache_dir=cache)["mask"][:]
+    main([*args, "--overwrite", "--mask_rule", "union"])
+    after = load_refer_dataset(output, "refcoco_unc", "train", cache_dir=cache)["mask"][:]
+    assert after == _raw(raw, "train", mask_rule="union")["mask"][:] != before
 
 
 def test_failure_leaves_no_output(raw, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import REPO_ROOT, tiny_train_recipe
+from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_train_recipe
 from tests.launch import accelerate_launch
 from training import train
 from training.arguments import parse_arguments
@@ -89,7 +89,28 @@ def test_training_writes_model_card_and_curves(synthetic_data, tmp_path, bert_vo
     evaluated = json.loads((final / "eval_results.json").read_text())
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert values["overall_iou"] == pytest.approx(evaluated["overall_iou"], abs=1e-4)
+    assert evaluated["sentence_field"] == "raw" and "| model_input | raw |" in card.text
     assert len(train.checkpoints_in(tmp_path / "run" / "checkpoints")) == 2  # one per epoch
+
+
+@pytest.mark.parametrize("field", ["raw", "sent"])
+def test_training_data_tokenizes_the_sentence_field(typed_data, tmp_path, bert_vocab_dir, monkeypatch, field):
+    recipe = tiny_recipe(typed_data, tmp_path / "run", bert_vocab_dir)
+    model_args, data_args, train_args = parse_arguments(
+        ["--config", str(recipe), *([] if field == "raw" else ["--sentence_field", "sent"])])
+    assert data_args.sentence_field == field
+    processor = train.build_processor(model_args, data_args)
+    train_view, _, _, eval_loader = train.build_dataloaders(data_args, train_args, processor)
+    tokenized = recorded_texts(monkeypatch)
+    for index in range(len(train_view)):
+        train_view[index]
+    texts = refs_texts(typed_data / "refer", "train", field)
+    assert tokenized == [t[train_view.sentence_index(i, len(t))] for i, t in enumerate(texts)]
+    tokenized.clear()
+    list(eval_loader)
+    assert tokenized == [t for texts in refs_texts(typed_data / "refer", "val", field) for t in texts]
+    with pytest.raises(ValueError, match="unknown sentence_field 'normalised'"):
+        parse_arguments(["--config", str(recipe), "--sentence_field", "normalised"])
 
 
 class Killed(Exception):

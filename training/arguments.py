@@ -15,6 +15,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
+from training.data.refer import check_sentence_field
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
 MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
@@ -46,6 +47,8 @@ class DataArguments:
         "help": "raw refer root, prepared parquet folder / Hub id, or community parquet"})
     dataset_config: str | None = field(default=None, metadata={"help": "e.g. refcoco_unc, refcocog_umd"})
     images_root: str | None = field(default=None, metadata={"help": "COCO folder holding train2014/ (raw layouts)"})
+    sentence_field: str = field(default="raw", metadata={
+        "help": "text of each sentence read: raw (as typed, what the original LAVT reads) or sent (normalised)"})
     train_split: str = "train"
     eval_split: str = "val"
     image_size: int = field(default=480, metadata={"help": "square side the images are resized to"})
@@ -141,6 +144,7 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
         raise FileNotFoundError(f"dataset path {data_args.dataset} does not exist")
     if data_args.images_root and not Path(data_args.images_root).is_dir():
         raise FileNotFoundError(f"images_root {data_args.images_root} does not exist")
+    check_sentence_field(data_args.sentence_field)
     trackers = [t.strip() for t in train_args.report_to.split(",") if t.strip()]
     unknown_trackers = [t for t in trackers if t not in KNOWN_TRACKERS]
     if unknown_trackers:

@@ -301,7 +301,8 @@ def check_dataset(recipe: dict) -> None:
         raise ValueError("no dataset given: set `dataset` in the --config recipe or with --set dataset=...")
     for split in (data_args.train_split, data_args.eval_split):
         try:
-            load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root)
+            load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
+                               sentence_field=data_args.sentence_field)
         except (OSError, ValueError) as error:
             message = (f"cannot load split {split!r} of dataset {data_args.dataset!r} "
                        f"(config {data_args.dataset_config}): {error}")

@@ -15,8 +15,8 @@ Protocols:
 
 Outputs, in --output_dir (written by the main process only):
   eval_results.json  the metrics (x100: overall_iou, mean_iou, precision@0.5 ... precision@0.9, num_samples)
-                     and what was evaluated (protocol, model, dataset, dataset_config, split, image_size,
-                     dtype, num_processes, per_sample_file). Metrics-only readers (model cards) can use it as is.
+                     and what was evaluated (protocol, model, dataset, dataset_config, split, sentence_field,
+                     image_size, dtype, num_processes, per_sample_file). Metrics-only readers (model cards) can use it as is.
   per_sample.json    one entry per sample in dataset order: sample_id, ref_id, sentence_index, sentence,
                      intersection, union, iou (kept apart: it grows with the split, the summary does not).
   overlays/          best_<k>_sample<id>.png and worst_<k>_sample<id>.png: the original image with the
@@ -50,7 +50,7 @@ from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.visualization import draw_overlay
-from training.data import ReferEvalDataset, collate, decode_mask, load_refer_dataset
+from training.data import SENTENCE_FIELDS, ReferEvalDataset, collate, decode_mask, load_refer_dataset
 from training.data.views import open_image
 from training.metrics import REFER_IOU_DIR, intersection_and_union
 
@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
+    parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw",
+                        help="text of each sentence read: raw (as the annotator typed it, what the original "
+                             "LAVT reads) or sent (the normalised form) (default: %(default)s)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input",
                         help="model_input: masks at the model input size, the original's protocol; original: "
                              "masks at each image's own size (default: %(default)s)")
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> datasets.Dataset:
     """The split's rows; a missing split, folder or image ends the command with the loader's message."""
     try:
-        return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root)
+        return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
+                                  sentence_field=args.sentence_field)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(1, f"lavt-evaluate: {error}\n")
 
@@ -217,7 +221,7 @@ def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcesso
     metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     size = processor.image_processor.size
     return {**metrics, "protocol": args.protocol, "model": args.model, "dataset": args.dataset,
-            "dataset_config": args.dataset_config, "split": args.split,
+            "dataset_config": args.dataset_config, "split": args.split, "sentence_field": args.sentence_field,
             "image_size": [size["height"], size["width"]], "dtype": args.dtype, "num_processes": num_processes,
             "per_sample_file": "per_sample.json"}
 

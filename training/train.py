@@ -166,11 +166,11 @@ def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) 
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
     """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
     train_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.train_split,
-                                    images_root=data_args.images_root)
+                                    images_root=data_args.images_root, sentence_field=data_args.sentence_field)
     if data_args.max_train_objects:
         train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
     eval_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.eval_split,
-                                   images_root=data_args.images_root)
+                                   images_root=data_args.images_root, sentence_field=data_args.sentence_field)
     train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
     eval_view = ReferEvalDataset(eval_rows, processor)
     if data_args.max_eval_samples:
@@ -320,10 +320,11 @@ def run(argv: list[str] | None = None) -> dict:
         shutil.rmtree(final_dir, ignore_errors=True)
         shutil.copytree(output_dir / "best", final_dir)
         results = state.get("best_metrics", {})
-        (final_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        plot_training_curves(state["history"], output_dir / "training_curves.png")
         evaluation = {**results, "dataset": data_args.dataset, "dataset_config": data_args.dataset_config,
-                      "split": data_args.eval_split, "protocol": "model_input"}
+                      "split": data_args.eval_split, "protocol": "model_input",
+                      "sentence_field": data_args.sentence_field}
+        (final_dir / "eval_results.json").write_text(json.dumps(evaluation, indent=1))
+        plot_training_curves(state["history"], output_dir / "training_curves.png")
         write_model_card(final_dir, accelerator.unwrap_model(model).config, [evaluation],
                          recipe={**vars(model_args), **vars(data_args), **vars(train_args)},
                          repo_id=train_args.hub_model_id)

@@ -15,11 +15,15 @@ from typing import Any
 import datasets
 
 from .community import is_community_layout, load_community_refer
+from .prepared import load_prepared
 from .refer import (
     FEATURES,
     MASK_RULES,
+    SENTENCE_FIELDS,
+    STORED_FEATURES,
     RawRefer,
     available_configs,
+    check_sentence_field,
     config_name,
     decode_mask,
     encode_mask,
@@ -55,6 +59,7 @@ def load_refer_dataset(
     images_root: str | Path | None = None,
     layout: str = "auto",
     mask_rule: str | None = None,
+    sentence_field: str = "raw",
     streaming: bool = False,
     **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
@@ -71,25 +76,33 @@ def load_refer_dataset(
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``.
         mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
             parquet has its masks fixed at preparation time and accepts no other rule.
+        sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
+            the original tokenizes; spec section 8) or ``sent`` (the refer toolkit's normalised text).
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
         load_kwargs: passed to ``datasets.load_dataset`` for the parquet layout (``revision``, ``token`` ...).
+
+    Raises:
+        ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
+            without sentences, a truncated or incomplete ``instances.json``, an empty segmentation, a split
+            without rows, prepared parquet that lacks the asked-for sentence text.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
+    check_sentence_field(sentence_field)
     layout = detect_layout(source) if layout == "auto" else layout
     if layout == "parquet":
         if mask_rule not in (None, "original"):
             raise ValueError("prepared parquet stores masks made at preparation time; re-run the preparation "
                              "with --mask_rule to change the rule")
-        return _load_parquet(source, config_name, split, streaming, load_kwargs)
+        return load_prepared(source, config_name, split, sentence_field, streaming, load_kwargs)
     if images_root is None:
         raise ValueError(f"the {layout} layout has no images: give images_root (the folder holding train2014/)")
     rule = mask_rule or "original"
     if layout == "refer":
         dataset, split_by = parse_config_name(_single_config(source, config_name))
-        loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule)
+        loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule, sentence_field)
     else:
-        loaded = load_community_refer(source, images_root, split, rule)
+        loaded = load_community_refer(source, images_root, split, rule, sentence_field)
     return loaded.to_iterable_dataset() if streaming else loaded
 
 
@@ -103,21 +116,12 @@ def _single_config(source: str | Path, name: str | None) -> str:
     return name
 
 
-def _load_parquet(
-    source: str | Path, name: str | None, split: str, streaming: bool, load_kwargs: dict[str, Any]
-) -> datasets.Dataset | datasets.IterableDataset:
-    """Load from a prepared folder or Hub id, checking the split first so the error names the real ones."""
-    source = str(source)
-    available = datasets.get_dataset_split_names(source, name, **load_kwargs)
-    if split not in available:
-        raise ValueError(f"split {split!r} does not exist in {source} ({name}); available splits: {available}")
-    return datasets.load_dataset(source, name, split=split, streaming=streaming, **load_kwargs)
-
-
 __all__ = [
     "FEATURES",
     "LAYOUTS",
     "MASK_RULES",
+    "SENTENCE_FIELDS",
+    "STORED_FEATURES",
     "RawRefer",
     "ReferEvalDataset",
     "ReferTrainDataset",
@@ -129,6 +133,7 @@ __all__ = [
     "detect_layout",
     "encode_mask",
     "load_community_refer",
+    "load_prepared",
     "load_raw_refer",
     "load_refer_dataset",
     "parse_config_name",

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from datasets import Dataset
 from PIL import Image
 
-from .refer import FEATURES, make_row, ordered_splits, resolve_image_dir
+from .refer import FEATURES, check_sentence_field, make_row, ordered_splits, resolve_image_dir, sentence_texts
 
 # The subset of the community columns this adapter reads; the others are ignored.
 COMMUNITY_COLUMNS: tuple[str, ...] = (
@@ -54,16 +54,18 @@ def is_community_layout(source: str | Path) -> bool:
     return first.suffix == ".parquet" and "raw_anns" in pq.read_schema(first).names
 
 
-def _read_split(files: list[Path], split: str) -> pa.Table:
-    """Read the needed columns of every file and keep one split; name the splits present otherwise."""
+def _read_split(files: list[Path], split: str) -> list[tuple[Path, pa.Table]]:
+    """Read the needed columns of every file and keep one split (per file, so errors can name the file);
+    name the splits present otherwise."""
     names = set(pq.read_schema(files[0]).names)
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing or not {"sentences", "captions"} & names:
         raise ValueError(f"{files[0]} lacks columns {missing or ['sentences/captions']}; {EXPECTED_COMMUNITY_LAYOUT}")
-    table = pa.concat_tables(pq.read_table(f, columns=[c for c in COMMUNITY_COLUMNS if c in names]) for f in files)
-    selected = table.filter(pc.equal(table["split"], split))
-    if selected.num_rows == 0:
-        available = ordered_splits(pc.unique(table["split"]).to_pylist())
+    tables = [(f, pq.read_table(f, columns=[c for c in COMMUNITY_COLUMNS if c in names])) for f in files]
+    selected = [(f, table.filter(pc.equal(table["split"], split))) for f, table in tables]
+    selected = [(f, table) for f, table in selected if table.num_rows]
+    if not selected:
+        available = ordered_splits({s for _, table in tables for s in pc.unique(table["split"]).to_pylist()})
         raise ValueError(f"split {split!r} not found in {files[0].parent}; available splits: {available}")
     return selected
 
@@ -73,12 +75,15 @@ def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _sentences(record: dict) -> list[str]:
-    """Each expression's ``sent`` (the normalised text the original trains on), else the captions."""
+def _sentences(record: dict, sentence_field: str, source: Path) -> list[str]:
+    """Each expression's ``sentence_field`` text, else the captions (what the annotators typed: ``raw`` only)."""
     sentences = _json(record.get("sentences"))
-    if sentences:
-        return [s["sent"] if isinstance(s, dict) else str(s) for s in sentences]
-    return [str(c) for c in record.get("captions") or []]
+    if sentences or not record.get("captions"):
+        return sentence_texts({**record, "sentences": sentences}, sentence_field, source)
+    if sentence_field != "raw":
+        raise ValueError(f"{source} has captions (the raw texts) but no 'sentences' with the normalised "
+                         f"{sentence_field!r} text (ref_id {record['ref_id']}); use sentence_field='raw'")
+    return [str(c) for c in record["captions"]]
 
 
 def _image_info(record: dict, image_dir: Path) -> dict:
@@ -99,8 +104,11 @@ def _image_info(record: dict, image_dir: Path) -> dict:
     return {"file_name": file_name, "height": int(info["height"]), "width": int(info["width"]), "path": path}
 
 
-def community_rows(table: pa.Table, image_dir: Path, mask_rule: str = "original") -> Iterator[dict]:
-    """Rows of the project's format (images by path) from a table of community records."""
+def community_rows(
+    table: pa.Table, image_dir: Path, mask_rule: str = "original", sentence_field: str = "raw",
+    source: Path | str = "community parquet",
+) -> Iterator[dict]:
+    """Rows of the project's format (images by path) from a table of community records read from ``source``."""
     for record in table.to_pylist():
         annotation = dict(_json(record["raw_anns"]))
         if "bbox" not in annotation and record.get("bbox") is not None:
@@ -110,13 +118,17 @@ def community_rows(table: pa.Table, image_dir: Path, mask_rule: str = "original"
             "category_id": record.get("category_id") or annotation["category_id"], "split": record["split"],
         }
         info = _image_info(record, image_dir)
-        yield make_row(ref, annotation, info, str(info["path"]), _sentences(record), mask_rule)
+        sentences = _sentences(record, sentence_field, Path(source))
+        yield make_row(ref, annotation, info, str(info["path"]), sentences, mask_rule, source)
 
 
 def load_community_refer(
-    source: str | Path, images_root: str | Path, split: str = "train", mask_rule: str = "original"
+    source: str | Path, images_root: str | Path, split: str = "train", mask_rule: str = "original",
+    sentence_field: str = "raw",
 ) -> Dataset:
     """One split of a community parquet source as a ``datasets.Dataset`` of the project's row format."""
-    table = _read_split(community_parquet_files(source), split)
-    rows = list(community_rows(table, resolve_image_dir(images_root), mask_rule))
+    check_sentence_field(sentence_field)
+    image_dir = resolve_image_dir(images_root)
+    rows = [row for path, table in _read_split(community_parquet_files(source), split)
+            for row in community_rows(table, image_dir, mask_rule, sentence_field, path)]
     return Dataset.from_list(rows, features=FEATURES)

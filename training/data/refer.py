@@ -2,7 +2,8 @@
 """Reader of the raw refer layout (spec section 8) into this project's row format.
 
 One row per referred object: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
-(each sentence's ``sent``), ``bbox`` (xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``.
+(each sentence's ``raw`` text by default, as the original tokenizes it, or its normalised ``sent``), ``bbox``
+(xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``.
 Masks follow the original rule by default: decode each polygon, sum over polygons, keep pixels whose sum is
 exactly one (where two polygons of one object overlap the pixel becomes background); ``mask_rule="union"``
 keeps every covered pixel instead.
@@ -16,15 +17,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, Features, Image, List, Value
+from datasets import Dataset, Features, List, Value
+from datasets import Image as ImageFeature
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 MASK_RULES: tuple[str, ...] = ("original", "union")
+# Which text of a sentence is read (spec section 8): what the annotator typed (the original's choice) or the refer
+# toolkit's normalised form (lower case, no punctuation), which other methods read.
+SENTENCE_FIELDS: tuple[str, ...] = ("raw", "sent")
+# Prepared parquet stores the raw texts in `sentences` and the normalised ones beside them in this column.
+SENT_COLUMN = "sentences_sent"
 # Canonical order of split names; a refer scheme has a subset of them.
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "testA", "testB", "test")
 FEATURES = Features(
     {
-        "image": Image(),
+        "image": ImageFeature(),
         "mask": {"size": List(Value("int32")), "counts": Value("string")},
         "sentences": List(Value("string")),
         "bbox": List(Value("float64")),
@@ -35,6 +43,7 @@ FEATURES = Features(
         "split": Value("string"),
     }
 )
+STORED_FEATURES = Features({**FEATURES, SENT_COLUMN: List(Value("string"))})
 EXPECTED_LAYOUT = (
     "expected layout: <refer_root>/<dataset>/instances.json and <refer_root>/<dataset>/refs(<split_by>).p "
     "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google), "
@@ -88,6 +97,39 @@ def _unpickle(path: Path, encoding: str) -> object:
         return _PlainDataUnpickler(f, encoding=encoding).load()
 
 
+def check_sentence_field(sentence_field: str) -> None:
+    if sentence_field not in SENTENCE_FIELDS:
+        raise ValueError(f"unknown sentence_field {sentence_field!r}; choose 'raw' (what the annotator typed, as "
+                         "the original reads it) or 'sent' (the normalised text)")
+
+
+def sentence_texts(ref: dict, sentence_field: str, source: str | Path) -> list[str]:
+    """The ``sentence_field`` text of every sentence of a refs-pickle ref; a ref without sentences, or a
+    sentence without that field, is an error naming the ref and the file (it would fail deep in training)."""
+    sentences = ref.get("sentences") or []
+    if not sentences:
+        raise ValueError(f"ref_id {ref.get('ref_id')} (ann_id {ref.get('ann_id')}) in {source} has no sentences; "
+                         "every referred object needs at least one expression: fix or drop the ref")
+    texts = [s.get(sentence_field) if isinstance(s, dict) else None for s in sentences]
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(f"ref_id {ref.get('ref_id')} in {source}: a sentence has no {sentence_field!r} text "
+                         f"(sentences: {sentences!r}); fix the ref or choose the other sentence_field")
+    return texts
+
+
+def segmentation_problem(segmentation: object) -> str | None:
+    """Why a COCO segmentation cannot be rasterised (empty, a polygon of fewer than 3 points, an RLE without
+    size / counts), or None when it can."""
+    if isinstance(segmentation, dict):
+        return None if {"size", "counts"} <= segmentation.keys() else "an RLE segmentation without size / counts"
+    if not isinstance(segmentation, list) or not segmentation:
+        return f"an empty segmentation ({segmentation!r})"
+    for polygon in segmentation:
+        if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+            return f"a polygon that is not 3 or more (x, y) points ({str(polygon)[:80]})"
+    return None
+
+
 def segmentation_mask(
     segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
 ) -> np.ndarray:
@@ -119,9 +161,15 @@ def decode_mask(rle: dict) -> np.ndarray:
 
 
 def make_row(
-    ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str
+    ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str,
+    source: str | Path,
 ) -> dict:
-    """One row of the project's format from a ref, its COCO annotation and image record."""
+    """One row of the project's format from a ref, its COCO annotation and image record; a segmentation that
+    cannot be rasterised is an error naming the ref and ``source`` (the file the annotation came from)."""
+    problem = segmentation_problem(annotation.get("segmentation"))
+    if problem:
+        raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ref['ann_id']}) in {source} has {problem}; "
+                         "fix the annotation or drop the ref")
     mask = segmentation_mask(annotation["segmentation"], image_info["height"], image_info["width"], mask_rule)
     return {
         "image": image,
@@ -166,11 +214,11 @@ class RawRefer:
                 raise FileNotFoundError(f"{path} not found (folder holds {present}); {EXPECTED_LAYOUT}")
         self.image_dir = resolve_image_dir(images_root)
         self.refs = load_refs(self.refs_path)
-        with open(self.instances_path) as f:
-            instances = json.load(f)
-        self.annotations = {a["id"]: a for a in instances["annotations"]}
-        self.images = {i["id"]: i for i in instances["images"]}
+        if not self.refs:
+            raise ValueError(f"{self.refs_path} holds no refs; {EXPECTED_LAYOUT}")
+        self.annotations, self.images = read_instances(self.instances_path)
         self._check_refs_match_instances()
+        self._check_annotations()
 
     def _dataset_dir(self) -> Path:
         if not self.refer_root.is_dir():
@@ -197,6 +245,21 @@ class RawRefer:
                 f"instances.json from the same dataset? {EXPECTED_LAYOUT}"
             )
 
+    def _check_annotations(self) -> None:
+        """Every referred annotation must be rasterisable (else pycocotools fails without a word of which)."""
+        for ref in self.refs:
+            problem = segmentation_problem(self.annotations[ref["ann_id"]].get("segmentation"))
+            if problem:
+                raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ref['ann_id']}) of {self.refs_path} points at "
+                                 f"an annotation of {self.instances_path} with {problem}; fix the "
+                                 "annotation or drop the ref")
+
+    def check_sentences(self, refs: Iterable[dict], fields: Iterable[str] = SENTENCE_FIELDS) -> None:
+        """Fail before any work if a ref has no sentences or a sentence lacks one of ``fields``."""
+        for ref in refs:
+            for field_name in fields:
+                sentence_texts(ref, field_name, self.refs_path)
+
     @property
     def splits(self) -> list[str]:
         return ordered_splits(r["split"] for r in self.refs)
@@ -212,8 +275,13 @@ class RawRefer:
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
 
-    def check_images(self, refs: Iterable[dict]) -> None:
-        """Fail before any work if an image a ref needs is missing."""
+    def check_images(
+        self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
+    ) -> None:
+        """Fail before any work if an image a ref needs is missing; with ``decode``, also if it does not
+        decode or its size differs from its ``instances.json`` entry. Each file is decoded once: ``sizes``
+        (path -> (width, height)) keeps the sizes found, so that datasets over the same images can share it."""
+        sizes = {} if sizes is None else sizes
         for ref in refs:
             path = self.image_path(ref["image_id"])
             if not path.is_file():
@@ -221,18 +289,86 @@ class RawRefer:
                     f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not found; "
                     f"{EXPECTED_LAYOUT}"
                 )
+            if not decode:
+                continue
+            if path not in sizes:
+                sizes[path] = decoded_size(path, f"of ref_id {ref['ref_id']} (image_id {ref['image_id']})")
+            info = self.images[ref["image_id"]]
+            if sizes[path] != (info["width"], info["height"]):
+                width, height = sizes[path]
+                raise ValueError(
+                    f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {width}x{height} "
+                    f"(width x height) but {self.instances_path} says {info['width']}x{info['height']}; its "
+                    "masks would not fit the image: use the COCO train2014 original of this image"
+                )
 
-    def rows(self, split: str, mask_rule: str = "original", embed_images: bool = False) -> Iterator[dict]:
+    def rows(
+        self, split: str, mask_rule: str = "original", embed_images: bool = False, sentence_field: str = "raw"
+    ) -> Iterator[dict]:
         """Rows of one split. ``embed_images`` stores the JPEG bytes (for parquet), else the file path."""
+        check_sentence_field(sentence_field)
         refs = self.refs_of(split)
         self.check_images(refs)
         for ref in refs:
-            path = self.image_path(ref["image_id"])
-            image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
-            sentences = [s["sent"] for s in ref["sentences"]]
-            yield make_row(
-                ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences, mask_rule
-            )
+            yield self._row(ref, mask_rule, embed_images, sentence_field)
+
+    def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
+        """Rows of prepared parquet (``STORED_FEATURES``): images embedded, raw texts in ``sentences`` and the
+        normalised ones in ``sentences_sent``."""
+        refs = self.refs_of(split)
+        self.check_images(refs)
+        for ref in refs:
+            row = self._row(ref, mask_rule, True, "raw")
+            row[SENT_COLUMN] = sentence_texts(ref, "sent", self.refs_path)
+            yield row
+
+    def _row(self, ref: dict, mask_rule: str, embed_images: bool, sentence_field: str) -> dict:
+        path = self.image_path(ref["image_id"])
+        image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
+        sentences = sentence_texts(ref, sentence_field, self.refs_path)
+        return make_row(ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences,
+                        mask_rule, self.instances_path)
+
+
+def decoded_size(path: Path, what: str) -> tuple[int, int]:
+    """(width, height) of an image file after decoding all of it; an error naming it and ``what`` it is for
+    when it does not decode. Decoding at 1/8 scale still reads every compressed byte (a truncated or corrupt
+    JPEG fails) at about half the cost of a full decode."""
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
+            image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"image {path} {what} does not decode ({error}); replace the file with the COCO "
+                         "original") from error
+    return size
+
+
+def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Annotations and images of an ``instances.json`` by id; a truncated file or one without the COCO keys is
+    an error naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            instances = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
+                         "the file may be truncated: download it again") from error
+    if not isinstance(instances, dict):
+        raise ValueError(f"{path} must hold a COCO mapping with 'images' and 'annotations'; {EXPECTED_LAYOUT}")
+    required = {"annotations": ("id", "image_id", "segmentation", "bbox"), "images": ("id", "file_name", "height",
+                                                                                     "width")}
+    for key, fields in required.items():
+        entries = instances.get(key)
+        if not isinstance(entries, list):
+            raise ValueError(f"{path} has no {key!r} list (keys: {sorted(instances)}); is it a COCO instances "
+                             f"file? {EXPECTED_LAYOUT}")
+        for entry in entries:
+            missing = [name for name in fields if name not in entry]
+            if missing:
+                raise ValueError(f"{path}: an entry of {key!r} lacks {missing} ({str(entry)[:120]}); "
+                                 f"{EXPECTED_LAYOUT}")
+    return {a["id"]: a for a in instances["annotations"]}, {i["id"]: i for i in instances["images"]}
 
 
 def available_configs(refer_root: str | Path) -> list[str]:
@@ -251,7 +387,8 @@ def load_raw_refer(
     split_by: str = "unc",
     split: str = "train",
     mask_rule: str = "original",
+    sentence_field: str = "raw",
 ) -> Dataset:
     """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
     refer = RawRefer(refer_root, images_root, dataset, split_by)
-    return Dataset.from_list(list(refer.rows(split, mask_rule)), features=FEATURES)
+    return Dataset.from_list(list(refer.rows(split, mask_rule, sentence_field=sentence_field)), features=FEATURES)

@@ -94,6 +94,7 @@ def generate_synthetic_refer(
     crowd_every: int = 10,
     split_square_fraction: float = 0.1,
     jpeg_quality: int = 90,
+    typed_raw: bool = False,
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
@@ -102,6 +103,10 @@ def generate_synthetic_refer(
     cluster of dots stored as an uncompressed RLE; every ``crowd_every``-th image has a dots cluster too.
     Images are named by image id (1..num_images) like COCO's, so datasets generated with different arguments
     need different ``images_root`` folders.
+
+    Each sentence's ``raw`` text equals its ``sent`` unless ``typed_raw``, which writes it as an annotator would
+    type it (a capital, an inner comma, a final period; see :func:`typed_text`): the two then tokenize
+    differently, as in the real datasets. The default keeps the demo's numbers whichever text is read.
     """
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
     schemes = (split_by,) if isinstance(split_by, str) else tuple(split_by)
@@ -134,7 +139,7 @@ def generate_synthetic_refer(
         for number, (s, segmentation) in enumerate(zip(shapes, segmentations)):
             ann_id = 100 * image_id + number
             annotations.append(_annotation(ann_id, image_id, s, segmentation, height, width))
-            refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs)))
+            refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs), typed_raw))
 
     _write_instances(dataset_dir / "instances.json", images, annotations)
     for scheme in schemes:
@@ -273,7 +278,7 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
 
 def _ref(
     rng: np.random.Generator, ann_id: int, image_id: int, s: _Shape, shapes: list[_Shape], max_sentences: int,
-    number: int,
+    number: int, typed_raw: bool = False,
 ) -> dict:
     """One ref in the refs pickle format, with 2..max_sentences distinct unambiguous expressions."""
     expressions = referring_expressions(s, shapes)
@@ -281,7 +286,8 @@ def _ref(
     picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
     ref_id = number + 1
     sentences = [
-        {"raw": text[0].upper() + text[1:] + ".", "sent": text, "tokens": text.split(), "sent_id": 100 * ref_id + k}
+        {"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
+         "sent_id": 100 * ref_id + k}
         for k, text in enumerate(picked)
     ]
     return {
@@ -289,6 +295,16 @@ def _ref(
         "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
         "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences,
     }
+
+
+def typed_text(sent: str) -> str:
+    """A normalised expression as typed: first letter capitalised, a comma after the second word of longer
+    expressions, a final period ("the big red circle" -> "The big, red circle.")."""
+    words = sent.split()
+    if len(words) > 3:
+        words[1] += ","
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + "."
 
 
 def referring_expressions(target: _Shape, shapes: list[_Shape]) -> list[str]:

@@ -58,7 +58,20 @@ class _ReferView(torch.utils.data.Dataset):
         self.processor = processor
 
     def _image_and_mask(self, row: dict) -> tuple[np.ndarray, np.ndarray]:
-        return open_image(row["image"]), decode_mask(row["mask"])
+        """The row's image and mask; an image that does not decode or does not fit its mask is an error
+        naming the ref (PIL alone names neither the ref nor, for embedded bytes, any file)."""
+        name = row["image"].get("path") or "embedded image"
+        try:
+            image = open_image(row["image"])
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) does not decode: {error}; replace it "
+                             "with the COCO original (prepared parquet: prepare the folder again)") from error
+        mask = decode_mask(row["mask"])
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) is {image.shape[1]}x{image.shape[0]} "
+                             f"(width x height) but its mask is {mask.shape[1]}x{mask.shape[0]}: the image is not "
+                             "the one the annotation was made on; use the COCO train2014 original")
+        return image, mask
 
     def _process(self, **inputs: Any) -> dict[str, torch.Tensor]:
         """Run the processor on one sample and drop the batch axis. Images are in the raw pixel layout of
