@@ -16,6 +16,8 @@ from scripts import compare_losses
 from tests.conftest import tiny_train_recipe
 from training import compare, train
 from training import evaluate as evaluation
+from training.arguments import merge_recipe
+from training.compare import launch
 from training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 PERCEPTUAL_TINY = {"loss": {"perceptual_weight": 1.0, "perceptual_network": "resnet10t",
@@ -49,14 +51,14 @@ def test_arm_specs_and_recipe_merging(tmp_path):
 
     # Mapping options merge key by key; other options are replaced.
     base = {"loss": {"ce_weight": 1.0, "ce_class_weights": [0.9, 1.1]}, "num_epochs": 40}
-    merged = compare.merge_recipe(base, {"loss": {"dice_weight": 1.0}, "num_epochs": 2})
+    merged = merge_recipe(base, {"loss": {"dice_weight": 1.0}, "num_epochs": 2})
     assert merged == {"loss": {"ce_weight": 1.0, "ce_class_weights": [0.9, 1.1], "dice_weight": 1.0}, "num_epochs": 2}
     assert compare.build_base_recipe(None, ["num_epochs=3", "loss={ce_weight: 0.5}"]) == {
         "num_epochs": 3, "loss": {"ce_weight": 0.5}}
 
     # Perceptual arms get the offline ImageNet EfficientNet-Lite0 unless they choose their own network.
     settings = settings_for(tmp_path / "study", {}, compare.DEFAULT_ARMS)
-    filled = compare.with_perceptual_defaults(compare.merge_recipe({}, compare.DEFAULT_ARMS["ce_perceptual"]), settings)
+    filled = compare.with_perceptual_defaults(merge_recipe({}, compare.DEFAULT_ARMS["ce_perceptual"]), settings)
     assert filled["loss"]["perceptual_network"] == "tf_efficientnet_lite0"
     assert filled["loss"]["perceptual_pretrained"] == str(tmp_path / "study" / "perceptual" /
                                                           "tf_efficientnet_lite0.safetensors")
@@ -182,7 +184,7 @@ def fake_pipeline(monkeypatch):
 
     monkeypatch.setattr(train, "run", fake_train)
     monkeypatch.setattr(evaluation, "main", fake_evaluate)
-    monkeypatch.setattr(compare, "release_memory", lambda: None)  # the fakes hold no tensors
+    monkeypatch.setattr(launch, "release_memory", lambda: None)  # the fakes hold no tensors
     return trained
 
 

@@ -1,0 +1,143 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Running the planned runs: train (or resume) and evaluate each one, in this process or in child processes
+started by a launcher, and mark it done. Every step is safe to redo after a kill."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training import evaluate as evaluation
+from training import train
+
+from .plan import Run, StudySettings, offline_weights_path, parse_recipe
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def needs_offline_weights(runs: Sequence[Run], study_dir: Path) -> bool:
+    target = str(offline_weights_path(study_dir))
+    return any((run.recipe.get("loss") or {}).get("perceptual_pretrained") == target for run in runs)
+
+
+def export_offline_weights(study_dir: Path) -> Path:
+    """Export the offline ImageNet EfficientNet-Lite0 once per study (atomically: a partial file never counts)."""
+    from modeling_lavt.losses import export_efficientnet_lite0
+
+    target = offline_weights_path(study_dir)
+    if not target.is_file():
+        staging = export_efficientnet_lite0(target.with_name(f".incomplete-{target.name}"))
+        os.replace(staging, target)
+    return target
+
+
+def run_status(run: Run) -> str:
+    """done (ok / diverged), trained (evaluation pending), started (resumable) or pending."""
+    if run.done_path.is_file():
+        return json.loads(run.done_path.read_text())["status"]
+    if run.trainer_state_path.is_file():
+        return "trained"
+    return "started" if run.config_path.is_file() else "pending"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    staging = path.with_name(f".incomplete-{path.name}")
+    staging.write_text(text)
+    os.replace(staging, path)
+
+
+def release_memory() -> None:
+    """Free the finished run's tensors before the next run builds its model (in-process runs share the GPU)."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def train_run(run: Run, launcher: Sequence[str] | None) -> tuple[str, str | None]:
+    """Train (or resume) one run with `training.train`; a non-finite loss is a result ("diverged"), not a crash."""
+    argv = ["--config", str(run.config_path), "--resume_from_checkpoint", "latest"]
+    if launcher:
+        return launched("training.train", argv, launcher, run.directory / "train.log")
+    try:
+        train.run(argv)
+    except train.NonFiniteLossError as error:
+        return "diverged", str(error)
+    finally:
+        release_memory()
+    return "ok", None
+
+
+def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> None:
+    """`lavt-evaluate` of the selected checkpoint (model/) on every (object, sentence) pair of the eval split."""
+    _, data_args, train_args = parse_recipe(run.recipe)
+    argv = ["--model", str(run.directory / "model"), "--dataset", data_args.dataset, "--split", data_args.eval_split,
+            "--protocol", protocol, "--output_dir", str(run.eval_dir), "--num_overlays", "0",
+            "--batch_size", str(train_args.eval_batch_size), "--num_workers", str(data_args.num_workers)]
+    if data_args.dataset_config:
+        argv += ["--dataset_config", data_args.dataset_config]
+    if data_args.images_root:
+        argv += ["--images_root", data_args.images_root]
+    if launcher:
+        status, error = launched("training.evaluate", argv, launcher, run.directory / "evaluate.log")
+        if status != "ok":
+            raise RuntimeError(f"evaluation of {run.directory} failed: {error}")
+        return
+    evaluation.main(argv)
+    release_memory()
+
+
+def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Path) -> tuple[str, str | None]:
+    """`<launcher> -m <module> <argv>` in a child process (e.g. `accelerate launch` on several GPUs), its output
+    shown live and appended to `log_path`. A child that died of `NonFiniteLossError` diverged; any other failure
+    stops the study (a rerun resumes the run)."""
+    command = [*launcher, "-m", module, *argv]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "ab") as log:
+        log.write(f"$ {shlex.join(command)}\n".encode())
+        attempt_start = log.tell()
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
+            for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+                log.write(chunk)
+    if child.returncode == 0:
+        return "ok", None
+    with open(log_path, "rb") as log:
+        log.seek(attempt_start)
+        output = log.read().decode("utf-8", errors="replace")
+    diverged = [line for line in output.splitlines() if "NonFiniteLossError:" in line]
+    if diverged:
+        return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
+    raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
+
+
+def execute_run(run: Run, settings: StudySettings) -> None:
+    """Train, evaluate, tidy and mark one run done; every step is safe to redo after a kill."""
+    run.directory.mkdir(parents=True, exist_ok=True)
+    write_atomically(run.config_path, yaml.safe_dump(run.recipe, sort_keys=False))
+    record: dict[str, Any] = {"status": "ok", "error": None, "train_seconds": None, "eval_seconds": None}
+    if not run.trainer_state_path.is_file():
+        start = time.perf_counter()
+        record["status"], record["error"] = train_run(run, settings.launcher)
+        record["train_seconds"] = time.perf_counter() - start
+    if record["status"] == "ok":
+        start = time.perf_counter()
+        evaluate_run(run, settings.protocol, settings.launcher)
+        record["eval_seconds"] = time.perf_counter() - start
+    if not settings.keep_checkpoints:  # model/ keeps the selected weights; these are for resuming only
+        for folder in ("checkpoints", "best"):
+            shutil.rmtree(run.directory / folder, ignore_errors=True)
+    write_atomically(run.done_path, json.dumps(record, indent=1))
