@@ -8,7 +8,7 @@ import sys
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-# Swin sizes of the original factory (spec sections 2 and 6): embed_dim, depths, heads.
+# Swin sizes of the original factory (docs/model.md, "Presets"): embed_dim, depths, heads.
 _SWIN_SIZES = {
     "tiny": (96, (2, 2, 6, 2), (3, 6, 12, 24)),
     "small": (96, (2, 2, 18, 2), (3, 6, 12, 24)),

@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Image processor of LAVT: PIL-exact preprocessing (spec section 8) and mask post-processing (section 7).
+"""Image processor of LAVT: PIL-exact preprocessing (docs/data.md, "Images and masks") and mask post-processing (docs/evaluation.md).
 
 Pure PIL + NumPy (no torchvision), so that the numbers match the original pipeline, which resizes the uint8 RGB
 image with PIL's antialiased bilinear filter before `ToTensor` and `Normalize`.

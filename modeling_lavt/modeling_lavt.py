@@ -1,7 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """LAVT: Language-Aware Vision Transformer for referring image segmentation (Yang et al., CVPR 2022).
 
-A clean-room implementation of the function specified in `docs/lavt-spec.md`: a segmentation-style Swin
+A clean-room implementation of the function written down in `docs/model.md`: a segmentation-style Swin
 Transformer whose four stages each end with a pixel-word attention module (PWAM) and a language gate, a
 BERT-family text encoder, and a light convolutional decoder that predicts 2-class logits at 1/4 resolution.
 """
@@ -110,7 +110,7 @@ class WindowLayout(NamedTuple):
     """Where the window attention of one block reads and writes its tokens, for one map size.
 
     The block pads the (H, W) map with zeros to multiples of the window, rolls it by (-s, -s), cuts it into
-    windows, and after attention merges, rolls back and crops (spec section 2). All of that is data movement,
+    windows, and after attention merges, rolls back and crops (docs/model.md, "Swin block"). All of that is data movement,
     so it is done as one `index_select` each way: `gather` (num_windows * window^2,) names the token every
     window position reads (`H * W` = a zero token appended to the map), and `scatter` (H * W,) names the
     window position each token's output comes from. Two gathers (plus appending the zero token when padding is
@@ -382,7 +382,7 @@ class LavtStageOutput:
 
 
 class LavtStage(nn.Module):
-    """Swin blocks, then pixel-word attention, the language gate and patch merging (spec section 1)."""
+    """Swin blocks, then pixel-word attention, the language gate and patch merging (docs/model.md, "Data flow")."""
 
     def __init__(self, config: LavtConfig, index: int, drop_path_rates: list[float]):
         super().__init__()

@@ -1,7 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions.
 
-The tokenization reproduces the original by default (spec section 5): encode with special tokens and no
+The tokenization reproduces the original by default (docs/model.md, "Text side"): encode with special tokens and no
 truncation, keep the first `max_length` ids, pad with the pad id. A sentence longer than `max_length - 2`
 wordpieces therefore loses its [SEP]; `truncation_mode="keep_sep"` gives the modern behaviour instead.
 """

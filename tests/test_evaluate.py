@@ -73,7 +73,7 @@ def pairs_of_split(setup: dict[str, Path], split: str) -> list[tuple[int, int, s
 
 
 def recomputed_metrics(per_sample: list[dict]) -> dict:
-    """Spec section 7 written out again from the per-sample counts, independently of the metric module."""
+    """docs/evaluation.md's metrics written out again from the per-sample counts, independently of the metric module."""
     ious = [s["intersection"] / s["union"] if s["union"] else 0.0 for s in per_sample]
     total_union = sum(s["union"] for s in per_sample)
     metrics = {"overall_iou": 100 * sum(s["intersection"] for s in per_sample) / total_union,

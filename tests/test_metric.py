@@ -10,7 +10,7 @@ from training.metrics import REFER_IOU_DIR, compute_refer_metrics, intersection_
 
 
 def independent_metrics(predictions: np.ndarray, truths: np.ndarray) -> dict:
-    """The spec's definitions written out sample by sample with plain Python loops over the masks."""
+    """docs/evaluation.md's definitions written out sample by sample with plain Python loops over the masks."""
     ious, total_i, total_u = [], 0, 0
     for pred, truth in zip(predictions, truths):
         i = sum(1 for p, g in zip(pred.ravel(), truth.ravel()) if p and g)

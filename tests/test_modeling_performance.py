@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The model's fast paths compute exactly what the straightforward definitions do (spec section 2), and the
+"""The model's fast paths compute exactly what the straightforward definitions do (docs/model.md, "Swin block"), and the
 visual path compiles without graph breaks."""
 
 import pytest
@@ -20,14 +20,14 @@ GEOMETRIES = [(8, 8, 4, 0), (8, 8, 4, 2), (7, 9, 4, 2), (5, 3, 4, 2), (14, 14, 7
 
 
 def reference_windows(x: torch.Tensor, height: int, width: int, window: int, shift: int) -> torch.Tensor:
-    """Spec order: zero-pad right / bottom to the window grid, roll by (-s, -s), cut into windows."""
+    """docs/model.md's order: zero-pad right / bottom to the window grid, roll by (-s, -s), cut into windows."""
     x = x.view(x.shape[0], height, width, -1)
     x = F.pad(x, (0, 0, 0, (-width) % window, 0, (-height) % window))
     return window_partition(torch.roll(x, shifts=(-shift, -shift), dims=(1, 2)), window)
 
 
 def reference_tokens(windows: torch.Tensor, height: int, width: int, window: int, shift: int) -> torch.Tensor:
-    """Spec order back: merge the windows, roll by (s, s), crop to (H, W)."""
+    """docs/model.md's order back: merge the windows, roll by (s, s), crop to (H, W)."""
     padded_h, padded_w = height + (-height) % window, width + (-width) % window
     channels = windows.shape[-1]
     x = windows.view(-1, padded_h // window, padded_w // window, window, window, channels)

@@ -193,7 +193,8 @@ def test_shipped_recipes_parse(recipe, tmp_path, monkeypatch):
     assert data_args.dataset and train_args.num_epochs > 0
 
 
-def test_original_recipe_matches_the_spec():
+def test_original_recipe_matches_the_documented_one():
+    """The recipe written down in docs/training.md, section "The original recipe"."""
     model_args, data_args, train_args = parse_arguments(
         ["--config", str(REPO_ROOT / "training" / "configs" / "lavt_refcoco_swin_b.yaml")])
     assert (model_args.preset, model_args.swin_weights) == ("swin-base-window12", "swin_base_patch4_window12_384.ms_in22k")

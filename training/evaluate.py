@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Evaluate a LAVT model on one split of a referring-segmentation dataset (spec section 7).
+"""Evaluate a LAVT model on one split of a referring-segmentation dataset (docs/evaluation.md).
 
 Every (object, sentence) pair of the split is one sample. Runs on one process or several: each process
 evaluates a shard and the per-sample counts are gathered, so the numbers do not depend on the process count.

@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Reader of the raw refer layout (spec section 8) into this project's row format.
+"""Reader of the raw refer layout (docs/data.md) into this project's row format.
 
 One row per referred object: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
 (each sentence's ``raw`` text by default, as the original tokenizes it, or its normalised ``sent``), ``bbox``

@@ -6,7 +6,7 @@ referred to by at least two expressions that name its colour, shape, size, posit
 shape. Because every object of an image is a target, a model that ignores the text cannot do better than
 guessing among the candidates: the task is learnable only through the expression.
 
-The files written are the ones a real refer download has (spec section 8):
+The files written are the ones a real refer download has (docs/data.md, "The refer layout"):
 ``<root>/<dataset>/refs(<split_by>).p`` (a pickle with protocol 2, as Python 2 wrote them),
 ``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd
 "dots" clusters stored as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``.

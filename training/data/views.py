@@ -1,9 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training and evaluation views of a referring-segmentation dataset, as map-style torch datasets.
 
-Training (spec section 6): one item per referred object, with one of its sentences chosen uniformly from
+Training (docs/training.md): one item per referred object, with one of its sentences chosen uniformly from
 (seed, epoch, index) alone, so a resumed run or another worker layout sees exactly the same sentences.
-Evaluation (spec section 7): one item per (object, sentence) pair, all sentences of every object.
+Evaluation (docs/evaluation.md, "Samples"): one item per (object, sentence) pair, all sentences of every object.
 Images and masks are decoded and resized lazily, item by item, by the project's processor.
 """
 
