@@ -86,7 +86,7 @@ def test_cuda_checkpointing_gives_the_same_gradients(exact_float32):
         return {name: param.grad.clone() for name, param in model.named_parameters()}
 
     plain = gradients()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     errors = gradient_errors(gradients(), plain)
     assert max(errors.values()) < 1e-3, sorted(errors.items(), key=lambda item: -item[1])[:5]
 

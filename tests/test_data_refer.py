@@ -17,9 +17,6 @@ from training.data import decode_mask, load_refer_dataset
 from training.data.refer import RawRefer, load_refs
 from training.data.synthetic import generate_synthetic_refer
 
-# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 SPLITS = ("train", "val", "testA", "testB")
 
 

@@ -13,9 +13,6 @@ from pycocotools import mask as mask_utils
 
 from training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer, main
 
-# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):

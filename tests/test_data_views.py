@@ -19,9 +19,6 @@ from training.data import (
 )
 from training.data.synthetic import generate_synthetic_refer
 
-# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 SIZE = 64
 
 

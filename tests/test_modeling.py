@@ -270,7 +270,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         return {n: p.grad.clone() for n, p in model.named_parameters()}
 
     plain = gradients()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     assert model.backbone.stages[0].blocks[0].gradient_checkpointing
     logging.Logger.warning_once.cache_clear()  # transformers warns once per process
     with CaptureLogger(transformers_logging.get_logger("transformers")) as log:

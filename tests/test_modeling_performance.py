@@ -126,7 +126,7 @@ def test_no_graph_breaks_in_the_checkpointed_visual_path():
     """With gradient checkpointing the text encoder (transformers' code) logs a warning, which breaks its graph;
     the visual path (backbone with checkpointed Swin blocks and pixel-word attention) stays one graph."""
     model = LavtForReferringSegmentation(tiny_lavt_config()).train()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     pixels, words, word_mask = torch.randn(2, 3, 37, 50), torch.randn(2, 20, 32), torch.ones(2, 20)
     explanation = torch._dynamo.explain(model.backbone)(pixels, words, word_mask)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]

@@ -23,9 +23,6 @@ from training.data.synthetic import generate_synthetic_refer
 local_hub = local_hub_fixture
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):

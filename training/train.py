@@ -201,7 +201,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     model = build_model(model_args, train_args)
     if model_args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
         if accelerator.device.type == "cpu":  # the memory-saving mode: let freed activations leave the process
             threshold = return_freed_blocks_to_system()
             if threshold is not None:
