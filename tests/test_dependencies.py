@@ -118,6 +118,7 @@ print(type(model).__module__)
 """
 
 
+@pytest.mark.slow
 def test_remote_code_runs_inference_without_timm(tmp_path):
     model = spread_tiny_model()
     folder = tmp_path / "model"
