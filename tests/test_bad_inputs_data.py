@@ -19,9 +19,6 @@ from training import evaluate as lavt_evaluate
 from training.data import ReferEvalDataset, ReferTrainDataset, load_refer_dataset
 from training.data.synthetic import generate_synthetic_refer
 
-# pycocotools 2.0.x calls np.array(copy=False) on its RLE objects: harmless under numpy 2, noisy.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 REFS = Path("refer") / "refcoco" / "refs(unc).p"
 INSTANCES = Path("refer") / "refcoco" / "instances.json"
 SHARDS = Path("prepared") / "data" / "refcoco_unc"

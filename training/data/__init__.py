@@ -77,7 +77,7 @@ def load_refer_dataset(
         mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
             parquet has its masks fixed at preparation time and accepts no other rule.
         sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
-            the original tokenizes; spec section 8) or ``sent`` (the refer toolkit's normalised text).
+            the original tokenizes; docs/data.md, "The text of a sentence: raw or sent") or ``sent`` (the refer toolkit's normalised text).
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
         load_kwargs: passed to ``datasets.load_dataset`` for the parquet layout (``revision``, ``token`` ...).
 

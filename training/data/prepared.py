@@ -104,7 +104,8 @@ def select_sentences(
         if sentence_field == "raw":
             raise ValueError(
                 f"{where} was prepared before the raw texts were stored: its sentences are the normalised 'sent' "
-                "texts, but the original reads what the annotators typed (spec section 8). Prepare it again "
+                "texts, but the original reads what the annotators typed "
+                "(docs/data.md, section 'The text of a sentence: raw or sent'). Prepare it again "
                 "(lavt-prepare-refcoco --refer_root ... --images_root ... --output_dir ... --overwrite), or read "
                 "the normalised texts knowingly with sentence_field='sent' (--sentence_field sent)"
             )

@@ -23,7 +23,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 MASK_RULES: tuple[str, ...] = ("original", "union")
-# Which text of a sentence is read (spec section 8): what the annotator typed (the original's choice) or the refer
+# Which text of a sentence is read (docs/data.md, "The text of a sentence: raw or sent"): what the annotator typed (the original's choice) or the refer
 # toolkit's normalised form (lower case, no punctuation), which other methods read.
 SENTENCE_FIELDS: tuple[str, ...] = ("raw", "sent")
 # Prepared parquet stores the raw texts in `sentences` and the normalised ones beside them in this column.
