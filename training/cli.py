@@ -92,7 +92,7 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
     reason = unwritable_reason(path)
     if reason is None:
         return
-    message = f"{flag} {path}: cannot write the output there: {reason}; choose another folder"
+    message = f"{flag} {path}: {reason}; choose another folder"
     if prog is not None:
         exit_with_usage_error(prog, message)
     raise UsageError(message)
@@ -128,9 +128,9 @@ def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
 def range_problem(value: float, minimum: float, exclusive: bool = False) -> str | None:
     """Why `value` is outside [minimum, inf) (or (minimum, inf) with `exclusive`), or None."""
     if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number, got {value}"
+        return "must be a finite number"
     if value < minimum or (exclusive and value == minimum):
-        return f"must be {'>' if exclusive else '>='} {minimum}, got {value}"
+        return f"must be {'>' if exclusive else '>='} {minimum}"
     return None
 
 
@@ -142,7 +142,7 @@ def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str
         value = kind(text)
         problem = range_problem(value, minimum, exclusive)
         if problem:
-            raise argparse.ArgumentTypeError(problem)
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in "invalid <name> value"
