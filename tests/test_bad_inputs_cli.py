@@ -87,6 +87,9 @@ TRAIN_CASES = {
     "resume_missing_folder": (["--resume_from_checkpoint", "{root}/run/checkpoints/checkpoint-9"],
                               ["--resume_from_checkpoint", "no such checkpoint folder"]),
     "push_without_repo": (["--push_to_hub", "true"], ["--push_to_hub needs --hub_model_id"]),
+    "tokenizer_missing": (["--tokenizer", "./bert-vocab"], ["--tokenizer ./bert-vocab", "not found"]),
+    "swin_weights_missing": (["--swin_weights", "{root}/swin.pth"], ["--swin_weights", "swin.pth: not found"]),
+    "no_tokenizer": ([], ["no tokenizer", "set `tokenizer`"]),
 }
 
 

@@ -179,6 +179,10 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
     if not data_args.dataset:
         raise UsageError("no dataset given: set `dataset` in the config or pass --dataset")
     check_source_exists(data_args.dataset, "--dataset")
+    for flag, source in (("--tokenizer", model_args.tokenizer), ("--text_encoder", model_args.text_encoder),
+                         ("--init_from", model_args.init_from), ("--swin_weights", model_args.swin_weights)):
+        if source:
+            check_source_exists(source, flag)
     if data_args.images_root and not Path(data_args.images_root).is_dir():
         raise NotFoundError(f"--images_root {data_args.images_root}: no such folder; give the COCO folder "
                             "holding train2014/")

@@ -75,7 +75,7 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Lav
         return processor
     tokenizer_source = model_args.tokenizer or model_args.text_encoder
     if tokenizer_source is None:
-        raise ValueError("no tokenizer: set `tokenizer` (a folder or Hub id with a BERT vocabulary)")
+        raise UsageError("no tokenizer: set `tokenizer` (a folder or Hub id with a BERT vocabulary)")
     return LavtProcessor(LavtImageProcessor(size=data_args.image_size), AutoTokenizer.from_pretrained(tokenizer_source))
 
 
