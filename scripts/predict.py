@@ -33,6 +33,7 @@ from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.validation import check_referring_expressions
 from modeling_lavt.visualization import draw_overlay
+from training.cli import check_writable_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
     pairs = pair_inputs(parser, args.image, args.text)
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold must lie in [0, 1], got {args.threshold}")

@@ -22,6 +22,7 @@ from datasets.utils import are_progress_bars_disabled, disable_progress_bars, en
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
+from training.cli import check_writable_dir, reports_usage_errors
 from training.data.refer import (
     MASK_RULES,
     STORED_FEATURES,
@@ -229,7 +230,7 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="prepare_refcoco",
+        prog="lavt-prepare-refcoco",
         description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout into parquet shards with "
         "a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR, '<config>').",
         epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
@@ -258,8 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_usage_errors("lavt-prepare-refcoco", FileExistsError, FileNotFoundError, ValueError)  # the data's faults
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_writable_dir(args.output_dir, "--output_dir")
     output = prepare_refcoco(
         args.refer_root, args.images_root, args.output_dir, configs=args.configs, mask_rule=args.mask_rule,
         max_shard_bytes=int(args.max_shard_mb * 2**20), overwrite=args.overwrite, pretty_name=args.pretty_name,

@@ -296,7 +296,7 @@ def evaluate_ref_without_sentences(root):
         lavt_evaluate.main(["--model", str(root / "no-model-needed"), "--dataset", str(root / "refer"),
                             "--images_root", str(root / "images"), "--output_dir", str(root / "eval")])
 
-    return run, rf"lavt-evaluate: ref_id {ref['ref_id']} .*refs\(unc\)\.p has no sentences"
+    return run, rf"lavt-evaluate: error: --dataset .*: ref_id {ref['ref_id']} .*refs\(unc\)\.p has no sentences"
 
 
 def train_ref_without_sentences(root):

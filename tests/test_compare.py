@@ -106,7 +106,7 @@ def test_missing_dataset_is_refused_before_training(synthetic_data, bert_vocab_d
     arms = {"ce": {}, "ce_dice": compare.DEFAULT_ARMS["ce_dice"]}
     for missing in (str(tmp_path / "no" / "refer"), "no/such/refer/root"):
         recipe = {**tiny_recipe(synthetic_data, bert_vocab_dir), "dataset": missing}
-        with pytest.raises(FileNotFoundError, match="does not exist|neither an existing local path"):
+        with pytest.raises(FileNotFoundError, match="does not exist|neither an existing local path|not found"):
             compare.run_study(settings_for(tmp_path / "study", recipe, arms))
     recipe = {**tiny_recipe(synthetic_data, bert_vocab_dir), "dataset_config": "refcoco+_unc"}
     with pytest.raises((FileNotFoundError, ValueError), match="cannot load split 'train'"):

@@ -253,7 +253,7 @@ def test_bad_inputs_are_refused_in_one_line(case, original, reference_dir, tmp_p
         expected = "already holds ['config.json', 'pytorch_model.bin']; choose a new or empty folder"
     elif case == "output-is-a-file":
         output.write_text("")
-        expected = "is a file; give a folder that does not exist yet"
+        expected = "it is a file, not a folder; choose another folder"  # training.cli.check_writable_dir
     elif case == "output-parent-is-a-file":
         (tmp_path / "file").write_text("")
         argv[3] = str(tmp_path / "file" / "out")

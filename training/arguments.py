@@ -8,6 +8,7 @@ start from another one with `base: other.yaml` (a path relative to the recipe) a
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
+from training.cli import NotFoundError, UsageError, check_source_exists, check_writable_dir, range_problem
 from training.data.refer import check_sentence_field
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
@@ -89,6 +91,16 @@ class TrainingArguments:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+# The range of each numeric option: (lowest value, whether the lowest itself is excluded). A None value (the
+# option's "off" or "all") is always allowed where the field's default is None.
+NUMERIC_RANGES: dict[str, tuple[float, bool]] = {
+    "image_size": (1, False), "max_train_objects": (1, False), "max_eval_samples": (1, False),
+    "num_workers": (0, False), "seed": (0, False), "num_epochs": (1, False), "max_steps": (1, False),
+    "per_device_batch_size": (1, False), "eval_batch_size": (1, False), "gradient_accumulation_steps": (1, False),
+    "learning_rate": (0.0, False), "weight_decay": (0.0, False), "poly_power": (0.0, False),
+    "text_trainable_layers": (0, False), "max_grad_norm": (0.0, True), "eval_every_steps": (1, False),
+    "checkpointing_steps": (1, False), "checkpoints_total_limit": (1, False), "log_every_steps": (1, False),
+}
 
 
 def field_names() -> dict[str, type]:
@@ -112,52 +124,90 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     are an error that lists the valid ones."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"training config {path} does not exist")
+        raise NotFoundError(f"training config {path} does not exist")
     if path.resolve() in _seen:
-        raise ValueError(f"{path}: recipes name each other as base: {[str(p) for p in _seen]}")
-    recipe = yaml.safe_load(path.read_text()) or {}
+        raise UsageError(f"{path}: recipes name each other as base: {[str(p) for p in _seen]}")
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or error
+        raise UsageError(f"{where}: not valid YAML ({problem}); fix the recipe there") from error
     if not isinstance(recipe, dict):
-        raise ValueError(f"{path} must hold a mapping of option: value")
+        raise UsageError(f"{path} must hold a mapping of option: value")
     base = recipe.pop("base", None)
     unknown = sorted(set(recipe) - set(field_names()))
     if unknown:
-        raise ValueError(f"{path}: unknown option(s) {unknown}; valid options are {sorted(field_names())}")
+        raise UsageError(f"{path}: unknown option(s) {unknown}; valid options are {sorted(field_names())}")
     if base is None:
         return recipe
     if not isinstance(base, str):
-        raise ValueError(f"{path}: base must be the path of another recipe, got {base!r}")
+        raise UsageError(f"{path}: base must be the path of another recipe, got {base!r}")
     return merge_recipe(load_recipe(path.parent / base, (*_seen, path.resolve())), recipe)
 
 
+def check_numeric_options(*arguments) -> None:
+    """Every numeric option a number in its range (`NUMERIC_RANGES`); recipe values reach the dataclasses
+    unconverted, so their type is checked too."""
+    for instance in arguments:
+        hints = typing.get_type_hints(type(instance))
+        for name in [n for n in NUMERIC_RANGES if n in hints]:
+            value, allowed = getattr(instance, name), typing.get_args(hints[name]) or (hints[name],)
+            if value is None and type(None) in allowed:
+                continue
+            wanted = "an integer" if int in allowed else "a number"
+            if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
+                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
+                                 "the recipe")
+            problem = range_problem(value, *NUMERIC_RANGES[name])
+            if problem:
+                raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
+
+
 def validate(model_args: ModelArguments, data_args: DataArguments, train_args: TrainingArguments) -> None:
-    """Refuse what would fail later, before any model is built or data read."""
+    """Refuse what would fail later, before any model is built or data read: raises `UsageError` (a
+    `NotFoundError` for a missing path)."""
     if model_args.preset not in PRESETS:
-        raise ValueError(f"unknown preset {model_args.preset!r}; choose one of {sorted(PRESETS)}")
+        raise UsageError(f"unknown preset {model_args.preset!r}; choose one of {sorted(PRESETS)}")
     config_fields = {f.name for f in dataclasses.fields(LavtConfig)}
     for name, mapping in (("model_overrides", model_args.model_overrides), ("loss", train_args.loss)):
         unknown = sorted(set(mapping) - config_fields)
         if unknown:
-            raise ValueError(f"{name} names unknown LavtConfig field(s) {unknown}")
+            raise UsageError(f"{name} names unknown LavtConfig field(s) {unknown}")
+    check_numeric_options(data_args, train_args)
     if not data_args.dataset:
-        raise ValueError("no dataset given: set `dataset` in the config or pass --dataset")
-    if data_args.dataset.startswith((".", "/")) and not Path(data_args.dataset).exists():
-        raise FileNotFoundError(f"dataset path {data_args.dataset} does not exist")
+        raise UsageError("no dataset given: set `dataset` in the config or pass --dataset")
+    check_source_exists(data_args.dataset, "--dataset")
+    for flag, source in (("--tokenizer", model_args.tokenizer), ("--text_encoder", model_args.text_encoder),
+                         ("--init_from", model_args.init_from), ("--swin_weights", model_args.swin_weights)):
+        if source:
+            check_source_exists(source, flag)
     if data_args.images_root and not Path(data_args.images_root).is_dir():
-        raise FileNotFoundError(f"images_root {data_args.images_root} does not exist")
-    check_sentence_field(data_args.sentence_field)
+        raise NotFoundError(f"--images_root {data_args.images_root}: no such folder; give the COCO folder "
+                            "holding train2014/")
+    try:
+        check_sentence_field(data_args.sentence_field)
+    except ValueError as error:
+        raise UsageError(f"--sentence_field: {error}") from error
     trackers = [t.strip() for t in train_args.report_to.split(",") if t.strip()]
     unknown_trackers = [t for t in trackers if t not in KNOWN_TRACKERS]
     if unknown_trackers:
-        raise ValueError(f"unknown tracker(s) {unknown_trackers}; choose from {list(KNOWN_TRACKERS)}")
+        raise UsageError(f"unknown tracker(s) {unknown_trackers}; choose from {list(KNOWN_TRACKERS)}")
     if train_args.optimizer not in ("adamw", "adam"):
-        raise ValueError(f"optimizer must be 'adamw' or 'adam', got {train_args.optimizer!r}")
+        raise UsageError(f"optimizer must be 'adamw' or 'adam', got {train_args.optimizer!r}")
     if train_args.push_to_hub and not train_args.hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id")
+        raise UsageError("--push_to_hub needs --hub_model_id")
+    resume = train_args.resume_from_checkpoint
+    if resume not in (None, "latest") and not Path(resume).is_dir():
+        raise NotFoundError(f"--resume_from_checkpoint {resume}: no such checkpoint folder; give a folder "
+                            "output_dir/checkpoints/checkpoint-<step> or 'latest'")
+    check_writable_dir(train_args.output_dir, "--output_dir")
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """`--config recipe.yaml` supplies defaults; any other option overrides it."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES, description="Train LAVT with Accelerate. Options come from "
+    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="lavt-train", description="Train LAVT with Accelerate. Options come from "
                               "--config (YAML) and are overridden by the command line.")
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/demo.yaml")
     namespace, _ = parser.parse_known_args(argv)

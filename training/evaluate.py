@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,20 @@ from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.visualization import draw_overlay
+from training.cli import (
+    HUB_ID,
+    check_writable_dir,
+    dataset_errors,
+    exit_with_usage_error,
+    non_negative_int,
+    positive_int,
+    usage_errors_exit,
+)
 from training.data import SENTENCE_FIELDS, ReferEvalDataset, collate, decode_mask, load_refer_dataset
 from training.data.views import open_image
 from training.metrics import REFER_IOU_DIR, intersection_and_union
 
 PROTOCOLS = ("model_input", "original")
-# "name" or "owner/name": a --model that does not exist locally and is not of this form is a mistyped path.
-_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 _GROUND_TRUTH_COLOR = (40, 220, 40)
 
 
@@ -119,20 +125,6 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
             "unions": union_counts, "ious": ious}
 
 
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lavt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_writable_dir(args.output_dir, "--output_dir", prog="lavt-evaluate")
     accelerator = Accelerator()
     rows = load_rows(parser, args)
     model, processor = load_model_and_processor(parser, args.model)
@@ -197,22 +190,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> datasets.Dataset:
     """The split's rows; a missing split, folder or image ends the command with the loader's message."""
-    try:
+    with usage_errors_exit(parser.prog), dataset_errors(args.dataset):
         return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
                                   sentence_field=args.sentence_field)
-    except (ValueError, FileNotFoundError) as error:
-        parser.exit(1, f"lavt-evaluate: {error}\n")
 
 
 def load_model_and_processor(parser: argparse.ArgumentParser, name: str
                              ) -> tuple[LavtForReferringSegmentation, LavtProcessor]:
     """Both from a folder or Hub id; a missing folder fails at once instead of becoming a Hub request."""
-    if not Path(name).exists() and not _HUB_ID.fullmatch(name):
-        parser.exit(1, f"lavt-evaluate: --model {name}: no such model folder (and not a Hub id)\n")
+    if not Path(name).exists() and not HUB_ID.fullmatch(name):
+        exit_with_usage_error(parser.prog, f"--model {name}: no such model folder (and not a Hub id)")
     try:
         return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
     except (OSError, ValueError) as error:
-        parser.exit(1, f"lavt-evaluate: cannot load the model and processor from {name}: {error}\n")
+        exit_with_usage_error(parser.prog, f"cannot load the model and processor from {name}: {error}")
 
 
 def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcessor, num_processes: int

@@ -33,12 +33,16 @@ from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pretrained import lavt_from_pretrained_parts
 from modeling_lavt.processing_lavt import LavtProcessor
 from training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
+from training.cli import UsageError, dataset_errors, usage_errors_exit
 from training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
 from training.evaluate import evaluate_model
 from training.memory import return_freed_blocks_to_system
 from training.reporting import plot_training_curves
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+# Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before
+# loading), the settings that define the run's schedule and the model's settings (both compared on resume).
+CHECKPOINT_RECORD = "lavt_checkpoint.json"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,7 +75,7 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Lav
         return processor
     tokenizer_source = model_args.tokenizer or model_args.text_encoder
     if tokenizer_source is None:
-        raise ValueError("no tokenizer: set `tokenizer` (a folder or Hub id with a BERT vocabulary)")
+        raise UsageError("no tokenizer: set `tokenizer` (a folder or Hub id with a BERT vocabulary)")
     return LavtProcessor(LavtImageProcessor(size=data_args.image_size), AutoTokenizer.from_pretrained(tokenizer_source))
 
 
@@ -122,8 +126,57 @@ def checkpoints_in(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int) -> Path:
-    """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable."""
+def run_schedule(train_args: TrainingArguments, num_processes: int, training_objects: int) -> dict:
+    """The settings that decide which samples each optimizer step sees and at which learning rate: a resumed
+    run must have the same ones, or it continues on another schedule than the one it started."""
+    return {"per_device_batch_size": train_args.per_device_batch_size,
+            "gradient_accumulation_steps": train_args.gradient_accumulation_steps, "num_processes": num_processes,
+            "num_epochs": train_args.num_epochs, "max_steps": train_args.max_steps,
+            "training_objects": training_objects, "seed": train_args.seed, "optimizer": train_args.optimizer,
+            "learning_rate": train_args.learning_rate, "poly_power": train_args.poly_power}
+
+
+def model_settings(config: LavtConfig) -> dict:
+    """The model's own settings (its text encoder's as `text_config.<name>`), without the generic fields every
+    transformers config has (dtype, architectures, versions)."""
+    from transformers import PreTrainedConfig
+
+    generic = set(PreTrainedConfig().to_dict())
+    settings = {}
+    for key, value in config.to_dict().items():
+        if key == "text_config" and isinstance(value, dict):
+            settings.update({f"text_config.{k}": v for k, v in value.items() if k not in generic})
+        elif key not in generic:
+            settings[key] = value
+    return json.loads(json.dumps(settings))  # tuples as lists, as read back from the checkpoint
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """'name: saved in the checkpoint, current now' for each setting whose values differ."""
+    return [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+            for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """A copy of the folder `source` made of hard links where the file system allows (no space used: the
+    files are only ever replaced, never written in place), else of copies."""
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, destination, copy_function=link_or_copy)
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int,
+                    record: dict | None = None) -> Path:
+    """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable.
+
+    The best model so far is kept with the checkpoint (hard links to `output_dir/best`), so that a run resumed
+    from it, in any output folder, has the best model its state refers to. `record` (the run's schedule and
+    model settings) is written to `CHECKPOINT_RECORD` with the size of every file saved.
+    """
     directory = output_dir / "checkpoints"
     final = directory / f"checkpoint-{state['global_step']}"
     staging = directory / f".incomplete-checkpoint-{state['global_step']}"
@@ -131,7 +184,12 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
         shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()  # every process's files are there before their sizes are recorded
     if accelerator.is_main_process:
+        if (output_dir / "best").is_dir():
+            link_tree(output_dir / "best", staging / "best")
+        files = {str(p.relative_to(staging)): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
+        (staging / CHECKPOINT_RECORD).write_text(json.dumps({**(record or {}), "files": files}, indent=1))
         (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -141,14 +199,92 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
     return final
 
 
-def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
+def checkpoint_record(checkpoint: Path) -> dict:
+    """What `save_checkpoint` recorded beside the state ({} for checkpoints saved before it did)."""
+    path = checkpoint / CHECKPOINT_RECORD
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def checkpoint_damage(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint's files (missing, or another size than saved), or None."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+        files = checkpoint_record(checkpoint).get("files", {})
+    except (OSError, ValueError) as error:
+        return f"its state or record cannot be read ({error})"
+    for name, size in files.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size} bytes, {size} were saved (truncated or overwritten)"
+    return None
+
+
+def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
+    """The checkpoint to resume from: the folder given, or with `latest` the newest complete and undamaged one
+    in `output_dir/checkpoints` (each damaged one is named, via `say`, and skipped); None when there is none.
+
+    Raises `UsageError` for a given folder that is not a complete, undamaged checkpoint, and when every
+    checkpoint in `output_dir` is damaged.
+    """
     if value != "latest":
         path = Path(value)
         if not (path / "trainer_state.json").is_file():
-            raise FileNotFoundError(f"{path} is not a complete checkpoint (no trainer_state.json)")
+            raise UsageError(f"--resume_from_checkpoint {path}: not a complete checkpoint (no trainer_state.json); "
+                             "give a folder output_dir/checkpoints/checkpoint-<step> or 'latest'")
+        damage = checkpoint_damage(path)
+        if damage:
+            raise UsageError(f"--resume_from_checkpoint {path}: the checkpoint is damaged: {damage}; resume from "
+                             "an earlier checkpoint")
         return path
     found = checkpoints_in(output_dir / "checkpoints")
-    return found[-1] if found else None
+    if not found:
+        say(f"--resume_from_checkpoint latest: no checkpoint in {output_dir / 'checkpoints'}; starting from scratch")
+        return None
+    for checkpoint in reversed(found):
+        damage = checkpoint_damage(checkpoint)
+        if damage is None:
+            if checkpoint != found[-1]:
+                say(f"resuming from the previous complete checkpoint {checkpoint}")
+            return checkpoint
+        say(f"warning: checkpoint {checkpoint} is damaged: {damage}; falling back to the previous checkpoint")
+    raise UsageError(f"--resume_from_checkpoint latest: every checkpoint in {output_dir / 'checkpoints'} is "
+                     "damaged (see the warnings above); remove them to start from scratch")
+
+
+def check_resumable(checkpoint: Path, schedule: dict, settings: dict) -> None:
+    """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
+    record = checkpoint_record(checkpoint)
+    for what, saved, current, advice in (
+        ("schedule", record.get("schedule"), schedule,
+         "resume with the checkpoint's values, or start a new run (another --output_dir, no resume)"),
+        ("model", record.get("model_settings"), settings,
+         "resume with the recipe that saved it (preset, model_overrides, text_config, loss)"),
+    ):
+        if saved is None:  # saved before checkpoints recorded it: nothing to compare
+            continue
+        found = differences(saved, current)
+        if found:
+            raise UsageError(f"--resume_from_checkpoint {checkpoint}: the {what} settings differ from the "
+                             f"checkpoint's ({'; '.join(found)}); {advice}")
+
+
+def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, state: dict) -> None:
+    """`output_dir/best` as it was when `checkpoint` was saved (the checkpoint may come from another run, or be
+    older than the best model there). A checkpoint without it, resumed into a folder without one, cannot say
+    which model its best score belongs to: the best is then chosen anew from here on, saying so."""
+    if (checkpoint / "best").is_dir():
+        if accelerator.is_main_process:
+            shutil.rmtree(output_dir / "best", ignore_errors=True)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            link_tree(checkpoint / "best", output_dir / "best")
+    elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
+        accelerator.print(f"warning: {checkpoint} holds no best model and {output_dir / 'best'} does not exist; "
+                          "the best model is chosen among the evaluations from now on")
+        state["best_overall_iou"] = -1.0
+        state.pop("best_metrics", None)
+    accelerator.wait_for_everyone()
 
 
 def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) -> None:
@@ -165,12 +301,13 @@ def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) 
 
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
     """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
-    train_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.train_split,
-                                    images_root=data_args.images_root, sentence_field=data_args.sentence_field)
+    with dataset_errors(data_args.dataset):
+        train_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.train_split,
+                                        images_root=data_args.images_root, sentence_field=data_args.sentence_field)
+        eval_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.eval_split,
+                                       images_root=data_args.images_root, sentence_field=data_args.sentence_field)
     if data_args.max_train_objects:
         train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
-    eval_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.eval_split,
-                                   images_root=data_args.images_root, sentence_field=data_args.sentence_field)
     train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
     eval_view = ReferEvalDataset(eval_rows, processor)
     if data_args.max_eval_samples:
@@ -194,6 +331,9 @@ def run(argv: list[str] | None = None) -> dict:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
     set_seed(train_args.seed)
+    checkpoint = None
+    if train_args.resume_from_checkpoint:  # found (and checked) before any work
+        checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, output_dir, accelerator.print)
 
     processor = build_processor(model_args, data_args)
     train_view, _, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
@@ -234,13 +374,15 @@ def run(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("lavt", config={k: v for k, v in vars(train_args).items()
                                                   if isinstance(v, (int, float, str, bool))})
 
+    record = {"schedule": run_schedule(train_args, accelerator.num_processes, len(train_view)),
+              "model_settings": model_settings(accelerator.unwrap_model(model).config)}
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
-    if train_args.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, output_dir)
-        if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
-            state = json.loads((checkpoint / "trainer_state.json").read_text())
-            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+    if checkpoint is not None:
+        check_resumable(checkpoint, record["schedule"], record["model_settings"])
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        restore_best(accelerator, checkpoint, output_dir, state)
+        accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
 
     def run_evaluation() -> dict:
         results = evaluate_model(model, eval_loader, accelerator, description=f"eval step {state['global_step']}")
@@ -301,7 +443,7 @@ def run(argv: list[str] | None = None) -> dict:
             if train_args.eval_every_steps and state["global_step"] % train_args.eval_every_steps == 0:
                 run_evaluation()
             if train_args.checkpointing_steps and state["global_step"] % train_args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit, record)
             if state["global_step"] >= total_steps:
                 break
         if state["step_in_epoch"] >= steps_per_epoch:  # a full epoch (the loader may be empty after a resume)
@@ -309,7 +451,7 @@ def run(argv: list[str] | None = None) -> dict:
             state["step_in_epoch"] = 0
             if not train_args.eval_every_steps:
                 run_evaluation()
-            save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+            save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit, record)
     progress.close()
 
     # The final folder: best weights by overall IoU (as the original keeps), processor, card and curves.
@@ -339,7 +481,10 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
+    """lavt-train: a mistake in the options, the recipe, the data or the checkpoint to resume ends the command
+    with one line and exit status 2."""
+    with usage_errors_exit("lavt-train"):
+        run(argv)
     return 0
 
 

@@ -228,7 +228,8 @@ def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
         validate(model_args, data_args, train_args)
         LavtLoss(LavtConfig(**train_args.loss))
     except (ValueError, TypeError) as error:
-        raise ValueError(f"{where}: {error}") from error
+        kind = FileNotFoundError if isinstance(error, FileNotFoundError) else ValueError  # a missing path stays one
+        raise kind(f"{where}: {error}") from error
     loss = train_args.loss
     if loss.get("perceptual_weight"):
         network = loss.get("perceptual_network", "vgg16")

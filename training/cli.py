@@ -1,0 +1,154 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Checks shared by the command-line tools (lavt-train, lavt-evaluate, lavt-convert, lavt-predict,
+lavt-prepare-refcoco, lavt-benchmark): a user's mistake is found before any work starts and reported as one
+line, ``<prog>: error: <what>, <where>; <what to do>``, with exit status 2 (argparse's convention); a
+traceback is left for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import math
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+# "name" or "owner/name": the only forms a Hub id can take; any other path that does not exist is a typo.
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
+class UsageError(ValueError):
+    """A mistake in a tool's options or inputs (not a bug): the tools print its message as one line and exit
+    with status 2."""
+
+
+class NotFoundError(UsageError, FileNotFoundError):
+    """A file or folder named by an option does not exist."""
+
+
+def exit_with_usage_error(prog: str, message: str) -> NoReturn:
+    """Print ``<prog>: error: <message>`` as one line on stderr and exit with status 2 (as `parser.error`,
+    without repeating the usage)."""
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+@contextlib.contextmanager
+def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
+    """Turn a `UsageError` (and the given exception kinds, where a library reports the user's input that
+    way) raised inside the block into `exit_with_usage_error`."""
+    try:
+        yield
+    except (UsageError, *kinds) as error:
+        exit_with_usage_error(prog, str(error))
+
+
+def reports_usage_errors(prog: str, *kinds: type[Exception]) -> Callable[[Callable], Callable]:
+    """`usage_errors_exit` as a decorator of a tool's `main`."""
+
+    def decorate(main: Callable) -> Callable:
+        @functools.wraps(main)
+        def wrapper(*args, **kwargs):
+            with usage_errors_exit(prog, *kinds):
+                return main(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def unwritable_reason(path: str | Path) -> str | None:
+    """Why the folder `path` cannot be created or written into, or None when it can.
+
+    Looks at the nearest part of `path` that exists: a file there (the path itself or a parent) can never
+    hold a folder; a folder there must accept a new file, which is tried for real (a temporary file, removed
+    at once) because permission bits do not tell a read-only file system, a full quota or a virtual file
+    system such as /proc apart, and root ignores them.
+    """
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "it" if existing == path else f"its parent {existing}"
+        return f"{where} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"cannot write into {existing} ({error.strerror or error})"
+    return None
+
+
+def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> None:
+    """Refuse an output folder that cannot be written before any work starts.
+
+    Raises `UsageError` naming `flag` and the reason; with `prog`, prints the one-line error and exits with
+    status 2 instead (for a tool's `main`).
+    """
+    reason = unwritable_reason(path)
+    if reason is None:
+        return
+    message = f"{flag} {path}: {reason}; choose another folder"
+    if prog is not None:
+        exit_with_usage_error(prog, message)
+    raise UsageError(message)
+
+
+def check_source_exists(source: str, flag: str) -> None:
+    """A local path that does not exist is refused as not found; only the "name" or "owner/name" form of a
+    Hub id is left to be looked up on the Hub."""
+    if not Path(source).exists() and (source.startswith((".", "/", "~")) or not HUB_ID.fullmatch(source)):
+        raise NotFoundError(f"{flag} {source}: not found (no such file or folder, from {Path.cwd()}); "
+                            "give an existing path or a Hub id of the form owner/name")
+
+
+@contextlib.contextmanager
+def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
+    """Report the data loader's errors about the user's data as `UsageError`s naming `flag` and `source`.
+
+    A `source` that is not a local path is looked up on the Hub by the loader; when that fails the message
+    says that it was not found, locally or on the Hub (instead of only "couldn't reach ... on the Hub").
+    """
+    check_source_exists(source, flag)
+    try:
+        yield
+    except (ConnectionError, FileNotFoundError) as error:
+        if Path(source).exists():
+            raise UsageError(f"{flag} {source}: {error}") from error
+        raise NotFoundError(f"{flag} {source}: not found: no such local folder (from {Path.cwd()}), and no "
+                            f"Hub dataset of that id could be loaded ({error}); check the path") from error
+    except ValueError as error:  # the loaders' words for data that does not fit the expected layout
+        raise UsageError(f"{flag} {source}: {error}") from error
+
+
+def range_problem(value: float, minimum: float, exclusive: bool = False) -> str | None:
+    """Why `value` is outside [minimum, inf) (or (minimum, inf) with `exclusive`), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if value < minimum or (exclusive and value == minimum):
+        return f"must be {'>' if exclusive else '>='} {minimum}"
+    return None
+
+
+def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses, so that a bad value
+    ends the command when it is parsed."""
+
+    def convert(text: str):
+        value = kind(text)
+        problem = range_problem(value, minimum, exclusive)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in "invalid <name> value"
+    return convert
+
+
+positive_int = ranged(int, 1)
+non_negative_int = ranged(int, 0)
+non_negative_float = ranged(float, 0.0)
