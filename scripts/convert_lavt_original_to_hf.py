@@ -33,7 +33,7 @@ from modeling_lavt.conversion import (
 from modeling_lavt.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
-from training.cli import check_writable_dir
+from training.cli import check_writable_dir, exit_with_usage_error, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "read from there; give them only for a checkpoint without args (.safetensors), "
                              "where 1 1 1 1 (the released models) is assumed with a warning. A value that "
                              "contradicts the checkpoint's args is an error")
-    parser.add_argument("--image_size", type=int, metavar="PIXELS",
+    parser.add_argument("--image_size", type=positive_int, metavar="PIXELS",
                         help="square input side the model was trained at, saved as the processor's size. Read "
                              "from args.img_size of a .pth; 480 is assumed, with a warning, without args")
     parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a LavtProcessor, "
@@ -92,19 +92,15 @@ def load_evaluations(paths: list[str]) -> list[dict]:
 
 
 def check_output_dir(output_dir: Path) -> None:
-    """Refuse a folder that already holds anything (a model in any form would be mixed with this one)."""
-    if output_dir.is_file():
-        raise FileExistsError(f"--output_dir {output_dir} is a file; give a folder that does not exist yet")
+    """Refuse a folder that already holds anything (a model in any form would be mixed with this one); that the
+    location is a writable folder is `check_writable_dir`'s job."""
     if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
         raise FileExistsError(f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
 
 
 def staging_dir(output_dir: Path) -> Path:
-    """A hidden folder beside the output, renamed into place once everything is written; creating it first
-    proves the location is writable before any conversion work."""
+    """A hidden folder beside the output, renamed into place once everything is written."""
     parent = output_dir.absolute().parent
-    if parent.exists() and not parent.is_dir():
-        raise NotADirectoryError(f"--output_dir {output_dir}: {parent} is a file, not a folder")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=parent))
@@ -127,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     staging = None
     try:
         check_output_dir(output_dir)
-        if args.image_size is not None and args.image_size < 1:
-            raise ValueError(f"--image_size must be a positive number of pixels, got {args.image_size}")
         evaluations = load_evaluations(args.eval_results)
         checkpoint = load_original_checkpoint(args.checkpoint)
         if args.text_checkpoint:
@@ -149,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        parser.error(str(err))
+        exit_with_usage_error("lavt-convert", str(err))
     try:
         write_folder(staging, model, tokenizer, settings.image_size, evaluations, args)
         staging.rename(output_dir)
