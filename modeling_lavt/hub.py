@@ -19,7 +19,6 @@ The modeling code never imports this module, so remote code does not ship it.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 import warnings
@@ -40,6 +39,7 @@ from .image_processing_lavt import LavtImageProcessor
 from .modeling_lavt import LavtForReferringSegmentation
 from .pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
 from .processing_lavt import LavtProcessor
+from .validation import is_hub_repo_id
 
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "model_card.md"
 # Metric keys of the evaluation JSON (`lavt-evaluate`, the training script) -> names on the Hub's model-index.
@@ -50,7 +50,6 @@ NON_SAFETENSORS_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickl
 # Classes whose modules (and their relative imports) the repo carries for `trust_remote_code=True`.
 REMOTE_CODE_CLASSES = (LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor,
                        ReferringImageSegmentationPipeline)
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 class HubPushError(RuntimeError):
@@ -87,11 +86,6 @@ def add_remote_code(folder: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _is_hub_id(name: str | None) -> bool:
-    """A Hub repo id (`owner/name`) rather than a local path; only those belong in card metadata."""
-    return bool(name) and _HUB_ID.fullmatch(name) is not None and not Path(name).exists()
-
-
 def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
     """One evaluated split from an evaluation JSON as `lavt-evaluate` writes it (metrics plus `dataset`,
     `dataset_config`, `split`, `protocol`, `sentence_field`)."""
@@ -99,7 +93,7 @@ def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"an evaluation for the model card needs {missing} (as lavt-evaluate writes them)")
     dataset, dataset_config = str(summary["dataset"]), summary.get("dataset_config")
-    hub_id = dataset if _is_hub_id(dataset) else None
+    hub_id = dataset if is_hub_repo_id(dataset, owner_required=True) else None
     local_name = dataset_config or Path(dataset).name  # a local folder's name says little; its config more
     return {
         "dataset_id": hub_id or local_name,
@@ -141,8 +135,8 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
         for row in rows for key, value in row["metrics"].items()
     ]
     recipe = {k: v for k, v in (recipe or {}).items() if v not in (None, {}, [], "")}
-    datasets = sorted({row["dataset_id"] for row in rows if _is_hub_id(row["dataset_id"])}
-                      | ({recipe["dataset"]} if _is_hub_id(recipe.get("dataset")) else set()))
+    datasets = sorted({row["dataset_id"] for row in rows if is_hub_repo_id(row["dataset_id"], owner_required=True)}
+                      | ({recipe["dataset"]} if is_hub_repo_id(recipe.get("dataset"), owner_required=True) else set()))
     card_data = ModelCardData(
         license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
         tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,

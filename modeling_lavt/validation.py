@@ -222,6 +222,22 @@ def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
     return image
 
 
+def is_hub_repo_id(name: str | os.PathLike | None, owner_required: bool = False) -> bool:
+    """Whether `name` can only mean a Hub repo: huggingface_hub's own repo-id rule holds, no local file or folder
+    has that name, and it does not start like a path ('.', '/', '~'). The one rule for every "local path or Hub
+    id" argument of the project; `owner_required` asks for the `owner/name` form (what card metadata links)."""
+    if not name:
+        return False
+    name = os.fspath(name)
+    if os.path.exists(name) or name.startswith((".", "/", "~")) or (owner_required and "/" not in name):
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def check_model_location(name: str | os.PathLike) -> None:
     """A model to load must be an existing local folder or file, or a valid Hub repo id.
 
@@ -229,15 +245,11 @@ def check_model_location(name: str | os.PathLike) -> None:
         FileNotFoundError: "Model folder ... not found" for a path that exists neither locally nor as a repo id
             (huggingface_hub would only say "Repo id must be in the form ...").
     """
-    if not isinstance(name, str | os.PathLike) or os.path.exists(name):
+    if not isinstance(name, str | os.PathLike) or os.path.exists(name) or is_hub_repo_id(name):
         return
-    try:
-        validate_repo_id(os.fspath(name))
-    except HFValidationError:
-        raise FileNotFoundError(
-            f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a Hub repo id); check the "
-            "path"
-        ) from None
+    raise FileNotFoundError(
+        f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a Hub repo id); check the path"
+    )
 
 
 @contextlib.contextmanager

@@ -11,15 +11,15 @@ import argparse
 import contextlib
 import functools
 import math
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from modeling_lavt.validation import is_hub_repo_id
+
 # "name" or "owner/name": the only forms a Hub id can take; any other path that does not exist is a typo.
-HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 class UsageError(ValueError):
@@ -101,7 +101,7 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
 def check_source_exists(source: str, flag: str) -> None:
     """A local path that does not exist is refused as not found; only the "name" or "owner/name" form of a
     Hub id is left to be looked up on the Hub."""
-    if not Path(source).exists() and (source.startswith((".", "/", "~")) or not HUB_ID.fullmatch(source)):
+    if not Path(source).exists() and not is_hub_repo_id(source):
         raise NotFoundError(f"{flag} {source}: not found (no such file or folder, from {Path.cwd()}); "
                             "give an existing path or a Hub id of the form owner/name")
 

@@ -48,9 +48,9 @@ from tqdm.auto import tqdm
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.validation import is_hub_repo_id
 from modeling_lavt.visualization import draw_overlay
 from training.cli import (
-    HUB_ID,
     check_writable_dir,
     dataset_errors,
     exit_with_usage_error,
@@ -198,7 +198,7 @@ def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> data
 def load_model_and_processor(parser: argparse.ArgumentParser, name: str
                              ) -> tuple[LavtForReferringSegmentation, LavtProcessor]:
     """Both from a folder or Hub id; a missing folder fails at once instead of becoming a Hub request."""
-    if not Path(name).exists() and not HUB_ID.fullmatch(name):
+    if not Path(name).exists() and not is_hub_repo_id(name):
         exit_with_usage_error(parser.prog, f"--model {name}: no such model folder (and not a Hub id)")
     try:
         return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)

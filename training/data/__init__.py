@@ -8,11 +8,12 @@ community parquet layout, and the training / evaluation views (the synthetic gen
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import datasets
+
+from modeling_lavt.validation import is_hub_repo_id
 
 from .community import is_community_layout, load_community_refer
 from .prepared import load_prepared
@@ -34,15 +35,13 @@ from .refer import (
 from .views import ReferEvalDataset, ReferTrainDataset, choose_sentence_index, collate
 
 LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
-# "name" or "owner/name": anything else that does not exist locally is a mistyped path, not a Hub id.
-_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 def detect_layout(source: str | Path) -> str:
     """``refer`` for a folder with ``<dataset>/refs(...).p``, ``community`` for parquet with ``raw_anns``
     columns, else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
     path = Path(source)
-    if not path.exists() and not _HUB_ID.fullmatch(str(source)):
+    if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
     if path.is_dir() and available_configs(path):
         return "refer"
