@@ -10,7 +10,13 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcesso
 
 from .configuration_lavt import PRESETS, LavtConfig
 from .image_processing_lavt import LavtImageProcessor
-from .modeling_lavt import LavtForReferringSegmentation, LavtPreTrainedModel, LavtReferringSegmentationOutput
+from .modeling_lavt import (
+    LavtForReferringSegmentation,
+    LavtModel,
+    LavtModelOutput,
+    LavtPreTrainedModel,
+    LavtReferringSegmentationOutput,
+)
 from .pipeline_lavt import ReferringImageSegmentationPipeline, register_pipeline
 from .processing_lavt import LavtProcessor
 
@@ -34,6 +40,8 @@ __all__ = [
     "LavtImageProcessor",
     "LavtProcessor",
     "LavtForReferringSegmentation",
+    "LavtModel",
+    "LavtModelOutput",
     "LavtPreTrainedModel",
     "LavtReferringSegmentationOutput",
     "ReferringImageSegmentationPipeline",

@@ -417,6 +417,9 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     model = LavtForReferringSegmentation(config)
     state_dict = {**convert_visual_state_dict(visual), **convert_text_state_dict(text)}
     check_finite(state_dict)
+    # The text encoder and backbone live in the headless model (`model.lavt`), the decoder in the head.
+    state_dict = {key if key.startswith("decoder.") else f"{model.base_model_prefix}.{key}": value
+                  for key, value in state_dict.items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state_dict if k not in expected]

@@ -17,7 +17,8 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
@@ -25,6 +26,32 @@ from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_
 
 # Added to attention logits between tokens of different shifted-window regions (the original's constant).
 _SHIFT_MASK_VALUE = -100.0
+
+
+@dataclass
+class LavtModelOutput(ModelOutput):
+    """Output of [`LavtModel`]: the language-aware multi-scale features (spec section 1).
+
+    Args:
+        stage_features: the four normalised fused maps the decoder reads, (batch, C_i, H_i, W_i) with
+            C_i = embed_dim * 2**i and H_i = ceil(H / 2**(i + 2)) (W_i likewise); always present.
+        text_hidden_states: last hidden state of the text encoder, (batch, T, text hidden size); with
+            `output_hidden_states`.
+        vision_hidden_states: per stage, the output of its last Swin block, (batch, H_i * W_i, C_i); with
+            `output_hidden_states`.
+        fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i); with
+            `output_hidden_states`.
+        attentions: per stage, the pixel-word attention weights (spec section 3), (batch, fusion heads, T, H_i, W_i):
+            for every pixel a softmax over the T token positions, so the maps sum to 1 over the tokens at every
+            pixel and padding positions (attention mask 0) get ~0 (their logits are lowered by 1e4); with
+            `output_attentions`. `LavtImageProcessor.post_process_word_attention` turns them into word heatmaps.
+    """
+
+    stage_features: tuple[torch.Tensor, ...] | None = None
+    text_hidden_states: torch.Tensor | None = None
+    vision_hidden_states: tuple[torch.Tensor, ...] | None = None
+    fused_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -37,10 +64,9 @@ class LavtReferringSegmentationOutput(ModelOutput):
             returns them upsampled to the input size: `F.interpolate(logits, size=(H, W), mode="bilinear",
             align_corners=True)`; the image processor's post-processing does that for you.
         loss_terms: each loss term before weighting, e.g. `{"ce": ..., "perceptual": ...}`.
-        stage_features: the four normalised fused maps the decoder reads, (batch, C_i, H_i, W_i).
-        text_hidden_states: last hidden state of the text encoder, (batch, T, text hidden size).
-        vision_hidden_states: per stage, the output of its last Swin block, (batch, H_i * W_i, C_i).
-        fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i).
+        stage_features, text_hidden_states, vision_hidden_states, fused_hidden_states: as in [`LavtModelOutput`],
+            with `output_hidden_states` only (about 14 MB per 480x480 sample for Swin-B).
+        attentions: as in [`LavtModelOutput`], with `output_attentions` only.
     """
 
     loss: torch.Tensor | None = None
@@ -50,6 +76,31 @@ class LavtReferringSegmentationOutput(ModelOutput):
     text_hidden_states: torch.Tensor | None = None
     vision_hidden_states: tuple[torch.Tensor, ...] | None = None
     fused_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
+                            **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(query key^T * scaling + mask) value, written out so that the weights can be returned.
+
+    query (B, heads, Nq, d), key and value (B, heads, Nk, d), attention_mask additive, broadcastable to
+    (B, heads, Nq, Nk). Returns the output (B, Nq, heads, d) and the weights (B, heads, Nq, Nk), the signature of
+    transformers' attention interface (whose "sdpa" entry computes the same without weights).
+    """
+    scores = query @ key.transpose(-1, -2) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = F.dropout(scores.softmax(dim=-1), p=dropout, training=module.training)
+    return (weights @ value).transpose(1, 2), weights
+
+
+def attention_function(config: LavtConfig, need_weights: bool):
+    """The configured attention implementation (`config._attn_implementation`, "sdpa" by default), or eager
+    when the weights are asked for (SDPA does not return them)."""
+    if need_weights:
+        return eager_attention_forward
+    return ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -163,10 +214,14 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (fused SDPA)."""
+    """Multi-head self-attention inside windows with a learned relative position bias (spec section 2), computed
+    by the configured attention implementation (fused SDPA by default, or eager)."""
 
-    def __init__(self, dim: int, num_heads: int, window: int):
+    is_causal = False
+
+    def __init__(self, config: LavtConfig, dim: int, num_heads: int, window: int):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
         self.window = window
         self.qkv = nn.Linear(dim, 3 * dim)
@@ -211,8 +266,9 @@ class LavtWindowAttention(nn.Module):
             bias = bias.expand(batch_windows // bias.shape[0], -1, -1, -1, -1).reshape(
                 batch_windows, self.num_heads, tokens, tokens
             )
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
-        return self.proj(out.transpose(1, 2).reshape(batch_windows, tokens, dim))
+        attention = attention_function(self.config, need_weights=False)
+        out, _ = attention(self, query, key, value, bias, scaling=query.shape[-1] ** -0.5)
+        return self.proj(out.reshape(batch_windows, tokens, dim))
 
 
 class GeluLinearFunction(torch.autograd.Function):
@@ -265,16 +321,16 @@ class LavtSwinBlock(GradientCheckpointingLayer):
     tokens are not masked (they hold zeros, so their keys and values are the qkv bias), as in the original.
     The shift is kept even when the map fits in one window."""
 
-    def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float, drop_path_rate: float,
-                 eps: float):
+    def __init__(self, config: LavtConfig, dim: int, num_heads: int, shift: int, drop_path_rate: float):
         super().__init__()
-        self.window = window
+        self.window = window = config.window_size
         self.shift = shift
+        eps = config.layer_norm_eps
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = LavtWindowAttention(dim, num_heads, window)
+        self.attn = LavtWindowAttention(config, dim, num_heads, window)
         self.drop_path = LavtDropPath(drop_path_rate)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = LavtMlp(dim, int(dim * mlp_ratio))
+        self.mlp = LavtMlp(dim, int(dim * config.mlp_ratio))
         self._layouts: dict[tuple, WindowLayout] = {}
 
     def layout(self, height: int, width: int, device: torch.device) -> WindowLayout:
@@ -308,39 +364,48 @@ def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 class LavtPixelWordAttention(GradientCheckpointingLayer):
-    """PWAM: every pixel attends over the words; the attended language feature modulates the visual one.
+    """PWAM (spec section 3): every pixel attends over the words; the attended language feature modulates the
+    visual one. The attention runs with the configured implementation (SDPA by default), or eager when its
+    weights are asked for.
 
     A checkpointing layer like the Swin blocks: with gradient checkpointing its dozen per-pixel intermediate
     maps are recomputed in the backward pass instead of kept (it has no batch statistics to update twice).
     """
 
-    def __init__(self, dim: int, text_dim: int, num_heads: int, dropout: float):
+    is_causal = False
+
+    def __init__(self, config: LavtConfig, dim: int, num_heads: int):
         super().__init__()
+        self.config = config
         self.num_heads = num_heads
         self.scale = dim**-0.5  # the full width, not the head width (as in the original)
+        text_dim = config.text_config.hidden_size
         self.vision_projection = nn.Linear(dim, dim)
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(text_dim, dim)
         self.value = nn.Linear(text_dim, dim)
         self.attended_projection = nn.Linear(dim, dim)
         self.output_projection = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(config.fusion_dropout)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, dim = x.shape
         return x.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
 
-    def forward(self, pixels: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
-        """pixels (B, N, C), words (B, T, Dt), word_mask (B, T) of 0/1 -> fused (B, N, C)."""
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pixels (B, N, C), words (B, T, Dt), word_mask (B, T) of 0/1 -> fused (B, N, C) and, with
+        `output_attentions`, the attention weights (B, heads, N, T) (a softmax over the T words per pixel)."""
         mask = word_mask.to(pixels.dtype)
         vision = F.gelu(self.vision_projection(pixels))
         query = self.split_heads(instance_norm_tokens(self.query(pixels)))
         key = self.split_heads(self.key(words) * mask[:, :, None])
         value = self.split_heads(self.value(words) * mask[:, :, None])
-        scores = query @ key.transpose(-1, -2) * self.scale + (1e4 * mask - 1e4)[:, None, None, :]
-        attended = (scores.softmax(dim=-1) @ value).transpose(1, 2).flatten(2)
-        attended = instance_norm_tokens(self.attended_projection(attended))
-        return self.dropout(F.gelu(self.output_projection(vision * attended)))
+        word_bias = (1e4 * mask - 1e4)[:, None, None, :]  # the original's additive mask: padding gets ~0 weight
+        attention = attention_function(self.config, need_weights=output_attentions)
+        attended, weights = attention(self, query, key, value, word_bias, scaling=self.scale)
+        attended = instance_norm_tokens(self.attended_projection(attended.flatten(2)))
+        return self.dropout(F.gelu(self.output_projection(vision * attended))), weights
 
 
 class LavtLanguageGate(nn.Module):
@@ -379,6 +444,7 @@ class LavtStageOutput:
     features: torch.Tensor  # LayerNorm(F_i) as (B, C, H_i, W_i), what the decoder reads
     blocks_output: torch.Tensor
     fused: torch.Tensor
+    attentions: torch.Tensor | None  # (B, fusion heads, T, H_i, W_i) when asked for
 
 
 class LavtStage(nn.Module):
@@ -390,33 +456,33 @@ class LavtStage(nn.Module):
         is_last = index == len(config.depths) - 1
         self.blocks = nn.ModuleList(
             LavtSwinBlock(
-                dim, config.num_heads[index], config.window_size, shift=(config.window_size // 2) * (i % 2),
-                mlp_ratio=config.mlp_ratio, drop_path_rate=drop_path_rates[i], eps=config.layer_norm_eps,
+                config, dim, config.num_heads[index], shift=(config.window_size // 2) * (i % 2),
+                drop_path_rate=drop_path_rates[i],
             )
             for i in range(config.depths[index])
         )
-        self.fusion = LavtPixelWordAttention(
-            dim, config.text_config.hidden_size, config.fusion_num_heads[index], config.fusion_dropout
-        )
+        self.fusion = LavtPixelWordAttention(config, dim, config.fusion_num_heads[index])
         # The last stage's gated output would feed nothing (the original computes and discards it).
         self.gate = None if is_last else LavtLanguageGate(dim)
         self.downsample = None if is_last else LavtPatchMerging(dim, config.layer_norm_eps)
         self.output_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, words: torch.Tensor,
-                word_mask: torch.Tensor) -> LavtStageOutput:
+                word_mask: torch.Tensor, output_attentions: bool = False) -> LavtStageOutput:
         for block in self.blocks:  # build the window layouts here, not inside a checkpointed (recomputed) region
             block.layout(height, width, hidden_states.device)
         for block in self.blocks:
             hidden_states = block(hidden_states, height, width)
         blocks_output = hidden_states
-        fused = self.fusion(hidden_states, words, word_mask)
+        fused, weights = self.fusion(hidden_states, words, word_mask, output_attentions)
+        if weights is not None:  # (B, heads, H * W, T) -> one map per token: (B, heads, T, H, W)
+            weights = weights.transpose(-1, -2).reshape(*weights.shape[:2], -1, height, width)
         features = self.output_norm(fused).transpose(1, 2).reshape(fused.shape[0], -1, height, width)
         out_h, out_w = height, width
         if self.gate is not None:
             hidden_states = hidden_states + self.gate(fused) * fused
             hidden_states, out_h, out_w = self.downsample(hidden_states, height, width)
-        return LavtStageOutput(hidden_states, out_h, out_w, features, blocks_output, fused)
+        return LavtStageOutput(hidden_states, out_h, out_w, features, blocks_output, fused, weights)
 
 
 class LavtBackbone(nn.Module):
@@ -432,12 +498,12 @@ class LavtBackbone(nn.Module):
             for i, (start, depth) in enumerate(zip(starts, config.depths))
         )
 
-    def forward(self, pixel_values: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
-                ) -> list[LavtStageOutput]:
+    def forward(self, pixel_values: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
+                output_attentions: bool = False) -> list[LavtStageOutput]:
         hidden_states, height, width = self.patch_embed(pixel_values)
         outputs = []
         for stage in self.stages:
-            out = stage(hidden_states, height, width, words, word_mask)
+            out = stage(hidden_states, height, width, words, word_mask, output_attentions)
             outputs.append(out)
             hidden_states, height, width = out.hidden_states, out.height, out.width
         return outputs
@@ -486,31 +552,10 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavtSwinBlock", "LavtPixelWordAttention", "BertLayer"]
+    # Both the visual attentions (Swin windows, pixel-word attention) and the text encoder honour
+    # `attn_implementation="sdpa"` (the default) and `"eager"`.
     _supports_sdpa = True
 
-    def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, LavtWindowAttention):
-            init.trunc_normal_(module.relative_position_bias_table, std=std)
-            init.copy_(module.relative_position_index, relative_position_index(module.window))
-        else:
-            super()._init_weights(module)
-
-
-class LavtForReferringSegmentation(LavtPreTrainedModel):
-    """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`]."""
-
-    def __init__(self, config: LavtConfig):
-        super().__init__(config)
-        self.text_encoder = AutoModel.from_config(config.text_config, add_pooling_layer=False)
-        self.backbone = LavtBackbone(config)
-        self.decoder = LavtDecoder(config)
-        self.criterion = LavtLoss(config)
-        self.post_init()
 
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
@@ -539,35 +584,116 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         if labels is not None and (labels.ndim != 3 or labels.shape[0] != pixel_values.shape[0]):
             raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
 
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, LavtWindowAttention):
+            init.trunc_normal_(module.relative_position_bias_table, std=std)
+            init.copy_(module.relative_position_index, relative_position_index(module.window))
+        else:
+            super()._init_weights(module)
+
+
+class LavtModel(LavtPreTrainedModel):
+    """The headless LAVT: the text encoder and the language-aware Swin encoder (spec sections 1-5), returning the
+    four language-aware feature maps that a segmentation head reads. Inputs come from [`LavtProcessor`].
+
+    `LavtForReferringSegmentation` holds one as `model.lavt` (its `base_model`). `LavtModel.from_pretrained`
+    loads the matching part of a saved `LavtForReferringSegmentation`.
+    """
+
+    def __init__(self, config: LavtConfig):
+        super().__init__(config)
+        self.text_encoder = AutoModel.from_config(config.text_config, add_pooling_layer=False)
+        self.backbone = LavtBackbone(config)
+        self.post_init()
+
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        **kwargs,
-    ) -> LavtReferringSegmentationOutput:
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> LavtModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
             model's dtype unless autocast is on; NaN or inf is refused.
         input_ids (`torch.LongTensor` of shape `(batch, tokens)`): the referring expressions (one per image).
         attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens; used by the text
             encoder and by every pixel-word attention.
-        labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
-            are upsampled to the label size for the loss.
-        output_hidden_states (`bool`): also return the per-stage intermediate tensors.
+        output_attentions (`bool`, defaults to `config.output_attentions`): also return the pixel-word attention
+            weights of every stage (computed eagerly, whatever the attention implementation).
+        output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the text hidden
+            states and the per-stage intermediate tensors.
+        return_dict (`bool`, defaults to `config.return_dict`): `False` returns a tuple of the non-`None` fields.
         """
-        self.check_inputs(pixel_values, input_ids, attention_mask, labels)
-        check_forward_inputs(self.config, pixel_values, input_ids, labels)
+        self.check_inputs(pixel_values, input_ids, attention_mask, None)
+        check_forward_inputs(self.config, pixel_values, input_ids, None)
         pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         # An encoder keeps no cache (saying so also spares a warning under gradient checkpointing).
         text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         words = text.last_hidden_state
-        stages = self.backbone(pixel_values, words, attention_mask)
-        logits = self.decoder([stage.features for stage in stages])
+        stages = self.backbone(pixel_values, words, attention_mask, output_attentions)
+        return LavtModelOutput(
+            stage_features=tuple(stage.features for stage in stages),
+            text_hidden_states=words if output_hidden_states else None,
+            vision_hidden_states=tuple(s.blocks_output for s in stages) if output_hidden_states else None,
+            fused_hidden_states=tuple(s.fused for s in stages) if output_hidden_states else None,
+            attentions=tuple(s.attentions for s in stages) if output_attentions else None,
+        )
+
+
+class LavtForReferringSegmentation(LavtPreTrainedModel):
+    """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`].
+
+    [`LavtModel`] (as `self.lavt`) computes the language-aware features, [`LavtDecoder`] the 2-class logits.
+    Checkpoints saved before the headless split (keys `text_encoder.*`, `backbone.*`) load as they are:
+    `from_pretrained` prefixes keys with `base_model_prefix` where the model expects it.
+    """
+
+    def __init__(self, config: LavtConfig):
+        super().__init__(config)
+        self.lavt = LavtModel(config)
+        self.decoder = LavtDecoder(config)
+        self.criterion = LavtLoss(config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> LavtReferringSegmentationOutput:
+        r"""
+        pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
+        labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
+            are upsampled to the label size for the loss.
+        output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
+            the text hidden states and the per-stage intermediate tensors.
+        """
+        self.check_inputs(pixel_values, input_ids, attention_mask, labels)
+        check_forward_inputs(self.config, pixel_values, input_ids, labels)
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        outputs = self.lavt(pixel_values, input_ids, attention_mask, output_attentions=output_attentions,
+                            output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self.decoder(outputs.stage_features)
 
         loss = loss_terms = None
         if labels is not None:
@@ -576,11 +702,13 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
             loss=loss,
             logits=logits,
             loss_terms=loss_terms,
-            stage_features=tuple(stage.features for stage in stages),
-            text_hidden_states=words,
-            vision_hidden_states=tuple(s.blocks_output for s in stages) if output_hidden_states else None,
-            fused_hidden_states=tuple(s.fused for s in stages) if output_hidden_states else None,
+            stage_features=outputs.stage_features if output_hidden_states else None,
+            text_hidden_states=outputs.text_hidden_states,
+            vision_hidden_states=outputs.vision_hidden_states,
+            fused_hidden_states=outputs.fused_hidden_states,
+            attentions=outputs.attentions,
         )
 
 
-__all__ = ["LavtForReferringSegmentation", "LavtPreTrainedModel", "LavtReferringSegmentationOutput"]
+__all__ = ["LavtForReferringSegmentation", "LavtModel", "LavtModelOutput", "LavtPreTrainedModel",
+           "LavtReferringSegmentationOutput"]

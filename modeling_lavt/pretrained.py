@@ -54,13 +54,13 @@ def read_swin_state_dict(source: str | Path, pretrained: bool = True) -> dict[st
 
 def load_swin_backbone(model: LavtForReferringSegmentation, source: str | Path, pretrained: bool = True
                        ) -> list[str]:
-    """Copy Swin weights into `model.backbone`; returns the parameter names loaded.
+    """Copy Swin weights into `model.lavt.backbone`; returns the parameter names loaded.
 
     Relative position bias tables are resized (bicubic) when the source window differs from the config's.
     Classification heads and the final norm are ignored; any other mismatch raises a ValueError.
     """
     source_state = read_swin_state_dict(source, pretrained)
-    target = model.backbone.state_dict()
+    target = model.lavt.backbone.state_dict()
     loaded = {}
     for key, tensor in source_state.items():
         if key.startswith(("head.", "norm.")) or key in ("norm.weight", "norm.bias"):
@@ -81,7 +81,7 @@ def load_swin_backbone(model: LavtForReferringSegmentation, source: str | Path, 
     missing = [k for k in swin_keys if k not in loaded]
     if missing:
         raise ValueError(f"{source} lacks {len(missing)} Swin weights, e.g. {missing[:3]}")
-    model.backbone.load_state_dict(loaded, strict=False)
+    model.lavt.backbone.load_state_dict(loaded, strict=False)
     return sorted(loaded)
 
 
@@ -95,7 +95,7 @@ def lavt_from_pretrained_parts(config: LavtConfig, swin: str | Path | None = Non
     model = LavtForReferringSegmentation(config)
     if text_encoder is not None:
         pretrained_text = AutoModel.from_pretrained(text_encoder, add_pooling_layer=False)
-        model.text_encoder.load_state_dict(pretrained_text.state_dict())
+        model.lavt.text_encoder.load_state_dict(pretrained_text.state_dict())
     if swin is not None:
         load_swin_backbone(model, swin, swin_pretrained)
     return model

@@ -81,9 +81,9 @@ def test_stage_inputs_match_original(reference_model, reference_dir, case_name):
     """Stage by stage through the backbone: the gated, merged input of each next stage."""
     case = load_case(reference_dir, case_name)
     with torch.no_grad():
-        words = reference_model.text_encoder(input_ids=case["input_ids"],
+        words = reference_model.lavt.text_encoder(input_ids=case["input_ids"],
                                              attention_mask=case["attention_mask"]).last_hidden_state
-        stages = reference_model.backbone(case["input_image"], words, case["attention_mask"])
+        stages = reference_model.lavt.backbone(case["input_image"], words, case["attention_mask"])
     for i in range(3):
         assert max_diff(stages[i].hidden_states, case[f"stage{i}_gated_out"]) < 1e-4, i
 
@@ -253,7 +253,7 @@ def test_presets_match_original_factory():
 def test_no_stage4_gate_and_no_pooler():
     model = LavtForReferringSegmentation(tiny_lavt_config())
     names = list(model.state_dict())
-    assert not any(n.startswith("backbone.stages.3.gate") for n in names)
+    assert not any(n.startswith("lavt.backbone.stages.3.gate") for n in names)
     assert not any("pooler" in n for n in names)
 
 
@@ -271,7 +271,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
     plain = gradients()
     model.activation_checkpointing_enable()
-    assert model.backbone.stages[0].blocks[0].gradient_checkpointing
+    assert model.lavt.backbone.stages[0].blocks[0].gradient_checkpointing
     logging.Logger.warning_once.cache_clear()  # transformers warns once per process
     with CaptureLogger(transformers_logging.get_logger("transformers")) as log:
         checkpointed = gradients()

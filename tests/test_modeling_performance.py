@@ -56,7 +56,7 @@ def test_window_layout_is_pad_roll_partition_and_back(height, width, window, shi
 
 def test_cached_attention_bias_follows_the_weights():
     model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
-    block = model.backbone.stages[1].blocks[1]
+    block = model.lavt.backbone.stages[1].blocks[1]
     attention, mask = block.attn, block.layout(8, 8, torch.device("cpu")).mask
     with torch.no_grad():
         first = attention.cached_attention_bias(mask, torch.float32)
@@ -96,7 +96,7 @@ def test_decoder_reads_channels_last_features():
     (measurably faster on CPU) without a copy. A `.contiguous()` would silently undo that."""
     model = LavtForReferringSegmentation(tiny_lavt_config()).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 64), torch.randint(1, 100, (2, 20)))
+        out = model(torch.randn(2, 3, 64, 64), torch.randint(1, 100, (2, 20)), output_hidden_states=True)
     for features in out.stage_features:
         assert features.is_contiguous(memory_format=torch.channels_last)
 
@@ -119,7 +119,7 @@ def test_training_after_inference_mode():
         model(pixels, ids)
     model.train()
     model(pixels, ids, labels=torch.randint(0, 2, (2, 37, 50))).loss.backward()
-    assert model.backbone.stages[0].blocks[0].attn.qkv.weight.grad is not None
+    assert model.lavt.backbone.stages[0].blocks[0].attn.qkv.weight.grad is not None
 
 
 def test_no_graph_breaks_in_the_checkpointed_visual_path():
@@ -128,7 +128,7 @@ def test_no_graph_breaks_in_the_checkpointed_visual_path():
     model = LavtForReferringSegmentation(tiny_lavt_config()).train()
     model.activation_checkpointing_enable()
     pixels, words, word_mask = torch.randn(2, 3, 37, 50), torch.randn(2, 20, 32), torch.ones(2, 20)
-    explanation = torch._dynamo.explain(model.backbone)(pixels, words, word_mask)
+    explanation = torch._dynamo.explain(model.lavt.backbone)(pixels, words, word_mask)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
 
 

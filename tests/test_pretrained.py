@@ -46,7 +46,7 @@ def test_swin_from_timm_name_equals_source(timm_swin, monkeypatch):
     monkeypatch.setattr(timm, "create_model", lambda name, pretrained: timm_swin)
     model = lavt_from_pretrained_parts(tiny_swin_config(), swin=TIMM_TINY, swin_pretrained=False)
     expected = timm_weights_by_our_name(timm_swin)
-    backbone = model.backbone.state_dict()
+    backbone = model.lavt.backbone.state_dict()
     assert len(expected) == 4 + 13 * sum([2, 2, 6, 2]) + 3 * 3  # embed, blocks, three mergings
     for key, value in expected.items():
         assert torch.equal(backbone[key], value), key
@@ -61,7 +61,7 @@ def test_swin_from_microsoft_file_with_window_resize(timm_swin, tmp_path):
     torch.save({"model": microsoft}, tmp_path / "swin_tiny_patch4_window7_224.pth")
     model = lavt_from_pretrained_parts(tiny_swin_config(window_size=12))
     load_swin_backbone(model, tmp_path / "swin_tiny_patch4_window7_224.pth")
-    block = model.backbone.stages[0].blocks[0]
+    block = model.lavt.backbone.stages[0].blocks[0]
     source_table = timm_swin.layers[0].blocks[0].attn.relative_position_bias_table
     assert block.attn.relative_position_bias_table.shape == (23**2, 3)
     assert torch.equal(block.attn.relative_position_bias_table, resize_position_bias_table(source_table, 12))
@@ -87,6 +87,6 @@ def test_text_encoder_from_local_folder(tmp_path):
     bert.save_pretrained(tmp_path / "bert")
     model = lavt_from_pretrained_parts(tiny_swin_config(), text_encoder=tmp_path / "bert")
     assert model.config.text_config.hidden_size == 48
-    assert model.backbone.stages[0].fusion.key.in_features == 48  # the fusion reads the encoder's width
+    assert model.lavt.backbone.stages[0].fusion.key.in_features == 48  # the fusion reads the encoder's width
     for key, value in bert.state_dict().items():
-        assert torch.equal(model.text_encoder.state_dict()[key], value), key
+        assert torch.equal(model.lavt.text_encoder.state_dict()[key], value), key

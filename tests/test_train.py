@@ -215,9 +215,9 @@ def test_parameter_groups_follow_the_original():
     names = {id(p): n for n, p in model.named_parameters()}
     no_decay_names = {names[id(p)] for p in no_decay["params"]}
     decay_names = {names[id(p)] for p in decay["params"]}
-    assert "backbone.stages.0.blocks.0.attn.relative_position_bias_table" in no_decay_names
-    assert "backbone.stages.0.blocks.0.norm1.weight" in no_decay_names
+    assert "lavt.backbone.stages.0.blocks.0.attn.relative_position_bias_table" in no_decay_names
+    assert "lavt.backbone.stages.0.blocks.0.norm1.weight" in no_decay_names
     assert "decoder.blocks.0.1.weight" in decay_names  # decoder BatchNorm keeps weight decay, as in the original
-    assert any(n.startswith("text_encoder.encoder.layer.1.") for n in decay_names)
-    assert not any(n.startswith(("text_encoder.encoder.layer.2.", "text_encoder.embeddings.")) for n in decay_names)
-    assert not model.text_encoder.embeddings.word_embeddings.weight.requires_grad
+    assert any(n.startswith("lavt.text_encoder.encoder.layer.1.") for n in decay_names)
+    assert not any(n.startswith(("lavt.text_encoder.encoder.layer.2.", "lavt.text_encoder.embeddings.")) for n in decay_names)
+    assert not model.lavt.text_encoder.embeddings.word_embeddings.weight.requires_grad

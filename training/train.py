@@ -95,6 +95,7 @@ def parameter_groups(model: LavtForReferringSegmentation, train_args: TrainingAr
     trainable_text = train_args.text_trainable_layers
     decay, no_decay = [], []
     for name, param in model.named_parameters():
+        name = name.removeprefix(f"{model.base_model_prefix}.")  # text_encoder.* and backbone.* of the headless part
         if name.startswith("text_encoder.") and trainable_text is not None:
             layer = re.match(r"text_encoder\.encoder\.layer\.(\d+)\.", name)
             if layer is None or int(layer.group(1)) >= trainable_text:
