@@ -203,6 +203,99 @@ class LavtImageProcessor(BaseImageProcessor):
         return results
 
 
+    def post_process_semantic_segmentation(
+        self,
+        outputs: Any,
+        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Model logits -> one label map per sample, as transformers' semantic-segmentation models return them.
+
+        Args:
+            outputs: the model output (anything with `.logits`) or the logits tensor (B, 2, h, w).
+            target_sizes: one `(height, width)` per sample; `None` keeps the logits' size.
+
+        Returns:
+            One int64 (height, width) tensor per sample: 1 on the referred object, 0 elsewhere (the argmax of
+            [`~LavtImageProcessor.post_process_referring_segmentation`], which also gives probabilities and a score).
+        """
+        return [result["mask"] for result in self.post_process_referring_segmentation(outputs, target_sizes)]
+
+    def post_process_word_attention(
+        self,
+        outputs: Any,
+        attention_mask: torch.Tensor | np.ndarray | None = None,
+        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
+        stages: Sequence[int] | None = None,
+        tokens: Sequence[Sequence[str]] | None = None,
+        special_tokens_mask: Sequence[Sequence[int]] | torch.Tensor | np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
+        """Pixel-word attentions -> one heatmap per token: where in the image each word of the expression looks.
+
+        Each stage's pixel-word attention (spec section 3; `output_attentions=True`) gives, for every pixel of that
+        stage's map, a softmax over the tokens. Per sample, the maps of the chosen stages are averaged over the
+        heads, upsampled bilinearly (`align_corners=False`) to the target size and averaged over the stages: every
+        step averages distributions, so the result still sums to 1 over the tokens at every pixel, and padding
+        tokens keep ~0. No display normalisation is applied.
+
+        Args:
+            outputs: the model output (anything with `.attentions`) or the tuple of per-stage attentions, each
+                (B, heads, T, H_i, W_i).
+            attention_mask: (B, T) 1 on real tokens, 0 on padding; marks `padding` in the result.
+            target_sizes: one `(height, width)` per sample, e.g. the processor's `original_sizes`; `None` gives the
+                size of the finest chosen stage.
+            stages: indices of the stages to average (0 = finest, 1/4 of the input; 3 = coarsest, 1/32).
+                Default `(0, 1, 2, 3)`: all four; the fine stages are sharp, the coarse ones follow whole objects.
+            tokens: per sample, the T token strings (the processor's `post_process_word_attention` fills them in).
+            special_tokens_mask: (B, T) 1 on special tokens ([CLS], [SEP], [PAD]), e.g. from the tokenizer.
+
+        Returns:
+            One dict per sample: `maps` float32 (T, height, width); `tokens` (list of T strings, or `None`);
+            `padding` and `special` (lists of T bools; all `False` when the corresponding mask is not given);
+            `stages` (the stage indices used).
+
+        Raises:
+            ValueError: when the outputs hold no attentions (run the model with `output_attentions=True`), a stage
+                index is out of range, or the sizes, masks or tokens do not match the batch.
+        """
+        attentions = outputs if isinstance(outputs, list | tuple) else getattr(outputs, "attentions", None)
+        if not attentions:
+            raise ValueError("The outputs hold no attentions: run the model with output_attentions=True")
+        stages = tuple(range(len(attentions))) if stages is None else tuple(int(stage) for stage in stages)
+        if not stages or any(not 0 <= stage < len(attentions) for stage in stages):
+            raise ValueError(f"stages must be indices among 0..{len(attentions) - 1}, got {stages}")
+        batch, _, num_tokens = attentions[0].shape[:3]
+        for name, given in (("target sizes", target_sizes), ("attention_mask rows", attention_mask),
+                            ("token lists", tokens), ("special_tokens_mask rows", special_tokens_mask)):
+            if given is not None and len(given) != batch:
+                raise ValueError(f"Got {len(given)} {name} for a batch of {batch} attention maps")
+        finest = min(stages)
+        results = []
+        for index in range(batch):
+            size = tuple(attentions[finest].shape[-2:]) if target_sizes is None else (
+                tuple(int(v) for v in target_sizes[index]))
+            per_stage = [
+                F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
+                              mode="bilinear", align_corners=False)[0]
+                for stage in stages
+            ]
+            real = _token_flags(attention_mask, index, num_tokens, default=True)
+            results.append({
+                "maps": torch.stack(per_stage).mean(dim=0),
+                "tokens": None if tokens is None else list(tokens[index]),
+                "padding": [not flag for flag in real],
+                "special": _token_flags(special_tokens_mask, index, num_tokens, default=False),
+                "stages": stages,
+            })
+        return results
+
+def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[bool]:
+    """Row `index` of a (B, T) 0/1 mask (tensor, array or nested list) as T bools; `default` when not given."""
+    if rows is None:
+        return [default] * num_tokens
+    row = rows[index]
+    return [bool(v) for v in (row.tolist() if hasattr(row, "tolist") else row)]
+
+
 def to_rgb_uint8(
     image: ImageLike,
     apply_exif_orientation: bool = True,

@@ -38,10 +38,19 @@ class ReferringImageSegmentationPipeline(Pipeline):
 
     Each result is a dict: `mask`, a PIL image of mode "L" (255 = the referred object, 0 elsewhere) of the
     original (EXIF-upright) image size; `score`, the mean foreground probability over the mask (0 when empty);
-    with `return_probabilities=True` also `probabilities`, the foreground probability map as float32 NumPy.
+    with `return_probabilities=True` also `probabilities`, the foreground probability map as float32 NumPy;
+    with `return_word_maps=True` also `word_maps`: one dict per real token of the expression (padding left out),
+    `{"token": str, "special": bool, "map": float32 NumPy (height, width)}`, where the map is the model's
+    pixel-word attention on that token at the original image size (all four stages averaged; see
+    `LavtImageProcessor.post_process_word_attention`). At every pixel the maps sum to 1 over the tokens.
+
+    ```python
+    >>> result = segmenter("photo.jpg", text="the red circle on the left", return_word_maps=True)
+    >>> {entry["token"]: entry["map"].max() for entry in result["word_maps"]}
+    ```
 
     Call options: `threshold` (foreground where the probability >= threshold instead of the argmax),
-    `return_probabilities`, `timeout` (seconds, for URLs), `batch_size`.
+    `return_probabilities`, `return_word_maps`, `timeout` (seconds, for URLs), `batch_size`.
     """
 
     _load_processor = None
@@ -99,6 +108,7 @@ class ReferringImageSegmentationPipeline(Pipeline):
         self,
         threshold: float | None = None,
         return_probabilities: bool | None = None,
+        return_word_maps: bool | None = None,
         timeout: float | None = None,
         **unknown: Any,
     ) -> tuple[dict, dict, dict]:
@@ -110,7 +120,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
             postprocess_params["threshold"] = threshold
         if return_probabilities is not None:
             postprocess_params["return_probabilities"] = return_probabilities
-        return preprocess_params, {}, postprocess_params
+        forward_params = {}
+        if return_word_maps is not None:
+            forward_params["return_word_maps"] = postprocess_params["return_word_maps"] = return_word_maps
+        return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(inputs, dict) or not {"image", "text"} <= set(inputs):
@@ -135,16 +148,21 @@ class ReferringImageSegmentationPipeline(Pipeline):
             "target_size": torch.tensor(encoded["original_sizes"], dtype=torch.long),
         }
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _forward(self, model_inputs: dict[str, torch.Tensor], return_word_maps: bool = False) -> dict[str, Any]:
         target_size = model_inputs.pop("target_size")
-        outputs = self.model(**model_inputs)
-        return {"logits": outputs.logits, "target_size": target_size}
+        outputs = self.model(**model_inputs, output_attentions=return_word_maps)
+        result = {"logits": outputs.logits, "target_size": target_size}
+        if return_word_maps:  # "attentions": the key under which batched pipelines split a tuple per sample
+            result.update(attentions=outputs.attentions, input_ids=model_inputs["input_ids"],
+                          attention_mask=model_inputs["attention_mask"])
+        return result
 
     def postprocess(
         self,
-        model_outputs: dict[str, torch.Tensor],
+        model_outputs: dict[str, Any],
         threshold: float | None = None,
         return_probabilities: bool = False,
+        return_word_maps: bool = False,
     ) -> dict[str, Any]:
         result = self.image_processor.post_process_referring_segmentation(
             model_outputs["logits"], target_sizes=model_outputs["target_size"].tolist(), threshold=threshold
@@ -155,6 +173,17 @@ class ReferringImageSegmentationPipeline(Pipeline):
         }
         if return_probabilities:
             output["probabilities"] = result["probabilities"].numpy()
+        if return_word_maps:
+            words = self.processor.post_process_word_attention(
+                model_outputs["attentions"], model_outputs["input_ids"], model_outputs["attention_mask"],
+                target_sizes=model_outputs["target_size"].tolist(),
+            )[0]
+            output["word_maps"] = [
+                {"token": token, "special": special, "map": word_map.numpy()}
+                for token, special, padding, word_map in zip(words["tokens"], words["special"], words["padding"],
+                                                              words["maps"])
+                if not padding
+            ]
         return output
 
 

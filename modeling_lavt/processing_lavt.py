@@ -8,6 +8,7 @@ wordpieces therefore loses its [SEP]; `truncation_mode="keep_sep"` gives the mod
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,10 @@ from .image_processing_lavt import ImageLike, MaskLike, make_image_list, make_ma
 from .validation import check_referring_expressions, check_text_argument
 
 TRUNCATION_MODES = ("original", "keep_sep")
+PADDING_MODES = ("max_length", "longest")
+# Keyword arguments of `__call__` that go to the text side; the image side takes those of the image processor's
+# `preprocess`.
+TEXT_OPTIONS = ("max_length", "truncation_mode", "padding", "truncation")
 
 
 class LavtProcessor(ProcessorMixin):
@@ -58,9 +63,7 @@ class LavtProcessor(ProcessorMixin):
         text: str | Sequence[str] | None = None,
         masks: MaskLike | Sequence[MaskLike] | None = None,
         return_tensors: str | None = None,
-        max_length: int | None = None,
-        truncation_mode: str | None = None,
-        **image_kwargs: Any,
+        **kwargs: Any,
     ) -> BatchFeature:
         """Prepare (image, expression) rows for the model.
 
@@ -72,14 +75,19 @@ class LavtProcessor(ProcessorMixin):
             text: one referring expression or a list of them.
             masks: binary ground-truth masks -> `labels`.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
-            max_length, truncation_mode: override the processor's text settings for this call.
-            image_kwargs: passed to the image processor (e.g. `size`).
+            kwargs: routed like `ProcessorMixin` does: text options (`max_length`, `truncation_mode`, `padding`,
+                `truncation`; see [`~LavtProcessor.tokenize`]) to the tokenization, image options (those of
+                [`LavtImageProcessor.preprocess`], e.g. `size`) to the image processor.
 
         Returns:
             [`BatchFeature`] with `pixel_values` (N, 3, H, W), `original_sizes` (one `(h, w)` per row),
             `input_ids` and `attention_mask` (N, max_length) int64, and `labels` (N, H, W) when masks are given.
             Only the keys of the given modalities are present.
+
+        Raises:
+            ValueError: for a keyword argument that is neither a text nor an image option.
         """
+        text_kwargs, image_kwargs = self._route_kwargs(kwargs)
         if images is None and text is None:
             raise ValueError("Give images, text, or both")
         if masks is not None and images is None:
@@ -87,7 +95,7 @@ class LavtProcessor(ProcessorMixin):
         data: dict[str, Any] = {}
         if text is not None:
             texts = _as_text_list(text)
-            data.update(self.tokenize(texts, max_length=max_length, truncation_mode=truncation_mode))
+            data.update(self.tokenize(texts, **text_kwargs))
         if images is not None:
             image_list = make_image_list(images)
             num_rows = (
@@ -101,16 +109,31 @@ class LavtProcessor(ProcessorMixin):
         texts: Sequence[str],
         max_length: int | None = None,
         truncation_mode: str | None = None,
+        padding: str | bool = "max_length",
+        truncation: bool = True,
     ) -> dict[str, np.ndarray]:
-        """Expressions -> `input_ids`, `attention_mask` int64 (N, max_length), cut the way the settings say."""
+        """Expressions -> `input_ids`, `attention_mask` int64 (N, L), cut and padded the way the settings say.
+
+        Args:
+            max_length, truncation_mode: override the processor's settings for this call.
+            padding: `"max_length"` (the original: L = max_length) or `"longest"` / `True` (L = the longest
+                expression of the call after truncation).
+            truncation: `True` cuts at `max_length`; `False` keeps every token (the text encoder reads up to its
+                `max_position_embeddings`).
+        """
         max_length = self.max_length if max_length is None else max_length
         truncation_mode = self.truncation_mode if truncation_mode is None else truncation_mode
         _check_text_settings(max_length, truncation_mode)
+        padding = "longest" if padding is True else padding
+        if padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {PADDING_MODES} (or True for 'longest'), got {padding!r}")
+        if not isinstance(truncation, bool):
+            raise ValueError(f"truncation must be True or False, got {truncation!r}")
         check_referring_expressions(texts, self.tokenizer)
 
         full_ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         longest = max(len(ids) for ids in full_ids)
-        if longest > max_length:
+        if truncation and longest > max_length:
             warnings.warn(
                 f"A referring expression has more than {max_length} tokens and was truncated to {max_length} "
                 f"({truncation_mode!r} mode{': its [SEP] is dropped' if truncation_mode == 'original' else ''}).",
@@ -119,20 +142,66 @@ class LavtProcessor(ProcessorMixin):
         if truncation_mode == "keep_sep":
             encoded = self.tokenizer(
                 list(texts),
-                truncation=True,
+                truncation=truncation,
                 max_length=max_length,
-                padding="max_length",
+                padding=padding,
                 return_attention_mask=True,
             )
             return {
                 "input_ids": np.asarray(encoded["input_ids"], dtype=np.int64),
                 "attention_mask": np.asarray(encoded["attention_mask"], dtype=np.int64),
             }
-        return _cut_and_pad(full_ids, max_length, self._pad_id())
+        kept = [ids[:max_length] if truncation else ids for ids in full_ids]
+        width = max(map(len, kept)) if padding == "longest" else max(max_length, *map(len, kept))
+        return _pad(kept, width, self._pad_id())
 
     def post_process_referring_segmentation(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """See [`LavtImageProcessor.post_process_referring_segmentation`]."""
         return self.image_processor.post_process_referring_segmentation(*args, **kwargs)
+
+    def post_process_semantic_segmentation(self, *args: Any, **kwargs: Any) -> list[Any]:
+        """See [`LavtImageProcessor.post_process_semantic_segmentation`]."""
+        return self.image_processor.post_process_semantic_segmentation(*args, **kwargs)
+
+    def post_process_word_attention(
+        self,
+        outputs: Any,
+        input_ids: Any,
+        attention_mask: Any = None,
+        target_sizes: Sequence[tuple[int, int]] | None = None,
+        stages: Sequence[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens filled in
+        from `input_ids` (B, T) by the tokenizer.
+
+        ```python
+        >>> inputs = processor(images=image, text="the red circle on the left", return_tensors="pt")
+        >>> outputs = model(**inputs, output_attentions=True)
+        >>> maps = processor.post_process_word_attention(outputs, inputs["input_ids"], inputs["attention_mask"],
+        ...                                              target_sizes=inputs["original_sizes"])[0]
+        >>> maps["tokens"][1], maps["maps"][1].shape  # ("the", (height, width))
+        ```
+        """
+        rows = [list(map(int, row)) for row in input_ids.tolist()]
+        tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in rows]
+        special = [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in rows]
+        return self.image_processor.post_process_word_attention(
+            outputs, attention_mask=attention_mask, target_sizes=target_sizes, stages=stages, tokens=tokens,
+            special_tokens_mask=special,
+        )
+
+    def _route_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split `__call__`'s keyword arguments into text options and image options; refuse anything else."""
+        image_options = [name for name in inspect.signature(self.image_processor.preprocess).parameters
+                         if name not in ("images", "masks", "return_tensors")]
+        unknown = sorted(set(kwargs) - set(TEXT_OPTIONS) - set(image_options))
+        if unknown:
+            raise ValueError(
+                f"LavtProcessor got unknown keyword argument(s) {unknown}: text options are {list(TEXT_OPTIONS)}, "
+                f"image options are {image_options}"
+            )
+        text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
+        return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
     def _pad_id(self) -> int:
         """The tokenizer's pad id; 0 (BERT's, which the original hard-codes) when it has none."""
@@ -210,12 +279,11 @@ def _pair_count(num_images: int, num_texts: int) -> int:
     )
 
 
-def _cut_and_pad(full_ids: list[list[int]], max_length: int, pad_id: int) -> dict[str, np.ndarray]:
-    """The original's text preparation: keep the first `max_length` ids, pad, mask 1 on kept ids."""
-    input_ids = np.full((len(full_ids), max_length), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(full_ids), max_length), dtype=np.int64)
-    for row, ids in enumerate(full_ids):
-        kept = ids[:max_length]
+def _pad(kept_ids: list[list[int]], width: int, pad_id: int) -> dict[str, np.ndarray]:
+    """The original's text preparation after the cut: pad to `width` with the pad id, mask 1 on kept ids."""
+    input_ids = np.full((len(kept_ids), width), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(kept_ids), width), dtype=np.int64)
+    for row, kept in enumerate(kept_ids):
         input_ids[row, : len(kept)] = kept
         attention_mask[row, : len(kept)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}

@@ -1,5 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Drawing predictions for people: the mask tinted over the image, with the referring expression written on it."""
+"""Drawing predictions for people: the mask tinted over the image, with the referring expression written on it, and
+the word maps (where each word of the expression looks)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 from .image_processing_lavt import ImageLike, to_rgb_uint8
 
 DEFAULT_COLOR = (255, 40, 40)
+# Word-map tiles are enlarged (nearest neighbour) until their shorter side has this many pixels, so that the labels
+# stay readable on small images.
+MIN_TILE_SIDE = 192
 
 
 def draw_overlay(
@@ -85,4 +89,47 @@ def _wrap(text: str, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, max_w
     return lines
 
 
-__all__ = ["draw_overlay"]
+def draw_word_maps(
+    image: ImageLike,
+    mask: Image.Image | np.ndarray | torch.Tensor,
+    text: str,
+    word_maps: list[dict],
+    columns: int = 4,
+    colormap: str = "inferno",
+) -> Image.Image:
+    """One picture: the overlay of the mask, then a heatmap per token of where that token's attention goes.
+
+    Args:
+        image, mask, text: as for [`draw_overlay`] (the first tile).
+        word_maps: the pipeline's `word_maps` (`return_word_maps=True`): dicts with `token` and `map` (H, W) of
+            the image's size; each map is the share of the pixel's attention that goes to that token.
+        columns: tiles per row.
+        colormap: a matplotlib colormap name for the heatmaps.
+
+    The heatmaps share one colour scale (0 to the largest value of all maps), so that tokens can be compared; each
+    label gives the token and its mean share of the attention over the image.
+    """
+    from matplotlib import colormaps
+
+    if not word_maps:
+        raise ValueError("No word maps to draw: run the pipeline with return_word_maps=True")
+    overlay = draw_overlay(image, mask, text)
+    zoom = max(1, -(-MIN_TILE_SIDE // min(overlay.size)))
+    size = (overlay.width * zoom, overlay.height * zoom)
+    gray = np.asarray(Image.fromarray(to_rgb_uint8(image)).convert("L").convert("RGB"), dtype=np.float32)
+    scale = max(float(entry["map"].max()) for entry in word_maps) or 1.0
+    tiles = [overlay.resize(size, Image.Resampling.NEAREST)]
+    for entry in word_maps:
+        heat = colormaps[colormap](np.clip(entry["map"] / scale, 0.0, 1.0))[..., :3] * 255.0
+        blended = Image.fromarray(np.rint(0.25 * gray + 0.75 * heat).astype(np.uint8))
+        tile = blended.resize(size, Image.Resampling.BILINEAR)
+        _draw_caption(tile, f"{entry['token']}  {100.0 * float(entry['map'].mean()):.0f}%")
+        tiles.append(tile)
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (min(columns, len(tiles)) * size[0], rows * size[1]), "white")
+    for index, tile in enumerate(tiles):
+        sheet.paste(tile, ((index % columns) * size[0], (index // columns) * size[1]))
+    return sheet
+
+
+__all__ = ["draw_overlay", "draw_word_maps"]

@@ -7,10 +7,13 @@ expressions (image i with expression i). For every pair the command writes <n>_<
 expression written on it), and prints a JSON list on stdout:
 [{"image", "text", "mask_path", "overlay_path", "score", "foreground_fraction"}, ...]
 where score is the mean foreground probability over the predicted mask (0 when the mask is empty).
+With --word-maps it also writes <n>_<image>_<words>_words.png (the overlay, then a labelled heatmap per token of
+where the model's pixel-word attention puts that token) and adds "word_maps_path" to each entry.
 
 Examples:
   lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the man on the left" "the red car"
   lavt-predict --model ./lavt-refcoco --image a.jpg b.png --text "left dog" "cup" --device cuda --dtype bf16
+  lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the red car on the left" --word-maps
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.validation import check_referring_expressions
-from modeling_lavt.visualization import draw_overlay
+from modeling_lavt.visualization import draw_overlay, draw_word_maps
 from training.cli import check_writable_dir
 
 
@@ -70,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as the original)",
     )
+    parser.add_argument(
+        "--word-maps",
+        "--word_maps",
+        dest="word_maps",
+        action="store_true",
+        help="also write, per pair, a picture of where each word of the expression looks (the pixel-word attention)",
+    )
     return parser
 
 
@@ -89,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     with autocast(device, args.dtype):
         results = pipe(
-            [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold
+            [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
+            return_word_maps=args.word_maps,
         )
     summary = [
         save_prediction(output_dir, index, path, images[path], text, result)
@@ -164,7 +175,7 @@ def save_prediction(
     overlay_path = output_dir / f"{stem}_overlay.png"
     result["mask"].save(mask_path)
     draw_overlay(image, result["mask"], text).save(overlay_path)
-    return {
+    summary = {
         "image": path,
         "text": text,
         "mask_path": str(mask_path),
@@ -172,6 +183,11 @@ def save_prediction(
         "score": result["score"],
         "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean()),
     }
+    if "word_maps" in result:
+        words_path = output_dir / f"{stem}_words.png"
+        draw_word_maps(image, result["mask"], text, result["word_maps"]).save(words_path)
+        summary["word_maps_path"] = str(words_path)
+    return summary
 
 
 def slug(text: str, max_length: int = 40) -> str:
