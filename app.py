@@ -1,5 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""A Gradio app for a Hugging Face Space: an image and an expression in, the overlay out.
+"""A Gradio app for a Hugging Face Space: an image and an expression in; the overlay, the score and the word maps
+(where each word of the expression looks) out. A few synthetic examples (docs/examples) are ready to click.
 
   pip install -e ".[demo]" && python app.py            # LAVT_MODEL=<folder or Hub id> chooses the default model
 """
@@ -8,13 +9,22 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 from PIL import Image
 
 import modeling_lavt  # noqa: F401  (registers the pipeline and Auto classes)
-from modeling_lavt.visualization import draw_overlay
+from modeling_lavt.visualization import draw_overlay, draw_word_maps
 
 DEFAULT_MODEL = os.environ.get("LAVT_MODEL", "outputs/demo/run/model")
+EXAMPLES_DIR = Path(__file__).resolve().parent / "docs" / "examples"
+# Images of the synthetic shapes task the demo model learns (training.data.synthetic, val split), with expressions.
+EXAMPLES = [
+    ("shapes_1.jpg", "the red circle"),
+    ("shapes_1.jpg", "the shape on the left"),
+    ("shapes_2.jpg", "the big blue circle"),
+    ("shapes_3.jpg", "the big yellow triangle"),
+]
 
 
 @functools.lru_cache(maxsize=2)
@@ -25,14 +35,16 @@ def load_segmenter(model: str):
     return pipeline("referring-image-segmentation", model=model)
 
 
-def predict(image: Image.Image, text: str, model: str = DEFAULT_MODEL) -> tuple[Image.Image, float]:
-    """The overlay of the referred object on the image, and the model's confidence score."""
+def predict(image: Image.Image, text: str, model: str = DEFAULT_MODEL) -> tuple[Image.Image, float, Image.Image]:
+    """The overlay of the referred object on the image, the model's confidence score, and the word maps: the
+    overlay again, then per token a heatmap of the model's pixel-word attention, labelled."""
     if image is None:
         raise ValueError("upload an image first")
     if not text or not text.strip():
         raise ValueError("type an expression, e.g. 'the red circle on the left'")
-    result = load_segmenter(model.strip() or DEFAULT_MODEL)(image, text=text)
-    return draw_overlay(image, result["mask"], text), float(result["score"])
+    result = load_segmenter(model.strip() or DEFAULT_MODEL)(image, text=text, return_word_maps=True)
+    word_maps = draw_word_maps(image, result["mask"], text, result["word_maps"])
+    return draw_overlay(image, result["mask"], text), float(result["score"]), word_maps
 
 
 def build_interface():
@@ -42,9 +54,12 @@ def build_interface():
         fn=predict,
         inputs=[gr.Image(type="pil", label="image"), gr.Textbox(label="expression", value="the red circle"),
                 gr.Textbox(label="model (folder or Hub id)", value=DEFAULT_MODEL)],
-        outputs=[gr.Image(type="pil", label="overlay"), gr.Number(label="score")],
+        outputs=[gr.Image(type="pil", label="overlay"), gr.Number(label="score"),
+                 gr.Image(type="pil", label="word maps: where each word looks")],
+        examples=[[str(EXAMPLES_DIR / name), text, DEFAULT_MODEL] for name, text in EXAMPLES],
         title="LAVT referring image segmentation",
-        description="Segments the one object the expression refers to.",
+        description="Segments the one object the expression refers to, and shows where each word of the expression "
+                    "looks (the model's pixel-word attention; brighter = a larger share of the pixel's attention).",
     )
 
 

@@ -120,7 +120,7 @@ def base_models(recipe: dict[str, Any]) -> list[str]:
 def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequence[dict[str, Any]] = (),
                      recipe: dict[str, Any] | None = None, repo_id: str | None = None,
                      converted_from: str | None = None) -> ModelCard:
-    """README.md in `folder`: YAML metadata (license, library, pipeline tag, datasets, base models and a
+    """README.md in `folder`: YAML metadata (license, library, no inference widget, datasets, base models and a
     `model-index` entry per evaluated split and metric), usage, results, recipe, limitations and citations.
 
     `evaluations` are evaluation JSONs (see `card_evaluation`); `recipe` is the training recipe as a flat
@@ -137,8 +137,10 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
     recipe = {k: v for k, v in (recipe or {}).items() if v not in (None, {}, [], "")}
     datasets = sorted({row["dataset_id"] for row in rows if is_hub_repo_id(row["dataset_id"], owner_required=True)}
                       | ({recipe["dataset"]} if is_hub_repo_id(recipe.get("dataset"), owner_required=True) else set()))
+    # No `pipeline_tag`: the Hub has no task for (image, text) -> mask, and the image-segmentation widget would
+    # send an image without its expression. `inference: false` keeps the Hub from offering a widget that fails.
     card_data = ModelCardData(
-        license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
+        license="apache-2.0", library_name="transformers", inference=False,
         tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,
         base_model=base_models(recipe) or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
     )

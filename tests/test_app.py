@@ -17,11 +17,18 @@ def model_dir(tmp_path_factory, bert_vocab_dir):
     return str(folder)
 
 
-def test_predict_returns_an_overlay_of_the_input_size(model_dir):
+def test_predict_returns_an_overlay_of_the_input_size_and_word_maps(model_dir):
     image = Image.new("RGB", (70, 50), (10, 200, 30))
-    overlay, score = app.predict(image, "the green square", model_dir)
+    overlay, score, word_maps = app.predict(image, "the green square", model_dir)
     assert overlay.size == (70, 50) and overlay.mode == "RGB"
     assert 0.0 <= score <= 1.0
+    zoom = -(-192 // 50)  # tiles enlarged to a 192-pixel shorter side
+    assert word_maps.size == (4 * 70 * zoom, 2 * 50 * zoom)  # overlay + [CLS] the green square [SEP]
+
+
+def test_examples_exist():
+    for name, text in app.EXAMPLES:
+        assert (app.EXAMPLES_DIR / name).is_file() and text.strip()
 
 
 def test_predict_refuses_missing_inputs(model_dir):

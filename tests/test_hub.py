@@ -153,8 +153,9 @@ def test_push_uploads_weights_processor_code_pipeline_and_card(hub, pushed, tmp_
                     if line.lstrip().startswith("from .")}
         assert imported <= set(files), (name, imported - set(files))
     card = ModelCard.load(api.hf_hub_download(pushed, "README.md", cache_dir=tmp_path))
-    assert (card.data.license, card.data.library_name, card.data.pipeline_tag) == (
-        "apache-2.0", "transformers", "image-segmentation")
+    # No widget that cannot run the model: the image-segmentation one would send an image without text.
+    assert (card.data.license, card.data.library_name, card.data.pipeline_tag, card.data.inference) == (
+        "apache-2.0", "transformers", None, False)
     assert "referring-image-segmentation" in card.data.tags and card.data.eval_results is None
     assert f'pipeline("{TASK}", model="{pushed}", trust_remote_code=True)' in card.text
 
