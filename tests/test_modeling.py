@@ -67,6 +67,20 @@ def test_float32_matches_original(reference_model, reference_dir, case_name):
 
 
 @pytest.mark.parametrize("case_name", CASES)
+def test_eager_attention_matches_original(reference_model, reference_dir, case_name):
+    """The eager attention path (the one that returns the pixel-word attention weights) is as exact."""
+    case = load_case(reference_dir, case_name)
+    model = copy.deepcopy(reference_model)
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = model(case["input_image"], case["input_ids"], case["attention_mask"], output_hidden_states=True,
+                    output_attentions=True)
+    assert max_diff(input_size_logits(out, case), case["logits"]) < 1e-4
+    for i in range(4):
+        assert max_diff(out.fused_hidden_states[i], case[f"stage{i}_pwam_out"]) < 1e-4, i
+
+
+@pytest.mark.parametrize("case_name", CASES)
 def test_float64_matches_original(reference_model, reference_dir, case_name):
     case = load_case(reference_dir, case_name)
     out = run(reference_model, case, torch.float64)
