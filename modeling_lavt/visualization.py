@@ -56,13 +56,14 @@ def _mask_array(mask: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
     return array
 
 
-def _draw_caption(image: Image.Image, text: str) -> None:
+def _draw_caption(image: Image.Image, text: str, font_size: int | None = None) -> None:
     """Write `text` in white on a translucent dark banner across the top, wrapped to the image width.
 
     The banner covers at most the top third of the image (at least one line), so that a long expression on a
-    small image does not hide the mask; text that does not fit ends with "...".
+    small image does not hide the mask; text that does not fit ends with "...". `font_size` defaults to 1/20 of
+    the shorter side (at least 10 pixels).
     """
-    font = ImageFont.load_default(size=max(10, min(image.width, image.height) // 20))
+    font = ImageFont.load_default(size=font_size or max(10, min(image.width, image.height) // 20))
     margin = 2
     draw = ImageDraw.Draw(image, "RGBA")
     line_height = draw.textbbox((0, 0), "Ag", font=font)[3] + margin
@@ -106,24 +107,27 @@ def draw_word_maps(
         columns: tiles per row.
         colormap: a matplotlib colormap name for the heatmaps.
 
-    The heatmaps share one colour scale (0 to the largest value of all maps), so that tokens can be compared; each
-    label gives the token and its mean share of the attention over the image.
+    The heatmaps share one colour scale, from the smallest to the largest value of all the maps (dark to bright), so
+    that tokens can be compared; each label gives the token and its mean share of the attention over the image.
     """
     from matplotlib import colormaps
 
     if not word_maps:
         raise ValueError("No word maps to draw: run the pipeline with return_word_maps=True")
-    overlay = draw_overlay(image, mask, text)
+    overlay = draw_overlay(image, mask)  # captioned after enlarging, in the tiles' font
     zoom = max(1, -(-MIN_TILE_SIDE // min(overlay.size)))
     size = (overlay.width * zoom, overlay.height * zoom)
     gray = np.asarray(Image.fromarray(to_rgb_uint8(image)).convert("L").convert("RGB"), dtype=np.float32)
-    scale = max(float(entry["map"].max()) for entry in word_maps) or 1.0
+    low = min(float(entry["map"].min()) for entry in word_maps)
+    span = max(float(entry["map"].max()) for entry in word_maps) - low or 1.0
     tiles = [overlay.resize(size, Image.Resampling.NEAREST)]
+    _draw_caption(tiles[0], text, font_size=max(12, min(size) // 12))
     for entry in word_maps:
-        heat = colormaps[colormap](np.clip(entry["map"] / scale, 0.0, 1.0))[..., :3] * 255.0
+        heat = colormaps[colormap](np.clip((entry["map"] - low) / span, 0.0, 1.0))[..., :3] * 255.0
         blended = Image.fromarray(np.rint(0.25 * gray + 0.75 * heat).astype(np.uint8))
         tile = blended.resize(size, Image.Resampling.BILINEAR)
-        _draw_caption(tile, f"{entry['token']}  {100.0 * float(entry['map'].mean()):.0f}%")
+        _draw_caption(tile, f"{entry['token']}  {100.0 * float(entry['map'].mean()):.0f}%",
+                      font_size=max(12, min(size) // 12))
         tiles.append(tile)
     rows = -(-len(tiles) // columns)
     sheet = Image.new("RGB", (min(columns, len(tiles)) * size[0], rows * size[1]), "white")
