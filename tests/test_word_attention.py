@@ -233,3 +233,11 @@ def test_predict_writes_word_map_pictures(bert_vocab_dir, tmp_path, capsys):
     assert predict.main(["--model", str(folder), "--image", str(image_path), "--text", "the red circle",
                          "--output-dir", str(tmp_path / "plain"), "--device", "cpu"]) == 0
     assert "word_maps_path" not in json.loads(capsys.readouterr().out)[0]
+
+
+def test_drawing_needs_word_maps():
+    from modeling_lavt.visualization import draw_word_maps
+
+    image = random_image(10, 12)
+    with pytest.raises(ValueError, match="return_word_maps=True"):
+        draw_word_maps(image, np.zeros((10, 12)), "the dog", [])
