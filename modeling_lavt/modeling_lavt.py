@@ -605,6 +605,9 @@ class LavtModel(LavtPreTrainedModel):
     loads the matching part of a saved `LavtForReferringSegmentation`.
     """
 
+    # A saved LavtForReferringSegmentation also holds its segmentation head, which the headless model leaves out.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
+
     def __init__(self, config: LavtConfig):
         super().__init__(config)
         self.text_encoder = AutoModel.from_config(config.text_config, add_pooling_layer=False)
