@@ -255,10 +255,10 @@ FOLDER_CASES = {
     "tensor-missing": (drop_a_tensor, r"1 weights of the model are missing from the checkpoint "
                                       r"\(decoder\.classifier\.bias\)"),
     "config-deeper-than-weights": (edit_config(depths=[1, 2, 1, 3]),
-                                   r"missing from the checkpoint \(backbone\.stages\.3\.blocks\.2\."),
+                                   r"missing from the checkpoint \(lavt\.backbone\.stages\.3\.blocks\.2\."),
     "config-shallower-than-weights": (edit_config(depths=[1, 2, 1, 1]),
                                       r"weights of the model are in the checkpoint but not in the model "
-                                      r"\(backbone\.stages\.3\.blocks\.1\."),
+                                      r"\(lavt\.backbone\.stages\.3\.blocks\.1\."),
     "config-window-differs": (edit_config(window_size=6),
                               "holds weights trained with window size 4, but window size 6 was requested"),
 }
