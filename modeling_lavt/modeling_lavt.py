@@ -8,6 +8,7 @@ BERT-family text encoder, and a light convolutional decoder that predicts 2-clas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -681,11 +682,15 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
     ) -> LavtReferringSegmentationOutput:
         r"""
         pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
         labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
             are upsampled to the label size for the loss.
+        original_sizes: the image sizes before resizing, which the processor returns beside `pixel_values`;
+            accepted so that `model(**processor(...))` works, and not used here (post-processing takes them as
+            `target_sizes`).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
             the text hidden states and the per-stage intermediate tensors.
         """

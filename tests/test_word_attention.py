@@ -67,6 +67,10 @@ def test_unknown_keyword_argument_is_an_error(model):
     pixels, ids, mask = inputs()
     with pytest.raises(TypeError, match="output_attention"):
         model(pixels, ids, mask, output_attention=True)
+    # what the processor returns beside the model inputs is accepted, so that model(**processor(...)) works
+    sizes = [(pixels.shape[-2], pixels.shape[-1])] * 2
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels, ids, mask, original_sizes=sizes).logits, model(pixels, ids, mask).logits)
 
 
 def test_attentions_shapes_sum_to_one_and_padding_gets_nothing(model):
