@@ -1,0 +1,200 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""LAVT on ONNX Runtime: an export folder (see onnx_export.py) behind the interface of the PyTorch model.
+
+`LavtOnnxForReferringSegmentation(pixel_values=..., input_ids=..., attention_mask=...)` returns the same
+`LavtReferringSegmentationOutput` (logits only), so `LavtProcessor`, `post_process_referring_segmentation`,
+`training.evaluate.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
+
+```python
+>>> from modeling_lavt import LavtProcessor, ReferringImageSegmentationPipeline
+>>> from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+>>> model = LavtOnnxForReferringSegmentation.from_pretrained("lavt-onnx")  # written by lavt-export
+>>> pipe = ReferringImageSegmentationPipeline(model=model, processor=LavtProcessor.from_pretrained("lavt-onnx"),
+...                                           device="cpu")
+```
+
+Runs on the CPU (ONNX Runtime's CPUExecutionProvider). Requires the `onnx` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .configuration_lavt import LavtConfig
+from .modeling_lavt import LavtReferringSegmentationOutput
+from .onnx_export import EXPORT_INFO_NAME, INPUT_NAMES, ONNX_NAME, processor_settings, read_export_info
+
+PRECISIONS = ("float32", "int8")
+
+
+class LavtOnnxForReferringSegmentation:
+    """An ONNX Runtime session of a LAVT export, called like [`LavtForReferringSegmentation`] (inference only).
+
+    Attributes:
+        config: the exported model's `LavtConfig`.
+        export_info: the folder's `onnx_export.json` (image size, text length, dtype, quantization, opset).
+    """
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "text")
+    training = False
+    device = torch.device("cpu")
+    dtype = torch.float32  # of the inputs and outputs; an INT8 model computes its linear layers in int8
+
+    def __init__(self, session: Any, config: LavtConfig, export_info: dict[str, Any], path: Path):
+        self.session, self.config, self.export_info, self.path = session, config, export_info, path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, precision: str | None = None, num_threads: int | None = None
+                        ) -> LavtOnnxForReferringSegmentation:
+        """Load an export folder.
+
+        Args:
+            path: a folder written by `lavt-export` / `export_onnx`.
+            precision: "float32" or "int8" to insist on one (e.g. float32 where float32 parity is required);
+                None takes what the folder holds.
+            num_threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default, one per physical core).
+
+        Raises:
+            FileNotFoundError: not an export folder, or its ONNX file is missing.
+            ValueError: the folder's precision is not `precision`; the ONNX graph's input shapes, the folder's
+                `onnx_export.json` and its processor settings disagree.
+        """
+        import onnxruntime
+
+        path = Path(path)
+        info = read_export_info(path)
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+        if precision is not None and info["dtype"] != precision:
+            raise ValueError(
+                f"{path} holds a {info['dtype']} model but {precision} was asked for: a quantized model cannot give "
+                f"float32 results; load a float32 export (lavt-export without --quantize)"
+                if precision == "float32" else
+                f"{path} holds a {info['dtype']} model but {precision} was asked for; quantize it with "
+                "lavt-export --quantize int8"
+            )
+        if not (path / ONNX_NAME).is_file():
+            raise FileNotFoundError(f"{path} has {EXPORT_INFO_NAME} but no {ONNX_NAME}; export the model again")
+        options = onnxruntime.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+        session = onnxruntime.InferenceSession(str(path / ONNX_NAME), options, providers=["CPUExecutionProvider"])
+        _check_graph_inputs(path, session, info)
+        _check_saved_processor(path, info)
+        return cls(session, LavtConfig.from_pretrained(path), info, path)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.export_info["image_size"])
+
+    @property
+    def text_length(self) -> int:
+        return self.export_info["text_length"]
+
+    def check_processor(self, processor: Any) -> None:
+        """Raise ValueError naming the difference when `processor` prepares inputs of other shapes than the
+        graph's (image size, text length)."""
+        _compare_settings(f"the processor given for {self.path}", processor_settings(processor), self.export_info)
+
+    def __call__(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None, **kwargs: Any) -> LavtReferringSegmentationOutput:
+        """pixel_values (batch, C, H, W) float, input_ids / attention_mask (batch, T) -> output whose `logits` are
+        (batch, 2, ceil(H/4), ceil(W/4)) float32, as `LavtForReferringSegmentation`.
+
+        Raises:
+            ValueError: (H, W) or T differ from the export's, batches differ, or an option the graph does not
+                have (labels, hidden states) is asked for.
+        """
+        unsupported = sorted(name for name, value in kwargs.items() if value not in (None, False))
+        if unsupported:
+            raise ValueError(f"the ONNX model returns logits only; it does not take {unsupported}")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        self._check_inputs(pixel_values, input_ids, attention_mask)
+        feed = {
+            "pixel_values": pixel_values.detach().float().cpu().numpy(),
+            "input_ids": input_ids.detach().long().cpu().numpy(),
+            "attention_mask": attention_mask.detach().long().cpu().numpy(),
+        }
+        (logits,) = self.session.run(None, feed)
+        return LavtReferringSegmentationOutput(logits=torch.from_numpy(np.ascontiguousarray(logits)))
+
+    forward = __call__
+
+    def _check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                      ) -> None:
+        channels, (height, width) = self.config.num_channels, self.image_size
+        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (channels, height, width):
+            raise ValueError(
+                f"pixel_values must have shape (batch, {channels}, {height}, {width}) for the ONNX model in "
+                f"{self.path} (exported for {height}x{width} images), got {tuple(pixel_values.shape)}; prepare the "
+                "images with the folder's processor, or export again at the size you need"
+            )
+        if input_ids.ndim != 2 or input_ids.shape[1] != self.text_length:
+            raise ValueError(
+                f"input_ids must have shape (batch, {self.text_length}) for the ONNX model in {self.path} "
+                f"(exported for {self.text_length} tokens), got {tuple(input_ids.shape)}; tokenize with the "
+                f"folder's processor (max_length={self.text_length})"
+            )
+        if attention_mask.shape != input_ids.shape or input_ids.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"batch mismatch: pixel_values {tuple(pixel_values.shape)}, input_ids {tuple(input_ids.shape)}, "
+                f"attention_mask {tuple(attention_mask.shape)}"
+            )
+
+    # What the pipeline and evaluate_model call on a model.
+    def to(self, device: Any = None, *args: Any, **kwargs: Any) -> LavtOnnxForReferringSegmentation:
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError(f"the ONNX model runs on the CPU (ONNX Runtime), not on {device}; use device='cpu'")
+        return self
+
+    def eval(self) -> LavtOnnxForReferringSegmentation:
+        return self
+
+    def train(self, mode: bool = True) -> LavtOnnxForReferringSegmentation:
+        if mode:
+            raise ValueError("the ONNX model is for inference only; train the PyTorch model")
+        return self
+
+    def can_generate(self) -> bool:
+        return False
+
+
+def _check_graph_inputs(path: Path, session: Any, info: dict[str, Any]) -> None:
+    """The ONNX graph's own input shapes must be those `onnx_export.json` describes."""
+    shapes = {graph_input.name: graph_input.shape for graph_input in session.get_inputs()}
+    if sorted(shapes) != sorted(INPUT_NAMES):
+        raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, expected {sorted(INPUT_NAMES)}")
+    graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
+             "text_length": int(shapes["input_ids"][1])}
+    _compare_settings(f"{path / ONNX_NAME}", graph, info)
+
+
+def _check_saved_processor(path: Path, info: dict[str, Any]) -> None:
+    """The processor saved in the folder must prepare inputs of the graph's shapes."""
+    from .processing_lavt import LavtProcessor
+
+    _compare_settings(f"the processor saved in {path}", processor_settings(LavtProcessor.from_pretrained(path)), info)
+
+
+def _compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any]) -> None:
+    (height, width), tokens = info["image_size"], info["text_length"]
+    if list(settings["image_size"]) != [height, width]:
+        got_h, got_w = settings["image_size"]
+        raise ValueError(
+            f"{what} is set for {got_h}x{got_w} images, but the ONNX model was exported for {height}x{width} "
+            f"(onnx_export.json); use the processor saved with the export, or export again at {got_h}x{got_w}"
+        )
+    if settings["text_length"] != tokens:
+        raise ValueError(
+            f"{what} is set for {settings['text_length']} tokens per expression, but the ONNX model was exported "
+            f"for {tokens} (onnx_export.json); use the processor saved with the export (max_length={tokens})"
+        )
+
+
+__all__ = ["LavtOnnxForReferringSegmentation"]

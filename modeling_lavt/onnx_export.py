@@ -1,0 +1,239 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Export LAVT to ONNX (the whole forward: text encoder, backbone, decoder) and quantize the export to INT8.
+
+An export folder holds `model.onnx`, the model's `config.json`, the processor files (tokenizer, image processor)
+and `onnx_export.json`, which says what the ONNX graph expects: the opset, the fixed image size and text length
+(the processor's settings at export time), that the batch is dynamic, the weights' dtype and the quantization.
+`LavtOnnxForReferringSegmentation` (modeling_lavt_onnx.py) loads such a folder and refuses one whose graph,
+description and processor disagree.
+
+Why a fixed image size: the Swin blocks' window layouts (padding, cyclic shift, windows) are index tables built
+from the map size in Python, so a graph traced at one size holds that size's tables; the processor resizes every
+image to its one `size`, so one size is all a deployment needs. The text length is fixed as well (the processor
+pads every expression to `max_length`, the model's `max_text_length`). Requires the `onnx` extra
+(`pip install "lavt-hf[onnx]"`: onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+EXPORT_INFO_NAME = "onnx_export.json"
+ONNX_NAME = "model.onnx"
+INPUT_NAMES = ("pixel_values", "input_ids", "attention_mask")
+OUTPUT_NAMES = ("logits",)
+FORMAT_VERSION = 1
+# Largest |exported - eager| logit difference accepted from a float32 export (the project's float32 tolerance).
+FLOAT32_TOLERANCE = 1e-4
+# Dynamic INT8 quantization: weights of the linear layers (MatMul / Gemm with a constant weight) in int8, their
+# input activations quantized to uint8 per call from the observed range (ONNX Runtime's U8S8 kernels, VNNI / AMX).
+INT8_OP_TYPES = ("MatMul", "Gemm")
+EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so the traced batch is 2 (and stays dynamic)
+
+
+class _LogitsOnly(nn.Module):
+    """The model as the graph sees it: three tensors in, the logits out."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                ) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def processor_settings(processor: Any) -> dict[str, Any]:
+    """What the graph is built for, read from a LavtProcessor: image size [H, W] and text length."""
+    size = processor.image_processor.size
+    return {"image_size": [int(size["height"]), int(size["width"])], "text_length": int(processor.max_length)}
+
+
+def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH, seed: int = 0
+                   ) -> dict[str, torch.Tensor]:
+    """Random inputs of the export's shapes: (batch, C, H, W) pixels, (batch, T) ids, masks of varied lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    height, width = settings["image_size"]
+    tokens = settings["text_length"]
+    lengths = torch.randint(2, tokens + 1, (batch, 1), generator=generator)
+    return {
+        "pixel_values": torch.randn(batch, config.num_channels, height, width, generator=generator),
+        "input_ids": torch.randint(1, config.text_config.vocab_size, (batch, tokens), generator=generator),
+        "attention_mask": (torch.arange(tokens) < lengths).long(),
+    }
+
+
+def _require_new_folder(output_dir: Path) -> None:
+    if output_dir.exists():
+        raise FileExistsError(
+            f"{output_dir} already exists; an export never overwrites a folder: choose a new output folder or "
+            "remove the old one"
+        )
+
+
+def _check_text_length(config: Any, settings: dict[str, Any]) -> None:
+    if settings["text_length"] != config.max_text_length:
+        raise ValueError(
+            f"the processor pads text to {settings['text_length']} tokens but the model reads "
+            f"max_text_length={config.max_text_length}; save the processor with max_length="
+            f"{config.max_text_length}"
+        )
+
+
+def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, opset: int | None = None,
+                quantize: str | None = None) -> Path:
+    """Write an ONNX export folder of `model` for inputs prepared by `processor`; returns the folder.
+
+    The graph takes `pixel_values` (batch, C, H, W) float32, `input_ids` and `attention_mask` (batch, T) int64,
+    and returns `logits` (batch, 2, ceil(H/4), ceil(W/4)); batch is dynamic, (H, W) and T are the processor's
+    size and max_length. Traced with `torch.onnx.export(dynamo=True)`; attention is traced through PyTorch's
+    math kernel (the CPU flash kernel's decomposition breaks the exporter) and the graph then goes through the
+    exporter's optimizer. The float32 graph is checked against eager PyTorch on random inputs before anything
+    is written (`FLOAT32_TOLERANCE`). `quantize="int8"`: the folder holds the INT8 model instead
+    (`quantize_export`).
+
+    Raises:
+        FileExistsError: `output_dir` exists.
+        ValueError: the processor's text length differs from the model's `max_text_length`, or an unknown
+            `quantize`.
+        RuntimeError: the exported graph disagrees with the eager model (an exporter bug: nothing is written).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    output_dir = Path(output_dir)
+    _require_new_folder(output_dir)
+    _check_quantization(quantize)
+    model = model.eval()
+    settings = processor_settings(processor)
+    _check_text_length(model.config, settings)
+    inputs = example_inputs(model.config, settings)
+    with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
+        expected = model(**inputs).logits
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        program = torch.onnx.export(
+            _LogitsOnly(model), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True, opset_version=opset,
+            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}, optimize=True, verbose=False,
+        )
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Built in a sibling folder and renamed at the end: an interrupted export leaves no half-written folder.
+    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as scratch:
+        folder = Path(scratch) / "float32"
+        folder.mkdir()
+        program.save(str(folder / ONNX_NAME))
+        model.config.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        info = {
+            "format_version": FORMAT_VERSION, "opset": _opset_of(folder / ONNX_NAME),
+            "input_names": list(INPUT_NAMES), "output_names": list(OUTPUT_NAMES), "batch": "dynamic",
+            "image_size": settings["image_size"], "text_length": settings["text_length"], "dtype": "float32",
+            "quantization": None, "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
+        }
+        write_export_info(folder, info)
+        check_float32_parity(folder, inputs, expected)
+        if quantize is None:
+            folder.rename(output_dir)
+        else:
+            quantize_export(folder, output_dir)
+    return output_dir
+
+
+def _check_quantization(quantize: str | None) -> None:
+    if quantize not in (None, "int8"):
+        raise ValueError(f"unknown quantization {quantize!r}; the supported one is 'int8'")
+
+
+def _opset_of(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
+
+
+def write_export_info(folder: Path, info: dict[str, Any]) -> None:
+    (folder / EXPORT_INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def read_export_info(folder: str | Path) -> dict[str, Any]:
+    """The folder's `onnx_export.json`; a clear error where the folder is not an ONNX export."""
+    path = Path(folder) / EXPORT_INFO_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{folder} is not an ONNX export of LAVT (no {EXPORT_INFO_NAME}); create one with lavt-export"
+        )
+    info = json.loads(path.read_text())
+    if info.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format_version {info.get('format_version')!r} "
+                         f"(this version reads {FORMAT_VERSION}); export the model again")
+    return info
+
+
+def quantize_export(float_dir: str | Path, output_dir: str | Path) -> Path:
+    """Write an INT8 copy of a float32 export folder: ONNX Runtime dynamic quantization of the linear layers
+    (`INT8_OP_TYPES` with constant weights: int8 weights per output channel, uint8 activations quantized per
+    call); the convolutions of the patch embedding and the decoder stay float32. Returns `output_dir`.
+
+    Raises:
+        FileExistsError: `output_dir` exists.
+        ValueError: `float_dir` is not a float32 export.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    float_dir, output_dir = Path(float_dir), Path(output_dir)
+    _require_new_folder(output_dir)
+    info = read_export_info(float_dir)
+    if info["quantization"] is not None:
+        raise ValueError(f"{float_dir} is already quantized ({info['dtype']}); quantize a float32 export")
+    with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as scratch:
+        folder = Path(scratch) / "int8"
+        shutil.copytree(float_dir, folder, ignore=shutil.ignore_patterns(ONNX_NAME, ONNX_NAME + ".data"))
+        quantize_dynamic(
+            float_dir / ONNX_NAME, folder / ONNX_NAME, op_types_to_quantize=list(INT8_OP_TYPES), per_channel=True,
+            weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True},
+        )
+        write_export_info(folder, {**info, "dtype": "int8", "quantization": {
+            "method": "onnxruntime dynamic", "op_types": list(INT8_OP_TYPES), "weights": "int8 per channel",
+            "activations": "uint8, range measured per call", "float32_ops": "everything else (convolutions)",
+        }})
+        folder.rename(output_dir)
+    return output_dir
+
+
+def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor,
+                         tolerance: float = FLOAT32_TOLERANCE) -> float:
+    """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`, which must stay within
+    `tolerance` (1e-4 by default); returns it.
+
+    Raises:
+        ValueError: the export is quantized (an INT8 model approximates float32; it cannot match it within
+            float32 tolerance: compare masks instead).
+        RuntimeError: the difference exceeds the tolerance.
+    """
+    from .modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+
+    info = read_export_info(folder)
+    if info["quantization"] is not None:
+        raise ValueError(
+            f"{folder} holds an {info['dtype'].upper()} model; float32 parity within {tolerance} cannot be asked "
+            "of a quantized model: compare its masks with the float32 model's instead"
+        )
+    logits = LavtOnnxForReferringSegmentation.from_pretrained(folder)(**inputs).logits
+    difference = (logits.double() - expected.double()).abs().max().item()
+    if not difference <= tolerance:  # also catches NaN
+        raise RuntimeError(
+            f"the ONNX export in {folder} differs from the eager model by {difference:.3g} (> {tolerance}) on "
+            "random inputs; this is an exporter bug, please report it with your torch and onnxscript versions"
+        )
+    return difference
+
+
+__all__ = ["export_onnx", "quantize_export", "check_float32_parity", "read_export_info", "example_inputs",
+           "processor_settings", "EXPORT_INFO_NAME", "ONNX_NAME", "FLOAT32_TOLERANCE"]
