@@ -21,6 +21,11 @@ data loader, batched forward, IoU counts, metrics): evaluated samples per second
 interleaved in one process; the two training steps of the checkpointing target in one fresh subprocess each, so
 that peak memory and allocator settings are each configuration's own).
 
+``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast, ONNX Runtime float32 and
+INT8, timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export
+and quantization times, ONNX file sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per
+path). ``onnx-accuracy``: the same paths with a trained model over a refer split (IoU, mask agreement).
+
 Memory: ``peak_memory_mb`` is the process's peak resident set size (``ru_maxrss``) on CPU, which includes the
 Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
 process (as the command line does) so that one configuration's peak does not hide another's. ``train-step`` on CPU
@@ -33,12 +38,14 @@ Examples:
   python -m scripts.benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
   python -m scripts.benchmark train-step --preset swin-tiny-window7 --batch-size 2 --gradient-checkpointing
   python -m scripts.benchmark targets --comparisons bf16 resolution batch compile
+  python -m scripts.benchmark onnx --repeats 5 > docs/benchmarks/cpu_onnx.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -53,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from modeling_lavt.precision import autocast
@@ -742,6 +750,234 @@ def run_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# onnx: the CPU inference paths side by side
+
+CPU_PATHS = ("eager-fp32", "eager-bf16", "ort-fp32", "ort-int8")
+ORT_FP32_MIN_SPEEDUP = 1.3  # eager float32 time / ONNX Runtime float32 time, Swin-B 480 batch 1
+LOW_PRECISION_MIN_SPEEDUP = 3.0  # eager float32 time / the fastest low-precision path's time
+MIN_PIXEL_AGREEMENT = 0.99  # share of mask pixels equal to eager float32's, demo val split
+MAX_MEAN_IOU_DROP = 1.0  # mean IoU points below eager float32's, demo val split
+
+
+def _setting(text: str) -> tuple[str, int, int]:
+    """"PRESET:SIZE:BATCH" -> (preset, image side, batch)."""
+    try:
+        preset, size, batch = text.split(":")
+        return preset, int(size), int(batch)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PRESET:SIZE:BATCH, e.g. swin-tiny-window7:224:2, got {text!r}"
+                                         ) from None
+
+
+def _add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", nargs="+", type=_setting,
+                        default=[("swin-base-window12", 480, 1), ("swin-tiny-window7", 224, 2)],
+                        metavar="PRESET:SIZE:BATCH",
+                        help="model presets (random weights), square input side and batch to time "
+                        "(swin-base-window12:480:1 swin-tiny-window7:224:2)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed iterations per path; medians (5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (1)")
+    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
+    parser.add_argument("--no-memory", "--no_memory", dest="memory", action="store_false",
+                        help="skip the peak-RSS subprocesses (one per path)")
+
+
+def ort_model(folder: Path, threads: int) -> Any:
+    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+
+    return LavtOnnxForReferringSegmentation.from_pretrained(folder, num_threads=threads)
+
+
+def export_both(model: torch.nn.Module, processor: Any, folder: Path) -> dict[str, Any]:
+    """float32 and INT8 exports into `folder`/{fp32,int8}: times and file sizes."""
+    from modeling_lavt.onnx_export import export_onnx, quantize_export
+
+    start = time.perf_counter()
+    export_onnx(model, processor, folder / "fp32")
+    export_s = time.perf_counter() - start
+    start = time.perf_counter()
+    quantize_export(folder / "fp32", folder / "int8")
+    quantize_s = time.perf_counter() - start
+    sizes = {name: round(sum(f.stat().st_size for f in (folder / name).glob("model.onnx*")) / 2**20, 1)
+             for name in ("fp32", "int8")}
+    return {"export_s": round(export_s, 1), "quantize_s": round(quantize_s, 1), "onnx_file_mb": sizes}
+
+
+def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int) -> dict[str, tuple[Any, str]]:
+    """Each CPU path: the callable model and the autocast dtype it runs under."""
+    return {"eager-fp32": (model, "fp32"), "eager-bf16": (model, "bf16"),
+            "ort-fp32": (ort_model(folder / "fp32", threads), "fp32"),
+            "ort-int8": (ort_model(folder / "int8", threads), "fp32")}
+
+
+def memory_in_subprocess(path: str, folder: Path, image_size: int, batch: int, threads: int, seed: int
+                         ) -> dict[str, Any]:
+    """The `onnx-memory` record of one path from a fresh process (its peak RSS is that path's alone)."""
+    command = [sys.executable, "-m", "scripts.benchmark", "onnx-memory", "--path", path, "--folder", str(folder),
+               "--image-size", str(image_size), "--batch-size", str(batch), "--threads", str(threads),
+               "--seed", str(seed)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int, batch: int) -> dict[str, Any]:
+    """Export, then time the four CPU paths interleaved on the same inputs; masks compared with eager float32."""
+    device = torch.device("cpu")
+    config = model_config(argparse.Namespace(preset=preset, config_json=None))
+    model = build_model(config, device, args.seed).eval()
+    processor = _default_processor(None)
+    processor.image_processor.size = {"height": image_size, "width": image_size}
+    inputs = random_inputs(config, batch, image_size, device, args.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        export = export_both(model, processor, folder)
+        paths = cpu_path_models(model, folder, args.threads)
+        workloads = [inference_workload(name, path_model, inputs, dtype, device)
+                     for name, (path_model, dtype) in paths.items()]
+        masks = {workload.name: workload.step() for workload in workloads}
+        seconds = time_workloads(workloads, args.repeats, args.warmup, device)
+        memory_records = {}
+        if args.memory:
+            del paths, workloads
+            model.save_pretrained(folder / "torch")
+            memory_records = {name: memory_in_subprocess(name, folder, image_size, batch, args.threads, args.seed)
+                              for name in CPU_PATHS}
+    speedups = {name: median_ratio(seconds, "eager-fp32", name) for name in CPU_PATHS}
+    return {
+        "preset": preset, "image_size": image_size, "batch_size": batch, **export,
+        "paths": {name: {**timing_record(seconds[name], batch), "speedup_vs_eager_fp32": speedups[name],
+                         "mask_pixels_equal_to_eager_fp32": round((masks[name] == masks["eager-fp32"]).float()
+                                                                  .mean().item(), 5),
+                         **({"peak_memory_mb": memory_records[name]["peak_memory_mb"],
+                             "setup_peak_memory_mb": memory_records[name]["setup_peak_memory_mb"]}
+                            if memory_records else {})}
+                  for name in CPU_PATHS},
+    }
+
+
+def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
+    """Time eager float32, eager bf16 autocast, ONNX Runtime float32 and INT8 at each setting, in this run."""
+    import onnxruntime
+
+    from modeling_lavt.precision import cpu_has_native_bf16
+
+    torch.set_num_threads(args.threads)
+    records = [measure_onnx_setting(args, *setting) for setting in args.settings]
+    return {
+        "benchmark": "onnx", "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        **hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
+        "logical_cpus": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
+        "timing": "forward + mask post-processing, random weights and inputs, median seconds per batch",
+        "memory_kind": "process peak RSS (ru_maxrss) of one subprocess per path: load, 2 inferences",
+        "settings": records,
+    }
+
+
+def _add_onnx_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--path", required=True, choices=CPU_PATHS, help="the inference path")
+    parser.add_argument("--folder", required=True, type=Path,
+                        help="folder with torch/ (saved model) and fp32/, int8/ (ONNX exports)")
+    parser.add_argument("--image-size", "--image_size", type=int, required=True, help="square input side")
+    parser.add_argument("--batch-size", "--batch_size", type=int, default=1, help="batch (1)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+
+
+def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """Load one path's model, run two inferences; this process's peak RSS is the path's."""
+    from modeling_lavt import LavtForReferringSegmentation
+
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    if args.path.startswith("eager"):
+        model = LavtForReferringSegmentation.from_pretrained(args.folder / "torch").eval()
+        config = model.config
+    else:
+        model = ort_model(args.folder / args.path.removeprefix("ort-"), args.threads)
+        config = model.config
+    dtype = "bf16" if args.path == "eager-bf16" else "fp32"
+    workload = inference_workload(args.path, model, random_inputs(config, args.batch_size, args.image_size, device,
+                                                                  args.seed), dtype, device)
+    setup_peak = peak_memory_mb(device)
+    for _ in range(2):
+        workload.step()
+    return {"benchmark": "onnx-memory", "path": args.path, **memory_record(device, setup_peak)}
+
+
+def _add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a trained model folder (weights + processor)")
+    parser.add_argument("--dataset", required=True, help="refer dataset (raw refer root or prepared folder)")
+    parser.add_argument("--dataset-config", "--dataset_config", default="refcoco_unc", help="(refcoco_unc)")
+    parser.add_argument("--split", default="val", help="split to evaluate (val)")
+    parser.add_argument("--images-root", "--images_root", default=None, help="COCO-style image folder")
+    parser.add_argument("--batch-size", "--batch_size", type=int, default=8, help="pairs per batch (8)")
+    parser.add_argument("--max-samples", "--max_samples", type=int, default=None, help="first N pairs only")
+    parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
+
+
+def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
+    """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
+    share of mask pixels equal to eager float32's; the low-precision targets judged on them."""
+    from torch.utils.data import DataLoader, Subset
+
+    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+    from training.data import ReferEvalDataset, collate, load_refer_dataset
+    from training.evaluate import foreground_masks
+    from training.metrics import compute_refer_metrics, intersection_and_union
+
+    torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
+    processor = LavtProcessor.from_pretrained(args.model)
+    view = ReferEvalDataset(load_refer_dataset(args.dataset, args.dataset_config, args.split,
+                                               images_root=args.images_root), processor)
+    samples = view if args.max_samples is None else Subset(view, range(min(args.max_samples, len(view))))
+    loader = DataLoader(samples, batch_size=args.batch_size, collate_fn=collate)
+    counts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in CPU_PATHS}
+    equal_pixels, total_pixels, ort_fp32_difference = dict.fromkeys(CPU_PATHS, 0), 0, 0.0
+    with tempfile.TemporaryDirectory() as scratch:
+        export = export_both(model, processor, Path(scratch))
+        paths = cpu_path_models(model, Path(scratch), args.threads)
+        for batch in loader:
+            inputs = {name: batch[name] for name in ("pixel_values", "input_ids", "attention_mask")}
+            logits, masks = {}, {}
+            for name, (path_model, dtype) in paths.items():
+                with torch.inference_mode(), autocast(device, dtype):
+                    logits[name] = path_model(**inputs).logits
+                masks[name] = foreground_masks(logits[name], batch["labels"].shape[-2:])
+                counts[name].append(intersection_and_union(masks[name], batch["labels"]))
+                equal_pixels[name] += int((masks[name] == masks["eager-fp32"]).sum())
+            total_pixels += masks["eager-fp32"].numel()
+            ort_fp32_difference = max(ort_fp32_difference,
+                                      (logits["ort-fp32"] - logits["eager-fp32"]).abs().max().item())
+    metrics = {name: compute_refer_metrics(np.concatenate([c[0] for c in parts]), np.concatenate([c[1] for c in parts]))
+               for name, parts in counts.items()}
+    records = {}
+    for name in CPU_PATHS:
+        agreement = equal_pixels[name] / total_pixels
+        drop = metrics["eager-fp32"]["mean_iou"] - metrics[name]["mean_iou"]
+        records[name] = {"mean_iou": round(metrics[name]["mean_iou"], 3),
+                         "overall_iou": round(metrics[name]["overall_iou"], 3),
+                         "mask_pixels_equal_to_eager_fp32": round(agreement, 5), "mean_iou_drop": round(drop, 3),
+                         "accuracy_target_met": agreement >= MIN_PIXEL_AGREEMENT and drop <= MAX_MEAN_IOU_DROP}
+    return {
+        "benchmark": "onnx-accuracy", "model": args.model, "dataset": args.dataset, "split": args.split,
+        "samples": len(samples), "image_size": processor_image_size(processor), "protocol": "model_input",
+        "target": f">= {MIN_PIXEL_AGREEMENT:.0%} of mask pixels equal to eager float32, mean IoU within "
+                  f"{MAX_MEAN_IOU_DROP} point", "ort_fp32_max_logit_difference": ort_fp32_difference,
+        "torch": torch.__version__, **hardware_record(device), "threads": args.threads, **export, "paths": records,
+    }
+
+
+def processor_image_size(processor: Any) -> list[int]:
+    size = processor.image_processor.size
+    return [size["height"], size["width"]]
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "data": Subcommand(
@@ -768,6 +1004,22 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         help="the project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run",
         add_arguments=_add_targets_arguments,
         run=run_targets,
+    ),
+    "onnx": Subcommand(
+        help="CPU inference paths side by side: eager fp32, eager bf16 autocast, ONNX Runtime fp32 and INT8 "
+        "(export time, file sizes, peak RSS per path)",
+        add_arguments=_add_onnx_arguments,
+        run=run_onnx,
+    ),
+    "onnx-memory": Subcommand(
+        help="(used by onnx) peak RSS of one CPU inference path in this process",
+        add_arguments=_add_onnx_memory_arguments,
+        run=run_onnx_memory,
+    ),
+    "onnx-accuracy": Subcommand(
+        help="the CPU inference paths with a trained model over a refer split: IoU and mask agreement with fp32",
+        add_arguments=_add_onnx_accuracy_arguments,
+        run=run_onnx_accuracy,
     ),
 }
 

@@ -14,6 +14,7 @@ Examples:
   lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the man on the left" "the red car"
   lavt-predict --model ./lavt-refcoco --image a.jpg b.png --text "left dog" "cup" --device cuda --dtype bf16
   lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the red car on the left" --word-maps
+  lavt-predict --model ./lavt-refcoco-onnx --backend onnx --image photo.jpg --text "the red car"
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
-from modeling_lavt.precision import DTYPES, autocast
+from modeling_lavt.precision import DTYPES, autocast, resolve_dtype
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.validation import check_referring_expressions
 from modeling_lavt.visualization import draw_overlay, draw_word_maps
@@ -63,9 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtype",
-        choices=tuple(DTYPES),
-        default="fp32",
-        help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)",
+        choices=("auto", *DTYPES),
+        default="auto",
+        help="compute precision; bf16 / fp16 run the model under autocast; auto: bf16 on a CPU with native "
+        "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own precision "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by ONNX Runtime on the "
+        "CPU (default: %(default)s)",
     )
     parser.add_argument(
         "--threshold",
@@ -91,13 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold must lie in [0, 1], got {args.threshold}")
     images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
-    device = resolve_device(parser, args.device)
-    pipe = load_pipeline(parser, args.model, device)
+    if args.backend == "onnx":
+        device, dtype = check_onnx_options(parser, args.device, args.dtype, args.word_maps), "fp32"
+        pipe = load_onnx_pipeline(parser, args.model, args.dtype)
+    else:
+        device = resolve_device(parser, args.device)
+        dtype = resolve_dtype(device, args.dtype)
+        pipe = load_pipeline(parser, args.model, device)
     check_texts(parser, args.text, pipe.tokenizer)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    with autocast(device, args.dtype):
+    with autocast(device, dtype):
         results = pipe(
             [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
             return_word_maps=args.word_maps,
@@ -164,6 +179,34 @@ def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: An
 def one_line(error: Exception) -> str:
     """An error message on one line (transformers' and huggingface_hub's span several)."""
     return " ".join(str(error).split())
+
+
+def check_onnx_options(parser: argparse.ArgumentParser, device: str, dtype: str, word_maps: bool) -> torch.device:
+    """The device of --backend onnx (the CPU); its precision is the export's, fp32 insists on a float32 one."""
+    if word_maps:
+        parser.error("--word-maps: the ONNX export returns logits only, not the attentions; use --backend torch")
+    if device == "cuda":
+        parser.error("--device cuda: the onnx backend runs on the CPU (ONNX Runtime); use --backend torch on a GPU")
+    if dtype not in ("auto", "fp32"):
+        parser.error(f"--dtype {dtype}: the onnx backend runs the export's own precision (float32 or int8); "
+                     "use --dtype auto, or fp32 to insist on a float32 export")
+    return torch.device("cpu")
+
+
+def load_onnx_pipeline(
+    parser: argparse.ArgumentParser, model_name: str, dtype: str
+) -> ReferringImageSegmentationPipeline:
+    """An ONNX export folder (lavt-export) and its processor, wrapped in the pipeline."""
+    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+
+    try:
+        model = LavtOnnxForReferringSegmentation.from_pretrained(
+            model_name, precision="float32" if dtype == "fp32" else None
+        )
+        processor = LavtProcessor.from_pretrained(model_name)
+    except (OSError, ValueError) as error:
+        parser.error(f"--model {model_name}: {one_line(error)}")
+    return ReferringImageSegmentationPipeline(model=model, processor=processor, device="cpu")
 
 
 def save_prediction(

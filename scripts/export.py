@@ -1,0 +1,82 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Export a LAVT model folder to ONNX for ONNX Runtime (`lavt-predict --backend onnx`), optionally INT8.
+
+The output folder holds model.onnx, config.json, the processor files and onnx_export.json (opset, image size,
+text length, dtype, quantization). The batch is dynamic; the image size is the processor's (or --image-size) and
+the text length the model's max_text_length. The float32 graph is checked against eager PyTorch before the
+folder is written. --quantize int8 on an export folder quantizes that export without exporting again.
+
+Examples:
+  lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx
+  lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
+  lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from modeling_lavt.onnx_export import EXPORT_INFO_NAME, export_onnx, quantize_export, read_export_info
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavt-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True,
+                        help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
+    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
+                        help="new folder for the export (must not exist)")
+    parser.add_argument("--quantize", choices=("int8",), default=None,
+                        help="int8: ONNX Runtime dynamic quantization of the linear layers (default: float32)")
+    parser.add_argument("--image-size", "--image_size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+                        help="input size of the graph (default: the processor's size); the saved processor gets it")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's exporter default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output_dir = Path(args.output_dir)
+    if output_dir.exists():
+        parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
+    if args.image_size is not None and min(args.image_size) < 1:
+        parser.error(f"--image-size must be positive, got {args.image_size}")
+    if (Path(args.model) / EXPORT_INFO_NAME).is_file():
+        if args.quantize is None or args.image_size is not None or args.opset is not None:
+            parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
+                         "(--quantize int8); export the PyTorch model for another size or opset")
+        try:
+            quantize_export(args.model, output_dir)
+        except ValueError as error:
+            parser.error(str(error))
+    else:
+        model, processor = load_model(parser, args.model)
+        if args.image_size is not None:
+            processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
+        try:
+            export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize)
+        except ValueError as error:
+            parser.error(str(error))
+    print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
+    return 0
+
+
+def load_model(parser: argparse.ArgumentParser, name: str):
+    """The PyTorch model and its processor from a folder; a missing folder fails before anything loads."""
+    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+
+    if not Path(name).is_dir():
+        parser.error(f"--model {name}: no such folder")
+    try:
+        return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"lavt-export: error: cannot load the model and processor from {name}: {error}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
