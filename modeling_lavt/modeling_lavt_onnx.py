@@ -72,10 +72,10 @@ class LavtOnnxForReferringSegmentation:
             raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
         if precision is not None and info["dtype"] != precision:
             raise ValueError(
-                f"{path} holds a {info['dtype']} model but {precision} was asked for: a quantized model cannot give "
+                f"{path} is an export in {info['dtype']}, but {precision} was asked for: a quantized model cannot give "
                 f"float32 results; load a float32 export (lavt-export without --quantize)"
                 if precision == "float32" else
-                f"{path} holds a {info['dtype']} model but {precision} was asked for; quantize it with "
+                f"{path} is an export in {info['dtype']}, but {precision} was asked for; quantize it with "
                 "lavt-export --quantize int8"
             )
         if not (path / ONNX_NAME).is_file():
@@ -110,7 +110,7 @@ class LavtOnnxForReferringSegmentation:
             ValueError: (H, W) or T differ from the export's, batches differ, or an option the graph does not
                 have (labels, hidden states) is asked for.
         """
-        unsupported = sorted(name for name, value in kwargs.items() if value not in (None, False))
+        unsupported = sorted(name for name, value in kwargs.items() if value is not None and value is not False)
         if unsupported:
             raise ValueError(f"the ONNX model returns logits only; it does not take {unsupported}")
         if attention_mask is None:

@@ -119,7 +119,7 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         program = torch.onnx.export(
-            _LogitsOnly(model), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True, opset_version=opset,
+            _LogitsOnly(model).eval(), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True, opset_version=opset,
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
             dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}, optimize=True, verbose=False,
         )
