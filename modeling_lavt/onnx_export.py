@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
     batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
+        # torch names the one batch dimension of the three inputs once and says so for the others
+        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
         program = torch.onnx.export(
             _LogitsOnly(model).eval(), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True, opset_version=opset,
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
