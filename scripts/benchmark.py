@@ -924,6 +924,7 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     from torch.utils.data import DataLoader, Subset
 
     from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+    from modeling_lavt.onnx_export import processor_settings
     from training.data import ReferEvalDataset, collate, load_refer_dataset
     from training.evaluate import foreground_masks
     from training.metrics import compute_refer_metrics, intersection_and_union
@@ -965,16 +966,11 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
                          "accuracy_target_met": agreement >= MIN_PIXEL_AGREEMENT and drop <= MAX_MEAN_IOU_DROP}
     return {
         "benchmark": "onnx-accuracy", "model": args.model, "dataset": args.dataset, "split": args.split,
-        "samples": len(samples), "image_size": processor_image_size(processor), "protocol": "model_input",
+        "samples": len(samples), **processor_settings(processor), "protocol": "model_input",
         "target": f">= {MIN_PIXEL_AGREEMENT:.0%} of mask pixels equal to eager float32, mean IoU within "
                   f"{MAX_MEAN_IOU_DROP} point", "ort_fp32_max_logit_difference": ort_fp32_difference,
         "torch": torch.__version__, **hardware_record(device), "threads": args.threads, **export, "paths": records,
     }
-
-
-def processor_image_size(processor: Any) -> list[int]:
-    size = processor.image_processor.size
-    return [size["height"], size["width"]]
 
 
 # ---------------------------------------------------------------------------------------------------------
