@@ -239,6 +239,12 @@ def peak_memory_mb(device: torch.device) -> float:
     """Peak memory so far: the process's peak resident set size on CPU, allocated tensor memory on CUDA."""
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    status = Path("/proc/self/status")
+    if status.is_file():  # Linux: this process's own high-water mark. ru_maxrss is not: a child started by a big
+        # parent (fork, then exec) keeps the parent's peak at the fork when that is higher.
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**10, 1)  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
     return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
 
@@ -280,7 +286,7 @@ def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
     """Peak memory of the run, and the peak before the first iteration (model, inputs, libraries)."""
     if device.type != "cuda":
         return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
-                "memory_kind": "process peak RSS (ru_maxrss)"}
+                "memory_kind": "process peak RSS (VmHWM on Linux, else ru_maxrss)"}
     # What nvidia-smi shows is the allocator's reserve (plus the CUDA context), a little above the tensors' peak.
     reserved = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
     return {"peak_memory_mb": peak_memory_mb(device), "peak_reserved_memory_mb": reserved,
@@ -871,7 +877,7 @@ def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
         **hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
         "logical_cpus": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
         "timing": "forward + mask post-processing, random weights and inputs, median seconds per batch",
-        "memory_kind": "process peak RSS (ru_maxrss) of one subprocess per path: load, 2 inferences",
+        "memory_kind": "process peak RSS (VmHWM) of one subprocess per path: load, 2 inferences",
         "settings": records,
     }
 
