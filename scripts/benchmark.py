@@ -26,8 +26,8 @@ INT8, timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224
 and quantization times, ONNX file sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per
 path). ``onnx-accuracy``: the same paths with a trained model over a refer split (IoU, mask agreement).
 
-Memory: ``peak_memory_mb`` is the process's peak resident set size (``VmHWM`` on Linux, else ``ru_maxrss``) on CPU, which includes the
-Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
+Memory: ``peak_memory_mb`` is the process's peak resident set size (``VmHWM`` on Linux, else ``ru_maxrss``) on
+CPU, which includes the Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
 process (as the command line does) so that one configuration's peak does not hide another's. ``train-step`` on CPU
 also reports ``peak_allocated_mb``, the peak of what malloc has handed out (glibc), comparable with CUDA's number:
 peak RSS also counts freed heap pages that glibc keeps. With gradient checkpointing on CPU, ``train-step`` (like
