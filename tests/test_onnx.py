@@ -232,6 +232,7 @@ def test_predict_with_the_onnx_backend(onnx_dir, model_dir, tmp_path, capsys):
     (["--dtype", "fp32"], "is an export in int8, but float32 was asked for"),
     (["--dtype", "bf16"], "--dtype bf16: the onnx backend runs the export's own precision"),
     (["--device", "cuda"], "--device cuda: the onnx backend runs on the CPU"),
+    (["--word-maps"], "--word-maps: the ONNX export returns logits only"),
 ])
 def test_predict_onnx_backend_errors(int8_dir, tmp_path, capsys, options, message):
     random_image(20, 20).save(tmp_path / "photo.png")
