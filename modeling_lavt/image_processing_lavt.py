@@ -231,7 +231,7 @@ class LavtImageProcessor(BaseImageProcessor):
     ) -> list[dict[str, Any]]:
         """Pixel-word attentions -> one heatmap per token: where in the image each word of the expression looks.
 
-        Each stage's pixel-word attention (spec section 3; `output_attentions=True`) gives, for every pixel of that
+        Each stage's pixel-word attention (docs/model.md, "Pixel-word attention (PWAM)"; `output_attentions=True`) gives, for every pixel of that
         stage's map, a softmax over the tokens. Per sample, the maps of the chosen stages are averaged over the
         heads, upsampled bilinearly (`align_corners=False`) to the target size and averaged over the stages: every
         step averages distributions, so the result still sums to 1 over the tokens at every pixel, and padding

@@ -31,7 +31,7 @@ _SHIFT_MASK_VALUE = -100.0
 
 @dataclass
 class LavtModelOutput(ModelOutput):
-    """Output of [`LavtModel`]: the language-aware multi-scale features (spec section 1).
+    """Output of [`LavtModel`]: the language-aware multi-scale features (docs/model.md, "Data flow").
 
     Args:
         stage_features: the four normalised fused maps the decoder reads, (batch, C_i, H_i, W_i) with
@@ -42,7 +42,7 @@ class LavtModelOutput(ModelOutput):
             `output_hidden_states`.
         fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i); with
             `output_hidden_states`.
-        attentions: per stage, the pixel-word attention weights (spec section 3), (batch, fusion heads, T, H_i, W_i):
+        attentions: per stage, the pixel-word attention weights (docs/model.md, "Pixel-word attention (PWAM)"), (batch, fusion heads, T, H_i, W_i):
             for every pixel a softmax over the T token positions, so the maps sum to 1 over the tokens at every
             pixel and padding positions (attention mask 0) get ~0 (their logits are lowered by 1e4); with
             `output_attentions`. `LavtImageProcessor.post_process_word_attention` turns them into word heatmaps.
@@ -215,7 +215,7 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (spec section 2), computed
+    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin block"), computed
     by the configured attention implementation (fused SDPA by default, or eager)."""
 
     is_causal = False
@@ -365,7 +365,7 @@ def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 class LavtPixelWordAttention(GradientCheckpointingLayer):
-    """PWAM (spec section 3): every pixel attends over the words; the attended language feature modulates the
+    """PWAM (docs/model.md, "Pixel-word attention (PWAM)"): every pixel attends over the words; the attended language feature modulates the
     visual one. The attention runs with the configured implementation (SDPA by default), or eager when its
     weights are asked for.
 
@@ -599,7 +599,7 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
 
 
 class LavtModel(LavtPreTrainedModel):
-    """The headless LAVT: the text encoder and the language-aware Swin encoder (spec sections 1-5), returning the
+    """The headless LAVT: the text encoder and the language-aware Swin encoder (docs/model.md), returning the
     four language-aware feature maps that a segmentation head reads. Inputs come from [`LavtProcessor`].
 
     `LavtForReferringSegmentation` holds one as `model.lavt` (its `base_model`). `LavtModel.from_pretrained`
