@@ -438,7 +438,7 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
         threshold = (memory.return_freed_blocks_to_system() if args.gradient_checkpointing
                      else memory.configured_mmap_threshold())
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     inputs = random_inputs(config, args.batch_size, args.image_size, device, args.seed, labels=True)
     setup_peak = peak_memory_mb(device)
     step, optimizer = train_step_function(model, inputs, args.dtype, device, args.learning_rate)
