@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, load_dataset
 from datasets import Image as ImageFeature
@@ -67,11 +68,36 @@ def test_reload_gives_identical_rows(raw, prepared, tmp_path, split):
 
 
 def test_shards_and_streaming(raw, prepared):
-    shards = sorted((prepared / "data" / "refcoco_unc").glob("train-*.parquet"))
+    shards = sorted((prepared / "images").glob("images-*.parquet"))
     assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
     streamed = load_dataset(str(prepared), "refcoco_unc", split="train", streaming=True)
-    first = list(streamed.cast_column("image", ImageFeature(decode=False)).take(5))
-    assert [dict(r, image=r["image"]["bytes"]) for r in first] == _stored(raw, "train")[:5]
+    stored = _stored(raw, "train")
+    images = {row["image_id"]: row.pop("image") for row in stored}
+    assert list(streamed.take(5)) == stored[:5]
+    table = load_dataset(str(prepared), "images", split="train").cast_column("image", ImageFeature(decode=False))
+    assert images.items() <= {row["image_id"]: row["image"]["bytes"] for row in table}.items()
+
+
+@pytest.mark.parametrize("sentence_field", ["raw", "sent"])
+def test_streamed_objects_join_their_images(raw, prepared, sentence_field):
+    """A streamed epoch sees every object once, in order, with the rows of the map-style load."""
+    streamed = load_refer_dataset(prepared, "refcoco_unc", "val", sentence_field=sentence_field, streaming=True)
+    assert _rows(streamed) == _rows(_raw(raw, "val", sentence_field=sentence_field))
+
+
+def test_each_image_is_stored_once(raw, tmp_path):
+    """refcoco and refcoco+ over the same images: one image table holds each image once, and the card tells the
+    bytes of the images and of the annotations."""
+    output = prepare(raw / "refer", raw / "images", tmp_path / "both")
+    table = pq.read_table(sorted((output / "images").glob("*.parquet")), columns=["image_id"])
+    image_ids = table.column("image_id").to_pylist()
+    used = {i for config in ("refcoco_unc", "refcoco+_unc") for split in ("train", "val", "testA", "testB")
+            for i in _raw(raw, split, config)["image_id"]}
+    assert sorted(image_ids) == image_ids and set(image_ids) == used and len(image_ids) == len(used)
+    image_bytes = sum((raw / "images" / "train2014" / f"COCO_train2014_{i:012d}.jpg").stat().st_size for i in used)
+    text = DatasetCard.load(output / "README.md").text
+    assert f"The image files themselves hold {image_bytes} bytes" in text
+    assert "| images (configuration `images`" in text and "| annotations (objects of" in text
 
 
 def test_card_maps_configurations(prepared):
@@ -97,10 +123,13 @@ def test_command_line_with_plus_config_and_union(raw, tmp_path, capsys):
     main(["--refer_root", str(raw / "refer"), "--images_root", str(raw / "images"), "--output_dir", str(output),
           "--mask_rule", "union"])
     card = DatasetCard.load(output / "README.md")
-    assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc"]
+    assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc", "images"]
     assert card.data.mask_rule == "union"
     reloaded = load_dataset(str(output), "refcoco+_unc", split="val", cache_dir=str(tmp_path / "cache"))
-    assert _rows(reloaded) == _stored(raw, "val", "refcoco+_unc", mask_rule="union")
+    stored = _stored(raw, "val", "refcoco+_unc", mask_rule="union")
+    assert reloaded.to_list() == [{k: v for k, v in row.items() if k != "image"} for row in stored]
+    joined = load_refer_dataset(output, "refcoco+_unc", "val", cache_dir=str(tmp_path / "cache"))
+    assert _rows(joined) == _rows(_raw(raw, "val", "refcoco+_unc", mask_rule="union"))
 
 
 def test_raw_and_sent_texts_survive_preparation(typed_data, tmp_path):
