@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 
@@ -18,7 +18,7 @@ from scripts.prepare_refcoco import prepare_refcoco as prepare
 from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
-from training.data import load_refer_dataset
+from training.data import FEATURES, load_refer_dataset
 from training.data.synthetic import generate_synthetic_refer
 
 local_hub = local_hub_fixture
@@ -53,8 +53,9 @@ def _stored(raw, split, config="refcoco_unc", **kwargs):
 
 
 def _rows(dataset):
-    """Rows with the image as its bytes, so that path-based and embedded images compare equal."""
-    rows = dataset.cast_column("image", ImageFeature(decode=False)).to_list()
+    """Rows with the image as its bytes, so that path-based and embedded images compare equal (map-style or
+    streamed)."""
+    rows = list(dataset.cast_column("image", ImageFeature(decode=False)))
     for row in rows:
         image = row["image"]
         row["image"] = image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
@@ -165,6 +166,26 @@ def test_folder_prepared_before_raw_texts_were_stored(raw, prepared, tmp_path):
         raw / "refer", "val", "sent")
 
 
+def test_folder_with_images_in_its_rows_still_loads(raw, prepared, tmp_path):
+    """The format before the image table (each object's row embeds its image) loads with the same rows."""
+    old = tmp_path / "embedded-parquet"
+    shutil.copytree(prepared, old)
+    table = pq.read_table(sorted((old / "images").glob("*.parquet"))).to_pylist()
+    images = {row["image_id"]: row["image"] for row in table}
+    features = Features({**FEATURES, "sentences_sent": FEATURES["sentences"]})
+    for path in (old / "data" / "refcoco_unc").glob("*.parquet"):
+        rows = [dict(row, image=images[row["image_id"]]) for row in pq.read_table(path).to_pylist()]
+        Dataset.from_list(rows, features=features).to_parquet(path)
+    shutil.rmtree(old / "images")
+    card = DatasetCard.load(old / "README.md")
+    card.data.configs = [c for c in card.data.configs if c["config_name"] != "images"]
+    card.save(old / "README.md")
+    for split in ("train", "val"):
+        expected = _rows(_raw(raw, split))
+        assert _rows(load_refer_dataset(old, "refcoco_unc", split, cache_dir=str(tmp_path / "cache"))) == expected
+        assert _rows(load_refer_dataset(old, "refcoco_unc", split, streaming=True)) == expected
+
+
 def test_same_folder_name_elsewhere_loads_its_own_rows(raw, typed_data, tmp_path):
     """The cache must not confuse a/refcoco-parquet with b/refcoco-parquet (same base name and config)."""
     cache = str(tmp_path / "cache")
@@ -237,7 +258,7 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
     process = run_client("""
         import hashlib, json
         from datasets import Image
-        from training.data import load_refer_dataset
+        from training.data import FEATURES, load_refer_dataset
 
         def summary(rows):
             return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
