@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
@@ -275,3 +276,21 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
                 for r in _rows(_raw(raw, "val"))]
     assert loaded["full"] == expected
     assert loaded["streamed"] == expected[:3]
+
+
+def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
+    """The streamed training view over the image table: each object once, the same image and mask tensors as the
+    map-style view, each image decoded once per item."""
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+    from training.data import ReferTrainDataset, ReferTrainStream
+
+    processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
+    mapped = ReferTrainDataset(load_refer_dataset(prepared, "refcoco_unc", "val"), processor)
+    streamed = list(ReferTrainStream(load_refer_dataset(prepared, "refcoco_unc", "val", streaming=True), processor))
+    assert len(streamed) == len(mapped)
+    for index, item in enumerate(streamed):
+        for key in ("pixel_values", "labels"):
+            assert torch.equal(item[key], mapped[index][key])

@@ -32,7 +32,7 @@ from .refer import (
     parse_config_name,
     segmentation_mask,
 )
-from .views import ReferEvalDataset, ReferTrainDataset, choose_sentence_index, collate
+from .views import ReferEvalDataset, ReferTrainDataset, ReferTrainStream, choose_sentence_index, collate
 
 LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
 
@@ -124,6 +124,7 @@ __all__ = [
     "RawRefer",
     "ReferEvalDataset",
     "ReferTrainDataset",
+    "ReferTrainStream",
     "available_configs",
     "choose_sentence_index",
     "collate",
