@@ -294,3 +294,17 @@ def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
     for index, item in enumerate(streamed):
         for key in ("pixel_values", "labels"):
             assert torch.equal(item[key], mapped[index][key])
+
+
+def test_configurations_that_disagree_on_an_image_are_refused(raw, tmp_path):
+    """One image table serves every configuration, so an image_id must name one file in all of them."""
+    refer = tmp_path / "refer"
+    shutil.copytree(raw / "refer", refer)
+    instances = json.loads((refer / "refcoco+" / "instances.json").read_text())
+    first, second = instances["images"][0], instances["images"][1]
+    first["file_name"], second["file_name"] = second["file_name"], first["file_name"]
+    (refer / "refcoco+" / "instances.json").write_text(json.dumps(instances))
+    with pytest.raises(ValueError, match=rf"image_id {first['id']} is .*{second['file_name']} in refcoco_unc but "
+                                         rf".*{first['file_name']} in refcoco\+_unc"):
+        prepare(refer, raw / "images", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
