@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from modeling_lavt.precision import autocast
+from scripts import data_format_benchmark
 from training import memory
 from training.cli import non_negative_float, non_negative_int, positive_int
 from training.memory import malloc_statistics
@@ -1001,6 +1002,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         help="batched evaluate_model over a synthetic refer split (data loading and metrics included)",
         add_arguments=_add_eval_arguments,
         run=run_eval,
+    ),
+    "data-format": Subcommand(
+        help="prepared parquet: size against its distinct images, and the data path from it (map-style, streamed)",
+        add_arguments=data_format_benchmark.add_arguments,
+        run=data_format_benchmark.run,
     ),
     "targets": Subcommand(
         help="the project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run",

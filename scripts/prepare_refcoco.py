@@ -2,8 +2,11 @@
 """Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg) into the project's parquet dataset.
 
 Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (one configuration per dataset and
-split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``) and a README.md dataset card whose YAML maps each
-configuration's data files, so ``load_dataset(output_dir, "refcoco_unc")`` works, locally or from the Hub.
+split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
+``<output_dir>/images/images-NNNNN-of-NNNNN.parquet`` (each image once, whichever configurations refer to it:
+RefCOCO and RefCOCO+ share theirs) and a README.md dataset card whose YAML maps each configuration's data files
+and the ``images`` configuration, so ``load_dataset(output_dir, "refcoco_unc")`` and
+``load_dataset(output_dir, "images")`` work, locally or from the Hub.
 Writing happens in a hidden folder beside the output that is renamed at the end: a failed run leaves no
 output that could be loaded as complete.
 """
@@ -13,18 +16,21 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, Features
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
 from training.cli import check_writable_dir, reports_usage_errors
+from training.data.image_table import IMAGES_CONFIG
 from training.data.refer import (
+    IMAGE_TABLE_FEATURES,
     MASK_RULES,
+    SENT_COLUMN,
     STORED_FEATURES,
     RawRefer,
     available_configs,
@@ -33,6 +39,7 @@ from training.data.refer import (
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
+IMAGES_DIR = "images"
 MASK_RULE_DESCRIPTIONS = {
     "original": "As in the original LAVT / refer code: each polygon of an object is decoded separately and "
     "pixels covered by exactly one polygon are kept (where two polygons of one object overlap, the pixel is "
@@ -54,12 +61,20 @@ class SplitSummary:
     name: str
     objects: int = 0
     sentences: int = 0
+    annotation_bytes: int = 0  # of the split's parquet files
 
 
 @dataclass
 class ConfigSummary:
     name: str
     splits: list[SplitSummary] = field(default_factory=list)
+
+
+@dataclass
+class ImagesSummary:
+    images: int = 0
+    image_bytes: int = 0  # of the image files, as they are stored
+    file_bytes: int = 0  # of the image table's parquet files
 
 
 def data_dir_name(config: str) -> str:
@@ -82,7 +97,7 @@ def prepare_refcoco(
     """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
 
     Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
-    in ``sentences_sent``. Every configuration, ref and image is validated before anything is written (a ref
+    in ``sentences_sent``, and point by ``image_id`` at the image table, which holds each image once. Every configuration, ref and image is validated before anything is written (a ref
     without sentences, an image that is missing, does not decode or has another size than its
     ``instances.json`` entry is a ValueError / FileNotFoundError naming the ref id and the file); the output
     appears only once complete. ``repo_id`` only fills the usage example of the card.
@@ -97,7 +112,9 @@ def prepare_refcoco(
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         summaries = [_write_config(name, refer, staging, mask_rule, max_shard_bytes) for name, refer in sources]
-        card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir))
+        images = _write_images(sources, staging, max_shard_bytes)
+        card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir),
+                           images)
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         _replace(staging, output_dir)
     except BaseException:
@@ -136,38 +153,80 @@ def _write_config(
     for split in refer.splits:
         rows = refer.stored_rows(split, mask_rule=mask_rule)
         progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
-        summary.splits.append(_write_split(split, progress, folder, max_shard_bytes))
+        counted = SplitSummary(split)
+        written = _write_shards(_counting(progress, counted), folder, split, STORED_FEATURES, max_shard_bytes,
+                                _annotation_size)
+        counted.annotation_bytes = sum(path.stat().st_size for path in written)
+        summary.splits.append(counted)
     return summary
 
 
-def _write_split(split: str, rows: Iterable[dict], folder: Path, max_shard_bytes: int) -> SplitSummary:
-    """Write rows into shards of about ``max_shard_bytes`` of images, named ``<split>-i-of-n.parquet``."""
-    summary = SplitSummary(split)
+def _counting(rows: Iterable[dict], summary: SplitSummary) -> Iterable[dict]:
+    for row in rows:
+        summary.objects += 1
+        summary.sentences += len(row["sentences"])
+        yield row
+
+
+def _annotation_size(row: dict) -> int:
+    """About the bytes of an object's row: its mask and texts dominate."""
+    return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
+
+
+def _write_images(sources: Sequence[tuple[str, RawRefer]], staging: Path, max_shard_bytes: int) -> ImagesSummary:
+    """The image table: every image some configuration refers to, once, in image_id order. One image_id must
+    name one file in every configuration (they all are COCO train2014 ids)."""
+    owners: dict[int, tuple[str, RawRefer]] = {}
+    for name, refer in sources:
+        for image_id in sorted({ref["image_id"] for ref in refer.refs}):
+            first = owners.setdefault(image_id, (name, refer))
+            if first[1].image_path(image_id) != refer.image_path(image_id):
+                raise ValueError(f"image_id {image_id} is {first[1].image_path(image_id)} in {first[0]} but "
+                                 f"{refer.image_path(image_id)} in {name}; the configurations must share one "
+                                 "COCO image set")
+    summary = ImagesSummary()
+    rows = (owners[i][1].stored_image(i) for i in sorted(owners))
+    progress = tqdm(rows, total=len(owners), desc=IMAGES_CONFIG, unit="img")
+    folder = staging / IMAGES_DIR
+    folder.mkdir()
+    written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes,
+                            lambda row: len(row["image"]["bytes"]))
+    summary.images = len(owners)
+    summary.image_bytes = sum(owners[i][1].image_path(i).stat().st_size for i in owners)
+    summary.file_bytes = sum(path.stat().st_size for path in written)
+    return summary
+
+
+def _write_shards(
+    rows: Iterable[dict], folder: Path, prefix: str, features: Features, max_shard_bytes: int,
+    size: Callable[[dict], int],
+) -> list[Path]:
+    """Write rows into shards of about ``max_shard_bytes`` (as ``size`` counts them), named
+    ``<prefix>-i-of-n.parquet``."""
     shard: list[dict] = []
     shard_bytes = 0
     written: list[Path] = []
     for row in rows:
         shard.append(row)
-        shard_bytes += len(row["image"]["bytes"])
-        summary.objects += 1
-        summary.sentences += len(row["sentences"])
+        shard_bytes += size(row)
         if shard_bytes >= max_shard_bytes:
-            written.append(_write_shard(shard, folder / f"{split}-{len(written):05d}.parquet"))
+            written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
             shard, shard_bytes = [], 0
     if shard:
-        written.append(_write_shard(shard, folder / f"{split}-{len(written):05d}.parquet"))
-    for index, path in enumerate(written):
-        path.rename(path.with_name(f"{split}-{index:05d}-of-{len(written):05d}.parquet"))
-    return summary
+        written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
+    final = [path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}.parquet") for index, path in enumerate(written)]
+    for path, name in zip(written, final):
+        path.rename(name)
+    return final
 
 
-def _write_shard(rows: list[dict], path: Path) -> Path:
+def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
     """One parquet file with the features in its metadata, written by ``datasets`` (Hub-friendly options);
     its own per-file progress bar is hidden behind ours."""
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()
     try:
-        Dataset.from_list(rows, features=STORED_FEATURES).to_parquet(path)
+        Dataset.from_list(rows, features=features).to_parquet(path)
     finally:
         if not was_disabled:
             enable_progress_bars()
@@ -175,9 +234,11 @@ def _write_shard(rows: list[dict], path: Path) -> Path:
 
 
 def render_card(
-    summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str
+    summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str,
+    images: ImagesSummary,
 ) -> DatasetCard:
-    """The README.md dataset card; its YAML ``configs`` map each configuration's split files.
+    """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
+    table as the ``images`` configuration.
 
     The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
     """
@@ -191,6 +252,8 @@ def render_card(
         }
         for summary in summaries
     ]
+    configs.append({"config_name": IMAGES_CONFIG,
+                    "data_files": [{"split": "train", "path": f"{IMAGES_DIR}/{IMAGES_CONFIG}-*.parquet"}]})
     card_data = DatasetCardData(
         license="other", language=["en"], pretty_name=pretty_name, task_categories=["image-segmentation"],
         tags=["referring-image-segmentation", "refcoco", "lavt-hf"], configs=configs, mask_rule=mask_rule,
@@ -198,10 +261,12 @@ def render_card(
     card = DatasetCard.from_template(
         card_data, template_path=str(CARD_TEMPLATE), pretty_name=pretty_name, repo_id=repo_id,
         configs=summaries, mask_rule=mask_rule, mask_rule_description=MASK_RULE_DESCRIPTIONS[mask_rule],
-        source_description=source_description,
+        source_description=source_description, images=images,
+        objects=sum(s.objects for summary in summaries for s in summary.splits),
+        annotation_bytes=sum(s.annotation_bytes for summary in summaries for s in summary.splits),
     )
     parsed = DatasetCard(str(card))
-    if [c["config_name"] for c in parsed.data.configs] != [s.name for s in summaries]:
+    if [c["config_name"] for c in parsed.data.configs] != [s.name for s in summaries] + [IMAGES_CONFIG]:
         raise ValueError("the rendered dataset card does not list the configurations that were written")
     return parsed
 

@@ -12,16 +12,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset
+from datasets import Dataset, Features
+from datasets import Image as ImageFeature
 
 from scripts.prepare_refcoco import prepare_refcoco
 from training import evaluate as lavt_evaluate
-from training.data import ReferEvalDataset, ReferTrainDataset, load_refer_dataset
+from training.data import FEATURES, ReferEvalDataset, ReferTrainDataset, load_refer_dataset
 from training.data.synthetic import generate_synthetic_refer
 
 REFS = Path("refer") / "refcoco" / "refs(unc).p"
 INSTANCES = Path("refer") / "refcoco" / "instances.json"
 SHARDS = Path("prepared") / "data" / "refcoco_unc"
+IMAGE_TABLE = Path("prepared") / "images"
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +82,31 @@ def load_prepared(root: Path, split: str = "val", config: str | None = "refcoco_
     return load_refer_dataset(root / "prepared", config, split, cache_dir=str(root / "cache"))
 
 
-def rewrite_shard(root: Path, split: str, change: Callable[[list[dict]], list[dict]]) -> Path:
+def rewrite_shard(root: Path, split: str, change: Callable[[list[dict]], list[dict]], features=None) -> Path:
     """Rewrite the (single) parquet file of a prepared split with `change` applied to its rows."""
-    path = next((root / SHARDS).glob(f"{split}-*.parquet"))
+    return rewrite_parquet(root, next((root / SHARDS).glob(f"{split}-*.parquet")), change, features)
+
+
+def rewrite_parquet(root: Path, path: Path, change: Callable[[list[dict]], list[dict]], features=None) -> Path:
+    """Rewrite a parquet file with `change` applied to its rows (images as bytes), stored with `features`."""
     dataset = Dataset.from_parquet(str(path), cache_dir=str(root / "cache-rewrite"))
-    rows = change(dataset.cast_column("image", dataset.features["image"].__class__(decode=False)).to_list())
-    changed = Dataset.from_list(rows, features=dataset.features) if rows else dataset.select([])
+    if "image" in dataset.column_names:
+        dataset = dataset.cast_column("image", ImageFeature(decode=False))
+    rows = change(dataset.to_list())
+    changed = Dataset.from_list(rows, features=features or dataset.features) if rows else dataset.select([])
     changed.to_parquet(path)
     return path
+
+
+def image_table_rows(root: Path) -> dict[int, dict]:
+    """image_id -> image (bytes, path) of the prepared folder's image table."""
+    table = pq.read_table(sorted((root / IMAGE_TABLE).glob("*.parquet")))
+    return {row["image_id"]: row["image"] for row in table.to_pylist()}
+
+
+def edit_image_table(root: Path, change: Callable[[list[dict]], list[dict]]) -> None:
+    for path in sorted((root / IMAGE_TABLE).glob("*.parquet")):
+        rewrite_parquet(root, path, change)
 
 
 def prepare_into(root: Path):
@@ -209,16 +228,45 @@ def prepare_size_differs_in_the_second_dataset(root):
 # --- prepared parquet --------------------------------------------------------------------------------------------
 
 def prepared_image_that_does_not_decode(root):
-    victim = {}
+    victim = pq.read_table(next((root / SHARDS).glob("val-*.parquet"))).to_pylist()[0]
+    name = image_table_rows(root)[victim["image_id"]]["path"]
 
     def corrupt(rows):
-        victim.update(rows[0])
-        rows[0]["image"] = {"bytes": rows[0]["image"]["bytes"][:100], "path": rows[0]["image"]["path"]}
-        return rows
+        return [dict(row, image={"bytes": row["image"]["bytes"][:100], "path": name})
+                if row["image_id"] == victim["image_id"] else row for row in rows]
 
-    rewrite_shard(root, "val", corrupt)
+    edit_image_table(root, corrupt)
     return (lambda: ReferEvalDataset(load_prepared(root), None)[0],
-            rf"the image of ref_id {victim['ref_id']} \({victim['image']['path']}\) does not decode")
+            rf"the image of ref_id {victim['ref_id']} \({name}\) does not decode")
+
+
+def prepared_object_without_its_image(root):
+    victim = pq.read_table(next((root / SHARDS).glob("val-*.parquet"))).to_pylist()[0]
+    edit_image_table(root, lambda rows: [row for row in rows if row["image_id"] != victim["image_id"]])
+    return (lambda: load_prepared(root),
+            rf"\d+ object\(s\) of .*prepared \(refcoco_unc, split val\) point at images the image table does "
+            rf"not hold, first ref_id {victim['ref_id']} \(image_id {victim['image_id']}\)")
+
+
+def prepared_without_image_table(root):
+    shutil.rmtree(root / IMAGE_TABLE)
+    return (lambda: load_prepared(root),
+            r"the image table of .*prepared \(refcoco_unc, split val\) is missing .*prepare it again")
+
+
+def prepared_card_without_image_table(root):
+    card = root / "prepared" / "README.md"
+    card.write_text(re.sub(r"- config_name: images\n(  .*\n)+", "", card.read_text()))
+    return (lambda: load_prepared(root),
+            r"prepared \(refcoco_unc, split val\) has rows without images but no image table.*prepare it again")
+
+
+def prepared_mixed_formats(root):
+    images = image_table_rows(root)
+    features = Features({**FEATURES, "sentences_sent": FEATURES["sentences"]})
+    rewrite_shard(root, "val", lambda rows: [dict(row, image=images[row["image_id"]]) for row in rows], features)
+    return (lambda: load_prepared(root),
+            r"prepared \(refcoco_unc, split val\) mixes formats: its rows embed their images but .* image table")
 
 
 def prepared_split_without_rows(root):
@@ -320,6 +368,8 @@ CASES = [
     prepare_size_differs_in_the_second_dataset,
     prepared_image_that_does_not_decode, prepared_split_without_rows, prepared_split_files_missing,
     prepared_ref_without_sentences, prepared_folder_without_card, prepared_unknown_config,
+    prepared_object_without_its_image, prepared_without_image_table, prepared_card_without_image_table,
+    prepared_mixed_formats,
     community_ref_without_sentences, community_empty_segmentation, evaluate_ref_without_sentences,
     train_ref_without_sentences,
 ]

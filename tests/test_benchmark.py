@@ -130,3 +130,16 @@ def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-step", "--help"])
     assert "--gradient-checkpointing" in capsys.readouterr().out
+
+
+def test_data_format_record(capsys):
+    """The prepared format's size record: the image table holds each image once (so at most the images plus the
+    annotations), far under one copy per object; the data path is timed from it map-style and streamed."""
+    record = run_benchmark(capsys, "data-format", "--preset", "refcoco-like", "--num_images", "8", "--samples", "3",
+                           "--repeats", "1")
+    assert record["configs"] == ["refcoco_unc", "refcoco+_unc", "refcocog_umd"] and record["distinct_images"] == 8
+    assert record["image_table_bytes"] + record["annotation_bytes"] <= record["prepared_bytes"]
+    assert record["distinct_image_bytes"] <= record["image_table_bytes"] < record["embedded_format_bytes"] / 3
+    assert record["size_ratio"] == round(record["prepared_bytes"] / record["distinct_image_bytes"], 4)
+    for path in ("raw_files", "map_style", "streaming"):
+        assert record[f"{path}_samples_per_s_per_core"] > 0

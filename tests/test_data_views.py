@@ -12,6 +12,7 @@ from scripts.benchmark import main as benchmark_main
 from training.data import (
     ReferEvalDataset,
     ReferTrainDataset,
+    ReferTrainStream,
     choose_sentence_index,
     collate,
     decode_mask,
@@ -146,3 +147,63 @@ def test_benchmark_data_prints_one_json_record(bert_vocab_dir, capsys):
     record = json.loads(lines[0])
     assert record["benchmark"] == "data" and record["samples_per_s_per_core"] > 0
     assert record["torch_threads"] == 1 and record["output_size"] == [480, 480]
+
+
+def _streamed_expectation(dataset, processor, seed, epoch):
+    """Per object, in order: the input_ids of its (seed, epoch, ref_id) sentence and its map-style pixels."""
+    view = ReferTrainDataset(dataset, processor, seed=seed)
+    expected = []
+    for index, row in enumerate(dataset.select_columns(["sentences", "ref_id"])):
+        sentence = row["sentences"][choose_sentence_index(seed, epoch, row["ref_id"], len(row["sentences"]))]
+        ids = processor(text=[sentence], return_tensors="pt")["input_ids"][0]
+        expected.append((ids, view[index]["pixel_values"], view[index]["labels"]))
+    return expected
+
+
+def _signature(input_ids, pixels, labels) -> tuple:
+    return (*input_ids.tolist(), round(float(pixels.sum()), 2), int(labels.sum()))
+
+
+def test_stream_sees_every_object_once_with_its_sentence(data, processor):
+    """Epoch 0 in the stream's order with the map-style pixels; a later epoch (shards in another order, as
+    `datasets` shuffles them per epoch) still sees each object once, with its (seed, epoch, ref_id) sentence."""
+    stream = ReferTrainStream(data["train"].to_iterable_dataset(num_shards=3), processor, seed=5)
+    items = list(stream)
+    expected = _streamed_expectation(data["train"], processor, 5, 0)
+    assert len(items) == len(expected)
+    for item, (ids, pixels, labels) in zip(items, expected):
+        torch.testing.assert_close(item["input_ids"], ids)
+        torch.testing.assert_close(item["pixel_values"], pixels)
+        torch.testing.assert_close(item["labels"], labels)
+    stream.set_epoch(2)
+    seen = sorted(_signature(item["input_ids"], item["pixel_values"], item["labels"]) for item in stream)
+    assert seen == sorted(_signature(*e) for e in _streamed_expectation(data["train"], processor, 5, 2))
+
+
+def test_stream_resumes_where_it_left_off(data, processor):
+    stream = ReferTrainStream(data["train"].to_iterable_dataset(num_shards=3), processor, seed=5)
+    stream.set_epoch(1)
+    full = [item["input_ids"] for item in stream]
+    partial = iter(stream)
+    for _ in range(7):
+        next(partial)
+    state = stream.state_dict()
+    resumed = ReferTrainStream(data["train"].to_iterable_dataset(num_shards=3), processor, seed=5)
+    resumed.load_state_dict(state)
+    assert resumed.epoch == 1
+    rest = [item["input_ids"] for item in resumed]
+    assert len(rest) == len(full) - 7
+    for got, want in zip(rest, full[7:]):
+        torch.testing.assert_close(got, want)
+
+
+def test_stream_in_two_workers_sees_every_object_once(data, processor):
+    stream = ReferTrainStream(data["train"].to_iterable_dataset(num_shards=4), processor, seed=5)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+    seen = sorted(_signature(item["input_ids"], item["pixel_values"], item["labels"]) for item in loader)
+    assert seen == sorted(_signature(*e) for e in _streamed_expectation(data["train"], processor, 5, 0))
+
+
+def test_stream_needs_a_stream(data, processor):
+    with pytest.raises(TypeError, match="streaming=True.*ReferTrainDataset"):
+        ReferTrainStream(data["train"], processor)

@@ -6,8 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset, load_dataset
+import torch
+from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 
@@ -17,7 +19,7 @@ from scripts.prepare_refcoco import prepare_refcoco as prepare
 from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
-from training.data import load_refer_dataset
+from training.data import FEATURES, load_refer_dataset
 from training.data.synthetic import generate_synthetic_refer
 
 local_hub = local_hub_fixture
@@ -52,8 +54,9 @@ def _stored(raw, split, config="refcoco_unc", **kwargs):
 
 
 def _rows(dataset):
-    """Rows with the image as its bytes, so that path-based and embedded images compare equal."""
-    rows = dataset.cast_column("image", ImageFeature(decode=False)).to_list()
+    """Rows with the image as its bytes, so that path-based and embedded images compare equal (map-style or
+    streamed)."""
+    rows = list(dataset.cast_column("image", ImageFeature(decode=False)))
     for row in rows:
         image = row["image"]
         row["image"] = image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
@@ -67,11 +70,36 @@ def test_reload_gives_identical_rows(raw, prepared, tmp_path, split):
 
 
 def test_shards_and_streaming(raw, prepared):
-    shards = sorted((prepared / "data" / "refcoco_unc").glob("train-*.parquet"))
+    shards = sorted((prepared / "images").glob("images-*.parquet"))
     assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
     streamed = load_dataset(str(prepared), "refcoco_unc", split="train", streaming=True)
-    first = list(streamed.cast_column("image", ImageFeature(decode=False)).take(5))
-    assert [dict(r, image=r["image"]["bytes"]) for r in first] == _stored(raw, "train")[:5]
+    stored = _stored(raw, "train")
+    images = {row["image_id"]: row.pop("image") for row in stored}
+    assert list(streamed.take(5)) == stored[:5]
+    table = load_dataset(str(prepared), "images", split="train").cast_column("image", ImageFeature(decode=False))
+    assert images.items() <= {row["image_id"]: row["image"]["bytes"] for row in table}.items()
+
+
+@pytest.mark.parametrize("sentence_field", ["raw", "sent"])
+def test_streamed_objects_join_their_images(raw, prepared, sentence_field):
+    """A streamed epoch sees every object once, in order, with the rows of the map-style load."""
+    streamed = load_refer_dataset(prepared, "refcoco_unc", "val", sentence_field=sentence_field, streaming=True)
+    assert _rows(streamed) == _rows(_raw(raw, "val", sentence_field=sentence_field))
+
+
+def test_each_image_is_stored_once(raw, tmp_path):
+    """refcoco and refcoco+ over the same images: one image table holds each image once, and the card tells the
+    bytes of the images and of the annotations."""
+    output = prepare(raw / "refer", raw / "images", tmp_path / "both")
+    table = pq.read_table(sorted((output / "images").glob("*.parquet")), columns=["image_id"])
+    image_ids = table.column("image_id").to_pylist()
+    used = {i for config in ("refcoco_unc", "refcoco+_unc") for split in ("train", "val", "testA", "testB")
+            for i in _raw(raw, split, config)["image_id"]}
+    assert sorted(image_ids) == image_ids and set(image_ids) == used and len(image_ids) == len(used)
+    image_bytes = sum((raw / "images" / "train2014" / f"COCO_train2014_{i:012d}.jpg").stat().st_size for i in used)
+    text = DatasetCard.load(output / "README.md").text
+    assert f"The image files themselves hold {image_bytes} bytes" in text
+    assert "| images (configuration `images`" in text and "| annotations (objects of" in text
 
 
 def test_card_maps_configurations(prepared):
@@ -97,10 +125,13 @@ def test_command_line_with_plus_config_and_union(raw, tmp_path, capsys):
     main(["--refer_root", str(raw / "refer"), "--images_root", str(raw / "images"), "--output_dir", str(output),
           "--mask_rule", "union"])
     card = DatasetCard.load(output / "README.md")
-    assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc"]
+    assert [c["config_name"] for c in card.data.configs] == ["refcoco_unc", "refcoco+_unc", "images"]
     assert card.data.mask_rule == "union"
     reloaded = load_dataset(str(output), "refcoco+_unc", split="val", cache_dir=str(tmp_path / "cache"))
-    assert _rows(reloaded) == _stored(raw, "val", "refcoco+_unc", mask_rule="union")
+    stored = _stored(raw, "val", "refcoco+_unc", mask_rule="union")
+    assert reloaded.to_list() == [{k: v for k, v in row.items() if k != "image"} for row in stored]
+    joined = load_refer_dataset(output, "refcoco+_unc", "val", cache_dir=str(tmp_path / "cache"))
+    assert _rows(joined) == _rows(_raw(raw, "val", "refcoco+_unc", mask_rule="union"))
 
 
 def test_raw_and_sent_texts_survive_preparation(typed_data, tmp_path):
@@ -134,6 +165,26 @@ def test_folder_prepared_before_raw_texts_were_stored(raw, prepared, tmp_path):
         load_refer_dataset(old, "refcoco_unc", "val")
     assert load_refer_dataset(old, "refcoco_unc", "val", sentence_field="sent")["sentences"][:] == refs_texts(
         raw / "refer", "val", "sent")
+
+
+def test_folder_with_images_in_its_rows_still_loads(raw, prepared, tmp_path):
+    """The format before the image table (each object's row embeds its image) loads with the same rows."""
+    old = tmp_path / "embedded-parquet"
+    shutil.copytree(prepared, old)
+    table = pq.read_table(sorted((old / "images").glob("*.parquet"))).to_pylist()
+    images = {row["image_id"]: row["image"] for row in table}
+    features = Features({**FEATURES, "sentences_sent": FEATURES["sentences"]})
+    for path in (old / "data" / "refcoco_unc").glob("*.parquet"):
+        rows = [dict(row, image=images[row["image_id"]]) for row in pq.read_table(path).to_pylist()]
+        Dataset.from_list(rows, features=features).to_parquet(path)
+    shutil.rmtree(old / "images")
+    card = DatasetCard.load(old / "README.md")
+    card.data.configs = [c for c in card.data.configs if c["config_name"] != "images"]
+    card.save(old / "README.md")
+    for split in ("train", "val"):
+        expected = _rows(_raw(raw, split))
+        assert _rows(load_refer_dataset(old, "refcoco_unc", split, cache_dir=str(tmp_path / "cache"))) == expected
+        assert _rows(load_refer_dataset(old, "refcoco_unc", split, streaming=True)) == expected
 
 
 def test_same_folder_name_elsewhere_loads_its_own_rows(raw, typed_data, tmp_path):
@@ -208,7 +259,7 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
     process = run_client("""
         import hashlib, json
         from datasets import Image
-        from training.data import load_refer_dataset
+        from training.data import FEATURES, load_refer_dataset
 
         def summary(rows):
             return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
@@ -225,3 +276,35 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
                 for r in _rows(_raw(raw, "val"))]
     assert loaded["full"] == expected
     assert loaded["streamed"] == expected[:3]
+
+
+def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
+    """The streamed training view over the image table: each object once, the same image and mask tensors as the
+    map-style view, each image decoded once per item."""
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+    from training.data import ReferTrainDataset, ReferTrainStream
+
+    processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
+    mapped = ReferTrainDataset(load_refer_dataset(prepared, "refcoco_unc", "val"), processor)
+    streamed = list(ReferTrainStream(load_refer_dataset(prepared, "refcoco_unc", "val", streaming=True), processor))
+    assert len(streamed) == len(mapped)
+    for index, item in enumerate(streamed):
+        for key in ("pixel_values", "labels"):
+            assert torch.equal(item[key], mapped[index][key])
+
+
+def test_configurations_that_disagree_on_an_image_are_refused(raw, tmp_path):
+    """One image table serves every configuration, so an image_id must name one file in all of them."""
+    refer = tmp_path / "refer"
+    shutil.copytree(raw / "refer", refer)
+    instances = json.loads((refer / "refcoco+" / "instances.json").read_text())
+    first, second = instances["images"][0], instances["images"][1]
+    first["file_name"], second["file_name"] = second["file_name"], first["file_name"]
+    (refer / "refcoco+" / "instances.json").write_text(json.dumps(instances))
+    with pytest.raises(ValueError, match=rf"image_id {first['id']} is .*{second['file_name']} in refcoco_unc but "
+                                         rf".*{first['file_name']} in refcoco\+_unc"):
+        prepare(refer, raw / "images", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

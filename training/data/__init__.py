@@ -32,7 +32,7 @@ from .refer import (
     parse_config_name,
     segmentation_mask,
 )
-from .views import ReferEvalDataset, ReferTrainDataset, choose_sentence_index, collate
+from .views import ReferEvalDataset, ReferTrainDataset, ReferTrainStream, choose_sentence_index, collate
 
 LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
 
@@ -66,7 +66,8 @@ def load_refer_dataset(
 
     Args:
         source: a raw refer root (``<source>/refcoco/refs(unc).p`` ...), a folder or Hub id in the project's
-            parquet format (made by ``scripts/prepare_refcoco.py``), or community parquet (a local file or
+            parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
+            copying image bytes), or community parquet (a local file or
             folder, e.g. a download of ``jxu124/refcoco``).
         config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``refcocog_umd``; optional when the
             source has a single configuration. Ignored for community parquet (one dataset per source).
@@ -83,7 +84,8 @@ def load_refer_dataset(
     Raises:
         ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
             without sentences, a truncated or incomplete ``instances.json``, an empty segmentation, a split
-            without rows, prepared parquet that lacks the asked-for sentence text.
+            without rows, prepared parquet that lacks the asked-for sentence text, mixes rows with and without
+            images, lacks its image table or has an object whose image is not in it.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
@@ -124,6 +126,7 @@ __all__ = [
     "RawRefer",
     "ReferEvalDataset",
     "ReferTrainDataset",
+    "ReferTrainStream",
     "available_configs",
     "choose_sentence_index",
     "collate",

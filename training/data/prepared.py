@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 
+from .image_table import IMAGES_CONFIG, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
 
 PREPARE_AGAIN = "prepare it again with lavt-prepare-refcoco --overwrite"
@@ -29,11 +30,14 @@ def load_prepared(
     source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
     load_kwargs: dict[str, Any],
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of prepared parquet with ``sentences`` holding the ``sentence_field`` texts.
+    """One split of prepared parquet with ``sentences`` holding the ``sentence_field`` texts and ``image`` each
+    object's image, joined from the image table (or, in folders prepared before it, stored in the rows).
 
     Raises ValueError naming the folder (or Hub id), configuration and split for: an unknown configuration or
     split, a split whose files are missing or hold no rows, a ref without sentences (with its ref id and file),
-    and a folder prepared before the raw texts were stored when ``sentence_field`` is ``raw``.
+    a folder prepared before the raw texts were stored when ``sentence_field`` is ``raw``, a folder mixing
+    rows with and without embedded images, a missing image table, and an object whose image is not in it (with
+    its ref id and image id).
     """
     path = Path(source)
     if path.is_dir():
@@ -42,6 +46,8 @@ def load_prepared(
         where = f"{path} ({name}, split {split})"
         if not sum(pq.ParquetFile(f).metadata.num_rows for f in files):  # `datasets` would only say "no data"
             raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
+        embedded = _embeds_images(files, where)
+        has_table = IMAGES_CONFIG in _card_config_names(path)
         loaded = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split,
                                        streaming=streaming, **load_kwargs)
     else:
@@ -51,10 +57,48 @@ def load_prepared(
             raise ValueError(f"split {split!r} does not exist in {source} ({name}); available splits: {available}")
         where = f"{source} ({name}, split {split})"
         loaded = datasets.load_dataset(source, name, split=split, streaming=streaming, **load_kwargs)
+        embedded = "image" in (loaded.column_names or list(loaded.features or {}))
+        has_table = IMAGES_CONFIG in datasets.get_dataset_config_names(source, **load_kwargs)
+    if embedded and has_table:
+        raise ValueError(f"{where} mixes formats: its rows embed their images but the folder also has an image "
+                         f"table ({IMAGES_CONFIG!r}); {PREPARE_AGAIN}")
+    if not embedded and not has_table:
+        raise ValueError(f"{where} has rows without images but no image table (configuration {IMAGES_CONFIG!r}, "
+                         f"images/*.parquet); upload or copy the whole prepared folder, or {PREPARE_AGAIN}")
     loaded = select_sentences(loaded, sentence_field, where)
     if not streaming:
         check_rows(loaded, where, files)
-    return loaded
+    if embedded:
+        return loaded
+    images = _image_table(path if files else source, where, load_kwargs)
+    return stream_images(loaded, images, where) if streaming else join_images(loaded, images, where)
+
+
+def _embeds_images(files: list[Path], where: str) -> bool:
+    """Whether a split's files hold their images (the format before the image table); all or none must."""
+    embedded = {f.name: "image" in pq.read_schema(f).names for f in files}
+    if len(set(embedded.values())) > 1:
+        with_images = [name for name, value in embedded.items() if value]
+        raise ValueError(f"{where} mixes formats: files {with_images} embed their images, the others point at an "
+                         f"image table; {PREPARE_AGAIN}")
+    return next(iter(embedded.values()))
+
+
+def _image_table(source: str | Path, where: str, load_kwargs: dict[str, Any]) -> datasets.Dataset:
+    """The image table (map-style: looked up by image_id) of a prepared folder or Hub id."""
+    if isinstance(source, Path):
+        try:
+            files = split_files(source, IMAGES_CONFIG, "train")
+        except ValueError as error:
+            raise ValueError(f"the image table of {where} is missing ({error})") from error
+        images = datasets.load_dataset("parquet", data_files={"train": [str(f) for f in files]}, split="train",
+                                       **load_kwargs)
+    else:
+        images = datasets.load_dataset(source, IMAGES_CONFIG, split="train", **load_kwargs)
+    if not {"image_id", "image"} <= set(images.column_names):
+        raise ValueError(f"the image table of {where} has columns {images.column_names}, not image_id and image; "
+                         f"{PREPARE_AGAIN}")
+    return images
 
 
 def _card_configs(folder: Path) -> list[dict]:
@@ -66,9 +110,13 @@ def _card_configs(folder: Path) -> list[dict]:
     return configs
 
 
+def _card_config_names(folder: Path) -> list[str]:
+    return [c["config_name"] for c in _card_configs(folder)]
+
+
 def _config_name(folder: Path, name: str | None) -> str:
-    """The configuration asked for, or the only one the folder has."""
-    names = [c["config_name"] for c in _card_configs(folder)]
+    """The configuration asked for, or the only one the folder has (the image table is not one)."""
+    names = [n for n in _card_config_names(folder) if n != IMAGES_CONFIG]
     if name is None and len(names) == 1:
         return names[0]
     if name not in names:
@@ -100,6 +148,7 @@ def select_sentences(
     """The row format: ``sentences`` holds the ``sentence_field`` texts (stored: raw in ``sentences``, the
     normalised ones in ``sentences_sent``)."""
     columns = dataset.column_names or list(dataset.features or {})
+    kept = [c for c in FEATURES if c in columns]  # rows pointing at the image table have no `image`
     if SENT_COLUMN not in columns:
         if sentence_field == "raw":
             raise ValueError(
@@ -111,15 +160,15 @@ def select_sentences(
             )
         return dataset
     if sentence_field == "raw":
-        return dataset.select_columns(list(FEATURES))
-    if isinstance(dataset, datasets.Dataset):
-        return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(list(FEATURES))
+        return dataset.select_columns(kept)
+    if isinstance(dataset, datasets.Dataset) or "image" not in columns:
+        return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(kept)
     # A streamed rename is a map, which would decode every image and encode it again (other bytes): rename with
     # the images left undecoded.
     image = dataset.features["image"]
     renamed = (dataset.cast_column("image", ImageFeature(decode=False)).select_columns(
         [c for c in columns if c != "sentences"]).rename_column(SENT_COLUMN, "sentences"))
-    return renamed.cast_column("image", image).select_columns(list(FEATURES))
+    return renamed.cast_column("image", image).select_columns(kept)
 
 
 def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) -> None:

@@ -43,7 +43,10 @@ FEATURES = Features(
         "split": Value("string"),
     }
 )
-STORED_FEATURES = Features({**FEATURES, SENT_COLUMN: List(Value("string"))})
+# Prepared parquet stores each image once per repository, in an image table that the objects point at by
+# `image_id`: the objects' rows hold everything else.
+STORED_FEATURES = Features({**{k: v for k, v in FEATURES.items() if k != "image"}, SENT_COLUMN: List(Value("string"))})
+IMAGE_TABLE_FEATURES = Features({"image_id": Value("int64"), "image": ImageFeature()})
 EXPECTED_LAYOUT = (
     "expected layout: <refer_root>/<dataset>/instances.json and <refer_root>/<dataset>/refs(<split_by>).p "
     "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google), "
@@ -313,14 +316,20 @@ class RawRefer:
             yield self._row(ref, mask_rule, embed_images, sentence_field)
 
     def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
-        """Rows of prepared parquet (``STORED_FEATURES``): images embedded, raw texts in ``sentences`` and the
-        normalised ones in ``sentences_sent``."""
+        """Rows of prepared parquet (``STORED_FEATURES``): no image (see :meth:`stored_image`), raw texts in
+        ``sentences`` and the normalised ones in ``sentences_sent``."""
         refs = self.refs_of(split)
         self.check_images(refs)
         for ref in refs:
-            row = self._row(ref, mask_rule, True, "raw")
+            row = self._row(ref, mask_rule, False, "raw")
+            del row["image"]
             row[SENT_COLUMN] = sentence_texts(ref, "sent", self.refs_path)
             yield row
+
+    def stored_image(self, image_id: int) -> dict:
+        """The image table's row (``IMAGE_TABLE_FEATURES``) of one image: its file's bytes, as they are."""
+        path = self.image_path(image_id)
+        return {"image_id": int(image_id), "image": {"bytes": path.read_bytes(), "path": path.name}}
 
     def _row(self, ref: dict, mask_rule: str, embed_images: bool, sentence_field: str) -> dict:
         path = self.image_path(ref["image_id"])

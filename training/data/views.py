@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from datasets import Image as ImageFeature
 from PIL import Image
 
@@ -40,22 +40,15 @@ def open_image(value: dict) -> np.ndarray:
         return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
-def _undecoded_rows(hf_dataset: Dataset) -> Dataset:
+def _undecoded_rows(hf_dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
     """The columns a view reads, with images left as bytes/paths so that decoding happens here, once."""
     return hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
 
 
-class _ReferView(torch.utils.data.Dataset):
+class _Decoding:
     """Shared decoding: a row -> (RGB image, binary mask) -> processor tensors for one sentence."""
 
-    def __init__(self, hf_dataset: Dataset, processor: Any) -> None:
-        if not isinstance(hf_dataset, Dataset):
-            raise TypeError(
-                f"views need a map-style datasets.Dataset, got {type(hf_dataset).__name__} "
-                "(load without streaming=True)"
-            )
-        self.rows = _undecoded_rows(hf_dataset)
-        self.processor = processor
+    processor: Any
 
     def _image_and_mask(self, row: dict) -> tuple[np.ndarray, np.ndarray]:
         """The row's image and mask; an image that does not decode or does not fit its mask is an error
@@ -82,6 +75,19 @@ class _ReferView(torch.utils.data.Dataset):
         return {key: features[key][0] for key in _TENSOR_KEYS if key in features}
 
 
+class _ReferView(_Decoding, torch.utils.data.Dataset):
+    """A map-style view over the rows of a ``datasets.Dataset``."""
+
+    def __init__(self, hf_dataset: Dataset, processor: Any) -> None:
+        if not isinstance(hf_dataset, Dataset):
+            raise TypeError(
+                f"views need a map-style datasets.Dataset, got {type(hf_dataset).__name__} "
+                "(load without streaming=True, or use ReferTrainStream)"
+            )
+        self.rows = _undecoded_rows(hf_dataset)
+        self.processor = processor
+
+
 class ReferTrainDataset(_ReferView):
     """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
 
@@ -104,6 +110,40 @@ class ReferTrainDataset(_ReferView):
         sentence = row["sentences"][self.sentence_index(index, len(row["sentences"]))]
         image, mask = self._image_and_mask(row)
         return self._process(images=[image], text=[sentence], masks=[mask])
+
+
+class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
+    """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
+    drawn from (seed, epoch, ref_id). Each image is decoded once per item. In DataLoader workers the stream's
+    shards are divided among them (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch where
+    the stream left off. Call ``set_epoch``."""
+
+    def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0) -> None:
+        if not isinstance(hf_stream, IterableDataset):
+            raise TypeError(f"ReferTrainStream needs a datasets.IterableDataset (load with streaming=True), got "
+                            f"{type(hf_stream).__name__}; use ReferTrainDataset for a map-style one")
+        self.rows = _undecoded_rows(hf_stream)
+        self.processor = processor
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.rows.set_epoch(self.epoch)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "rows": self.rows.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_epoch(state["epoch"])
+        self.rows.load_state_dict(state["rows"])
+
+    def __iter__(self):
+        for row in self.rows:
+            sentences = row["sentences"]
+            sentence = sentences[choose_sentence_index(self.seed, self.epoch, row["ref_id"], len(sentences))]
+            image, mask = self._image_and_mask(row)
+            yield self._process(images=[image], text=[sentence], masks=[mask])
 
 
 class ReferEvalDataset(_ReferView):
