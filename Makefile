@@ -18,7 +18,7 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 demo: setup
-	$(BIN)/python -m training.demo
+	$(BIN)/python -m lavt_hf.training.demo
 
 lint: setup
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ The modeling code never imports this module, so remote code does not ship it.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import shutil
 import tempfile
@@ -41,7 +42,8 @@ from .pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pi
 from .processing_lavt import LavtProcessor
 from .validation import is_hub_repo_id
 
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "model_card.md"
+# The card templates ship in lavt_hf.hub_cards (the repository's hub_cards/ folder), installed with this package.
+MODEL_CARD_TEMPLATE = importlib.resources.files("lavt_hf.hub_cards") / "model_card.md"
 # Metric keys of the evaluation JSON (`lavt-evaluate`, the training script) -> names on the Hub's model-index.
 CARD_METRICS = {"overall_iou": "Overall IoU", "mean_iou": "Mean IoU", "precision@0.5": "Precision@0.5",
                 "precision@0.7": "Precision@0.7", "precision@0.9": "Precision@0.9"}

@@ -3,7 +3,7 @@
 
 `LavtOnnxForReferringSegmentation(pixel_values=..., input_ids=..., attention_mask=...)` returns the same
 `LavtReferringSegmentationOutput` (logits only), so `LavtProcessor`, `post_process_referring_segmentation`,
-`training.evaluate.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
+`lavt_hf.training.evaluate.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
 
 ```python
 >>> from modeling_lavt import LavtProcessor, ReferringImageSegmentationPipeline

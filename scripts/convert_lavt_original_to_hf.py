@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from lavt_hf.training.cli import check_writable_dir, exit_with_usage_error, positive_int
 from transformers import AutoTokenizer
 
 from modeling_lavt.conversion import (
@@ -33,7 +34,6 @@ from modeling_lavt.conversion import (
 from modeling_lavt.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
-from training.cli import check_writable_dir, exit_with_usage_error, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:

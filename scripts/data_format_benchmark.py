@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, prepare, measure; one torch thread for the data path (samples per second per core)."""
-    from scripts.benchmark import _default_processor
+    from lavt_hf.scripts.benchmark import _default_processor
 
     preset = dict(PRESETS[args.preset])
     if args.num_images is not None:
@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _prepare(scratch: Path, preset: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    from scripts.prepare_refcoco import prepare_refcoco
-    from training.data import load_refer_dataset
-    from training.data.synthetic import generate_synthetic_refer
+    from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
+    from lavt_hf.training.data import load_refer_dataset
+    from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
     for dataset, split_by in preset["configs"]:  # one seed: every configuration over the same image files
         generate_synthetic_refer(scratch / "refer", scratch / "images", num_images=preset["num_images"], seed=0,
@@ -104,9 +104,13 @@ def _data_path(scratch: Path, preset: dict[str, Any], processor: Any, samples: i
     (map-style and streamed) and, as the baseline measured in the same run, from the raw image files; the
     passes alternate so that a busy machine slows each alike."""
     from datasets import Image as ImageFeature
-
-    from training.data import ReferTrainDataset, choose_sentence_index, decode_mask, load_refer_dataset
-    from training.data.views import open_image
+    from lavt_hf.training.data import (
+        ReferTrainDataset,
+        choose_sentence_index,
+        decode_mask,
+        load_refer_dataset,
+    )
+    from lavt_hf.training.data.views import open_image
 
     dataset, split_by = preset["configs"][0]
     name = f"{dataset}_{split_by}"

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lavt_hf.training.cli import check_writable_dir
 from PIL import Image
 
 from modeling_lavt.image_processing_lavt import open_image
@@ -37,7 +38,6 @@ from modeling_lavt.precision import DTYPES, autocast, resolve_dtype
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.validation import check_referring_expressions
 from modeling_lavt.visualization import draw_overlay, draw_word_maps
-from training.cli import check_writable_dir
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,7 +53,7 @@ def tiny_lavt_config(**overrides):
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory) -> Path:
     """A small synthetic refer dataset (16 images of 64x64) for training and study tests."""
-    from training.data.synthetic import generate_synthetic_refer
+    from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
     root = tmp_path_factory.mktemp("synthetic")
     generate_synthetic_refer(root / "refer", root / "images", num_images=16, seed=3, image_size=64)
@@ -64,7 +64,7 @@ def synthetic_data(tmp_path_factory) -> Path:
 def typed_data(tmp_path_factory) -> Path:
     """A small synthetic refer dataset whose raw texts differ from their sent form as typed texts do (a capital,
     an inner comma, a final period): `refer/`, `images/`."""
-    from training.data.synthetic import generate_synthetic_refer
+    from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
     root = tmp_path_factory.mktemp("typed")
     generate_synthetic_refer(root / "refer", root / "images", num_images=12, seed=4, image_size=(64, 48),

@@ -14,11 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, Features
 from datasets import Image as ImageFeature
-
-from scripts.prepare_refcoco import prepare_refcoco
-from training import evaluate as lavt_evaluate
-from training.data import FEATURES, ReferEvalDataset, ReferTrainDataset, load_refer_dataset
-from training.data.synthetic import generate_synthetic_refer
+from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
+from lavt_hf.training import evaluate as lavt_evaluate
+from lavt_hf.training.data import FEATURES, ReferEvalDataset, ReferTrainDataset, load_refer_dataset
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
 REFS = Path("refer") / "refcoco" / "refs(unc).p"
 INSTANCES = Path("refer") / "refcoco" / "instances.json"
@@ -348,8 +347,8 @@ def evaluate_ref_without_sentences(root):
 
 
 def train_ref_without_sentences(root):
-    from training import train
-    from training.arguments import DataArguments, TrainingArguments
+    from lavt_hf.training import train
+    from lavt_hf.training.arguments import DataArguments, TrainingArguments
 
     refs = read_refs(root)
     ref = next(r for r in refs if r["split"] == "train")

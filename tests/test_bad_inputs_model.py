@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lavt_hf.scripts import predict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.validation import check_forward_inputs
-from scripts import predict
 from tests.conftest import spread_tiny_model
 from tests.test_pipeline import random_image, save_tiny_checkpoint, tiny_processor
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 import torch
+from lavt_hf.scripts.benchmark import TINY_TEST_CONFIG, AllocatedPeak, build_parser, main
+from lavt_hf.training import memory
 
 from modeling_lavt import LavtConfig
-from scripts.benchmark import TINY_TEST_CONFIG, AllocatedPeak, build_parser, main
-from training import memory
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "samples_per_s", "repeats"}
 RECORD_KEYS = {

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lavt_hf.scripts import compare_losses
+from lavt_hf.training import compare, train
+from lavt_hf.training import evaluate as evaluation
+from lavt_hf.training.arguments import merge_recipe
+from lavt_hf.training.compare import launch
+from lavt_hf.training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
-from scripts import compare_losses
 from tests.conftest import tiny_train_recipe
-from training import compare, train
-from training import evaluate as evaluation
-from training.arguments import merge_recipe
-from training.compare import launch
-from training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 PERCEPTUAL_TINY = {"loss": {"perceptual_weight": 1.0, "perceptual_network": "resnet10t",
                             "perceptual_pretrained": False}}
@@ -348,7 +348,7 @@ print("launched", sys.argv[1:], flush=True)
 if "crash" in sys.argv:
     sys.exit(1)
 if "--config" in sys.argv:
-    sys.exit("training.train.NonFiniteLossError: non-finite loss at step 7 (epoch 1)")
+    sys.exit("lavt_hf.training.train.NonFiniteLossError: non-finite loss at step 7 (epoch 1)")
 """
 
 
@@ -356,12 +356,12 @@ def test_launched_child_divergence_and_failure(tmp_path):
     launcher = [sys.executable, str(tmp_path / "launcher.py")]
     (tmp_path / "launcher.py").write_text(FAKE_LAUNCHER)
     log = tmp_path / "train.log"
-    assert compare.launched("training.train", ["--config", "c.yaml"], launcher, log) == (
+    assert compare.launched("lavt_hf.training.train", ["--config", "c.yaml"], launcher, log) == (
         "diverged", "non-finite loss at step 7 (epoch 1)")
-    assert log.read_text().startswith("$ ") and "-m training.train --config c.yaml" in log.read_text()
-    assert compare.launched("training.evaluate", ["--model", "m"], launcher, tmp_path / "evaluate.log") == ("ok", None)
+    assert log.read_text().startswith("$ ") and "-m lavt_hf.training.train --config c.yaml" in log.read_text()
+    assert compare.launched("lavt_hf.training.evaluate", ["--model", "m"], launcher, tmp_path / "evaluate.log") == ("ok", None)
     with pytest.raises(RuntimeError, match="failed with exit code 1; see .*crash.log"):
-        compare.launched("training.train", ["--config", "crash"], launcher, tmp_path / "crash.log")
+        compare.launched("lavt_hf.training.train", ["--config", "crash"], launcher, tmp_path / "crash.log")
 
 
 def test_study_refuses_to_run_on_several_ranks(monkeypatch, tmp_path):

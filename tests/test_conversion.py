@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from lavt_hf.scripts import convert_lavt_original_to_hf
 from safetensors.torch import load_file
 
 from modeling_lavt import LavtForReferringSegmentation
@@ -17,7 +18,6 @@ from modeling_lavt.conversion import (
     load_original_checkpoint,
     settings_from_args,
 )
-from scripts import convert_lavt_original_to_hf
 
 RELEASED_ARGS = dict(mha="", window12=False, model="lavt", img_size=480, fusion_drop=0.0, dataset="refcoco",
                      splitBy="unc", ck_bert="bert-base-uncased")

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Image as ImageFeature
+from lavt_hf.training.data import decode_mask, load_refer_dataset
+from lavt_hf.training.data.refer import RawRefer, load_refs
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from pycocotools import mask as mask_utils
 
 from tests.conftest import refs_texts
-from training.data import decode_mask, load_refer_dataset
-from training.data.refer import RawRefer, load_refs
-from training.data.synthetic import generate_synthetic_refer
 
 SPLITS = ("train", "val", "testA", "testB")
 

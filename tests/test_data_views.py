@@ -6,10 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from scripts.benchmark import main as benchmark_main
-from training.data import (
+from lavt_hf.scripts.benchmark import main as benchmark_main
+from lavt_hf.training.data import (
     ReferEvalDataset,
     ReferTrainDataset,
     ReferTrainStream,
@@ -18,7 +16,8 @@ from training.data import (
     decode_mask,
     load_refer_dataset,
 )
-from training.data.synthetic import generate_synthetic_refer
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
+from PIL import Image
 
 SIZE = 64
 

@@ -4,9 +4,8 @@ import json
 import re
 
 import pytest
+from lavt_hf.training import demo
 from PIL import Image
-
-from training import demo
 
 
 @pytest.mark.slow

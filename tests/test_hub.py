@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
+from lavt_hf.scripts import convert_lavt_original_to_hf
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
@@ -25,7 +26,6 @@ from modeling_lavt.hub import CARD_METRICS, HubPushError, push_lavt_to_hub
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from modeling_lavt.processing_lavt import LavtProcessor
-from scripts import convert_lavt_original_to_hf
 from tests.conftest import REPO_ROOT, spread_tiny_model
 from tests.local_hub import TOKEN, LocalHub, run_client
 from tests.test_train import tiny_recipe
@@ -221,7 +221,7 @@ def test_training_script_pushes_model_processor_and_card(hub, synthetic_data, be
     recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, num_epochs=1, max_train_objects=4,
                          max_eval_samples=8)
     process = run_client(f"""
-        from training import train
+        from lavt_hf.training import train
         train.run(["--config", {str(recipe)!r}, "--push_to_hub", "--hub_model_id", "user/lavt-trained"])
         """, hub, tmp_path / "client", extra_env={"PYTHONPATH": str(REPO_ROOT)}, timeout=300)
     printed = json.loads(next(line for line in reversed(process.stdout.splitlines())

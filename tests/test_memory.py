@@ -1,4 +1,4 @@
-"""training.memory: with gradient checkpointing on CPU, freed activation blocks go back to the system."""
+"""lavt_hf.training.memory: with gradient checkpointing on CPU, freed activation blocks go back to the system."""
 
 import ctypes
 import os
@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from lavt_hf.training import memory
 
 from tests.conftest import REPO_ROOT
-from training import memory
 
 # A freed 30 MiB mapping raises glibc's dynamic threshold to 30 MiB, so that an 8 MiB block then comes from the
 # heap (its pages stay resident after free) unless the threshold was fixed lower.
 PROBE = """
 import sys, torch
-from training.memory import malloc_statistics, return_freed_blocks_to_system
+from lavt_hf.training.memory import malloc_statistics, return_freed_blocks_to_system
 mallinfo2 = malloc_statistics()
 first = torch.empty(30 * 2**20, dtype=torch.uint8)
 del first

@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install '.[onnx]')")
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install '.[onnx]')")
 
+from lavt_hf.scripts import export, predict  # noqa: E402
+
 from modeling_lavt.conversion import convert_original  # noqa: E402
 from modeling_lavt.image_processing_lavt import LavtImageProcessor  # noqa: E402
 from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation  # noqa: E402
@@ -31,7 +33,6 @@ from modeling_lavt.onnx_export import (  # noqa: E402
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline  # noqa: E402
 from modeling_lavt.precision import resolve_dtype  # noqa: E402
 from modeling_lavt.processing_lavt import LavtProcessor  # noqa: E402
-from scripts import export, predict  # noqa: E402
 from tests.conftest import spread_tiny_model  # noqa: E402
 from tests.test_modeling import CASES, load_case  # noqa: E402
 from tests.test_pipeline import INPUT_SIZE, random_image, save_tiny_checkpoint, tiny_processor  # noqa: E402

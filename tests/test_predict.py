@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lavt_hf.scripts import predict
 from PIL import Image
 
 from modeling_lavt.visualization import draw_overlay
-from scripts import predict
 from tests.test_pipeline import save_tiny_checkpoint
 from tests.test_processing import register_auto_classes
 

@@ -12,15 +12,15 @@ import torch
 from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
+from lavt_hf.scripts import prepare_refcoco
+from lavt_hf.scripts.prepare_refcoco import main
+from lavt_hf.scripts.prepare_refcoco import prepare_refcoco as prepare
+from lavt_hf.training.data import FEATURES, load_refer_dataset
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
-from scripts import prepare_refcoco
-from scripts.prepare_refcoco import main
-from scripts.prepare_refcoco import prepare_refcoco as prepare
 from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
-from training.data import FEATURES, load_refer_dataset
-from training.data.synthetic import generate_synthetic_refer
 
 local_hub = local_hub_fixture
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -253,13 +253,13 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
     """The real clients against the local Hub: upload the folder, then load it back by id, both ways."""
     env = {"PYTHONPATH": str(REPO_ROOT)}
     run_client(f"""
-        from scripts.prepare_refcoco import push_to_hub
+        from lavt_hf.scripts.prepare_refcoco import push_to_hub
         push_to_hub({str(prepared)!r}, "tester/refcoco-lavt")
         """, local_hub, tmp_path / "producer", extra_env=env)
     process = run_client("""
         import hashlib, json
         from datasets import Image
-        from training.data import FEATURES, load_refer_dataset
+        from lavt_hf.training.data import FEATURES, load_refer_dataset
 
         def summary(rows):
             return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
@@ -281,11 +281,11 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
 def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
     """The streamed training view over the image table: each object once, the same image and mask tensors as the
     map-style view, each image decoded once per item."""
+    from lavt_hf.training.data import ReferTrainDataset, ReferTrainStream
     from transformers import AutoTokenizer
 
     from modeling_lavt.image_processing_lavt import LavtImageProcessor
     from modeling_lavt.processing_lavt import LavtProcessor
-    from training.data import ReferTrainDataset, ReferTrainStream
 
     processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
     mapped = ReferTrainDataset(load_refer_dataset(prepared, "refcoco_unc", "val"), processor)

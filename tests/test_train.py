@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lavt_hf.training import train
+from lavt_hf.training.arguments import parse_arguments
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_train_recipe
 from tests.launch import accelerate_launch
-from training import train
-from training.arguments import parse_arguments
 
 
 def tiny_recipe(synthetic_data, output_dir, bert_vocab_dir, **overrides) -> Path:
@@ -65,7 +65,7 @@ def test_recipe_states_its_differences_from_a_base(synthetic_data, tmp_path, ber
     ("paper_swin_t_ce.yaml", "paper_swin_t_perceptual.yaml", {"output_dir", "loss"}),
 ])
 def test_derived_recipes_differ_from_their_base_only_where_they_say(base, derived, differences):
-    from training.arguments import load_recipe
+    from lavt_hf.training.arguments import load_recipe
 
     configs = REPO_ROOT / "training" / "configs"
     base_recipe, recipe = load_recipe(configs / base), load_recipe(configs / derived)
@@ -149,8 +149,8 @@ def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert
 SHARD_PROBE = """
 import json, sys
 from accelerate import Accelerator
-from training import train
-from training.arguments import parse_arguments
+from lavt_hf.training import train
+from lavt_hf.training.arguments import parse_arguments
 model_args, data_args, train_args = parse_arguments(sys.argv[1:])
 accelerator = Accelerator()
 processor = train.build_processor(model_args, data_args)
@@ -204,9 +204,10 @@ def test_original_recipe_matches_the_documented_one():
 
 
 def test_parameter_groups_follow_the_original():
+    from lavt_hf.training.arguments import TrainingArguments
+
     from modeling_lavt import LavtForReferringSegmentation
     from tests.conftest import tiny_lavt_config
-    from training.arguments import TrainingArguments
 
     model = LavtForReferringSegmentation(tiny_lavt_config(text_config={
         "model_type": "bert", "vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 3,

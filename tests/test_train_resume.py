@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
+from lavt_hf.training import train
+from lavt_hf.training.cli import UsageError
 
 from tests.conftest import tiny_train_recipe
-from training import train
-from training.cli import UsageError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from lavt_hf.scripts import predict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
 from modeling_lavt import LavtForReferringSegmentation, LavtModel
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
-from scripts import predict
 from tests.conftest import spread_tiny_model, tiny_lavt_config
 from tests.test_pipeline import random_image, save_tiny_checkpoint, tiny_processor
 

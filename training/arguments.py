@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from lavt_hf.training.cli import (
+    NotFoundError,
+    UsageError,
+    check_source_exists,
+    check_writable_dir,
+    range_problem,
+)
+from lavt_hf.training.data.refer import check_sentence_field
 from transformers import HfArgumentParser
 
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
-from training.cli import NotFoundError, UsageError, check_source_exists, check_writable_dir, range_problem
-from training.data.refer import check_sentence_field
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
 MERGED_OPTIONS = ("loss", "model_overrides", "text_config")

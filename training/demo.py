@@ -2,7 +2,7 @@
 """The embedded demo, end to end on CPU: synthetic referring data -> `accelerate launch` training ->
 evaluation -> predictions with overlays -> a short report. `make demo` runs it.
 
-  python -m training.demo [--output_dir outputs/demo] [--num_images 1000] [--extra train options...]
+  python -m lavt_hf.training.demo [--output_dir outputs/demo] [--num_images 1000] [--extra train options...]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def accelerate_binary() -> str:
 
 def first_val_pairs(refer_root: Path, images_root: Path, count: int) -> list[tuple[Path, str]]:
     """A few (image, expression) pairs from the val split to show predictions on."""
-    from training.data import load_refer_dataset
+    from lavt_hf.training.data import load_refer_dataset
 
     rows = load_refer_dataset(refer_root, "refcoco_unc", "val", images_root=images_root)
     pairs = []
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     step("1/4 synthetic referring data")
     if not (data / "refer" / "refcoco" / "refs(unc).p").is_file():
-        from training.data.synthetic import generate_synthetic_refer
+        from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
         info = generate_synthetic_refer(data / "refer", data / "images", num_images=args.num_images, seed=0)
         print(f"{info.num_images} images, {info.num_refs} objects, {info.num_sentences} expressions in {data}")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     step("3/4 evaluation on the val split (every object x sentence)")
     evaluation = output / "evaluation"
-    run([sys.executable, "-m", "training.evaluate", "--model", str(run_dir / "model"), "--dataset",
+    run([sys.executable, "-m", "lavt_hf.training.evaluate", "--model", str(run_dir / "model"), "--dataset",
          str(data / "refer"), "--dataset_config", "refcoco_unc", "--images_root", str(data / "images"),
          "--split", "val", "--output_dir", str(evaluation)])
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     predictions = output / "predictions"
     pairs = first_val_pairs(data / "refer", data / "images", args.num_predictions)
     for index, (image, text) in enumerate(pairs):
-        run([sys.executable, "-m", "scripts.predict", "--model", str(run_dir / "model"), "--image", str(image),
+        run([sys.executable, "-m", "lavt_hf.scripts.predict", "--model", str(run_dir / "model"), "--image", str(image),
              "--text", text, "--output-dir", str(predictions / f"{index:02d}")])
 
     results = json.loads((evaluation / "eval_results.json").read_text())

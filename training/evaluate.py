@@ -5,7 +5,7 @@ Every (object, sentence) pair of the split is one sample. Runs on one process or
 evaluates a shard and the per-sample counts are gathered, so the numbers do not depend on the process count.
 
   lavt-evaluate --model ./lavt-refcoco --dataset ./refer --dataset_config refcoco_unc --images_root ./coco
-  accelerate launch -m training.evaluate --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
+  accelerate launch -m lavt_hf.training.evaluate --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
 
 Protocols:
   model_input  the original's: prediction = argmax of logits upsampled to the model input size, against the
@@ -42,6 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from lavt_hf.training.cli import (
+    check_writable_dir,
+    dataset_errors,
+    exit_with_usage_error,
+    non_negative_int,
+    positive_int,
+    usage_errors_exit,
+)
+from lavt_hf.training.data import SENTENCE_FIELDS, ReferEvalDataset, collate, decode_mask, load_refer_dataset
+from lavt_hf.training.data.views import open_image
+from lavt_hf.training.metrics import REFER_IOU_DIR, intersection_and_union
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -50,17 +61,6 @@ from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.validation import is_hub_repo_id
 from modeling_lavt.visualization import draw_overlay
-from training.cli import (
-    check_writable_dir,
-    dataset_errors,
-    exit_with_usage_error,
-    non_negative_int,
-    positive_int,
-    usage_errors_exit,
-)
-from training.data import SENTENCE_FIELDS, ReferEvalDataset, collate, decode_mask, load_refer_dataset
-from training.data.views import open_image
-from training.metrics import REFER_IOU_DIR, intersection_and_union
 
 PROTOCOLS = ("model_input", "original")
 _GROUND_TRUTH_COLOR = (40, 220, 40)

@@ -2,7 +2,7 @@
 """Train LAVT with Accelerate.
 
   accelerate launch training/train.py --config training/configs/lavt_refcoco_swin_b.yaml
-  python -m training.train --config training/configs/demo.yaml --output_dir outputs/demo
+  python -m lavt_hf.training.train --config training/configs/demo.yaml --output_dir outputs/demo
 
 The recipe (YAML) gives every option; command-line options override it (`--help` lists them all).
 """
@@ -27,17 +27,18 @@ from tqdm.auto import tqdm
 if __package__ in (None, ""):  # run as a script: import from the repository root, not from training/
     sys.path[0] = str(Path(__file__).resolve().parents[1])  # (training/evaluate.py would shadow `evaluate`)
 
+from lavt_hf.training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
+from lavt_hf.training.cli import UsageError, dataset_errors, usage_errors_exit
+from lavt_hf.training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
+from lavt_hf.training.evaluate import evaluate_model
+from lavt_hf.training.memory import return_freed_blocks_to_system
+from lavt_hf.training.reporting import plot_training_curves
+
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
 from modeling_lavt.hub import push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pretrained import lavt_from_pretrained_parts
 from modeling_lavt.processing_lavt import LavtProcessor
-from training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
-from training.cli import UsageError, dataset_errors, usage_errors_exit
-from training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
-from training.evaluate import evaluate_model
-from training.memory import return_freed_blocks_to_system
-from training.reporting import plot_training_curves
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before

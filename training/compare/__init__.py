@@ -4,7 +4,7 @@
 Why this exists: the perceptual-loss paper reports gains (+0.5 mean IoU, +0.23 overall IoU, one run per arm)
 smaller than LAVT's own run-to-run spread (about +-0.5 overall IoU). Only several seeds per arm, paired by seed
 and by evaluation sample, tell such a difference from noise. Runs of different arms with the same seed start
-from the same LAVT initialisation and see the same data order (`training.train` seeds both from the run's seed;
+from the same LAVT initialisation and see the same data order (`lavt_hf.training.train` seeds both from the run's seed;
 the perceptual CNN is built later, at the first loss), so the arm is the only difference within a pair.
 
 An arm is a mapping of training options (those of `lavt-train --help`) merged over the base recipe; the mapping
@@ -33,7 +33,7 @@ differs from what the study would now write is an error, not silently mixed in: 
 
 The study itself is one process. By default it trains and evaluates each run in that process (one device: the
 CPU or one GPU), which is fastest for small runs. With a launcher (`accelerate launch ...`, `torchrun ...`) it
-starts `<launcher> -m training.train` and `<launcher> -m training.evaluate` for each run instead, so every run
+starts `<launcher> -m lavt_hf.training.train` and `<launcher> -m lavt_hf.training.evaluate` for each run instead, so every run
 gets fresh processes on all the launcher's devices; their output is also kept in the run's train.log and
 evaluate.log.
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from training import evaluate as evaluation
-from training import train
+from lavt_hf.training import evaluate as evaluation
+from lavt_hf.training import train
 
 from .plan import Run, StudySettings, offline_weights_path, parse_recipe
 
@@ -67,10 +66,10 @@ def release_memory() -> None:
 
 
 def train_run(run: Run, launcher: Sequence[str] | None) -> tuple[str, str | None]:
-    """Train (or resume) one run with `training.train`; a non-finite loss is a result ("diverged"), not a crash."""
+    """Train (or resume) one run with `lavt_hf.training.train`; a non-finite loss is a result ("diverged"), not a crash."""
     argv = ["--config", str(run.config_path), "--resume_from_checkpoint", "latest"]
     if launcher:
-        return launched("training.train", argv, launcher, run.directory / "train.log")
+        return launched("lavt_hf.training.train", argv, launcher, run.directory / "train.log")
     try:
         train.run(argv)
     except train.NonFiniteLossError as error:
@@ -91,7 +90,7 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     if data_args.images_root:
         argv += ["--images_root", data_args.images_root]
     if launcher:
-        status, error = launched("training.evaluate", argv, launcher, run.directory / "evaluate.log")
+        status, error = launched("lavt_hf.training.evaluate", argv, launcher, run.directory / "evaluate.log")
         if status != "ok":
             raise RuntimeError(f"evaluation of {run.directory} failed: {error}")
         return

@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Planning a loss study: the arms, the study's settings, and every (arm, seed) run with its recipe, after every
-check that can fail before the first run trains (what a study is: `training.compare`)."""
+check that can fail before the first run trains (what a study is: `lavt_hf.training.compare`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from training import evaluate as evaluation
-from training.arguments import (
+from lavt_hf.training import evaluate as evaluation
+from lavt_hf.training.arguments import (
     ARGUMENT_CLASSES,
     MERGED_OPTIONS,
     field_names,
@@ -242,7 +241,7 @@ def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
 
 def check_dataset(recipe: dict) -> None:
     """Both splits load: a missing or mistyped dataset fails here, before the first run starts."""
-    from training.data import load_refer_dataset
+    from lavt_hf.training.data import load_refer_dataset
 
     _, data_args, _ = parse_recipe(recipe)
     if not data_args.dataset:

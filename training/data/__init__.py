@@ -1,7 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Referring-segmentation data: readers of the raw refer layout, the project's parquet format and the
 community parquet layout, and the training / evaluation views (the synthetic generator is
-``training.data.synthetic``).
+``lavt_hf.training.data.synthetic``).
 
 :func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
 """

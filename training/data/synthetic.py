@@ -384,9 +384,9 @@ def _write_instances(path: Path, images: list[dict], annotations: list[dict]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m training.data.synthetic ROOT IMAGES_ROOT [--num_images N ...]``."""
+    """Command line: ``python -m lavt_hf.training.data.synthetic ROOT IMAGES_ROOT [--num_images N ...]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.data.synthetic",
+        prog="python -m lavt_hf.training.data.synthetic",
         description="Write a synthetic referring-segmentation dataset in the raw refer layout "
         "(<root>/<dataset>/refs(<split_by>).p, instances.json; <images_root>/train2014/*.jpg).",
     )

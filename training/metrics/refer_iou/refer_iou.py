@@ -3,7 +3,7 @@
 
 Self-contained on purpose: `evaluate.load` copies this one file (from this folder or from a Hub Space) and
 imports it on its own, so it cannot import the training package. `compute_refer_metrics` is the single copy
-of the formulas; `training.metrics` re-exports it for training code. The features are the per-sample
+of the formulas; `lavt_hf.training.metrics` re-exports it for training code. The features are the per-sample
 intersection and union pixel counts, not the masks: feeding whole masks through `datasets` features costs
 tens of milliseconds per mask.
 """

@@ -1,0 +1,99 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""What `pip install` gives: the installed names (`modeling_lavt`, `lavt_hf`, nothing generic), inference without
+the training stack (the core dependencies only), and the package list of pyproject.toml kept in step with the
+folders."""
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from PIL import Image
+from transformers import AutoTokenizer
+
+from modeling_lavt import LavtImageProcessor, LavtProcessor
+from tests.conftest import REPO_ROOT, spread_tiny_model
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+# The repository folders and the names they install as.
+INSTALLED_AS = {"training": "lavt_hf.training", "scripts": "lavt_hf.scripts", "hub_cards": "lavt_hf.hub_cards"}
+# Only `pip install lavt-hf[train]` brings these; inference must not import them.
+TRAINING_STACK = ("accelerate", "datasets", "evaluate", "timm", "pycocotools", "scipy", "matplotlib", "torchvision",
+                  "tensorboard", "pyarrow")
+
+
+def test_pyproject_lists_every_package_under_its_installed_name():
+    expected = {"modeling_lavt", "lavt_hf"}
+    for folder, name in INSTALLED_AS.items():
+        for init in (REPO_ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO_ROOT / folder)
+            expected.add(".".join([name, *relative.parts]))
+    setuptools = PROJECT["tool"]["setuptools"]
+    assert set(setuptools["packages"]) == expected
+    assert setuptools["package-dir"] == {name: folder for folder, name in INSTALLED_AS.items()}
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower() for requirement in requirements}
+
+
+def test_the_training_stack_is_an_extra_not_a_core_dependency():
+    assert not requirement_names(PROJECT["project"]["dependencies"]) & set(TRAINING_STACK)
+    assert set(TRAINING_STACK) <= requirement_names(PROJECT["project"]["optional-dependencies"]["train"])
+
+
+# The README's inference example, where the training stack and the repository's generic names cannot be imported.
+INFERENCE_ONLY = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None
+import modeling_lavt  # registers LAVT with the Auto classes and the pipeline
+from transformers import AutoModel, AutoProcessor, pipeline
+from PIL import Image
+
+model = AutoModel.from_pretrained({folder!r}).eval()
+processor = AutoProcessor.from_pretrained({folder!r})
+image = Image.open({image!r})
+inputs = processor(images=image, text=["the red circle", "the big square on the left"], return_tensors="pt")
+outputs = model(**inputs)
+results = processor.image_processor.post_process_referring_segmentation(outputs, target_sizes=[image.size[::-1]] * 2)
+segmenter = pipeline("referring-image-segmentation", model={folder!r})
+mask = segmenter(image, text="the red circle")["mask"]
+from lavt_hf.scripts import predict  # lavt-predict needs nothing more
+print(len(results), mask.size)
+"""
+
+
+@pytest.mark.slow
+def test_inference_runs_without_the_training_stack(bert_vocab_dir, tmp_path):
+    folder = tmp_path / "model"
+    spread_tiny_model().save_pretrained(folder)
+    LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir)).save_pretrained(folder)
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "image.png")
+    code = INFERENCE_ONLY.format(blocked=(*TRAINING_STACK, *INSTALLED_AS), folder=str(folder),
+                                 image=str(tmp_path / "image.png"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    process = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.split()[-3:] == ["2", "(40,", "30)"]
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_no_generic_names(tmp_path):
+    process = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                              str(tmp_path), str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    (wheel,) = tmp_path.glob("lavt_hf-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"modeling_lavt", "lavt_hf", wheel.name.split("-py3")[0]
+                                                      + ".dist-info"}
+    for data_file in ("lavt_hf/hub_cards/model_card.md", "lavt_hf/training/configs/demo.yaml",
+                      "lavt_hf/training/accelerate/4gpu_bf16.yaml", "lavt_hf/training/metrics/refer_iou/refer_iou.py"):
+        assert data_file in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert not any(name in line for line in core for name in TRAINING_STACK), core
