@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
+from .resize import upsample_logits
 from .validation import check_target_sizes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -193,8 +194,7 @@ class LavtImageProcessor(BaseImageProcessor):
             sample = logits[index : index + 1].float()
             if target_sizes is not None:
                 height, width = target_sizes[index]
-                if (height, width) != tuple(sample.shape[2:]):
-                    sample = F.interpolate(sample, size=(height, width), mode="bilinear", align_corners=True)
+                sample = upsample_logits(sample, (height, width))
             background, foreground = sample[0, 0], sample[0, 1]
             probabilities = torch.sigmoid(foreground - background)  # = softmax(...)[1] for two classes
             is_foreground = foreground > background if threshold is None else probabilities >= threshold

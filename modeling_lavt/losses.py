@@ -42,19 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configuration_lavt import LavtConfig
+from .resize import upsample_logits
 
 # timm `features_only` stage indices compared by default; for VGG16 they are relu1_2, relu2_2, relu3_3, relu4_3.
 DEFAULT_PERCEPTUAL_LAYERS = (0, 1, 2, 3)
 CHANNEL_MAPPINGS = ("replicate",)
 DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": F.mse_loss, "l1": F.l1_loss}
 EFFICIENTNET_LITE0_NETWORK = "tf_efficientnet_lite0"
-
-
-def upsample_logits(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resize logits to `size` the way the original training did (bilinear, `align_corners=True`)."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -367,6 +361,5 @@ __all__ = [
     "foreground_map",
     "perceptual_loss",
     "soft_dice_loss",
-    "upsample_logits",
     "weighted_cross_entropy",
 ]

@@ -23,6 +23,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
+from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
 # Added to attention logits between tokens of different shifted-window regions (the original's constant).
@@ -521,9 +522,7 @@ class LavtConvBlock(nn.Sequential):
 
 
 def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    if x.shape[-2:] == reference.shape[-2:]:
-        return x
-    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=True)
+    return upsample_logits(x, reference.shape[-2:])
 
 
 class LavtDecoder(nn.Module):

@@ -17,9 +17,9 @@ from modeling_lavt.losses import (
     foreground_map,
     perceptual_loss,
     soft_dice_loss,
-    upsample_logits,
     weighted_cross_entropy,
 )
+from modeling_lavt.resize import upsample_logits
 
 TINY_NET = "resnet10t"
 

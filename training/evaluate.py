@@ -40,7 +40,6 @@ import datasets
 import evaluate
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from lavt_hf.training.cli import (
     check_writable_dir,
@@ -59,6 +58,7 @@ from tqdm.auto import tqdm
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.resize import upsample_logits
 from modeling_lavt.validation import is_hub_repo_id
 from modeling_lavt.visualization import draw_overlay
 
@@ -73,7 +73,7 @@ def check_protocol(protocol: str) -> None:
 
 def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Argmax masks at `size` from (B, 2, h, w) logits (bilinear, align_corners=True, as the original)."""
-    logits = F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=True)
+    logits = upsample_logits(logits.float(), size)
     return logits.argmax(dim=1)
 
 
