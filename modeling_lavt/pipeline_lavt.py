@@ -14,7 +14,7 @@ from transformers import AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
 from .image_processing_lavt import ImageLike
-from .processing_lavt import LavtProcessor
+from .processing_lavt import LavtProcessor, pair_images_with_texts
 from .validation import check_referring_expressions, check_text_argument, load_image_url
 
 TASK = "referring-image-segmentation"
@@ -92,14 +92,7 @@ class ReferringImageSegmentationPipeline(Pipeline):
         texts = [text] if isinstance(text, str) else list(text)
         check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
         images = list(image) if isinstance(image, list | tuple) else [image]
-        if len(images) != 1 and len(images) != len(texts):
-            raise ValueError(
-                f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for "
-                "all expressions, or one image per expression"
-            )
-        if len(images) == 1:
-            images = images * len(texts)
-        pairs = [{"image": img, "text": expression} for img, expression in zip(images, texts)]
+        pairs = [{"image": img, "text": expression} for img, expression in pair_images_with_texts(images, texts)]
         if isinstance(text, str) and not isinstance(image, list | tuple):
             return super().__call__(pairs[0], **kwargs)
         return super().__call__(pairs, **kwargs)

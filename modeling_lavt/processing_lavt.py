@@ -99,7 +99,7 @@ class LavtProcessor(ProcessorMixin):
         if images is not None:
             image_list = make_image_list(images)
             num_rows = (
-                len(image_list) if text is None else _pair_count(len(image_list), len(data["input_ids"]))
+                len(image_list) if text is None else len(pair_images_with_texts(image_list, data["input_ids"]))
             )
             data.update(self._image_rows(image_list, masks, num_rows, image_kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
@@ -269,12 +269,19 @@ def _as_text_list(text: str | Sequence[str]) -> list[str]:
     return texts
 
 
-def _pair_count(num_images: int, num_texts: int) -> int:
-    """Rows produced by pairing images with expressions (1 image + N texts, or N + N)."""
-    if num_images == 1 or num_images == num_texts:
-        return num_texts
+def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """The (image, expression) pairs of one call: one image for every expression, or image i with expression i.
+    The one pairing rule of the processor, the pipeline and lavt-predict.
+
+    Raises:
+        ValueError: for any other pair of counts.
+    """
+    if len(images) == 1:
+        return [(images[0], text) for text in texts]
+    if len(images) == len(texts):
+        return list(zip(images, texts))
     raise ValueError(
-        f"Cannot pair {num_images} images with {num_texts} referring expressions: give one image for all "
+        f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for all "
         "expressions, or one image per expression"
     )
 

@@ -35,7 +35,7 @@ from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype
-from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
 from modeling_lavt.validation import check_referring_expressions
 from modeling_lavt.visualization import draw_overlay, draw_word_maps
 
@@ -128,16 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 def pair_inputs(
     parser: argparse.ArgumentParser, images: list[str], texts: list[str]
 ) -> list[tuple[str, str]]:
-    """(image, expression) pairs by the processor's rule: one image for all expressions, or N with N."""
+    """(image, expression) pairs by the processor's rule (`pair_images_with_texts`)."""
     check_texts(parser, texts)
-    if len(images) == 1:
-        return [(images[0], text) for text in texts]
-    if len(images) != len(texts):
-        parser.error(
-            f"cannot pair {len(images)} images with {len(texts)} expressions: give one image for all "
-            "expressions, or one image per expression"
-        )
-    return list(zip(images, texts))
+    try:
+        return pair_images_with_texts(images, texts)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def read_image(parser: argparse.ArgumentParser, path: str) -> Image.Image:

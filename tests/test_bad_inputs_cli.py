@@ -174,7 +174,7 @@ PREDICT_CASES = {
     "image_not_decodable": (["--image", "{root}/image.png"], ["--image", "image.png"]),
     "text_empty": (["--text", " "], ["--text", "empty"]),
     "pairing": (["--image", "{root}/image.png", "{root}/image.png", "--text", "a", "b", "c"],
-                ["cannot pair 2 images with 3 expressions"]),
+                ["Cannot pair 2 images with 3 referring expressions"]),
 }
 
 

@@ -124,7 +124,7 @@ def test_help(capsys):
         (["--image", "{missing}", "--text", "a"], "not found"),
         (["--image", "{corrupt}", "--text", "a"], "Cannot read image"),
         (["--image", "{good}", "--text", "  "], "empty"),
-        (["--image", "{good}", "{good}", "--text", "a", "b", "c"], "cannot pair 2 images with 3"),
+        (["--image", "{good}", "{good}", "--text", "a", "b", "c"], "Cannot pair 2 images with 3 referring expressions"),
         (["--image", "{good}", "--text", "a", "--threshold", "2"], "threshold"),
     ],
 )
