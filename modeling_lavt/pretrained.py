@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from timm.layers import resize_rel_pos_bias_table_simple
 from transformers import AutoConfig, AutoModel
 
 from .configuration_lavt import LavtConfig
@@ -17,14 +17,14 @@ from .modeling_lavt import LavtForReferringSegmentation
 
 
 def resize_position_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:
-    """Bicubic resize of a ((2w-1)^2, heads) relative position bias table to another window size."""
-    old_side = 2 * window_size_from_table(table.shape[0]) - 1
-    new_side = 2 * window - 1
-    if old_side == new_side:
-        return table
-    grid = table.T.reshape(1, table.shape[1], old_side, old_side).float()
-    grid = F.interpolate(grid, size=(new_side, new_side), mode="bicubic", align_corners=False)
-    return grid.reshape(table.shape[1], new_side * new_side).T.to(table.dtype)
+    """Bicubic resize (align_corners=False, computed in float32) of a ((2w-1)^2, heads) relative position bias
+    table to another window size, as Swin fine-tuning at a new window does; timm's plain bicubic resize.
+
+    Raises `UnsupportedCheckpointError` when the table's rows are not (2w-1)^2 for a whole w.
+    """
+    window_size_from_table(table.shape[0])  # timm's resize would round a non-square table silently
+    new_shape = ((2 * window - 1) ** 2, table.shape[1])
+    return resize_rel_pos_bias_table_simple(table.float(), (window, window), new_shape).to(table.dtype)
 
 
 def read_swin_state_dict(source: str | Path, pretrained: bool = True) -> dict[str, torch.Tensor]:

@@ -10,6 +10,8 @@ pytest_plugins = ["tests.local_hub"]  # the `local_hub` fixture: a Hub server on
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 REFERENCE_DIR = SHARED_DIR / "lavt_reference"
+# Only `pip install lavt-hf[train]` brings these; inference (remote code included) must not import them.
+TRAINING_STACK = ("accelerate", "datasets", "evaluate", "pycocotools", "scipy", "matplotlib", "tensorboard", "pyarrow")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """What the package needs installed: every third-party module it imports is declared in pyproject.toml, and the
-code a Hub user receives with `trust_remote_code=True` runs inference without the training-only timm."""
+code a Hub user receives with `trust_remote_code=True` imports only core dependencies (torch, transformers,
+safetensors, timm, ...) and runs inference without the training stack."""
 
 import ast
 import json
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from modeling_lavt.hub import add_remote_code
-from tests.conftest import REPO_ROOT, spread_tiny_model
+from tests.conftest import REPO_ROOT, TRAINING_STACK, spread_tiny_model
 
 # Folders and files whose imports must be declared: the installed packages and the Space's entry point.
 DECLARED_SOURCES = ("modeling_lavt", "lavt_hf", "training", "scripts", "hub_cards", "app.py")
@@ -59,12 +60,12 @@ def third_party_imports() -> dict[str, list[str]]:
     return found
 
 
-def declared_requirements() -> list[str]:
-    """The requirement strings of pyproject.toml: dependencies and every extra."""
+def declared_requirements(extras: bool = True) -> list[str]:
+    """The requirement strings of pyproject.toml: the core dependencies and (with `extras`) every extra."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
+    for extra in project.get("optional-dependencies", {}).values() if extras else ():
         requirements += extra
     return requirements
 
@@ -75,12 +76,12 @@ def locked_versions() -> dict[str, str]:
     return {normalized(name): version for name, version in (line.split("==") for line in lines if "==" in line)}
 
 
-def test_every_imported_third_party_module_is_declared():
-    declared = {requirement_name(r) for r in declared_requirements()}
+def undeclared_imports(found: dict[str, list[str]], declared: set[str]) -> dict[str, list[str]]:
+    """The modules of `found` (module -> importing files) whose distribution is not in `declared`."""
     locked = locked_versions()
     distributions = packages_distributions()
     undeclared = {}
-    for module, files in third_party_imports().items():
+    for module, files in found.items():
         if module in NO_DEPS_WEIGHT_PACKAGES:
             assert normalized(NO_DEPS_WEIGHT_PACKAGES[module]) in locked, module
             continue
@@ -88,6 +89,12 @@ def test_every_imported_third_party_module_is_declared():
         candidates = {normalized(d) for d in distributions.get(module, [module])}
         if not candidates & declared:
             undeclared[module] = files
+    return undeclared
+
+
+def test_every_imported_third_party_module_is_declared():
+    declared = {requirement_name(r) for r in declared_requirements()}
+    undeclared = undeclared_imports(third_party_imports(), declared)
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
 
 
@@ -101,11 +108,11 @@ def test_declared_dependencies_admit_the_locked_versions():
     assert not outside, f"declared ranges that exclude the locked version: {outside}"
 
 
-# Loads the folder's remote code in a process where neither this package nor timm can be imported.
+# Loads the folder's remote code in a process where neither this package nor the training stack can be imported.
 REMOTE_INFERENCE = """
 import sys
-sys.modules["modeling_lavt"] = None  # the user has not installed this package
-sys.modules["timm"] = None  # nor timm, which only the perceptual training loss needs
+for name in ("modeling_lavt", *{blocked!r}):  # the user installed neither this package nor the training stack
+    sys.modules[name] = None
 import torch
 from transformers import AutoModel
 
@@ -119,12 +126,19 @@ print(type(model).__module__)
 
 
 @pytest.mark.slow
-def test_remote_code_runs_inference_without_timm(tmp_path):
+def test_remote_code_imports_only_core_dependencies_and_runs_without_the_training_stack(tmp_path):
     model = spread_tiny_model()
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     add_remote_code(folder)
     assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"].startswith("modeling_lavt.")
+    remote_imports: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        for name in imported_modules(path) - set(sys.stdlib_module_names) - {"__future__"}:
+            remote_imports.setdefault(name, []).append(path.name)
+    assert "timm" in remote_imports  # the Swin blocks use timm's layers
+    core = {requirement_name(r) for r in declared_requirements(extras=False)}
+    assert not undeclared_imports(remote_imports, core), "remote code imports beyond the core dependencies"
     generator = torch.Generator().manual_seed(0)
     inputs = {"pixel_values": torch.randn(2, 3, 32, 40, generator=generator),
               "input_ids": torch.randint(1000, 2000, (2, 20), generator=generator),
@@ -135,7 +149,7 @@ def test_remote_code_runs_inference_without_timm(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_MODULES_CACHE")}
     env |= {"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    code = REMOTE_INFERENCE.format(folder=str(folder), inputs=str(tmp_path / "inputs.pt"))
+    code = REMOTE_INFERENCE.format(blocked=TRAINING_STACK, folder=str(folder), inputs=str(tmp_path / "inputs.pt"))
     process = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=300)
     assert process.returncode == 0, process.stderr

@@ -271,6 +271,50 @@ def test_no_stage4_gate_and_no_pooler():
     assert not any("pooler" in n for n in names)
 
 
+@pytest.mark.parametrize("window", [1, 2, 4, 7, 12])
+def test_relative_position_index_is_the_swin_formula(window):
+    """timm's index (the buffer every window attention holds) equals the formula, written out pair by pair: query
+    (y1, x1), key (y2, x2) read row (y1 - y2 + w - 1) * (2w - 1) + (x1 - x2 + w - 1) of the bias table."""
+    expected = torch.empty(window**2, window**2, dtype=torch.long)
+    for query in range(window**2):
+        for key in range(window**2):
+            (y1, x1), (y2, x2) = divmod(query, window), divmod(key, window)
+            expected[query, key] = (y1 - y2 + window - 1) * (2 * window - 1) + (x1 - x2 + window - 1)
+    model = LavtForReferringSegmentation(tiny_lavt_config(window_size=window))
+    for stage in model.lavt.backbone.stages:
+        for block in stage.blocks:
+            assert torch.equal(block.attn.relative_position_index, expected)
+    # post_init's _init_weights writes the buffer again (from_pretrained, meta-device loading)
+    attention = model.lavt.backbone.stages[0].blocks[0].attn
+    attention.relative_position_index.zero_()
+    model._init_weights(attention)
+    assert torch.equal(attention.relative_position_index, expected)
+
+
+def test_stochastic_depth_drops_whole_samples_as_before():
+    """timm's DropPath in the Swin blocks: in training, for a fixed seed, the same per-sample keep pattern and
+    output as the formula x * bernoulli(1 - rate) / (1 - rate) drawn on a (batch, 1, 1) tensor; identity in eval.
+    It holds no parameters or buffers, so state-dict keys do not change."""
+    model = LavtForReferringSegmentation(tiny_lavt_config(drop_path_rate=0.4))
+    rates = torch.linspace(0, 0.4, 6).tolist()  # linear over all 1 + 2 + 1 + 2 blocks
+    blocks = [block for stage in model.lavt.backbone.stages for block in stage.blocks]
+    assert [block.drop_path.drop_prob for block in blocks] == rates
+    assert all(not block.drop_path.state_dict() for block in blocks)
+    assert not any("drop_path" in name for name in model.state_dict())
+    drop_path = blocks[-1].drop_path.train()
+    x = torch.randn(64, 5, 8)
+    torch.manual_seed(3)
+    keep = torch.empty(64, 1, 1).bernoulli_(1 - 0.4)
+    expected = x * keep / (1 - 0.4)
+    torch.manual_seed(3)
+    out = drop_path(x)
+    assert 0 < keep.sum() < 64  # some samples dropped, some kept
+    assert torch.equal(out == 0, (keep == 0).expand_as(x))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    assert torch.equal(drop_path.eval()(x), x)
+    assert torch.equal(blocks[0].drop_path.train()(x), x)  # rate 0: identity in training too
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
     model = LavtForReferringSegmentation(tiny_lavt_config()).train()

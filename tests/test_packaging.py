@@ -14,15 +14,14 @@ from PIL import Image
 from transformers import AutoTokenizer
 
 from modeling_lavt import LavtImageProcessor, LavtProcessor
-from tests.conftest import REPO_ROOT, spread_tiny_model
+from tests.conftest import REPO_ROOT, TRAINING_STACK, spread_tiny_model
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 # The repository folders and the names they install as.
 INSTALLED_AS = {"training": "lavt_hf.training", "scripts": "lavt_hf.scripts", "hub_cards": "lavt_hf.hub_cards"}
-# Only `pip install lavt-hf[train]` brings these; inference must not import them.
-TRAINING_STACK = ("accelerate", "datasets", "evaluate", "timm", "pycocotools", "scipy", "matplotlib", "torchvision",
-                  "tensorboard", "pyarrow")
+# The model's Swin blocks use timm's layers (DropPath, the relative-position index), and timm imports torchvision.
+INFERENCE_LIBRARIES = ("torch", "transformers", "safetensors", "timm", "torchvision")
 
 
 def test_pyproject_lists_every_package_under_its_installed_name():
@@ -42,6 +41,7 @@ def requirement_names(requirements: list[str]) -> set[str]:
 
 def test_the_training_stack_is_an_extra_not_a_core_dependency():
     assert not requirement_names(PROJECT["project"]["dependencies"]) & set(TRAINING_STACK)
+    assert set(INFERENCE_LIBRARIES) <= requirement_names(PROJECT["project"]["dependencies"])
     assert set(TRAINING_STACK) <= requirement_names(PROJECT["project"]["optional-dependencies"]["train"])
 
 

@@ -6,10 +6,12 @@ import re
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
 
 from modeling_lavt import LavtConfig
+from modeling_lavt.conversion import UnsupportedCheckpointError
 from modeling_lavt.pretrained import (
     lavt_from_pretrained_parts,
     load_swin_backbone,
@@ -64,11 +66,23 @@ def test_swin_from_microsoft_file_with_window_resize(timm_swin, tmp_path):
     block = model.lavt.backbone.stages[0].blocks[0]
     source_table = timm_swin.layers[0].blocks[0].attn.relative_position_bias_table
     assert block.attn.relative_position_bias_table.shape == (23**2, 3)
-    assert torch.equal(block.attn.relative_position_bias_table, resize_position_bias_table(source_table, 12))
+    # bicubic (align_corners=False) over the (2w-1) x (2w-1) grid of each head, as before timm's resize was used
+    bicubic = F.interpolate(source_table.T.reshape(1, 3, 13, 13), size=(23, 23), mode="bicubic", align_corners=False)
+    assert torch.equal(block.attn.relative_position_bias_table, bicubic.reshape(3, 23 * 23).T)
     assert torch.equal(block.attn.qkv.weight, timm_swin.layers[0].blocks[0].attn.qkv.weight)
     # bicubic resize keeps the centre (zero offset) close to the source's
     centre_old, centre_new = (13 * 13) // 2, (23 * 23) // 2
     torch.testing.assert_close(block.attn.relative_position_bias_table[centre_new], source_table[centre_old])
+
+
+def test_bias_table_resize_keeps_dtype_and_refuses_non_square_tables():
+    table = torch.randn(13 * 13, 2)
+    assert torch.equal(resize_position_bias_table(table, 7), table)  # same window: unchanged
+    half = resize_position_bias_table(table.bfloat16(), 12)
+    assert half.dtype == torch.bfloat16  # computed in float32, returned in the table's dtype
+    assert torch.equal(half, resize_position_bias_table(table.bfloat16().float(), 12).bfloat16())
+    with pytest.raises(UnsupportedCheckpointError, match="not \\(2w-1\\)\\^2"):
+        resize_position_bias_table(torch.zeros(10, 2), 7)
 
 
 def test_swin_shape_mismatch_is_a_clear_error(timm_swin, tmp_path):
