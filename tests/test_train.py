@@ -222,3 +222,20 @@ def test_parameter_groups_follow_the_original():
     assert any(n.startswith("lavt.text_encoder.encoder.layer.1.") for n in decay_names)
     assert not any(n.startswith(("lavt.text_encoder.encoder.layer.2.", "lavt.text_encoder.embeddings.")) for n in decay_names)
     assert not model.lavt.text_encoder.embeddings.word_embeddings.weight.requires_grad
+
+
+@pytest.mark.parametrize("learning_rate, power", [(5e-5, 0.9), (2e-3, 1.0), (1.0, 2.0), (0.0, 0.9), (1e-3, 0.0)])
+def test_poly_schedule_decays_per_step_to_zero(learning_rate, power):
+    """lr * max(1 - step / total, 0) ** power for every group at every step, and after the end (0, or the lr at
+    power 0); learning rate 0 and power 0 are accepted options."""
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))]},
+              {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": learning_rate / 2}]
+    optimizer = torch.optim.SGD(groups, lr=learning_rate)
+    total = 7
+    scheduler = train.poly_schedule(optimizer, total, power)
+    for step in range(total + 4):
+        factor = max(1 - step / total, 0) ** power
+        assert scheduler.get_last_lr() == pytest.approx([learning_rate * factor, learning_rate / 2 * factor],
+                                                        rel=1e-12, abs=0)
+        optimizer.step()
+        scheduler.step()

@@ -117,6 +117,9 @@ def build_optimizer(model, train_args: TrainingArguments) -> torch.optim.Optimiz
 
 
 def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay."""
+    # Not transformers' get_polynomial_decay_schedule_with_warmup(optimizer, 0, total, lr_end=0.0, power=...): same
+    # lrs bit for bit at lr > 0 and power > 0, but it refuses learning_rate 0 and gives 0 past the end at power 0.
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(1.0 - step / total_steps, 0.0) ** power)
 
 
