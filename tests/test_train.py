@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from accelerate import Accelerator
 from lavt_hf.training import train
 from lavt_hf.training.arguments import parse_arguments
 from safetensors.torch import load_file
+from torch.utils.data import DataLoader
 
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_train_recipe
 from tests.launch import accelerate_launch
@@ -100,7 +102,7 @@ def test_training_data_tokenizes_the_sentence_field(typed_data, tmp_path, bert_v
         ["--config", str(recipe), *([] if field == "raw" else ["--sentence_field", "sent"])])
     assert data_args.sentence_field == field
     processor = train.build_processor(model_args, data_args)
-    train_view, _, _, eval_loader = train.build_dataloaders(data_args, train_args, processor)
+    train_view, _, eval_loader = train.build_dataloaders(data_args, train_args, processor)
     tokenized = recorded_texts(monkeypatch)
     for index in range(len(train_view)):
         train_view[index]
@@ -143,7 +145,27 @@ def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert
     got = load_file(tmp_path / "resumed" / "checkpoints" / "checkpoint-4" / "model.safetensors")
     assert expected.keys() == got.keys()
     for key in expected:
-        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
+        assert torch.equal(got[key], expected[key]), key  # bit for bit
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of an epoch as lavt-train has drawn it since before accelerate's seedable sampler: a
+    permutation from a CPU generator seeded with seed * 100_003 + epoch."""
+    return torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
+def test_one_process_sees_the_seeded_order_and_resumes_mid_epoch():
+    """The prepared training loader (accelerate's SeedableRandomSampler) replays the order of (seed, epoch) in any
+    epoch order, every sample once up to the incomplete last batch, and `skip_first_batches` continues it."""
+    accelerator = Accelerator(dataloader_config=train.data_loader_configuration(seed=7))
+    loader = accelerator.prepare(DataLoader(list(range(23)), batch_size=4, shuffle=True, drop_last=True))
+    for epoch in (0, 1, 2, 0):
+        loader.set_epoch(epoch)
+        assert [int(i) for batch in loader for i in batch] == epoch_order(23, 7, epoch)[:20]
+    loader.set_epoch(1)
+    resumed = accelerator.skip_first_batches(loader, 2)
+    resumed.set_epoch(1)
+    assert [int(i) for batch in resumed for i in batch] == epoch_order(23, 7, 1)[8:20]
 
 
 SHARD_PROBE = """
@@ -152,13 +174,15 @@ from accelerate import Accelerator
 from lavt_hf.training import train
 from lavt_hf.training.arguments import parse_arguments
 model_args, data_args, train_args = parse_arguments(sys.argv[1:])
-accelerator = Accelerator()
+accelerator = Accelerator(dataloader_config=train.data_loader_configuration(train_args.seed))
 processor = train.build_processor(model_args, data_args)
-_, sampler, loader, _ = train.build_dataloaders(data_args, train_args, processor)
+train_view, loader, _ = train.build_dataloaders(data_args, train_args, processor)
 loader = accelerator.prepare(loader)
-sampler.set_epoch(0)
-indices = [i for batch in loader.batch_sampler for i in batch]
-out = {"rank": accelerator.process_index, "world": accelerator.num_processes, "indices": indices}
+epochs = []
+for epoch in range(2):
+    loader.set_epoch(epoch)
+    epochs.append([i for batch in loader.batch_sampler for i in batch])
+out = {"world": accelerator.num_processes, "objects": len(train_view), "seed": train_args.seed, "epochs": epochs}
 open(f"{train_args.output_dir}/rank{accelerator.process_index}.json", "w").write(json.dumps(out))
 """
 
@@ -171,8 +195,13 @@ def test_two_processes_see_disjoint_data_and_train(synthetic_data, tmp_path, ber
     accelerate_launch([str(tmp_path / "probe.py"), "--config", str(recipe)], cwd=tmp_path)
     ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["world"] for r in ranks] == [2, 2]
-    assert ranks[0]["indices"] and ranks[1]["indices"]
-    assert not set(ranks[0]["indices"]) & set(ranks[1]["indices"])
+    objects, seed = ranks[0]["objects"], ranks[0]["seed"]
+    full_rounds = objects - objects % (2 * 4)  # batches of 4 on each of 2 processes; the rest is dropped
+    for epoch in range(2):
+        first, second = ranks[0]["epochs"][epoch], ranks[1]["epochs"][epoch]
+        assert len(first) == len(second) == full_rounds // 2
+        # together, every object of the epoch's seeded order once (up to the dropped rest), each on one process
+        assert sorted(first + second) == sorted(epoch_order(objects, seed, epoch)[:full_rounds])
 
     # The 4-GPU launch config itself (bf16), cut to 2 CPU processes.
     recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, num_epochs=1)

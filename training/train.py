@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
-from torch.utils.data import DataLoader, Sampler
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 if __package__ in (None, ""):  # run as a script: import from the repository root, not from training/
@@ -50,21 +50,12 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation drawn from (seed, epoch) alone, so that a resumed run replays the same order."""
-
-    def __init__(self, num_samples: int, seed: int):
-        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+def data_loader_configuration(seed: int) -> DataLoaderConfiguration:
+    """Accelerate's seedable shuffling: `prepare` swaps the training loader's RandomSampler for a
+    SeedableRandomSampler, whose epoch-e order is a permutation drawn from `data_seed + e` alone (the same on
+    every process, each taking its shard), so a resumed run replays the same order. `data_seed` = seed * 100_003
+    keeps the orders of neighbouring seeds apart (seed s + 1 would replay seed s's orders one epoch later)."""
+    return DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed * 100_003)
 
 
 def build_processor(model_args: ModelArguments, data_args: DataArguments) -> LavtProcessor:
@@ -317,12 +308,12 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
     eval_view = ReferEvalDataset(eval_rows, processor)
     if data_args.max_eval_samples:
         eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
-    sampler = EpochShuffleSampler(len(train_view), train_args.seed)
-    train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, sampler=sampler,
+    # Shuffled by the seedable sampler that `accelerator.prepare` puts in (see `data_loader_configuration`).
+    train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
                               collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
     eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
                              num_workers=data_args.num_workers)
-    return train_view, sampler, train_loader, eval_loader
+    return train_view, train_loader, eval_loader
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -332,6 +323,7 @@ def run(argv: list[str] | None = None) -> dict:
     trackers = [t.strip() for t in train_args.report_to.split(",") if t.strip() and t.strip() != "none"]
     accelerator = Accelerator(
         gradient_accumulation_steps=train_args.gradient_accumulation_steps,
+        dataloader_config=data_loader_configuration(train_args.seed),
         log_with=trackers or None,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
     )
@@ -341,7 +333,7 @@ def run(argv: list[str] | None = None) -> dict:
         checkpoint = resolve_checkpoint(train_args.resume_from_checkpoint, output_dir, accelerator.print)
 
     processor = build_processor(model_args, data_args)
-    train_view, _, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
+    train_view, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
     eval_size = len(eval_loader.dataset)
 
     model = build_model(model_args, train_args)
