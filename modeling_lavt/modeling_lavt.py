@@ -534,7 +534,14 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
 
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
-        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention."""
+        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention, or give a
+        silent wrong answer: the shapes here, then `validation.check_forward_inputs` (sizes, dtypes and, with one
+        host-device sync, the values). `forward` runs it once per call: `LavtForReferringSegmentation` checks and
+        then calls its `LavtModel` with `check_inputs=False`.
+
+        Raises:
+            ValueError: naming the input, what is wrong with it and what to do.
+        """
         channels = self.config.num_channels
         if pixel_values.ndim != 4 or pixel_values.shape[1] != channels:
             raise ValueError(
@@ -558,6 +565,7 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
             )
         if labels is not None and (labels.ndim != 3 or labels.shape[0] != pixel_values.shape[0]):
             raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
+        check_forward_inputs(self.config, pixel_values, input_ids, labels)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -597,6 +605,7 @@ class LavtModel(LavtPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        check_inputs: bool = True,
     ) -> LavtModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
@@ -609,9 +618,14 @@ class LavtModel(LavtPreTrainedModel):
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the text hidden
             states and the per-stage intermediate tensors.
         return_dict (`bool`, defaults to `config.return_dict`): `False` returns a tuple of the non-`None` fields.
+        check_inputs (`bool`, defaults to `True`): `False` skips the input checks (`LavtPreTrainedModel.check_inputs`),
+            for a caller that has made them already, as `LavtForReferringSegmentation` does.
+
+        Raises:
+            ValueError: from the input checks, for inputs the model would fail on or compute a wrong answer from.
         """
-        self.check_inputs(pixel_values, input_ids, attention_mask, None)
-        check_forward_inputs(self.config, pixel_values, input_ids, None)
+        if check_inputs:
+            self.check_inputs(pixel_values, input_ids, attention_mask, None)
         pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
@@ -667,14 +681,16 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
             `target_sizes`).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
             the text hidden states and the per-stage intermediate tensors.
+
+        Raises:
+            ValueError: from the input checks (`check_inputs`, once per call), labels included.
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
-        check_forward_inputs(self.config, pixel_values, input_ids, labels)
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         outputs = self.lavt(pixel_values, input_ids, attention_mask, output_attentions=output_attentions,
-                            output_hidden_states=output_hidden_states, return_dict=True)
+                            output_hidden_states=output_hidden_states, check_inputs=False, return_dict=True)
         logits = self.decoder(outputs.stage_features)
 
         loss = loss_terms = None

@@ -69,10 +69,30 @@ FORWARD_CASES = {
 }
 
 
-@pytest.mark.parametrize("inputs, message", FORWARD_CASES.values(), ids=FORWARD_CASES.keys())
-def test_forward_refuses(model, inputs, message):
+@pytest.mark.parametrize("case", FORWARD_CASES)
+def test_forward_refuses(model, case):
+    inputs, message = FORWARD_CASES[case]
     with pytest.raises(ValueError, match=message):
         model(**inputs)
+    if "label" not in case:  # the headless LavtModel (model.lavt) takes no labels and checks the rest itself
+        with pytest.raises(ValueError, match=message):
+            model.lavt(**{key: value for key, value in inputs.items() if key != "labels"})
+
+
+def test_forward_checks_its_inputs_once_per_call(model, monkeypatch):
+    """LavtForReferringSegmentation checks (labels included) and tells its LavtModel not to check again; the
+    LavtModel called on its own checks once."""
+    import modeling_lavt.modeling_lavt as modeling
+
+    calls = []
+    original = modeling.check_forward_inputs
+    monkeypatch.setattr(modeling, "check_forward_inputs", lambda *args: calls.append(args[3]) or original(*args))
+    inputs = forward_inputs()
+    with torch.no_grad():
+        model(**inputs)
+        assert len(calls) == 1 and calls[0] is inputs["labels"]
+        model.lavt(inputs["pixel_values"], inputs["input_ids"])
+        assert len(calls) == 2 and calls[1] is None
 
 
 def test_float64_pixels_are_cast_to_the_model_dtype(model):

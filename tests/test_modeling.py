@@ -240,15 +240,17 @@ with torch.no_grad():
 )
 def test_bad_inputs_raise_clear_errors(pixels, ids, match):
     model = LavtForReferringSegmentation(tiny_lavt_config())
-    with pytest.raises(ValueError, match=match):
-        model(pixels, ids)
+    for entry_point in (model, model.lavt):  # the full model and the headless LavtModel alike
+        with pytest.raises(ValueError, match=match):
+            entry_point(pixels, ids)
 
 
 def test_mismatched_mask_and_labels_raise():
     model = LavtForReferringSegmentation(tiny_lavt_config())
     pixels, ids = torch.randn(1, 3, 32, 32), torch.ones(1, 20, dtype=torch.long)
-    with pytest.raises(ValueError, match="attention_mask"):
-        model(pixels, ids, attention_mask=torch.ones(1, 19, dtype=torch.long))
+    for entry_point in (model, model.lavt):
+        with pytest.raises(ValueError, match="attention_mask"):
+            entry_point(pixels, ids, attention_mask=torch.ones(1, 19, dtype=torch.long))
     with pytest.raises(ValueError, match="labels"):
         model(pixels, ids, labels=torch.zeros(32, 32, dtype=torch.long))
 
