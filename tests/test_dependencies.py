@@ -108,6 +108,19 @@ def test_declared_dependencies_admit_the_locked_versions():
     assert not outside, f"declared ranges that exclude the locked version: {outside}"
 
 
+def test_the_build_backend_is_locked():
+    """setuptools and wheel (pyproject.toml's [build-system] requires) are pinned like everything else, inside
+    the declared range, so `pip install -c requirements.lock .` builds with known versions."""
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    build_requires = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    locked = locked_versions()
+    for requirement in map(Requirement, build_requires):
+        assert normalized(requirement.name) in locked, f"{requirement.name} is not pinned in requirements.lock"
+        assert locked[normalized(requirement.name)] in requirement.specifier, requirement
+
+
 # Loads the folder's remote code in a process where neither this package nor the training stack can be imported.
 REMOTE_INFERENCE = """
 import sys
