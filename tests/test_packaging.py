@@ -3,6 +3,7 @@
 the training stack (the core dependencies only), and the package list of pyproject.toml kept in step with the
 folders."""
 
+import importlib
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 from transformers import AutoTokenizer
 
+from lavt_hf import commands
 from modeling_lavt import LavtImageProcessor, LavtProcessor
 from tests.conftest import REPO_ROOT, TRAINING_STACK, spread_tiny_model
 
@@ -97,3 +99,40 @@ def test_the_wheel_installs_no_generic_names(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not any(name in line for line in core for name in TRAINING_STACK), core
+
+
+# Each command of the `train` extra, run where that extra's modules cannot be imported.
+WITHOUT_EXTRA = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None
+from lavt_hf import commands
+sys.exit(commands.{function}())
+"""
+TRAIN_COMMANDS = {"lavt-train": "train", "lavt-evaluate": "evaluate", "lavt-prepare-refcoco": "prepare_refcoco",
+                  "lavt-benchmark": "benchmark", "lavt-compare": "compare"}
+
+
+def test_every_console_script_resolves_to_a_function():
+    for command, target in PROJECT["project"]["scripts"].items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), command
+    for command, function in TRAIN_COMMANDS.items():
+        assert PROJECT["project"]["scripts"][command] == f"lavt_hf.commands:{function}"
+
+
+@pytest.mark.parametrize("command", sorted(TRAIN_COMMANDS))
+def test_a_command_without_its_extra_says_what_to_install(command, tmp_path):
+    code = WITHOUT_EXTRA.format(blocked=("accelerate", "datasets"), function=TRAIN_COMMANDS[command])
+    process = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2, process.stderr[-2000:]
+    assert process.stderr.strip() == (f"{command}: error: {command} needs the `train` extra (accelerate, datasets not "
+                                      "installed): pip install 'lavt-hf[train]'")
+
+
+def test_a_command_with_its_extra_runs_the_command(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["lavt-evaluate", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        commands.evaluate()
+    assert exit_info.value.code == 0
+    assert "--dataset" in capsys.readouterr().out
