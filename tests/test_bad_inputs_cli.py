@@ -95,6 +95,9 @@ TRAIN_CASES = {
     "tokenizer_missing": (["--tokenizer", "./bert-vocab"], ["--tokenizer ./bert-vocab", "not found"]),
     "swin_weights_missing": (["--swin_weights", "{root}/swin.pth"], ["--swin_weights", "swin.pth: not found"]),
     "no_tokenizer": ([], ["no tokenizer", "set `tokenizer`"]),
+    "streaming_raw_refer": (["--streaming"], ["--streaming", "is a raw refer folder", "cannot stream",
+                                              "drop --streaming", "lavt-prepare-refcoco"]),
+    "shuffle_buffer_0": (["--shuffle_buffer", "0"], ["--shuffle_buffer 0", ">= 1"]),
 }
 
 
@@ -143,6 +146,8 @@ EVALUATE_CASES = {
                                                                           "not found"]),
     "split_missing": (["--split", "testZ"], ["--dataset", "testZ"]),
     "model_missing": (["--model", "{root}/no/such/model"], ["--model", "no such model folder"]),
+    "streaming_raw_refer": (["--streaming"], ["--streaming", "is a raw refer folder", "cannot stream",
+                                              "drop --streaming", "lavt-prepare-refcoco"]),
 }
 
 

@@ -199,6 +199,21 @@ def test_two_processes_see_disjoint_data_and_train(synthetic_data, tmp_path, ber
     assert (final / "model.safetensors").is_file() and (final / "eval_results.json").is_file()
 
 
+def test_a_stream_of_unknown_length_is_refused(synthetic_data, prepared_synthetic, tmp_path, bert_vocab_dir,
+                                                monkeypatch, capsys):
+    """The schedule needs the number of objects up front: a source that does not record it is refused."""
+    monkeypatch.setattr(train, "stream_num_rows", lambda rows: None)
+    recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, dataset=str(prepared_synthetic),
+                         streaming=True)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--config", str(recipe)])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert line == (f"lavt-train: error: --streaming: {prepared_synthetic} does not say how many rows its 'train' "
+                    "split has (no split sizes in its card, no readable parquet footers), which the schedule needs; "
+                    "train without --streaming")
+
+
 STREAM_PROBE = """
 import json, sys
 import torch
