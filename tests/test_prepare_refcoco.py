@@ -259,7 +259,7 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
     process = run_client("""
         import hashlib, json
         from datasets import Image
-        from lavt_hf.training.data import FEATURES, load_refer_dataset
+        from lavt_hf.training.data import FEATURES, load_refer_dataset, stream_num_rows
 
         def summary(rows):
             return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
@@ -269,13 +269,15 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
         streamed = load_refer_dataset("tester/refcoco-lavt", "refcoco_unc", "val", streaming=True)
         undecoded = Image(decode=False)
         print(json.dumps({"full": summary(full.cast_column("image", undecoded)),
-                          "streamed": summary(streamed.cast_column("image", undecoded).take(3))}))
+                          "streamed": summary(streamed.cast_column("image", undecoded).take(3)),
+                          "streamed_rows": stream_num_rows(streamed)}))
         """, local_hub, tmp_path / "consumer", extra_env=env)
     loaded = json.loads(process.stdout.strip().splitlines()[-1])
     expected = [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]).hexdigest()]
                 for r in _rows(_raw(raw, "val"))]
     assert loaded["full"] == expected
     assert loaded["streamed"] == expected[:3]
+    assert loaded["streamed_rows"] == len(expected)  # from the parquet footers: a streamed schedule's length
 
 
 def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
