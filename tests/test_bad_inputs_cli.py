@@ -38,6 +38,7 @@ def data(tmp_path_factory) -> Path:
     generate_synthetic_refer(root / "refer", root / "images", num_images=4, seed=0, image_size=32)
     (root / "a_file").write_text("not a folder")
     (root / "image.png").write_bytes(b"not an image")
+    (root / "prepared").mkdir()  # parquet as far as the layout check looks (nothing is read)
     recipe = {"dataset": str(root / "refer"), "images_root": str(root / "images"), "dataset_config": "refcoco_unc",
               "output_dir": str(root / "run"), "report_to": "none", "num_workers": 0}
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
@@ -98,6 +99,9 @@ TRAIN_CASES = {
     "streaming_raw_refer": (["--streaming"], ["--streaming", "is a raw refer folder", "cannot stream",
                                               "drop --streaming", "lavt-prepare-refcoco"]),
     "shuffle_buffer_0": (["--shuffle_buffer", "0"], ["--shuffle_buffer 0", ">= 1"]),
+    "streaming_first_objects_with_workers": (
+        ["--dataset", "{root}/prepared", "--streaming", "--max_train_objects", "5", "--num_workers", "2"],
+        ["--max_train_objects 5 with --streaming", "set --num_workers 0 (not 2)", "or drop --max_train_objects"]),
 }
 
 

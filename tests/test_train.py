@@ -8,6 +8,7 @@ import torch
 import yaml
 from lavt_hf.training import train
 from lavt_hf.training.arguments import parse_arguments
+from lavt_hf.training.data import ReferTrainStream, load_refer_dataset, stream_num_rows
 from safetensors.torch import load_file
 
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_train_recipe
@@ -212,6 +213,30 @@ def test_a_stream_of_unknown_length_is_refused(synthetic_data, prepared_syntheti
     assert line == (f"lavt-train: error: --streaming: {prepared_synthetic} does not say how many rows its 'train' "
                     "split has (no split sizes in its card, no readable parquet footers), which the schedule needs; "
                     "train without --streaming")
+
+
+def test_stream_workers_give_every_object_once_in_a_fixed_order(prepared_synthetic, bert_vocab_dir):
+    """Items batched after the workers: every object once per epoch, in the same order on every run with the
+    same worker count (what resuming a streamed run relies on)."""
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
+
+    def epoch(num_workers: int) -> list[tuple]:
+        rows = load_refer_dataset(prepared_synthetic, "refcoco_unc", "train", streaming=True)
+        items = train.WorkerItems(ReferTrainStream(rows.shuffle(seed=1, buffer_size=4), processor, seed=1,
+                                                   num_rows=stream_num_rows(rows)), num_workers)
+        items.set_epoch(1)
+        assert len(items) == len(load_refer_dataset(prepared_synthetic, "refcoco_unc", "train"))
+        return [(round(float(i["pixel_values"].sum()), 2), int((i["labels"].flatten() * torch.arange(1024)).sum()))
+                for i in items]
+
+    first, again, one_reader = epoch(2), epoch(2), epoch(0)
+    assert first == again and len(set(first)) == len(first) == len(one_reader)
+    assert sorted(first) == sorted(one_reader)
 
 
 STREAM_PROBE = """

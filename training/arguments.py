@@ -193,6 +193,11 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
     check_source_exists(data_args.dataset, "--dataset")
     if data_args.streaming and streaming_problem(data_args.dataset):
         raise UsageError(f"--streaming: {streaming_problem(data_args.dataset)}")
+    if data_args.streaming and data_args.max_train_objects and data_args.num_workers:
+        # `datasets` cuts a stream per worker, each in its own shards: the objects kept would not be the first N.
+        raise UsageError(f"--max_train_objects {data_args.max_train_objects} with --streaming reads the first "
+                         f"objects in one reader: set --num_workers 0 (not {data_args.num_workers}), or drop "
+                         "--max_train_objects")
     for flag, source in (("--tokenizer", model_args.tokenizer), ("--text_encoder", model_args.text_encoder),
                          ("--init_from", model_args.init_from), ("--swin_weights", model_args.swin_weights)):
         if source:

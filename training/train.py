@@ -437,8 +437,9 @@ def run(argv: list[str] | None = None) -> dict:
 
     record = {"schedule": run_schedule(train_args, accelerator.num_processes, len(train_view)),
               "model_settings": model_settings(accelerator.unwrap_model(model).config)}
-    if data_args.streaming:  # another order of the objects: a map-style checkpoint does not resume it
-        record["schedule"]["streaming_shuffle_buffer"] = data_args.shuffle_buffer
+    if data_args.streaming:  # the order of a streamed epoch: its shuffle buffer and how workers interleave shards
+        record["schedule"].update(streaming_shuffle_buffer=data_args.shuffle_buffer,
+                                  streaming_num_workers=data_args.num_workers)
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
         check_resumable(checkpoint, record["schedule"], record["model_settings"])
