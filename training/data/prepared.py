@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import fsspec
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Image as ImageFeature
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, HfFileSystem
 
 from .image_table import IMAGES_CONFIG, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
@@ -91,8 +90,12 @@ def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | Non
     try:
         builder = datasets.load_dataset_builder(source, name, **load_kwargs)
         files = builder.config.data_files[split]
-        storage = {"token": load_kwargs["token"]} if "token" in load_kwargs else {}
-        return sum(pq.ParquetFile(fsspec.open(str(f), **storage).open()).metadata.num_rows for f in files)
+        hub = HfFileSystem(**({"token": load_kwargs["token"]} if "token" in load_kwargs else {}))
+        total = 0
+        for file in files:  # hf://datasets/<id>@<revision>/<path>
+            with hub.open(str(file), "rb") as stream:
+                total += pq.ParquetFile(stream).metadata.num_rows
+        return total
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
         return None
 
