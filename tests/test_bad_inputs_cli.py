@@ -38,6 +38,7 @@ def data(tmp_path_factory) -> Path:
     generate_synthetic_refer(root / "refer", root / "images", num_images=4, seed=0, image_size=32)
     (root / "a_file").write_text("not a folder")
     (root / "image.png").write_bytes(b"not an image")
+    (root / "prepared").mkdir()  # parquet as far as the layout check looks (nothing is read)
     recipe = {"dataset": str(root / "refer"), "images_root": str(root / "images"), "dataset_config": "refcoco_unc",
               "output_dir": str(root / "run"), "report_to": "none", "num_workers": 0}
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
@@ -95,6 +96,12 @@ TRAIN_CASES = {
     "tokenizer_missing": (["--tokenizer", "./bert-vocab"], ["--tokenizer ./bert-vocab", "not found"]),
     "swin_weights_missing": (["--swin_weights", "{root}/swin.pth"], ["--swin_weights", "swin.pth: not found"]),
     "no_tokenizer": ([], ["no tokenizer", "set `tokenizer`"]),
+    "streaming_raw_refer": (["--streaming"], ["--streaming", "is a raw refer folder", "cannot stream",
+                                              "drop --streaming", "lavt-prepare-refcoco"]),
+    "shuffle_buffer_0": (["--shuffle_buffer", "0"], ["--shuffle_buffer 0", ">= 1"]),
+    "streaming_first_objects_with_workers": (
+        ["--dataset", "{root}/prepared", "--streaming", "--max_train_objects", "5", "--num_workers", "2"],
+        ["--max_train_objects 5 with --streaming", "set --num_workers 0 (not 2)", "or drop --max_train_objects"]),
 }
 
 
@@ -143,6 +150,8 @@ EVALUATE_CASES = {
                                                                           "not found"]),
     "split_missing": (["--split", "testZ"], ["--dataset", "testZ"]),
     "model_missing": (["--model", "{root}/no/such/model"], ["--model", "no such model folder"]),
+    "streaming_raw_refer": (["--streaming"], ["--streaming", "is a raw refer folder", "cannot stream",
+                                              "drop --streaming", "lavt-prepare-refcoco"]),
 }
 
 

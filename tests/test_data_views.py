@@ -9,6 +9,7 @@ import torch
 from lavt_hf.scripts.benchmark import main as benchmark_main
 from lavt_hf.training.data import (
     ReferEvalDataset,
+    ReferEvalStream,
     ReferTrainDataset,
     ReferTrainStream,
     choose_sentence_index,
@@ -206,3 +207,39 @@ def test_stream_in_two_workers_sees_every_object_once(data, processor):
 def test_stream_needs_a_stream(data, processor):
     with pytest.raises(TypeError, match="streaming=True.*ReferTrainDataset"):
         ReferTrainStream(data["train"], processor)
+
+
+def test_eval_stream_gives_the_map_style_items(data, processor):
+    """Every (object, sentence) pair once, in the map-style order with its sample id, across shards; pairs() and
+    samples() name and rebuild the same items; max_samples cuts inside an object's sentences."""
+    mapped = ReferEvalDataset(data["val"], processor, return_original_mask=True)
+    stream = ReferEvalStream(data["val"].to_iterable_dataset(num_shards=3), processor, return_original_mask=True)
+    items = list(stream)
+    assert len(items) == len(mapped)
+    for index, item in enumerate(items):
+        expected = mapped[index]
+        assert item.keys() == expected.keys()
+        for key in item:
+            torch.testing.assert_close(item[key], expected[key], rtol=0, atol=0, msg=key)
+    assert stream.pairs() == mapped.pairs()
+    chosen = [0, len(mapped) - 1, 4]
+    streamed, by_index = stream.samples(chosen), mapped.samples(chosen)
+    assert streamed.keys() == by_index.keys() == set(chosen)
+    for index in chosen:
+        (got, got_row), (want, want_row) = streamed[index], by_index[index]
+        assert got_row["ref_id"] == want_row["ref_id"] and got_row["image"] == want_row["image"]
+        torch.testing.assert_close(got["input_ids"], want["input_ids"])
+    first_count = len(data["val"][0]["sentences"])
+    cut = ReferEvalStream(data["val"].to_iterable_dataset(), processor, max_samples=first_count + 1)
+    assert [int(i["sample_id"]) for i in cut] == list(range(first_count + 1))
+    assert cut.pairs() == mapped.pairs()[: first_count + 1]
+
+
+def test_eval_stream_is_read_by_one_worker(data, processor):
+    stream = ReferEvalStream(data["val"].to_iterable_dataset(num_shards=2), processor)
+    assert len(list(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=1))) == len(
+        ReferEvalDataset(data["val"], processor))
+    with pytest.raises(ValueError, match="at most one DataLoader worker, not 2"):
+        list(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2))
+    with pytest.raises(TypeError, match="streaming=True.*ReferEvalDataset"):
+        ReferEvalStream(data["val"], processor)

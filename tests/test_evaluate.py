@@ -173,6 +173,64 @@ def test_bf16_autocast(setup, tmp_path):
     assert summary["dtype"] == "bf16" and len(list((tmp_path / "out" / "overlays").iterdir())) == 2
 
 
+@pytest.fixture(scope="module")
+def prepared(setup) -> Path:
+    """The setup's dataset in the prepared parquet format, in shards of a few objects."""
+    from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
+
+    prepare_refcoco(setup["refer"], setup["images"], setup["root"] / "prepared", configs=["refcoco_unc"],
+                    max_shard_bytes=1_000)
+    return setup["root"] / "prepared"
+
+
+def prepared_args(setup: dict[str, Path], prepared: Path, output_dir: Path, *extra: str) -> list[str]:
+    argv = cli_args(setup, output_dir, *extra)
+    argv[argv.index("--dataset") + 1] = str(prepared)
+    return argv
+
+
+@pytest.mark.parametrize("extra", [
+    ["--num_overlays", "2", "--num_workers", "2"],
+    ["--protocol", "original", "--split", "testA", "--max_samples", "9", "--num_overlays", "1"],
+], ids=["model_input", "original_max_samples"])
+def test_streamed_evaluation_gives_the_numbers_of_the_map_style_one(setup, prepared, tmp_path, extra):
+    """The same samples in the same order: equal oIoU, mIoU, precisions, per-sample counts and overlays."""
+    mapped, mapped_per_sample = run_cli_args(prepared_args(setup, prepared, tmp_path / "map", *extra), tmp_path / "map")
+    streamed, streamed_per_sample = run_cli_args(
+        prepared_args(setup, prepared, tmp_path / "stream", *extra, "--streaming"), tmp_path / "stream")
+    split = extra[extra.index("--split") + 1] if "--split" in extra else "val"
+    check_outputs(streamed, streamed_per_sample, pairs_of_split(setup, split)[:9 if "--max_samples" in extra else None])
+    assert streamed_per_sample == mapped_per_sample
+    assert streamed == mapped
+    overlays = sorted(p.name for p in (tmp_path / "map" / "overlays").iterdir())
+    assert overlays and sorted(p.name for p in (tmp_path / "stream" / "overlays").iterdir()) == overlays
+    for name in overlays:
+        with Image.open(tmp_path / "map" / "overlays" / name) as a, Image.open(tmp_path / "stream" / "overlays" / name) as b:
+            assert a.tobytes() == b.tobytes()
+
+
+def test_streamed_original_protocol_needs_one_process(setup, prepared, tmp_path, capsys, monkeypatch):
+    from accelerate import Accelerator
+
+    monkeypatch.setattr(Accelerator, "num_processes", property(lambda self: 2))
+    assert_clean_exit(capsys, prepared_args(setup, prepared, tmp_path / "out", "--streaming", "--protocol", "original"),
+                      "lavt-evaluate: error: --streaming with --protocol original runs on one process only, not 2")
+
+
+@pytest.mark.slow
+def test_two_processes_stream_the_numbers_of_one(setup, prepared, tmp_path):
+    """A streamed evaluation on 2 processes (the main one reads, Accelerate dispatches; 13 pairs in batches of 4:
+    the padding of the last one goes) gives the map-style numbers of one process."""
+    args = ["--split", "train", "--max_samples", "13", "--num_overlays", "0"]
+    one, one_per_sample = run_cli_args(prepared_args(setup, prepared, tmp_path / "one", *args), tmp_path / "one")
+    accelerate_launch(["-m", "lavt_hf.training.evaluate",
+                       *prepared_args(setup, prepared, tmp_path / "two", *args, "--streaming")], cwd=tmp_path)
+    two, two_per_sample = read_outputs(tmp_path / "two")
+    assert two["num_processes"] == 2 and two_per_sample == one_per_sample
+    assert {k: v for k, v in two.items() if k != "num_processes"} == {
+        k: v for k, v in one.items() if k != "num_processes"}
+
+
 @pytest.mark.slow
 def test_two_processes_give_the_numbers_of_one(setup, tmp_path):
     # 13 training pairs in batches of 4: the last batch is padded by the sampler and the padding must go.

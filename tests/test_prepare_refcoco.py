@@ -259,23 +259,31 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
     process = run_client("""
         import hashlib, json
         from datasets import Image
-        from lavt_hf.training.data import FEATURES, load_refer_dataset
+        from lavt_hf.training.data import FEATURES, load_refer_dataset, stream_num_rows
 
         def summary(rows):
             return [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]["bytes"]).hexdigest()]
                     for r in rows]
 
         full = load_refer_dataset("tester/refcoco-lavt", "refcoco_unc", "val")
+        from types import SimpleNamespace
+        from lavt_hf.training.data.prepared import _hub_num_rows
+        no_split_sizes = SimpleNamespace(info=SimpleNamespace(splits=None))  # a card without them
+        footer_rows = _hub_num_rows(no_split_sizes, "tester/refcoco-lavt", "refcoco_unc", "val", {})
         streamed = load_refer_dataset("tester/refcoco-lavt", "refcoco_unc", "val", streaming=True)
         undecoded = Image(decode=False)
         print(json.dumps({"full": summary(full.cast_column("image", undecoded)),
-                          "streamed": summary(streamed.cast_column("image", undecoded).take(3))}))
+                          "streamed": summary(streamed.cast_column("image", undecoded).take(3)),
+                          "streamed_rows": stream_num_rows(streamed),
+                          "footer_rows": footer_rows}))
         """, local_hub, tmp_path / "consumer", extra_env=env)
     loaded = json.loads(process.stdout.strip().splitlines()[-1])
     expected = [[r["ref_id"], r["mask"]["counts"], hashlib.sha256(r["image"]).hexdigest()]
                 for r in _rows(_raw(raw, "val"))]
     assert loaded["full"] == expected
     assert loaded["streamed"] == expected[:3]
+    # A streamed schedule's length: from the split sizes, or where a card lacks them from the parquet footers.
+    assert loaded["streamed_rows"] == loaded["footer_rows"] == len(expected)
 
 
 def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):

@@ -9,6 +9,7 @@ import yaml
 from accelerate import Accelerator
 from lavt_hf.training import train
 from lavt_hf.training.arguments import parse_arguments
+from lavt_hf.training.data import ReferTrainStream, load_refer_dataset, stream_num_rows
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -119,9 +120,25 @@ class Killed(Exception):
     pass
 
 
-def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert_vocab_dir, monkeypatch):
+@pytest.fixture(scope="module")
+def prepared_synthetic(synthetic_data, tmp_path_factory) -> Path:
+    """`synthetic_data` in the prepared parquet format, in shards of a few objects (a stream of several)."""
+    from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
+
+    output = tmp_path_factory.mktemp("prepared") / "synthetic-parquet"
+    prepare_refcoco(synthetic_data / "refer", synthetic_data / "images", output, configs=["refcoco_unc"],
+                    max_shard_bytes=1_000)
+    return output
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["map_style", "streaming"])
+def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert_vocab_dir, monkeypatch, request,
+                                                  streaming):
     # 9 training objects / batch 4 -> 2 steps per epoch; checkpoint every step, 2 epochs.
     overrides = {"checkpointing_steps": 1, "max_train_objects": 9}
+    if streaming:  # a shuffle buffer smaller than an epoch: its state matters to the resume
+        overrides.update(dataset=str(request.getfixturevalue("prepared_synthetic")), streaming=True,
+                         shuffle_buffer=4, max_eval_samples=6)
     full = tiny_recipe(synthetic_data, tmp_path / "full", bert_vocab_dir, **overrides)
     train.run(["--config", str(full)])
 
@@ -210,6 +227,86 @@ def test_two_processes_see_disjoint_data_and_train(synthetic_data, tmp_path, ber
     assert "x 2 processes" in result.stdout and "mixed precision: bf16" in result.stdout
     final = tmp_path / "run" / "model"
     assert (final / "model.safetensors").is_file() and (final / "eval_results.json").is_file()
+
+
+def test_a_stream_of_unknown_length_is_refused(synthetic_data, prepared_synthetic, tmp_path, bert_vocab_dir,
+                                                monkeypatch, capsys):
+    """The schedule needs the number of objects up front: a source that does not record it is refused."""
+    monkeypatch.setattr(train, "stream_num_rows", lambda rows: None)
+    recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir, dataset=str(prepared_synthetic),
+                         streaming=True)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--config", str(recipe)])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert line == (f"lavt-train: error: --streaming: {prepared_synthetic} does not say how many rows its 'train' "
+                    "split has (no split sizes in its card, no readable parquet footers), which the schedule needs; "
+                    "train without --streaming")
+
+
+def test_stream_workers_give_every_object_once_in_a_fixed_order(prepared_synthetic, bert_vocab_dir):
+    """Items batched after the workers: every object once per epoch, in the same order on every run with the
+    same worker count (what resuming a streamed run relies on)."""
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
+
+    def epoch(num_workers: int) -> list[tuple]:
+        rows = load_refer_dataset(prepared_synthetic, "refcoco_unc", "train", streaming=True)
+        items = train.WorkerItems(ReferTrainStream(rows.shuffle(seed=1, buffer_size=4), processor, seed=1,
+                                                   num_rows=stream_num_rows(rows)), num_workers)
+        items.set_epoch(1)
+        assert len(items) == len(load_refer_dataset(prepared_synthetic, "refcoco_unc", "train"))
+        return [(round(float(i["pixel_values"].sum()), 2), int((i["labels"].flatten() * torch.arange(1024)).sum()))
+                for i in items]
+
+    first, again, one_reader = epoch(2), epoch(2), epoch(0)
+    assert first == again and len(set(first)) == len(first) == len(one_reader)
+    assert sorted(first) == sorted(one_reader)
+
+
+STREAM_PROBE = """
+import json, sys
+import torch
+from accelerate import Accelerator
+from lavt_hf.training import train
+from lavt_hf.training.arguments import parse_arguments
+model_args, data_args, train_args = parse_arguments(sys.argv[1:])
+accelerator = Accelerator()
+processor = train.build_processor(model_args, data_args)
+view, loader, _ = train.build_dataloaders(data_args, train_args, processor)
+def signature(pixels, labels):  # the image and the object's mask (objects share images)
+    return [round(float(pixels.double().sum()), 3), int((labels.flatten() * torch.arange(labels.numel())).sum())]
+every = [signature(item["pixel_values"], item["labels"]) for item in view]  # the whole stream, one process
+loader = accelerator.prepare(loader)
+loader.set_epoch(0)
+seen = [signature(*pair) for batch in loader for pair in zip(batch["pixel_values"], batch["labels"])]
+out = {"world": accelerator.num_processes, "batches": len(loader), "seen": seen, "every": every}
+open(f"{train_args.output_dir}/rank{accelerator.process_index}.json", "w").write(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_stream_without_overlap(synthetic_data, prepared_synthetic, tmp_path, bert_vocab_dir):
+    """--streaming on 2 processes: each object reaches one process once per epoch, as many batches each as the
+    schedule says (the main process reads, Accelerate dispatches)."""
+    recipe = tiny_recipe(synthetic_data, tmp_path / "probe", bert_vocab_dir, dataset=str(prepared_synthetic),
+                         streaming=True, per_device_batch_size=3, num_workers=2)
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe.py").write_text(STREAM_PROBE)
+    accelerate_launch([str(tmp_path / "probe.py"), "--config", str(recipe)], cwd=tmp_path)
+    ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    every = sorted(map(tuple, ranks[0]["every"]))
+    assert len(set(every)) == len(every)  # the signatures tell the objects apart
+    batches = len(every) // 3 // 2  # drop_last: whole batches of 3 for both processes
+    assert [r["batches"] for r in ranks] == [batches, batches]
+    assert [len(r["seen"]) for r in ranks] == [3 * batches, 3 * batches]
+    seen = sorted(map(tuple, ranks[0]["seen"] + ranks[1]["seen"]))
+    assert len(set(seen)) == len(seen) == 6 * batches and set(seen) <= set(every)
 
 
 @pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "training" / "configs").glob("*.yaml")), ids=lambda p: p.stem)

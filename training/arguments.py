@@ -20,6 +20,7 @@ from lavt_hf.training.cli import (
     check_writable_dir,
     range_problem,
 )
+from lavt_hf.training.data import streaming_problem
 from lavt_hf.training.data.refer import check_sentence_field
 from transformers import HfArgumentParser
 
@@ -63,6 +64,11 @@ class DataArguments:
     max_train_objects: int | None = field(default=None, metadata={"help": "use only the first N objects"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "evaluate only the first N pairs"})
     num_workers: int = field(default=2, metadata={"help": "data loader worker processes per training process"})
+    streaming: bool = field(default=False, metadata={
+        "help": "stream prepared parquet (folder or Hub id) instead of loading it: every object once per epoch, "
+                "batches read by the main process and dispatched to the others (docs/training.md)"})
+    shuffle_buffer: int = field(default=1000, metadata={
+        "help": "with --streaming: objects in the shuffle buffer (shard order and buffer drawn from seed, epoch)"})
 
 
 @dataclass
@@ -101,7 +107,7 @@ ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
 # option's "off" or "all") is always allowed where the field's default is None.
 NUMERIC_RANGES: dict[str, tuple[float, bool]] = {
     "image_size": (1, False), "max_train_objects": (1, False), "max_eval_samples": (1, False),
-    "num_workers": (0, False), "seed": (0, False), "num_epochs": (1, False), "max_steps": (1, False),
+    "num_workers": (0, False), "shuffle_buffer": (1, False), "seed": (0, False), "num_epochs": (1, False), "max_steps": (1, False),
     "per_device_batch_size": (1, False), "eval_batch_size": (1, False), "gradient_accumulation_steps": (1, False),
     "learning_rate": (0.0, False), "weight_decay": (0.0, False), "poly_power": (0.0, False),
     "text_trainable_layers": (0, False), "max_grad_norm": (0.0, True), "eval_every_steps": (1, False),
@@ -185,6 +191,13 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
     if not data_args.dataset:
         raise UsageError("no dataset given: set `dataset` in the config or pass --dataset")
     check_source_exists(data_args.dataset, "--dataset")
+    if data_args.streaming and streaming_problem(data_args.dataset):
+        raise UsageError(f"--streaming: {streaming_problem(data_args.dataset)}")
+    if data_args.streaming and data_args.max_train_objects and data_args.num_workers:
+        # `datasets` cuts a stream per worker, each in its own shards: the objects kept would not be the first N.
+        raise UsageError(f"--max_train_objects {data_args.max_train_objects} with --streaming reads the first "
+                         f"objects in one reader: set --num_workers 0 (not {data_args.num_workers}), or drop "
+                         "--max_train_objects")
     for flag, source in (("--tokenizer", model_args.tokenizer), ("--text_encoder", model_args.text_encoder),
                          ("--init_from", model_args.init_from), ("--swin_weights", model_args.swin_weights)):
         if source:

@@ -6,6 +6,7 @@ evaluates a shard and the per-sample counts are gathered, so the numbers do not 
 
   lavt-evaluate --model ./lavt-refcoco --dataset ./refer --dataset_config refcoco_unc --images_root ./coco
   accelerate launch -m lavt_hf.training.evaluate --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
+  lavt-evaluate --model ./lavt-refcoco --dataset owner/refcoco-parquet --dataset_config refcoco_unc --streaming
 
 Protocols:
   model_input  the original's: prediction = argmax of logits upsampled to the model input size, against the
@@ -49,7 +50,15 @@ from lavt_hf.training.cli import (
     positive_int,
     usage_errors_exit,
 )
-from lavt_hf.training.data import SENTENCE_FIELDS, ReferEvalDataset, collate, decode_mask, load_refer_dataset
+from lavt_hf.training.data import (
+    SENTENCE_FIELDS,
+    ReferEvalDataset,
+    ReferEvalStream,
+    collate,
+    decode_mask,
+    load_refer_dataset,
+    streaming_problem,
+)
 from lavt_hf.training.data.views import open_image
 from lavt_hf.training.metrics import REFER_IOU_DIR, intersection_and_union
 from torch.utils.data import DataLoader, Subset
@@ -95,7 +104,8 @@ def refer_iou_metric() -> evaluate.EvaluationModule:
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate"
                    ) -> dict:
-    """Metrics over every (object, sentence) pair of `dataloader` (a prepared `ReferEvalDataset` loader).
+    """Metrics over every (object, sentence) pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
+    `ReferEvalStream`).
 
     Returns the metric dict (computed by the `evaluate` module, identical on every process) plus per-sample
     `sample_ids`, `intersections`, `unions` and `ious` (numpy, by sample id), equal whatever the number of
@@ -150,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="square model input side, overriding the processor's size (default: the processor's)")
     parser.add_argument("--max_samples", type=positive_int, default=None,
                         help="evaluate only the first N (object, sentence) pairs")
+    parser.add_argument("--streaming", action="store_true",
+                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the same "
+                             "samples in the same order, read by one worker; with several processes the main "
+                             "one reads and dispatches the batches (model_input protocol only)")
     parser.add_argument("--output_dir", default="eval_outputs",
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
@@ -165,14 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-evaluate")
     accelerator = Accelerator()
+    if args.streaming and args.protocol == "original" and accelerator.num_processes > 1:
+        # Dispatched batches are concatenated and split as tensors; masks of several sizes cannot be.
+        exit_with_usage_error(parser.prog, "--streaming with --protocol original runs on one process only, not "
+                                           f"{accelerator.num_processes}: launch one process, or drop --streaming")
     rows = load_rows(parser, args)
     model, processor = load_model_and_processor(parser, args.model)
     if args.image_size:
         processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
-    view = ReferEvalDataset(rows, processor, return_original_mask=args.protocol == "original")
-    samples = view if args.max_samples is None else Subset(view, range(min(args.max_samples, len(view))))
+    original_mask = args.protocol == "original"
+    if args.streaming:
+        samples = view = ReferEvalStream(rows, processor, original_mask, max_samples=args.max_samples)
+    else:
+        view = ReferEvalDataset(rows, processor, return_original_mask=original_mask)
+        samples = view if args.max_samples is None else Subset(view, range(min(args.max_samples, len(view))))
+    workers = min(args.num_workers, 1) if args.streaming else args.num_workers  # a stream's pairs count in order
     loader = accelerator.prepare(DataLoader(samples, batch_size=args.batch_size, collate_fn=collate,
-                                            num_workers=args.num_workers))
+                                            num_workers=workers))
     model.to(accelerator.device)  # inference only: no DDP wrapper, each process runs its own copy
     with autocast(accelerator.device, args.dtype):
         results = evaluate_model(model, loader, accelerator, args.protocol)
@@ -188,11 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> datasets.Dataset:
-    """The split's rows; a missing split, folder or image ends the command with the loader's message."""
+def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace
+              ) -> datasets.Dataset | datasets.IterableDataset:
+    """The split's rows (streamed with --streaming); a missing split, folder or image, or a source that cannot
+    stream, ends the command with the loader's message."""
     with usage_errors_exit(parser.prog), dataset_errors(args.dataset):
+        problem = args.streaming and streaming_problem(args.dataset)
+        if problem:
+            exit_with_usage_error(parser.prog, f"--streaming: {problem}")
         return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
-                                  sentence_field=args.sentence_field)
+                                  sentence_field=args.sentence_field, streaming=args.streaming)
 
 
 def load_model_and_processor(parser: argparse.ArgumentParser, name: str
@@ -217,17 +245,17 @@ def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcesso
             "per_sample_file": "per_sample.json"}
 
 
-def per_sample_records(view: ReferEvalDataset, results: dict) -> list[dict[str, Any]]:
-    """One entry per evaluated sample; sample ids are indices into `view`, so they name its pairs."""
-    ref_ids, sentences = list(view.rows["ref_id"]), list(view.rows["sentences"])
+def per_sample_records(view: ReferEvalDataset | ReferEvalStream, results: dict) -> list[dict[str, Any]]:
+    """One entry per evaluated sample; sample ids number the view's pairs, so they name them."""
+    pairs = view.pairs()
     records = []
     for sample_id, intersection, union, iou in zip(
         results["sample_ids"], results["intersections"], results["unions"], results["ious"]
     ):
-        row, sentence_index = int(view.pair_row[sample_id]), int(view.pair_sentence[sample_id])
-        records.append({"sample_id": int(sample_id), "ref_id": int(ref_ids[row]), "sentence_index": sentence_index,
-                        "sentence": sentences[row][sentence_index], "intersection": int(intersection),
-                        "union": int(union), "iou": float(iou)})
+        ref_id, sentence_index, sentence = pairs[int(sample_id)]
+        records.append({"sample_id": int(sample_id), "ref_id": ref_id, "sentence_index": sentence_index,
+                        "sentence": sentence, "intersection": int(intersection), "union": int(union),
+                        "iou": float(iou)})
     return records
 
 
@@ -248,17 +276,18 @@ def best_and_worst(records: list[dict[str, Any]], count: int) -> list[tuple[str,
 
 
 @torch.no_grad()
-def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset, records: list[dict[str, Any]],
-                   count: int, folder: Path) -> None:
+def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset | ReferEvalStream,
+                   records: list[dict[str, Any]], count: int, folder: Path) -> None:
     """Overlays of the best and worst samples at their original image size. The few selected samples are run
-    again (cheaper than keeping every prediction of the split in memory)."""
+    again (cheaper than keeping every prediction of the split in memory; a stream is read once more for them)."""
     folder.mkdir(parents=True, exist_ok=True)
     chosen = best_and_worst(records, count)
+    samples = view.samples([record["sample_id"] for _, _, record in chosen])
     device = next(model.parameters()).device
     for tag, rank, record in chosen:
-        item = collate([view[record["sample_id"]]])
+        item, row = samples[record["sample_id"]]
+        item = collate([item])
         logits = model(**{k: item[k].to(device) for k in ("pixel_values", "input_ids", "attention_mask")}).logits
-        row = view.rows[int(view.pair_row[record["sample_id"]])]
         image, truth = open_image(row["image"]), decode_mask(row["mask"]).astype(bool)
         prediction = foreground_masks(logits, truth.shape)[0].cpu().numpy()
         caption = f"{tag} {rank}: IoU {record['iou']:.2f} | {record['sentence']}"

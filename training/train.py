@@ -29,7 +29,15 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
 
 from lavt_hf.training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
 from lavt_hf.training.cli import UsageError, dataset_errors, usage_errors_exit
-from lavt_hf.training.data import ReferEvalDataset, ReferTrainDataset, collate, load_refer_dataset
+from lavt_hf.training.data import (
+    ReferEvalDataset,
+    ReferEvalStream,
+    ReferTrainDataset,
+    ReferTrainStream,
+    collate,
+    load_refer_dataset,
+    stream_num_rows,
+)
 from lavt_hf.training.evaluate import evaluate_model
 from lavt_hf.training.memory import return_freed_blocks_to_system
 from lavt_hf.training.reporting import plot_training_curves
@@ -295,13 +303,37 @@ def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) 
     accelerator.wait_for_everyone()
 
 
+class WorkerItems(torch.utils.data.IterableDataset):
+    """The items of a streamed view read by `num_workers` DataLoader workers, to be batched in this process.
+
+    Workers that batched their own share of the stream would each drop their last partial batch, so the batches
+    of an epoch would depend on how the stream's shards fall to the workers; batched after the workers' items
+    are merged (in a fixed round-robin order), an epoch has `len(view) // batch_size` of them, as the schedule
+    says. Workers start when iteration starts, so a process that only receives dispatched batches starts none.
+    """
+
+    def __init__(self, view: ReferTrainStream, num_workers: int) -> None:
+        self.view, self.num_workers = view, num_workers
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.view.set_epoch(epoch)
+
+    def __iter__(self):
+        yield from DataLoader(self.view, batch_size=None, num_workers=self.num_workers)
+
+
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
     """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
     with dataset_errors(data_args.dataset):
-        train_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.train_split,
-                                        images_root=data_args.images_root, sentence_field=data_args.sentence_field)
-        eval_rows = load_refer_dataset(data_args.dataset, data_args.dataset_config, data_args.eval_split,
-                                       images_root=data_args.images_root, sentence_field=data_args.sentence_field)
+        train_rows, eval_rows = (
+            load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
+                               sentence_field=data_args.sentence_field, streaming=data_args.streaming)
+            for split in (data_args.train_split, data_args.eval_split))
+    if data_args.streaming:
+        return build_stream_loaders(data_args, train_args, processor, train_rows, eval_rows)
     if data_args.max_train_objects:
         train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
     train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
@@ -313,6 +345,33 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
                               collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
     eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
                              num_workers=data_args.num_workers)
+    return train_view, train_loader, eval_loader
+
+
+def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor,
+                         train_rows, eval_rows):
+    """The loaders of `--streaming`: streamed views whose training length comes from the split's recorded row
+    count, so that the schedule is known before the first step (no sampler: the stream's shard order and a
+    shuffle buffer, both drawn from (seed, epoch), replace it).
+
+    Several processes: Accelerate's `prepare` dispatches an iterable loader (its default): the main process reads
+    the stream (with its workers) and sends each process its own batch, so every object is seen once per epoch
+    across processes, each step's batches do not depend on how the stream's shards fall to processes, and a
+    resume skips the same batches on the same stream (docs/training.md, "Streaming")."""
+    num_rows = stream_num_rows(train_rows)
+    if num_rows is None:
+        raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
+                         f"{data_args.train_split!r} split has (no split sizes in its card, no readable parquet "
+                         "footers), which the schedule needs; train without --streaming")
+    if data_args.max_train_objects:
+        train_rows, num_rows = train_rows.take(data_args.max_train_objects), min(data_args.max_train_objects, num_rows)
+    train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
+    train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
+    eval_view = ReferEvalStream(eval_rows, processor, max_samples=data_args.max_eval_samples)
+    train_loader = DataLoader(WorkerItems(train_view, data_args.num_workers), collate_fn=collate,
+                              batch_size=train_args.per_device_batch_size, drop_last=True)
+    eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
+                             num_workers=min(data_args.num_workers, 1))  # its pairs are numbered in stream order
     return train_view, train_loader, eval_loader
 
 
@@ -334,7 +393,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     processor = build_processor(model_args, data_args)
     train_view, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
-    eval_size = len(eval_loader.dataset)
+    eval_size = "streamed" if data_args.streaming else len(eval_loader.dataset)
 
     model = build_model(model_args, train_args)
     if model_args.gradient_checkpointing:
@@ -373,6 +432,9 @@ def run(argv: list[str] | None = None) -> dict:
 
     record = {"schedule": run_schedule(train_args, accelerator.num_processes, len(train_view)),
               "model_settings": model_settings(accelerator.unwrap_model(model).config)}
+    if data_args.streaming:  # the order of a streamed epoch: its shuffle buffer and how workers interleave shards
+        record["schedule"].update(streaming_shuffle_buffer=data_args.shuffle_buffer,
+                                  streaming_num_workers=data_args.num_workers)
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
         check_resumable(checkpoint, record["schedule"], record["model_settings"])

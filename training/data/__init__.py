@@ -32,7 +32,15 @@ from .refer import (
     parse_config_name,
     segmentation_mask,
 )
-from .views import ReferEvalDataset, ReferTrainDataset, ReferTrainStream, choose_sentence_index, collate
+from .views import (
+    ReferEvalDataset,
+    ReferEvalStream,
+    ReferTrainDataset,
+    ReferTrainStream,
+    choose_sentence_index,
+    collate,
+    stream_num_rows,
+)
 
 LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
 
@@ -48,6 +56,18 @@ def detect_layout(source: str | Path) -> str:
     if path.exists() and is_community_layout(path):
         return "community"
     return "parquet"
+
+
+def streaming_problem(source: str | Path) -> str | None:
+    """Why ``source`` cannot be streamed, or None: only prepared parquet (a folder made by lavt-prepare-refcoco,
+    or a Hub id) streams; the raw refer and community layouts are read whole into memory first, so a stream
+    of them would only hide that cost."""
+    layout = detect_layout(source)
+    if layout == "parquet":
+        return None
+    what = "a raw refer folder" if layout == "refer" else "community parquet"
+    return (f"{source} is {what}, which is read whole into memory and cannot stream; drop --streaming, or "
+            "prepare it with lavt-prepare-refcoco and stream the prepared folder")
 
 
 def load_refer_dataset(
@@ -125,6 +145,7 @@ __all__ = [
     "STORED_FEATURES",
     "RawRefer",
     "ReferEvalDataset",
+    "ReferEvalStream",
     "ReferTrainDataset",
     "ReferTrainStream",
     "available_configs",
@@ -140,4 +161,6 @@ __all__ = [
     "load_refer_dataset",
     "parse_config_name",
     "segmentation_mask",
+    "stream_num_rows",
+    "streaming_problem",
 ]

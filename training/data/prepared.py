@@ -18,7 +18,7 @@ import datasets
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Image as ImageFeature
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, HfFileSystem
 
 from .image_table import IMAGES_CONFIG, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
@@ -44,7 +44,8 @@ def load_prepared(
         name = _config_name(path, name)
         files = split_files(path, name, split)
         where = f"{path} ({name}, split {split})"
-        if not sum(pq.ParquetFile(f).metadata.num_rows for f in files):  # `datasets` would only say "no data"
+        num_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        if not num_rows:  # `datasets` would only say "no data"
             raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
         embedded = _embeds_images(files, where)
         has_table = IMAGES_CONFIG in _card_config_names(path)
@@ -57,6 +58,7 @@ def load_prepared(
             raise ValueError(f"split {split!r} does not exist in {source} ({name}); available splits: {available}")
         where = f"{source} ({name}, split {split})"
         loaded = datasets.load_dataset(source, name, split=split, streaming=streaming, **load_kwargs)
+        num_rows = _hub_num_rows(loaded, source, name, split, load_kwargs) if streaming else None
         embedded = "image" in (loaded.column_names or list(loaded.features or {}))
         has_table = IMAGES_CONFIG in datasets.get_dataset_config_names(source, **load_kwargs)
     if embedded and has_table:
@@ -68,10 +70,34 @@ def load_prepared(
     loaded = select_sentences(loaded, sentence_field, where)
     if not streaming:
         check_rows(loaded, where, files)
-    if embedded:
-        return loaded
-    images = _image_table(path if files else source, where, load_kwargs)
-    return stream_images(loaded, images, where) if streaming else join_images(loaded, images, where)
+    if not streaming:
+        return loaded if embedded else join_images(loaded, _image_table(path if files else source, where,
+                                                                        load_kwargs), where)
+    if not embedded:
+        loaded = stream_images(loaded, _image_table(path if files else source, where, load_kwargs), where)
+    if num_rows:  # what a streamed training run needs to know its schedule (views.stream_num_rows reads it)
+        loaded.info.splits = datasets.SplitDict({split: datasets.SplitInfo(name=split, num_examples=num_rows)})
+    return loaded
+
+
+def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | None, split: str,
+                  load_kwargs: dict[str, Any]) -> int | None:
+    """The rows of a streamed Hub split: from its split info where the card records it, else from the footers
+    of its parquet files (a few KiB each, no rows read); None when neither can be read."""
+    splits = stream.info.splits
+    if splits and split in splits and splits[split].num_examples:
+        return splits[split].num_examples
+    try:
+        builder = datasets.load_dataset_builder(source, name, **load_kwargs)
+        files = builder.config.data_files[split]
+        hub = HfFileSystem(**({"token": load_kwargs["token"]} if "token" in load_kwargs else {}))
+        total = 0
+        for file in files:  # hf://datasets/<id>@<revision>/<path>
+            with hub.open(str(file), "rb") as stream:
+                total += pq.ParquetFile(stream).metadata.num_rows
+        return total
+    except (OSError, KeyError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _embeds_images(files: list[Path], where: str) -> bool:

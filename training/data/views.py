@@ -1,5 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Training and evaluation views of a referring-segmentation dataset, as map-style torch datasets.
+"""Training and evaluation views of a referring-segmentation dataset, as torch datasets: map-style over a
+``datasets.Dataset``, iterable over a streamed ``datasets.IterableDataset``.
 
 Training (docs/training.md): one item per referred object, with one of its sentences chosen uniformly from
 (seed, epoch, index) alone, so a resumed run or another worker layout sees exactly the same sentences.
@@ -10,7 +11,7 @@ Images and masks are decoded and resized lazily, item by item, by the project's 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,14 @@ def open_image(value: dict) -> np.ndarray:
     source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
     with Image.open(source) as image:
         return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def stream_num_rows(hf_stream: IterableDataset) -> int | None:
+    """The number of rows of a streamed split as its split info records it (``load_refer_dataset`` records it
+    for prepared parquet, from the parquet footers), or None where the source does not say."""
+    splits = hf_stream.info.splits
+    found = splits.get(str(hf_stream.split)) if splits else None
+    return found.num_examples if found is not None and found.num_examples else None
 
 
 def _undecoded_rows(hf_dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
@@ -116,9 +125,11 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
     """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
     drawn from (seed, epoch, ref_id). Each image is decoded once per item. In DataLoader workers the stream's
     shards are divided among them (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch where
-    the stream left off. Call ``set_epoch``."""
+    the stream left off. Call ``set_epoch``. ``num_rows`` (the objects the stream holds) gives the view a
+    length, so that a DataLoader over it knows its number of batches (the training schedule)."""
 
-    def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0) -> None:
+    def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0, num_rows: int | None = None
+                 ) -> None:
         if not isinstance(hf_stream, IterableDataset):
             raise TypeError(f"ReferTrainStream needs a datasets.IterableDataset (load with streaming=True), got "
                             f"{type(hf_stream).__name__}; use ReferTrainDataset for a map-style one")
@@ -126,6 +137,12 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
         self.processor = processor
         self.seed = int(seed)
         self.epoch = 0
+        self.num_rows = num_rows
+
+    def __len__(self) -> int:
+        if self.num_rows is None:
+            raise TypeError("this stream's number of objects is unknown (no num_rows given)")
+        return self.num_rows
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -146,7 +163,32 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
             yield self._process(images=[image], text=[sentence], masks=[mask])
 
 
-class ReferEvalDataset(_ReferView):
+class _EvalPairs(_Decoding):
+    """Shared by both evaluation views: an object's image-side tensors, computed once for all its sentences,
+    and the item of one (object, sentence) pair."""
+
+    return_original_mask: bool
+
+    def _object_items(self, row: dict) -> dict[str, Any]:
+        image, mask = self._image_and_mask(row)
+        items = self._process(images=[image], masks=[mask])
+        items["original_size"] = torch.tensor(mask.shape, dtype=torch.int64)
+        items["ref_id"] = torch.tensor(row["ref_id"], dtype=torch.int64)
+        if self.return_original_mask:
+            items["original_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
+        return items
+
+    def _pair_item(self, items: dict[str, Any], sentence: str, sample_id: int, sentence_index: int
+                   ) -> dict[str, torch.Tensor]:
+        return {
+            **items,
+            **self._process(text=[sentence]),
+            "sample_id": torch.tensor(sample_id, dtype=torch.int64),
+            "sentence_index": torch.tensor(sentence_index, dtype=torch.int64),
+        }
+
+
+class ReferEvalDataset(_EvalPairs, _ReferView):
     """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
 
     Consecutive pairs share an object, so the last object's resized image and labels are kept and only the
@@ -170,24 +212,86 @@ class ReferEvalDataset(_ReferView):
         """Image-side tensors of one object, computed once for all of its sentences."""
         if row_index != self._cached_row:
             row = self.rows[row_index]
-            image, mask = self._image_and_mask(row)
-            items = self._process(images=[image], masks=[mask])
-            items["original_size"] = torch.tensor(mask.shape, dtype=torch.int64)
-            items["ref_id"] = torch.tensor(row["ref_id"], dtype=torch.int64)
-            if self.return_original_mask:
-                items["original_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
-            self._cached_row, self._cached = row_index, {"items": items, "sentences": row["sentences"]}
+            self._cached_row, self._cached = row_index, {"items": self._object_items(row),
+                                                         "sentences": row["sentences"]}
         return self._cached
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         row_index, sentence_index = int(self.pair_row[index]), int(self.pair_sentence[index])
         cached = self._row_items(row_index)
-        return {
-            **cached["items"],
-            **self._process(text=[cached["sentences"][sentence_index]]),
-            "sample_id": torch.tensor(index, dtype=torch.int64),
-            "sentence_index": torch.tensor(sentence_index, dtype=torch.int64),
-        }
+        return self._pair_item(cached["items"], cached["sentences"][sentence_index], index, sentence_index)
+
+    def pairs(self) -> list[tuple[int, int, str]]:
+        """(ref_id, sentence_index, sentence) of every item, by sample id."""
+        ref_ids, sentences = self.rows["ref_id"], self.rows["sentences"]
+        return [(int(ref_ids[r]), int(j), sentences[r][j]) for r, j in zip(self.pair_row, self.pair_sentence)]
+
+    def samples(self, sample_ids: Sequence[int]) -> dict[int, tuple[dict[str, torch.Tensor], dict]]:
+        """sample id -> (its item, its object's row with the image undecoded)."""
+        return {int(i): (self[int(i)], self.rows[int(self.pair_row[int(i)])]) for i in sample_ids}
+
+
+class ReferEvalStream(_EvalPairs, torch.utils.data.IterableDataset):
+    """Streamed evaluation items: the items of :class:`ReferEvalDataset` over the same rows, in the same order
+    with the same sample ids (every (object, sentence) pair once), each image decoded once per object.
+
+    Sample ids count the pairs in stream order, so the stream must be read in order by one reader: a DataLoader
+    over it takes at most one worker (``num_workers`` 0 or 1). ``max_samples`` stops after that many pairs.
+    """
+
+    def __init__(self, hf_stream: IterableDataset, processor: Any, return_original_mask: bool = False,
+                 max_samples: int | None = None) -> None:
+        if not isinstance(hf_stream, IterableDataset):
+            raise TypeError(f"ReferEvalStream needs a datasets.IterableDataset (load with streaming=True), got "
+                            f"{type(hf_stream).__name__}; use ReferEvalDataset for a map-style one")
+        self.rows = _undecoded_rows(hf_stream)
+        self.processor = processor
+        self.return_original_mask = return_original_mask
+        self.max_samples = max_samples
+
+    def _objects(self, rows: IterableDataset) -> Iterator[tuple[dict, int]]:
+        """(row, sample id of its first pair), cut at ``max_samples`` pairs."""
+        first = 0
+        for row in rows:
+            if self.max_samples is not None and first >= self.max_samples:
+                return
+            yield row, first
+            first += len(row["sentences"])
+
+    def _sentences(self, row: dict, first: int) -> Iterator[tuple[int, int, str]]:
+        """(sample id, sentence index, sentence) of the row's pairs within ``max_samples``."""
+        for index, sentence in enumerate(row["sentences"]):
+            if self.max_samples is None or first + index < self.max_samples:
+                yield first + index, index, sentence
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.num_workers > 1:
+            raise ValueError("ReferEvalStream numbers its pairs in stream order: read it with at most one "
+                             f"DataLoader worker, not {worker.num_workers}")
+        for row, first in self._objects(self.rows):
+            items = self._object_items(row)
+            for sample_id, index, sentence in self._sentences(row, first):
+                yield self._pair_item(items, sentence, sample_id, index)
+
+    def pairs(self) -> list[tuple[int, int, str]]:
+        """(ref_id, sentence_index, sentence) of every item, by sample id (a pass over the annotations)."""
+        rows = self.rows.select_columns(["ref_id", "sentences"])
+        return [(int(row["ref_id"]), index, sentence) for row, first in self._objects(rows)
+                for _, index, sentence in self._sentences(row, first)]
+
+    def samples(self, sample_ids: Sequence[int]) -> dict[int, tuple[dict[str, torch.Tensor], dict]]:
+        """sample id -> (its item, its object's row with the image undecoded): one pass over the stream that
+        decodes only the objects of the wanted samples."""
+        wanted, found = {int(i) for i in sample_ids}, {}
+        for row, first in self._objects(self.rows):
+            chosen = [(i, j, s) for i, j, s in self._sentences(row, first) if i in wanted]
+            if chosen:
+                items = self._object_items(row)
+                found.update({i: (self._pair_item(items, s, i, j), row) for i, j, s in chosen})
+            if len(found) == len(wanted):
+                break
+        return found
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
