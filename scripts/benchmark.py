@@ -21,8 +21,8 @@ data loader, batched forward, IoU counts, metrics): evaluated samples per second
 interleaved in one process; the two training steps of the checkpointing target in one fresh subprocess each, so
 that peak memory and allocator settings are each configuration's own).
 
-``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast, ONNX Runtime float32 and
-INT8, timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export
+``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast, ONNX Runtime float32, INT8
+dynamic and INT8 static, timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export
 and quantization times, ONNX file sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per
 path). ``onnx-accuracy``: the same paths with a trained model over a refer split (IoU, mask agreement).
 
@@ -100,8 +100,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         run=targets.run_targets,
     ),
     "onnx": Subcommand(
-        help="CPU inference paths side by side: eager fp32, eager bf16 autocast, ONNX Runtime fp32 and INT8 "
-        "(export time, file sizes, peak RSS per path)",
+        help="CPU inference paths side by side: eager fp32, eager bf16 autocast, ONNX Runtime fp32, INT8 dynamic "
+        "and INT8 static (export time, file sizes, peak RSS per path)",
         add_arguments=onnx_paths.add_onnx_arguments,
         run=onnx_paths.run_onnx,
     ),

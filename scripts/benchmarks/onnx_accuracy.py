@@ -15,10 +15,21 @@ import torch
 from modeling_lavt.precision import autocast
 
 from .models import hardware_record
-from .onnx_paths import CPU_PATHS, cpu_path_models, export_both
+from .onnx_paths import CPU_PATHS, cpu_path_models, export_all
 
 MIN_PIXEL_AGREEMENT = 0.99  # share of mask pixels equal to eager float32's, demo val split
 MAX_MEAN_IOU_DROP = 1.0  # mean IoU points below eager float32's, demo val split
+
+
+def _calibration_folder(text: str) -> Path:
+    """A calibration folder whose samples can be read (checked before the minutes of export)."""
+    from modeling_lavt.onnx_calibration import folder_samples
+
+    try:
+        folder_samples(text)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return Path(text)
 
 
 def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +41,9 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", "--batch_size", type=int, default=8, help="pairs per batch (8)")
     parser.add_argument("--max-samples", "--max_samples", type=int, default=None, help="first N pairs only")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
+    parser.add_argument("--calibration", type=_calibration_folder, default=None,
+                        help="calibration folder of the static INT8 path (images and expressions.json; keep it "
+                        "apart from --split); default: generated images")
 
 
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,7 +68,7 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     counts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in CPU_PATHS}
     equal_pixels, total_pixels, ort_fp32_difference = dict.fromkeys(CPU_PATHS, 0), 0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
-        export = export_both(model, processor, Path(scratch))
+        export = export_all(model, processor, Path(scratch), args.calibration)
         paths = cpu_path_models(model, Path(scratch), args.threads)
         for batch in loader:
             inputs = {name: batch[name] for name in ("pixel_values", "input_ids", "attention_mask")}
