@@ -126,8 +126,8 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     settings = processor_settings(processor)
     _check_text_length(model.config, settings)
     if method == "static":  # the calibration set's faults before the minutes of tracing
-        calibration, source = calibration_set(processor, calibration, calibration_size)
-        _check_calibration(calibration, model.config, settings)
+        calibration, source = calibration_set(processor, settings, model.config.num_channels, calibration,
+                                              calibration_size)
     inputs = example_inputs(model.config, settings)
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
@@ -176,12 +176,15 @@ def _quantization_method(quantize: str | None, calibration: Any, calibration_siz
     return method
 
 
-def calibration_set(processor: Any, calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None,
+def calibration_set(processor: Any, settings: dict[str, Any], num_channels: int,
+                    calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None,
                     calibration_size: int | None = None) -> tuple[list[dict[str, torch.Tensor]], str]:
-    """The calibration inputs of static quantization and a description of their source (onnx_calibration.py):
-    the samples of a folder, given model inputs, or `calibration_size` generated images (None: 8)."""
+    """The calibration inputs of static quantization, checked against the graph's `settings` (image size, text
+    length), and a description of their source (onnx_calibration.py): the samples of a folder, given model
+    inputs, or `calibration_size` generated images (None: 8), prepared by `processor`."""
     from .onnx_calibration import (
         DEFAULT_GENERATED_SAMPLES,
+        check_inputs,
         folder_samples,
         generated_samples,
         processed_inputs,
@@ -189,19 +192,16 @@ def calibration_set(processor: Any, calibration: str | Path | Sequence[dict[str,
 
     if calibration is None:
         count = DEFAULT_GENERATED_SAMPLES if calibration_size is None else calibration_size
-        return processed_inputs(processor, generated_samples(count)), "generated images (onnx_calibration.py)"
-    if calibration_size is not None:
+        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (onnx_calibration.py)"
+    elif calibration_size is not None:
         raise ValueError("calibration_size sets the number of generated images; a calibration folder or list is "
                          "used whole")
-    if isinstance(calibration, (str, Path)):
-        return processed_inputs(processor, folder_samples(calibration)), f"folder {calibration}"
-    return list(calibration), "model inputs given to quantize_export"
-
-
-def _check_calibration(inputs: Sequence[dict[str, torch.Tensor]], config: Any, settings: dict[str, Any]) -> None:
-    from .onnx_calibration import check_inputs
-
-    check_inputs(inputs, config.num_channels, settings)
+    elif isinstance(calibration, (str, Path)):
+        inputs, source = processed_inputs(processor, folder_samples(calibration)), f"folder {calibration}"
+    else:
+        inputs, source = list(calibration), "model inputs given to quantize_export"
+    check_inputs(inputs, num_channels, settings)
+    return inputs, source
 
 
 def _opset_of(path: Path) -> int:
@@ -266,8 +266,9 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
         raise ValueError(f"{float_dir} is already quantized ({info['dtype']}); quantize a float32 export")
     inputs, source = None, None
     if method == "static":
-        inputs, source = calibration_set(LavtProcessor.from_pretrained(float_dir), calibration, calibration_size)
-        _check_calibration(inputs, LavtConfig.from_pretrained(float_dir), info)
+        inputs, source = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
+                                         LavtConfig.from_pretrained(float_dir).num_channels, calibration,
+                                         calibration_size)
     return _quantize(float_dir, output_dir, info, method, inputs, source)
 
 
