@@ -1,5 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Export LAVT to ONNX (the whole forward: text encoder, backbone, decoder) and quantize the export to INT8.
+"""Export LAVT to ONNX (the whole forward: text encoder, backbone, decoder) and quantize the export to INT8
+(dynamic, or static with a calibration set).
 
 An export folder holds `model.onnx`, the model's `config.json`, the processor files (tokenizer, image processor)
 and `onnx_export.json`, which says what the ONNX graph expects: the opset, the fixed image size and text length
@@ -20,6 +21,7 @@ import json
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,12 @@ FLOAT32_TOLERANCE = 1e-4
 # Dynamic INT8 quantization: weights of the linear layers (MatMul / Gemm with a constant weight) in int8, their
 # input activations quantized to uint8 per call from the observed range (ONNX Runtime's U8S8 kernels, VNNI / AMX).
 INT8_OP_TYPES = ("MatMul", "Gemm")
+# Static INT8 quantization (QDQ format): the convolutions too (patch embeddings, decoder), and every MatMul
+# (the attention products as well as the linear layers); weights int8 per output channel, activations uint8 with
+# ranges fixed by calibration (ONNX Runtime fuses each DequantizeLinear -> op -> QuantizeLinear into an int8 kernel).
+STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
+# "int8" is the first name of dynamic quantization, kept for the commands written with it.
+QUANTIZATIONS = ("int8", "dynamic", "static")
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so the traced batch is 2 (and stays dynamic)
 
 
@@ -89,7 +97,8 @@ def _check_text_length(config: Any, settings: dict[str, Any]) -> None:
 
 
 def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, opset: int | None = None,
-                quantize: str | None = None) -> Path:
+                quantize: str | None = None, calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None = None,
+                calibration_size: int | None = None) -> Path:
     """Write an ONNX export folder of `model` for inputs prepared by `processor`; returns the folder.
 
     The graph takes `pixel_values` (batch, C, H, W) float32, `input_ids` and `attention_mask` (batch, T) int64,
@@ -97,23 +106,28 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     size and max_length. Traced with `torch.onnx.export(dynamo=True)`; attention is traced through PyTorch's
     math kernel (the CPU flash kernel's decomposition breaks the exporter) and the graph then goes through the
     exporter's optimizer. The float32 graph is checked against eager PyTorch on random inputs before anything
-    is written (`FLOAT32_TOLERANCE`). `quantize="int8"`: the folder holds the INT8 model instead
-    (`quantize_export`).
+    is written (`FLOAT32_TOLERANCE`). `quantize="dynamic"` (or "int8") / `"static"`: the folder holds the INT8
+    model instead (`quantize_export`, which takes `calibration` and `calibration_size`); a static calibration
+    set is read and checked before the export starts.
 
     Raises:
         FileExistsError: `output_dir` exists.
-        ValueError: the processor's text length differs from the model's `max_text_length`, or an unknown
-            `quantize`.
+        FileNotFoundError: a calibration folder or a file it names is missing.
+        ValueError: the processor's text length differs from the model's `max_text_length`, an unknown
+            `quantize`, or a bad calibration set.
         RuntimeError: the exported graph disagrees with the eager model (an exporter bug: nothing is written).
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     output_dir = Path(output_dir)
     _require_new_folder(output_dir)
-    _check_quantization(quantize)
+    method = _quantization_method(quantize, calibration, calibration_size)
     model = model.eval()
     settings = processor_settings(processor)
     _check_text_length(model.config, settings)
+    if method == "static":  # the calibration set's faults before the minutes of tracing
+        calibration, source = calibration_set(processor, settings, model.config.num_channels, calibration,
+                                              calibration_size)
     inputs = example_inputs(model.config, settings)
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
@@ -142,16 +156,52 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
         }
         write_export_info(folder, info)
         check_float32_parity(folder, inputs, expected)
-        if quantize is None:
+        if method is None:
             folder.rename(output_dir)
-        else:
+        elif method == "dynamic":
             quantize_export(folder, output_dir)
+        else:
+            _quantize(folder, output_dir, info, "static", calibration, source)
     return output_dir
 
 
-def _check_quantization(quantize: str | None) -> None:
-    if quantize not in (None, "int8"):
-        raise ValueError(f"unknown quantization {quantize!r}; the supported one is 'int8'")
+def _quantization_method(quantize: str | None, calibration: Any, calibration_size: int | None) -> str | None:
+    """"dynamic", "static" or None (float32) for a `quantize` option; calibration options need "static"."""
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"unknown quantization {quantize!r}; choose one of {QUANTIZATIONS}")
+    method = {None: None, "int8": "dynamic"}.get(quantize, quantize)
+    if method != "static" and (calibration is not None or calibration_size is not None):
+        raise ValueError("a calibration set is for static quantization only (quantize='static'); dynamic "
+                         "quantization measures its ranges on every call")
+    return method
+
+
+def calibration_set(processor: Any, settings: dict[str, Any], num_channels: int,
+                    calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None,
+                    calibration_size: int | None = None) -> tuple[list[dict[str, torch.Tensor]], str]:
+    """The calibration inputs of static quantization, checked against the graph's `settings` (image size, text
+    length), and a description of their source (onnx_calibration.py): the samples of a folder, given model
+    inputs, or `calibration_size` generated images (None: 8), prepared by `processor`."""
+    from .onnx_calibration import (
+        DEFAULT_GENERATED_SAMPLES,
+        check_inputs,
+        folder_samples,
+        generated_samples,
+        processed_inputs,
+    )
+
+    if calibration is None:
+        count = DEFAULT_GENERATED_SAMPLES if calibration_size is None else calibration_size
+        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (onnx_calibration.py)"
+    elif calibration_size is not None:
+        raise ValueError("calibration_size sets the number of generated images; a calibration folder or list is "
+                         "used whole")
+    elif isinstance(calibration, (str, Path)):
+        inputs, source = processed_inputs(processor, folder_samples(calibration)), f"folder {calibration}"
+    else:
+        inputs, source = list(calibration), "model inputs given to quantize_export"
+    check_inputs(inputs, num_channels, settings)
+    return inputs, source
 
 
 def _opset_of(path: Path) -> int:
@@ -179,35 +229,105 @@ def read_export_info(folder: str | Path) -> dict[str, Any]:
     return info
 
 
-def quantize_export(float_dir: str | Path, output_dir: str | Path) -> Path:
-    """Write an INT8 copy of a float32 export folder: ONNX Runtime dynamic quantization of the linear layers
-    (`INT8_OP_TYPES` with constant weights: int8 weights per output channel, uint8 activations quantized per
-    call); the convolutions of the patch embedding and the decoder stay float32. Returns `output_dir`.
+def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str = "dynamic",
+                    calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None = None,
+                    calibration_size: int | None = None) -> Path:
+    """Write an INT8 copy of a float32 export folder; returns `output_dir`. Its `onnx_export.json` says how
+    (`quantization`), with the calibration set's source and size for static quantization.
+
+    `method="dynamic"` (or "int8"): ONNX Runtime dynamic quantization of the linear layers (`INT8_OP_TYPES` with
+    constant weights: int8 weights per output channel, uint8 activations quantized per call); the convolutions
+    of the patch embedding and the decoder stay float32.
+
+    `method="static"`: ONNX Runtime static quantization in QDQ format of the convolutions and every MatMul / Gemm
+    (`STATIC_OP_TYPES`): int8 weights per output channel, uint8 activations whose ranges are the min / max seen
+    on the calibration set (onnx_calibration.py). `calibration`: a folder of samples (images and
+    `expressions.json`), or model inputs of the export's shapes (dicts of `pixel_values`, `input_ids`,
+    `attention_mask`); None: `calibration_size` generated images (8 by default), prepared by the export's
+    processor. The graph first goes through ONNX Runtime's quantization pre-processing (shape inference and
+    graph optimization), as ONNX Runtime recommends.
 
     Raises:
         FileExistsError: `output_dir` exists.
-        ValueError: `float_dir` is not a float32 export.
+        FileNotFoundError: a calibration folder or a file it names is missing.
+        ValueError: `float_dir` is not a float32 export, an unknown `method`, calibration options with dynamic
+            quantization, or a bad calibration set (empty, or inputs of other shapes than the export's).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from .configuration_lavt import LavtConfig
+    from .processing_lavt import LavtProcessor
 
     float_dir, output_dir = Path(float_dir), Path(output_dir)
     _require_new_folder(output_dir)
+    method = _quantization_method(method, calibration, calibration_size)
+    if method is None:
+        raise ValueError(f"quantize_export needs a method, one of {QUANTIZATIONS}")
     info = read_export_info(float_dir)
     if info["quantization"] is not None:
         raise ValueError(f"{float_dir} is already quantized ({info['dtype']}); quantize a float32 export")
+    inputs, source = None, None
+    if method == "static":
+        inputs, source = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
+                                         LavtConfig.from_pretrained(float_dir).num_channels, calibration,
+                                         calibration_size)
+    return _quantize(float_dir, output_dir, info, method, inputs, source)
+
+
+def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: str,
+              inputs: list[dict[str, torch.Tensor]] | None, source: str | None) -> Path:
+    """Write the quantized folder (arguments checked by the callers), through a scratch folder renamed at the
+    end."""
     with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as scratch:
         folder = Path(scratch) / "int8"
         shutil.copytree(float_dir, folder, ignore=shutil.ignore_patterns(ONNX_NAME, ONNX_NAME + ".data"))
-        quantize_dynamic(
-            float_dir / ONNX_NAME, folder / ONNX_NAME, op_types_to_quantize=list(INT8_OP_TYPES), per_channel=True,
-            weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True},
-        )
-        write_export_info(folder, {**info, "dtype": "int8", "quantization": {
-            "method": "onnxruntime dynamic", "op_types": list(INT8_OP_TYPES), "weights": "int8 per channel",
-            "activations": "uint8, range measured per call", "float32_ops": "everything else (convolutions)",
-        }})
+        if method == "dynamic":
+            quantization = _quantize_dynamic(float_dir / ONNX_NAME, folder / ONNX_NAME)
+        else:
+            quantization = _quantize_static(float_dir / ONNX_NAME, folder / ONNX_NAME, inputs, Path(scratch))
+            quantization["calibration"] = {"source": source, "samples": len(inputs), "method": "MinMax"}
+        write_export_info(folder, {**info, "dtype": "int8", "quantization": quantization})
         folder.rename(output_dir)
     return output_dir
+
+
+def _quantize_dynamic(source: Path, target: Path) -> dict[str, Any]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(source, target, op_types_to_quantize=list(INT8_OP_TYPES), per_channel=True,
+                     weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    return {"method": "onnxruntime dynamic", "op_types": list(INT8_OP_TYPES), "weights": "int8 per channel",
+            "activations": "uint8, range measured per call", "float32_ops": "everything else (convolutions)"}
+
+
+def _quantize_static(source: Path, target: Path, inputs: list[dict[str, torch.Tensor]], scratch: Path
+                     ) -> dict[str, Any]:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self._feeds = iter([{name: sample[name].numpy() for name in INPUT_NAMES} for sample in inputs])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._feeds, None)
+
+    prepared = scratch / "prepared.onnx"
+    # Symbolic shape inference is for models with symbolic dimensions other than the batch; ONNX's own suffices.
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    quantize_static(
+        str(prepared), str(target), Feeds(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(STATIC_OP_TYPES),
+        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    prepared.unlink()
+    return {"method": "onnxruntime static", "format": "QDQ", "op_types": list(STATIC_OP_TYPES),
+            "weights": "int8 per channel", "activations": "uint8, ranges calibrated (min / max on the calibration set)",
+            "float32_ops": "everything else (layer norms, softmax, GELU, additions, the text embeddings)"}
 
 
 def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor,
@@ -238,5 +358,5 @@ def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], ex
     return difference
 
 
-__all__ = ["export_onnx", "quantize_export", "check_float32_parity", "read_export_info", "example_inputs",
+__all__ = ["export_onnx", "quantize_export", "calibration_set", "check_float32_parity", "read_export_info", "example_inputs",
            "processor_settings", "EXPORT_INFO_NAME", "ONNX_NAME", "FLOAT32_TOLERANCE"]

@@ -4,12 +4,18 @@
 The output folder holds model.onnx, config.json, the processor files and onnx_export.json (opset, image size,
 text length, dtype, quantization). The batch is dynamic; the image size is the processor's (or --image-size) and
 the text length the model's max_text_length. The float32 graph is checked against eager PyTorch before the
-folder is written. --quantize int8 on an export folder quantizes that export without exporting again.
+folder is written. --quantize on an export folder quantizes that export without exporting again: dynamic (or
+int8, its first name) quantizes the linear layers' weights and measures activation ranges on every call; static
+also quantizes the convolutions and fixes activation ranges from a calibration set: --calibration DIR (images
+and expressions.json, which maps each image's file name to its expression(s)) or --calibration-size generated
+images (8). onnx_export.json records the calibration set's source and size.
 
 Examples:
   lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx
   lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
   lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
+  lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-static --quantize static \
+      --calibration ./calibration-samples
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ import json
 import sys
 from pathlib import Path
 
-from modeling_lavt.onnx_export import EXPORT_INFO_NAME, export_onnx, quantize_export, read_export_info
+from lavt_hf.training.cli import positive_int
+
+from modeling_lavt.onnx_export import (
+    EXPORT_INFO_NAME,
+    QUANTIZATIONS,
+    export_onnx,
+    quantize_export,
+    read_export_info,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                         help="new folder for the export (must not exist)")
-    parser.add_argument("--quantize", choices=("int8",), default=None,
-                        help="int8: ONNX Runtime dynamic quantization of the linear layers (default: float32)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
+                        help="dynamic (or int8): ONNX Runtime dynamic quantization of the linear layers; static: "
+                        "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
+    parser.add_argument("--calibration", default=None,
+                        help="with --quantize static: a folder of calibration samples, images and expressions.json "
+                        "(default: generated images)")
+    parser.add_argument("--calibration-size", "--calibration_size", type=positive_int, default=None,
+                        help="with --quantize static and no --calibration: how many generated images (8)")
     parser.add_argument("--image-size", "--image_size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
                         help="input size of the graph (default: the processor's size); the saved processor gets it")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's exporter default)")
@@ -46,21 +66,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
     if args.image_size is not None and min(args.image_size) < 1:
         parser.error(f"--image-size must be positive, got {args.image_size}")
+    calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
     if (Path(args.model) / EXPORT_INFO_NAME).is_file():
         if args.quantize is None or args.image_size is not None or args.opset is not None:
             parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
-                         "(--quantize int8); export the PyTorch model for another size or opset")
+                         "(--quantize dynamic or static); export the PyTorch model for another size or opset")
         try:
-            quantize_export(args.model, output_dir)
-        except ValueError as error:
+            quantize_export(args.model, output_dir, args.quantize, **calibration)
+        except (FileNotFoundError, ValueError) as error:
             parser.error(str(error))
     else:
         model, processor = load_model(parser, args.model)
         if args.image_size is not None:
             processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
         try:
-            export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize)
-        except ValueError as error:
+            export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
+        except (FileNotFoundError, ValueError) as error:
             parser.error(str(error))
     print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
     return 0

@@ -9,7 +9,9 @@ import time
 
 import pytest
 import torch
-from lavt_hf.scripts.benchmark import TINY_TEST_CONFIG, AllocatedPeak, build_parser, main
+from lavt_hf.scripts.benchmark import build_parser, main
+from lavt_hf.scripts.benchmarks.memory import AllocatedPeak
+from lavt_hf.scripts.benchmarks.models import TINY_TEST_CONFIG
 from lavt_hf.training import memory
 
 from modeling_lavt import LavtConfig

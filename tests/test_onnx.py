@@ -17,11 +17,12 @@ from safetensors.torch import load_file
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install '.[onnx]')")
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install '.[onnx]')")
 
-from lavt_hf.scripts import export, predict  # noqa: E402
+from lavt_hf.scripts import benchmark, export, predict  # noqa: E402
 
 from modeling_lavt.conversion import convert_original  # noqa: E402
 from modeling_lavt.image_processing_lavt import LavtImageProcessor  # noqa: E402
 from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation  # noqa: E402
+from modeling_lavt.onnx_calibration import EXPRESSIONS_NAME  # noqa: E402
 from modeling_lavt.onnx_export import (  # noqa: E402
     EXPORT_INFO_NAME,
     check_float32_parity,
@@ -60,6 +61,18 @@ def int8_dir(onnx_dir, tmp_path_factory) -> Path:
     """The export quantized by lavt-export (an export folder as --model: quantized without exporting again)."""
     folder = tmp_path_factory.mktemp("export") / "tiny-onnx-int8"
     assert export.main(["--model", str(onnx_dir), "--output-dir", str(folder), "--quantize", "int8"]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def static_dir(onnx_dir, tmp_path_factory) -> Path:
+    """The export quantized by lavt-export --quantize static, calibrated on a folder of six random images like
+    those the tests feed (static ranges are those of the calibration set: it must resemble the inputs)."""
+    samples = write_calibration_folder(tmp_path_factory.mktemp("calibration") / "samples",
+                                       {f"{n}.png": ["a", "the cat", "a dog on the left"][n % 3] for n in range(6)})
+    folder = tmp_path_factory.mktemp("export") / "tiny-onnx-static"
+    assert export.main(["--model", str(onnx_dir), "--output-dir", str(folder), "--quantize", "static",
+                        "--calibration", str(samples)]) == 0
     return folder
 
 
@@ -194,16 +207,21 @@ def test_int8_export(int8_dir, onnx_dir, bert_vocab_dir):
     assert (logits.argmax(1) == expected.argmax(1)).float().mean().item() > 0.9  # a tiny 8-channel model
 
 
-def test_int8_cannot_be_held_to_float32_parity(int8_dir, onnx_dir, model_dir, tmp_path, capsys):
+def assert_refuses_float32_parity(quantized_dir: Path, onnx_dir: Path) -> None:
+    """A quantized export cannot be loaded as float32 nor checked for float32 parity; the float32 one passes."""
     with pytest.raises(ValueError, match="is an export in int8, but float32 was asked for: a quantized model cannot"):
-        LavtOnnxForReferringSegmentation.from_pretrained(int8_dir, precision="float32")
+        LavtOnnxForReferringSegmentation.from_pretrained(quantized_dir, precision="float32")
     model = spread_tiny_model()
     inputs = example_inputs(model.config, processor_settings(LavtProcessor.from_pretrained(onnx_dir)))
     with torch.no_grad():
         expected = model(**inputs).logits
     with pytest.raises(ValueError, match="float32 parity within 0.0001 cannot be asked of a quantized model"):
-        check_float32_parity(int8_dir, inputs, expected)
+        check_float32_parity(quantized_dir, inputs, expected)
     assert check_float32_parity(onnx_dir, inputs, expected) < 1e-4
+
+
+def test_int8_cannot_be_held_to_float32_parity(int8_dir, onnx_dir, model_dir, tmp_path, capsys):
+    assert_refuses_float32_parity(int8_dir, onnx_dir)
     with pytest.raises(ValueError, match="already quantized"):
         quantize_export(int8_dir, tmp_path / "again")
     with pytest.raises(SystemExit):
@@ -286,3 +304,109 @@ def test_conformance_cases_through_onnx_runtime(reference_model, reference_dir, 
     assert (logits - expected).abs().max().item() < 1e-4
     assert torch.equal(logits.argmax(1), expected.argmax(1))
 
+
+
+def write_calibration_folder(folder: Path, expressions: dict) -> Path:
+    """Random images (of varied sizes) and their expressions.json."""
+    folder.mkdir()
+    for number, name in enumerate(expressions):
+        random_image(40 + number, 30 + 2 * number, seed=100 + number).save(folder / name)
+    (folder / EXPRESSIONS_NAME).write_text(json.dumps(expressions))
+    return folder
+
+
+def test_a_calibration_folder_pairs_each_image_with_its_expressions(tmp_path):
+    from modeling_lavt.onnx_calibration import folder_samples
+
+    samples = write_calibration_folder(tmp_path / "samples", {"a.png": ["the dog", "a red car"], "b.jpg": "x"})
+    pairs = folder_samples(samples)
+    assert [(image.size, image.mode, text) for image, text in pairs] == [
+        ((30, 40), "RGB", "the dog"), ((30, 40), "RGB", "a red car"), ((32, 41), "RGB", "x")]
+
+
+def quantized_op_types(folder: Path) -> set[str]:
+    """The op types that read a DequantizeLinear output (the ops that run on int8 data)."""
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    dequantized = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    return {node.op_type for node in graph.node if dequantized & set(node.input)}
+
+
+def test_static_int8_export(static_dir, bert_vocab_dir):
+    info = json.loads((static_dir / EXPORT_INFO_NAME).read_text())
+    assert info["dtype"] == "int8" and info["quantization"]["method"] == "onnxruntime static"
+    assert info["quantization"]["format"] == "QDQ" and info["quantization"]["op_types"] == ["Conv", "MatMul", "Gemm"]
+    calibration = info["quantization"]["calibration"]
+    assert calibration["source"].startswith("folder ") and calibration["samples"] == 6
+    assert {"Conv", "MatMul"} <= quantized_op_types(static_dir)  # the convolutions too, unlike dynamic
+    processor = tiny_processor(bert_vocab_dir)
+    inputs = model_inputs(processor, [random_image(40, 30, seed=i) for i in range(3)], ["a", "the cat", "a dog"])
+    logits = LavtOnnxForReferringSegmentation.from_pretrained(static_dir, precision="int8")(**inputs).logits
+    expected = eager_logits(inputs)
+    assert logits.shape == expected.shape and torch.isfinite(logits).all()
+    assert 0.0 < (logits - expected).abs().max().item() < 0.5  # quantized: close, not equal
+    masks = torch.stack([r["mask"] for r in processor.post_process_referring_segmentation(logits)])
+    expected_masks = torch.stack([r["mask"] for r in processor.post_process_referring_segmentation(expected)])
+    assert (masks == expected_masks).float().mean().item() > 0.9  # a loose bound: a tiny 8-channel model
+
+
+def test_static_int8_cannot_be_held_to_float32_parity(static_dir, onnx_dir):
+    assert_refuses_float32_parity(static_dir, onnx_dir)
+
+
+def test_static_int8_calibrated_on_generated_images(onnx_dir, tmp_path, capsys):
+    folder = quantize_export(onnx_dir, tmp_path / "static", method="static", calibration_size=2)
+    calibration = json.loads((folder / EXPORT_INFO_NAME).read_text())["quantization"]["calibration"]
+    assert calibration == {"source": "generated images (onnx_calibration.py)", "samples": 2, "method": "MinMax"}
+    random_image(45, 61).save(tmp_path / "photo.png")  # lavt-predict runs it as any export
+    assert predict.main(predict_argv(folder, tmp_path / "photo.png", tmp_path / "out", "--backend", "onnx")) == 0
+    assert [Image.open(entry["mask_path"]).size for entry in json.loads(capsys.readouterr().out)] == [(61, 45)] * 2
+
+
+def test_bad_calibration_sets_are_refused(onnx_dir, bert_vocab_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="has no expressions.json: write one that maps each image's file"):
+        quantize_export(onnx_dir, tmp_path / "a", method="static", calibration=empty)
+    no_pairs = write_calibration_folder(tmp_path / "no-pairs", {})
+    with pytest.raises(ValueError, match="holds no \\(image, expression\\) pair"):
+        quantize_export(onnx_dir, tmp_path / "b", method="static", calibration=no_pairs)
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / EXPRESSIONS_NAME).write_text(json.dumps({"gone.png": "the dog"}))
+    with pytest.raises(FileNotFoundError, match="names gone.png, which is not in"):
+        quantize_export(onnx_dir, tmp_path / "c", method="static", calibration=missing)
+    other_size = LavtProcessor(LavtImageProcessor(size={"height": 32, "width": 32}),
+                               tiny_processor(bert_vocab_dir).tokenizer)
+    wrong_size = [model_inputs(other_size, [random_image(20, 20)], ["a cat"])]
+    with pytest.raises(ValueError, match=r"calibration sample 0: pixel_values of shape \(1, 3, 32, 32\), but the "
+                                         r"export takes \(batch, 3, 64, 48\)"):
+        quantize_export(onnx_dir, tmp_path / "d", method="static", calibration=wrong_size)
+    with pytest.raises(ValueError, match="a calibration set is for static quantization only"):
+        quantize_export(onnx_dir, tmp_path / "e", method="dynamic", calibration=empty)
+    assert not [path for path in tmp_path.iterdir() if path.name in "abcde" or path.name[0] == "."]  # no output
+    for options, message in [
+        (["--quantize", "static", "--calibration", str(empty)], "has no expressions.json"),
+        (["--quantize", "int8", "--calibration-size", "4"], "a calibration set is for static quantization only"),
+        (["--quantize", "static", "--calibration-size", "0"], "--calibration_size: must be >= 1, got 0"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            export.main(["--model", str(onnx_dir), "--output-dir", str(tmp_path / "f"), *options])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["onnx-accuracy", "--model", "m", "--dataset", "d", "--calibration", str(empty)])
+    assert exit_info.value.code == 2 and "has no expressions.json" in capsys.readouterr().err
+
+
+def test_benchmark_onnx_times_every_cpu_path(capsys):
+    """`lavt-benchmark onnx` on the tiny model: every path, static INT8 beside the others (no timing asserts)."""
+    benchmark.main(["onnx", "--settings", "tiny-test:32:1", "--repeats", "1", "--warmup", "0", "--no-memory"])
+    setting = json.loads(capsys.readouterr().out)["settings"][0]
+    assert set(setting["paths"]) == {"eager-fp32", "eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static"}
+    assert set(setting["onnx_file_mb"]) == {"fp32", "int8", "int8-static"}
+    assert setting["static_calibration"]["samples"] == 8 and setting["quantize_static_s"] > 0
+    assert setting["fastest_low_precision"]["path"] in {"eager-bf16", "ort-int8", "ort-int8-static"}
+    for record in setting["paths"].values():
+        assert {"median_s", "speedup_vs_eager_fp32", "mask_pixels_equal_to_eager_fp32"} <= set(record)

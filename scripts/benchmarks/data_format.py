@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from .models import default_processor
+
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"num_images": 1000, "image_size": (160, 120), "objects_per_image": (3, 5),
              "configs": [("refcoco", "unc")]},
@@ -40,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, prepare, measure; one torch thread for the data path (samples per second per core)."""
-    from lavt_hf.scripts.benchmark import _default_processor
-
     preset = dict(PRESETS[args.preset])
     if args.num_images is not None:
         preset["num_images"] = args.num_images
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             prepared, sizes = _prepare(Path(scratch), preset)
-            rates = _data_path(Path(scratch), preset, _default_processor(None), args.samples, args.repeats)
+            rates = _data_path(Path(scratch), preset, default_processor(None), args.samples, args.repeats)
     finally:
         torch.set_num_threads(threads)
     return {

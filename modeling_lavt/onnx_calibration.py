@@ -1,0 +1,142 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Calibration sets for static INT8 quantization of an ONNX export (`onnx_export.quantize_export(method="static")`).
+
+Static quantization fixes each quantized activation's range ahead of time, from the ranges seen on a few
+representative inputs (the calibration set), instead of measuring it on every call as dynamic quantization does.
+A calibration set is a list of model inputs of the export's shapes, one (image, expression) pair each, prepared
+by the export's own processor. It comes from one of:
+
+- a folder of samples: image files and `expressions.json`, which maps each image's file name to the expression
+  (or list of expressions) to pair it with, e.g. `{"street.jpg": ["the red car", "the man on the left"]}`;
+- generated images (`generated_samples`): coloured shapes on smooth backgrounds, each named by its colour and
+  shape, when no folder is given. Real images of the deployment's domain calibrate better: the ranges are those
+  of the inputs seen here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .onnx_export import INPUT_NAMES
+
+EXPRESSIONS_NAME = "expressions.json"
+DEFAULT_GENERATED_SAMPLES = 8
+_COLOURS = {"red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215), "yellow": (235, 200, 30),
+            "white": (240, 240, 240), "black": (20, 20, 20)}
+
+
+def folder_samples(folder: str | Path) -> list[tuple[Image.Image, str]]:
+    """The (RGB image, expression) pairs of a calibration folder, in the order of `expressions.json`.
+
+    Raises:
+        FileNotFoundError: the folder, its `expressions.json` or an image it names does not exist.
+        ValueError: `expressions.json` is not a mapping of file names to expressions, holds no pair, or an image
+            cannot be read.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"calibration folder {folder} does not exist")
+    index = folder / EXPRESSIONS_NAME
+    if not index.is_file():
+        raise FileNotFoundError(
+            f"calibration folder {folder} has no {EXPRESSIONS_NAME}: write one that maps each image's file name to "
+            'its expression(s), e.g. {"street.jpg": ["the red car"]}'
+        )
+    mapping = json.loads(index.read_text())
+    if not isinstance(mapping, dict) or not all(
+        isinstance(texts, str) or (isinstance(texts, list) and all(isinstance(t, str) for t in texts))
+        for texts in mapping.values()
+    ):
+        raise ValueError(f"{index} must map image file names to an expression or a list of expressions")
+    samples = []
+    for name, texts in mapping.items():
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{index} names {name}, which is not in {folder}")
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except OSError as error:
+            raise ValueError(f"calibration image {path} cannot be read: {error}") from None
+        samples += [(rgb, text) for text in ([texts] if isinstance(texts, str) else texts) if text.strip()]
+    if not samples:
+        raise ValueError(f"calibration folder {folder} holds no (image, expression) pair: {index} is empty; list "
+                         "a few images of the kind the model will see, with an expression each")
+    return samples
+
+
+def generated_samples(count: int = DEFAULT_GENERATED_SAMPLES, seed: int = 0, size: tuple[int, int] = (640, 480)
+                      ) -> list[tuple[Image.Image, str]]:
+    """`count` generated (RGB image of `size` (width, height), expression) pairs: two to four filled ellipses and
+    rectangles of distinct colours on a vertical colour gradient; the expression names one of them.
+
+    Raises:
+        ValueError: `count` < 1.
+    """
+    if count < 1:
+        raise ValueError(f"the calibration set needs at least one sample, got {count}")
+    rng = np.random.default_rng(seed)
+    width, height = size
+    samples = []
+    for _ in range(count):
+        top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+        background = (top * (1 - ramp) + bottom * ramp).astype(np.uint8).repeat(width, axis=1)
+        image = Image.fromarray(background)
+        draw = ImageDraw.Draw(image)
+        names = []
+        for colour in rng.choice(list(_COLOURS), size=int(rng.integers(2, 5)), replace=False):
+            shape = str(rng.choice(["circle", "square"]))
+            side = int(rng.integers(min(size) // 8, min(size) // 2))
+            x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+            (draw.ellipse if shape == "circle" else draw.rectangle)((x, y, x + side, y + side), fill=_COLOURS[colour])
+            names.append(f"the {colour} {shape}")
+        samples.append((image, names[int(rng.integers(len(names)))]))
+    return samples
+
+
+def processed_inputs(processor: Any, samples: Sequence[tuple[Image.Image, str]]) -> list[dict[str, torch.Tensor]]:
+    """Model inputs (batch of 1 each) of (image, expression) pairs, prepared by `processor`."""
+    inputs = []
+    for image, text in samples:
+        encoded = processor(images=[image], text=[text], return_tensors="pt")
+        inputs.append({name: encoded[name] for name in INPUT_NAMES})
+    return inputs
+
+
+def check_inputs(inputs: Sequence[dict[str, torch.Tensor]], num_channels: int, info: dict[str, Any]) -> None:
+    """Every calibration input must have the export's shapes (`info`: its onnx_export.json).
+
+    Raises:
+        ValueError: no input, a missing tensor, or a tensor of another image size or text length.
+    """
+    if not inputs:
+        raise ValueError("the calibration set is empty; give a few (image, expression) samples")
+    (height, width), tokens = info["image_size"], info["text_length"]
+    for number, sample in enumerate(inputs):
+        missing = [name for name in INPUT_NAMES if name not in sample]
+        if missing:
+            raise ValueError(f"calibration sample {number} lacks {missing}; each sample needs {list(INPUT_NAMES)}")
+        pixels, ids = sample["pixel_values"], sample["input_ids"]
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (num_channels, height, width):
+            raise ValueError(
+                f"calibration sample {number}: pixel_values of shape {tuple(pixels.shape)}, but the export takes "
+                f"(batch, {num_channels}, {height}, {width}) ({height}x{width} images); prepare the samples with the "
+                "export's processor"
+            )
+        if ids.ndim != 2 or ids.shape[1] != tokens or sample["attention_mask"].shape != ids.shape:
+            raise ValueError(
+                f"calibration sample {number}: input_ids / attention_mask of shapes {tuple(ids.shape)} / "
+                f"{tuple(sample['attention_mask'].shape)}, but the export takes (batch, {tokens}); tokenize with the "
+                f"export's processor (max_length={tokens})"
+            )
+
+
+__all__ = ["folder_samples", "generated_samples", "processed_inputs", "check_inputs", "EXPRESSIONS_NAME"]
