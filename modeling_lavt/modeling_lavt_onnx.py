@@ -60,11 +60,15 @@ class LavtOnnxForReferringSegmentation:
             num_threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default, one per physical core).
 
         Raises:
+            ImportError: ONNX Runtime (the `onnx` extra) is not installed.
             FileNotFoundError: not an export folder, or its ONNX file is missing.
             ValueError: the folder's precision is not `precision`; the ONNX graph's input shapes, the folder's
                 `onnx_export.json` and its processor settings disagree.
         """
-        import onnxruntime
+        try:
+            import onnxruntime
+        except ImportError as error:  # the `onnx` extra, not a core dependency
+            raise ImportError(f"{cls.__name__} needs ONNX Runtime: pip install 'lavt-hf[onnx]'") from error
 
         path = Path(path)
         info = read_export_info(path)

@@ -16,6 +16,30 @@ def autocast(device: torch.device, dtype: str) -> AbstractContextManager:
     return nullcontext() if dtype == "fp32" else torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
+# The layers whose weights autocast casts to its low precision on every call (torch's autocast op lists: linear,
+# conv1d, conv2d run in the low precision).
+AUTOCAST_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+
+
+def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """For inference under `autocast(device, dtype)`: store the weights and biases of the layers autocast runs in
+    `dtype` (Linear, Conv1d, Conv2d) in that precision, in place; "fp32" leaves the model as is.
+
+    Autocast rounds those weights to `dtype` on every forward call anyway, so the outputs under autocast are
+    bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per call
+    (about a quarter of the time of a Swin-B 480 inference on 2 CPU threads, docs/benchmarks/cpu_onnx.json), and
+    their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
+    The model then runs only under autocast (or with inputs in `dtype`); not for training (the optimizer would step
+    low-precision weights). Returns `model`.
+    """
+    if dtype == "fp32":
+        return model
+    for module in model.modules():
+        if isinstance(module, AUTOCAST_WEIGHT_LAYERS):
+            module.to(DTYPES[dtype])
+    return model
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX), where bf16 autocast roughly
     halves inference time; elsewhere oneDNN emulates bfloat16 and it is slower than float32."""

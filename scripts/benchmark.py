@@ -60,12 +60,15 @@ from lavt_hf.scripts.benchmarks import (
     train_step,
 )
 
+from lavt_hf.commands import missing_extra_message
+
 
 @dataclass(frozen=True)
 class Subcommand:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict[str, Any]]
+    extra: str | None = None  # the extra beyond `train` that it needs (lavt_hf.commands.EXTRA_MODULES)
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
@@ -104,16 +107,19 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "and INT8 static (export time, file sizes, peak RSS per path)",
         add_arguments=onnx_paths.add_onnx_arguments,
         run=onnx_paths.run_onnx,
+        extra="onnx",
     ),
     "onnx-memory": Subcommand(
         help="(used by onnx) peak RSS of one CPU inference path in this process",
         add_arguments=onnx_paths.add_onnx_memory_arguments,
         run=onnx_paths.run_onnx_memory,
+        extra="onnx",
     ),
     "onnx-accuracy": Subcommand(
         help="the CPU inference paths with a trained model over a refer split: IoU and mask agreement with fp32",
         add_arguments=onnx_accuracy.add_onnx_accuracy_arguments,
         run=onnx_accuracy.run_onnx_accuracy,
+        extra="onnx",
     ),
 }
 
@@ -125,12 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, subcommand in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=subcommand.help, description=subcommand.help)
         subcommand.add_arguments(sub)
-        sub.set_defaults(run=subcommand.run)
+        sub.set_defaults(run=subcommand.run, extra=subcommand.extra)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    missing = args.extra and missing_extra_message(args.extra, f"benchmark {args.command}")
+    if missing:
+        parser.error(missing)
     print(json.dumps(args.run(args)))
 
 

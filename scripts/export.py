@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lavt_hf.training.cli import positive_int
 
+from lavt_hf.commands import missing_extra_message
 from modeling_lavt.onnx_export import (
     EXPORT_INFO_NAME,
     QUANTIZATIONS,
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = missing_extra_message("onnx", "lavt-export")
+    if missing is not None:
+        parser.error(missing)
     output_dir = Path(args.output_dir)
     if output_dir.exists():
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")

@@ -404,9 +404,14 @@ def test_benchmark_onnx_times_every_cpu_path(capsys):
     """`lavt-benchmark onnx` on the tiny model: every path, static INT8 beside the others (no timing asserts)."""
     benchmark.main(["onnx", "--settings", "tiny-test:32:1", "--repeats", "1", "--warmup", "0", "--no-memory"])
     setting = json.loads(capsys.readouterr().out)["settings"][0]
-    assert set(setting["paths"]) == {"eager-fp32", "eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static"}
+    assert set(setting["paths"]) == {"eager-fp32", "eager-bf16", "eager-bf16-stored", "ort-fp32", "ort-int8",
+                                     "ort-int8-static"}
+    paths = setting["paths"]  # bf16 weights stored ahead: autocast's own outputs
+    assert paths["eager-bf16-stored"]["mask_pixels_equal_to_eager_fp32"] == \
+        paths["eager-bf16"]["mask_pixels_equal_to_eager_fp32"]
     assert set(setting["onnx_file_mb"]) == {"fp32", "int8", "int8-static"}
     assert setting["static_calibration"]["samples"] == 8 and setting["quantize_static_s"] > 0
-    assert setting["fastest_low_precision"]["path"] in {"eager-bf16", "ort-int8", "ort-int8-static"}
+    assert setting["fastest_low_precision"]["path"] in {"eager-bf16", "eager-bf16-stored", "ort-int8",
+                                                        "ort-int8-static"}
     for record in setting["paths"].values():
         assert {"median_s", "speedup_vs_eager_fp32", "mask_pixels_equal_to_eager_fp32"} <= set(record)

@@ -136,3 +136,34 @@ def test_a_command_with_its_extra_runs_the_command(monkeypatch, capsys):
         commands.evaluate()
     assert exit_info.value.code == 0
     assert "--dataset" in capsys.readouterr().out
+
+
+ONNX_MESSAGE = "needs the `onnx` extra (onnx, onnxruntime, onnxscript not installed): pip install 'lavt-hf[onnx]'"
+
+
+@pytest.fixture
+def without_onnx(monkeypatch):
+    for name in commands.EXTRA_MODULES["onnx"]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.mark.parametrize("argv", [
+    ["lavt_hf.scripts.export", "--model", "m", "--output-dir", "out"],
+    ["lavt_hf.scripts.predict", "--model", "m", "--backend", "onnx", "--image", "a.jpg", "--text", "x"],
+    ["lavt_hf.scripts.benchmark", "onnx"],
+])
+def test_the_onnx_commands_without_their_extra_say_what_to_install(argv, without_onnx, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(argv[0]).main(argv[1:])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.endswith(ONNX_MESSAGE), line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_onnx_model_class_without_onnx_runtime_says_what_to_install(without_onnx, tmp_path):
+    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+
+    with pytest.raises(ImportError, match=r"needs ONNX Runtime: pip install 'lavt-hf\[onnx\]'"):
+        LavtOnnxForReferringSegmentation.from_pretrained(tmp_path)

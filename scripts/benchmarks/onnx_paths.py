@@ -1,12 +1,14 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast, ONNX Runtime float32, INT8
-dynamic and INT8 static (calibrated on generated images), timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export
-and quantization times, ONNX file sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per
-path)."""
+"""``onnx``: the CPU inference paths side by side (eager float32; eager bf16 autocast with float32 weights, and
+with the linear and convolution weights stored in bf16 as lavt-predict runs it (the same outputs); ONNX Runtime
+float32, INT8 dynamic and INT8 static (calibrated on generated images)), timed interleaved on the same inputs, at
+Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export and quantization times, ONNX file sizes and
+each path's peak RSS (``onnx-memory``, one fresh subprocess per path)."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import tempfile
 import time
@@ -15,13 +17,15 @@ from typing import Any
 
 import torch
 
+from modeling_lavt.precision import store_weights_for_autocast
+
 from .inference import inference_workload
 from .memory import memory_record, peak_memory_mb, record_in_fresh_process
 from .models import build_model, default_processor, hardware_record, model_config, random_inputs
 from .timing import median_ratio, time_workloads, timing_record
 
-CPU_PATHS = ("eager-fp32", "eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static")
-LOW_PRECISION_PATHS = ("eager-bf16", "ort-int8", "ort-int8-static")
+CPU_PATHS = ("eager-fp32", "eager-bf16", "eager-bf16-stored", "ort-fp32", "ort-int8", "ort-int8-static")
+LOW_PRECISION_PATHS = ("eager-bf16", "eager-bf16-stored", "ort-int8", "ort-int8-static")
 # The ONNX Runtime paths' export folders, named after the path: ort-<folder>
 ORT_FOLDERS = ("fp32", "int8", "int8-static")
 ORT_FP32_MIN_SPEEDUP = 1.3  # eager float32 time / ONNX Runtime float32 time, Swin-B 480 batch 1
@@ -82,7 +86,8 @@ def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration
 
 def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int) -> dict[str, tuple[Any, str]]:
     """Each CPU path: the callable model and the autocast dtype it runs under."""
-    return {"eager-fp32": (model, "fp32"), "eager-bf16": (model, "bf16"),
+    stored = store_weights_for_autocast(copy.deepcopy(model), "bf16")
+    return {"eager-fp32": (model, "fp32"), "eager-bf16": (model, "bf16"), "eager-bf16-stored": (stored, "bf16"),
             **{f"ort-{name}": (ort_model(folder / name, threads), "fp32") for name in ORT_FOLDERS}}
 
 
@@ -171,11 +176,13 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device("cpu")
     if args.path.startswith("eager"):
         model = LavtForReferringSegmentation.from_pretrained(args.folder / "torch").eval()
+        if args.path == "eager-bf16-stored":
+            store_weights_for_autocast(model, "bf16")
         config = model.config
     else:
         model = ort_model(args.folder / args.path.removeprefix("ort-"), args.threads)
         config = model.config
-    dtype = "bf16" if args.path == "eager-bf16" else "fp32"
+    dtype = "bf16" if args.path.startswith("eager-bf16") else "fp32"
     workload = inference_workload(args.path, model, random_inputs(config, args.batch_size, args.image_size, device,
                                                                   args.seed), dtype, device)
     setup_peak = peak_memory_mb(device)
