@@ -415,3 +415,13 @@ def test_benchmark_onnx_times_every_cpu_path(capsys):
                                                         "ort-int8-static"}
     for record in setting["paths"].values():
         assert {"median_s", "speedup_vs_eager_fp32", "mask_pixels_equal_to_eager_fp32"} <= set(record)
+
+
+def test_benchmark_onnx_times_only_the_chosen_paths_beside_eager_fp32(capsys):
+    """`--paths` without ONNX Runtime paths: no export, the eager paths alone (and the baseline, always)."""
+    benchmark.main(["onnx", "--settings", "tiny-test:32:1", "--repeats", "1", "--warmup", "0", "--no-memory",
+                    "--paths", "eager-bf16-stored"])
+    setting = json.loads(capsys.readouterr().out)["settings"][0]
+    assert set(setting["paths"]) == {"eager-fp32", "eager-bf16-stored"}
+    assert "onnx_file_mb" not in setting and "ort_fp32_speedup_target" not in setting
+    assert setting["fastest_low_precision"]["path"] == "eager-bf16-stored"

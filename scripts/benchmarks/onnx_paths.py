@@ -12,6 +12,7 @@ import copy
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     parser.add_argument("--no-memory", "--no_memory", dest="memory", action="store_false",
                         help="skip the peak-RSS subprocesses (one per path)")
+    parser.add_argument("--paths", nargs="+", choices=CPU_PATHS, default=list(CPU_PATHS),
+                        help="the paths to time (default: all); eager-fp32, the baseline, is always timed. Without "
+                        "ONNX Runtime paths nothing is exported, and the eager paths are timed without ONNX Runtime "
+                        "sessions in the process (their thread pools and memory slow the eager paths beside them)")
 
 
 def ort_model(folder: Path, threads: int) -> Any:
@@ -84,11 +89,15 @@ def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration
             "static_calibration": read_export_info(folder / "int8-static")["quantization"]["calibration"]}
 
 
-def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int) -> dict[str, tuple[Any, str]]:
-    """Each CPU path: the callable model and the autocast dtype it runs under."""
-    stored = store_weights_for_autocast(copy.deepcopy(model), "bf16")
-    return {"eager-fp32": (model, "fp32"), "eager-bf16": (model, "bf16"), "eager-bf16-stored": (stored, "bf16"),
-            **{f"ort-{name}": (ort_model(folder / name, threads), "fp32") for name in ORT_FOLDERS}}
+def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int, names: Sequence[str] = CPU_PATHS
+                    ) -> dict[str, tuple[Any, str]]:
+    """Each CPU path of `names` (in CPU_PATHS order): the callable model and the autocast dtype it runs under."""
+    builders = {
+        "eager-fp32": lambda: (model, "fp32"), "eager-bf16": lambda: (model, "bf16"),
+        "eager-bf16-stored": lambda: (store_weights_for_autocast(copy.deepcopy(model), "bf16"), "bf16"),
+        **{f"ort-{name}": (lambda name=name: (ort_model(folder / name, threads), "fp32")) for name in ORT_FOLDERS},
+    }
+    return {name: builders[name]() for name in CPU_PATHS if name in names}
 
 
 def memory_in_subprocess(path: str, folder: Path, image_size: int, batch: int, threads: int, seed: int
@@ -107,10 +116,11 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
     processor = default_processor(None)
     processor.image_processor.size = {"height": image_size, "width": image_size}
     inputs = random_inputs(config, batch, image_size, device, args.seed)
+    names = [name for name in CPU_PATHS if name == "eager-fp32" or name in args.paths]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        export = export_all(model, processor, folder)
-        paths = cpu_path_models(model, folder, args.threads)
+        export = export_all(model, processor, folder) if any(name.startswith("ort-") for name in names) else {}
+        paths = cpu_path_models(model, folder, args.threads, names)
         workloads = [inference_workload(name, path_model, inputs, dtype, device)
                      for name, (path_model, dtype) in paths.items()]
         masks = {workload.name: workload.step() for workload in workloads}
@@ -120,23 +130,28 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
             del paths, workloads
             model.save_pretrained(folder / "torch")
             memory_records = {name: memory_in_subprocess(name, folder, image_size, batch, args.threads, args.seed)
-                              for name in CPU_PATHS}
-    speedups = {name: median_ratio(seconds, "eager-fp32", name) for name in CPU_PATHS}
-    fastest = max(LOW_PRECISION_PATHS, key=speedups.__getitem__)
+                              for name in names}
+    speedups = {name: median_ratio(seconds, "eager-fp32", name) for name in names}
+    targets = {}
+    low_precision = [name for name in LOW_PRECISION_PATHS if name in names]
+    if low_precision:
+        fastest = max(low_precision, key=speedups.__getitem__)
+        targets["fastest_low_precision"] = {
+            "path": fastest, "speedup_vs_eager_fp32": speedups[fastest],
+            "target": f">= {LOW_PRECISION_MIN_SPEEDUP}x (at Swin-B 480 batch 1)",
+            "met": speedups[fastest] >= LOW_PRECISION_MIN_SPEEDUP}
+    if "ort-fp32" in names:
+        targets["ort_fp32_speedup_target"] = {"target": f">= {ORT_FP32_MIN_SPEEDUP}x (at Swin-B 480 batch 1)",
+                                              "met": speedups["ort-fp32"] >= ORT_FP32_MIN_SPEEDUP}
     return {
-        "preset": preset, "image_size": image_size, "batch_size": batch, **export,
-        "fastest_low_precision": {"path": fastest, "speedup_vs_eager_fp32": speedups[fastest],
-                                  "target": f">= {LOW_PRECISION_MIN_SPEEDUP}x (at Swin-B 480 batch 1)",
-                                  "met": speedups[fastest] >= LOW_PRECISION_MIN_SPEEDUP},
-        "ort_fp32_speedup_target": {"target": f">= {ORT_FP32_MIN_SPEEDUP}x (at Swin-B 480 batch 1)",
-                                    "met": speedups["ort-fp32"] >= ORT_FP32_MIN_SPEEDUP},
+        "preset": preset, "image_size": image_size, "batch_size": batch, **export, **targets,
         "paths": {name: {**timing_record(seconds[name], batch), "speedup_vs_eager_fp32": speedups[name],
                          "mask_pixels_equal_to_eager_fp32": round((masks[name] == masks["eager-fp32"]).float()
                                                                   .mean().item(), 5),
                          **({"peak_memory_mb": memory_records[name]["peak_memory_mb"],
                              "setup_peak_memory_mb": memory_records[name]["setup_peak_memory_mb"]}
                             if memory_records else {})}
-                  for name in CPU_PATHS},
+                  for name in names},
     }
 
 
