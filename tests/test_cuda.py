@@ -103,3 +103,13 @@ def test_cuda_bf16_training_step():
     torch.testing.assert_close(out.loss, float32_loss, rtol=2e-2, atol=0)
     out.loss.backward()
     assert all(torch.isfinite(param.grad).all() for param in model.parameters())
+
+
+def test_cuda_bf16_stored_weights_give_autocasts_outputs():
+    from modeling_lavt.precision import store_weights_for_autocast
+
+    model = model_with_windows().cuda().eval()
+    stored = store_weights_for_autocast(copy.deepcopy(model), "bf16")
+    batch = {name: tensor for name, tensor in inputs(2, 64, 64, "cuda").items() if name != "labels"}
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        assert torch.equal(stored(**batch).logits, model(**batch).logits)
