@@ -2,7 +2,6 @@
 """Compute precision: weights stored for autocast give autocast's results bit for bit; lavt-predict uses them."""
 
 import copy
-import json
 
 import numpy as np
 import pytest
