@@ -113,11 +113,8 @@ class LavtImageProcessor(BaseImageProcessor):
         std = np.asarray(self.image_std if image_std is None else image_std, dtype=np.float32)
         orient = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
 
-        rgb_images = [
-            to_rgb_uint8(image, apply_exif_orientation=orient, input_data_format=input_data_format)
-            for image in make_image_list(images)
-        ]
-        original_sizes = [tuple(image.shape[:2]) for image in rgb_images]
+        rgb_images = [_rgb_image(image, orient, input_data_format) for image in make_image_list(images)]
+        original_sizes = [(image.height, image.width) for image in rgb_images]
         planes = [_normalize(_resize(image, size, self.resample), mean, std) for image in rgb_images]
         pixel_values = planes[0][None] if len(planes) == 1 else np.stack(planes)  # one image: no copy
         data: dict[str, Any] = {"pixel_values": pixel_values, "original_sizes": original_sizes}
@@ -142,7 +139,7 @@ class LavtImageProcessor(BaseImageProcessor):
             raise ValueError(
                 f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask per image"
             )
-        labels = []
+        labels = np.empty((len(mask_list), size["height"], size["width"]), dtype=np.int64)
         for index, mask in enumerate(mask_list):
             binary = _binary_mask(mask)
             if original_sizes is not None and tuple(binary.shape) != tuple(original_sizes[index]):
@@ -153,8 +150,8 @@ class LavtImageProcessor(BaseImageProcessor):
             resized = Image.fromarray(binary).resize(
                 (size["width"], size["height"]), Image.Resampling.NEAREST
             )
-            labels.append(np.asarray(resized, dtype=np.int64))
-        return np.stack(labels)
+            labels[index] = np.asarray(resized)  # widened to int64 as it is written: no stacking copy
+        return labels
 
     def post_process_referring_segmentation(
         self,
@@ -428,9 +425,18 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
-def _resize(rgb: np.ndarray, size: dict[str, int], resample: int) -> np.ndarray:
-    """PIL resize of the uint8 image (antialiased bilinear by default), the aspect ratio is not kept."""
-    return np.asarray(Image.fromarray(rgb).resize((size["width"], size["height"]), resample))
+def _rgb_image(image: ImageLike, apply_exif_orientation: bool, input_data_format: str | None) -> Image.Image:
+    """The image `to_rgb_uint8` gives, as an RGB PIL image to resize. An RGB PIL image (8-bit) is used as it is:
+    the same pixels as its round trip through an array, without that round trip's two copies."""
+    if isinstance(image, Image.Image) and image.mode == "RGB" and image.width and image.height:
+        return ImageOps.exif_transpose(image) if apply_exif_orientation else image
+    return Image.fromarray(to_rgb_uint8(image, apply_exif_orientation, input_data_format))
+
+
+def _resize(rgb: Image.Image, size: dict[str, int], resample: int) -> np.ndarray:
+    """PIL resize of the RGB image (antialiased bilinear by default) to (H, W, 3) uint8; the aspect ratio is not
+    kept."""
+    return np.asarray(rgb.resize((size["width"], size["height"]), resample))
 
 
 def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -460,7 +466,9 @@ def _binary_mask(mask: MaskLike) -> np.ndarray:
         raise ValueError(f"A mask must be 2-D (height, width), got shape {mask.shape}; one channel only")
     if mask.shape[0] == 0 or mask.shape[1] == 0:
         raise ValueError(f"Mask has zero size: {mask.shape[0]}x{mask.shape[1]} (height x width)")
-    return (mask != 0).astype(np.uint8)
+    # Written C-ordered (masks decoded from RLE are Fortran-ordered), so that PIL wraps it without a copy;
+    # a bool array is 0 / 1 bytes, so viewing it as uint8 copies nothing either.
+    return np.not_equal(mask, 0, order="C").view(np.uint8)
 
 
 def make_image_list(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from datasets import Image as ImageFeature
 from lavt_hf.scripts.benchmark import main as benchmark_main
 from lavt_hf.training.data import (
     ReferEvalDataset,
@@ -18,6 +19,7 @@ from lavt_hf.training.data import (
     load_refer_dataset,
 )
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
+from lavt_hf.training.data.views import open_image
 from PIL import Image
 
 SIZE = 64
@@ -61,6 +63,26 @@ def test_train_item_matches_the_processor(data, processor):
     assert item["labels"].sum() > 0
     chosen = row["sentences"][view.sentence_index(3, len(row["sentences"]))]
     torch.testing.assert_close(item["input_ids"], _tokens(processor, chosen))
+
+
+def test_view_items_are_the_processor_on_the_decoded_array(data, processor):
+    """The views hand the processor the decoded PIL image; every tensor they give is bit for bit what the
+    processor gives for the decoded (H, W, 3) uint8 array and the RLE-decoded mask (its documented path)."""
+    rows = data["train"].cast_column("image", ImageFeature(decode=False))
+    train, evaluation = ReferTrainDataset(data["train"], processor, seed=5), ReferEvalDataset(data["train"], processor)
+    train.set_epoch(2)
+    for index in (0, 7):
+        row = rows[index]
+        sentence = row["sentences"][train.sentence_index(index, len(row["sentences"]))]
+        expected = processor(images=[open_image(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
+                             return_tensors="pt", apply_exif_orientation=False, input_data_format="channels_last")
+        item = train[index]
+        assert set(item) == {"pixel_values", "input_ids", "attention_mask", "labels"}
+        for key, value in item.items():
+            assert value.dtype == expected[key].dtype and torch.equal(value, expected[key][0]), key
+        pair = evaluation[int(np.flatnonzero(evaluation.pair_row == index)[0])]
+        for key in ("pixel_values", "labels"):
+            assert torch.equal(pair[key], expected[key][0]), key
 
 
 def test_sentence_choice_is_a_function_of_seed_epoch_index(data, processor):

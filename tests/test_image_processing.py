@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from transformers import AutoConfig, AutoImageProcessor
 
 from modeling_lavt import LavtConfig
@@ -71,6 +71,29 @@ def test_exif_orientation_applied_to_jpeg(processor, tmp_path):
     raw = LavtImageProcessor(size=SIZE, apply_exif_orientation=False)
     with Image.open(path) as stored:
         check(raw, stored, expected_pixels(stored.convert("RGB")), (20, 50))
+
+
+def test_rgb_pil_images_give_the_pixels_of_their_arrays(processor, tmp_path):
+    """An RGB PIL image is resized as it is (no round trip through an array): bit for bit the array's result,
+    with and without its EXIF orientation applied; Fortran-ordered masks (as RLE decodes them) likewise."""
+    def pixels(image, **kwargs):
+        return processor(image, return_tensors="pt", **kwargs)["pixel_values"]
+
+    image = Image.fromarray(random_rgb(37, 53))
+    assert torch.equal(pixels(image), pixels(np.asarray(image)))
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(path, exif=exif, quality=95)
+    with Image.open(path) as stored:
+        stored.load()
+        upright = ImageOps.exif_transpose(stored)
+        assert stored.mode == "RGB" and upright.size == (37, 53)
+        assert torch.equal(pixels(stored), pixels(np.asarray(upright)))
+        assert torch.equal(pixels(stored, apply_exif_orientation=False), pixels(np.asarray(stored)))
+    mask = np.random.default_rng(2).integers(0, 3, (37, 53), dtype=np.uint8)
+    labels = processor(image, masks=[np.asfortranarray(mask)], return_tensors="pt")["labels"]
+    assert torch.equal(labels, processor(image, masks=[mask > 0], return_tensors="pt")["labels"])
 
 
 def test_arrays_and_tensors(processor):

@@ -110,7 +110,7 @@ def _data_path(scratch: Path, preset: dict[str, Any], processor: Any, samples: i
         decode_mask,
         load_refer_dataset,
     )
-    from lavt_hf.training.data.views import open_image
+    from lavt_hf.training.data.views import open_rgb
 
     dataset, split_by = preset["configs"][0]
     name = f"{dataset}_{split_by}"
@@ -125,7 +125,7 @@ def _data_path(scratch: Path, preset: dict[str, Any], processor: Any, samples: i
     def streaming_pass() -> None:
         for index, row in enumerate(streamed.take(count)):
             sentence = row["sentences"][choose_sentence_index(0, 0, index, len(row["sentences"]))]
-            processor(images=[open_image(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
+            processor(images=[open_rgb(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
                       **kwargs)
 
     passes = {

@@ -31,14 +31,20 @@ def choose_sentence_index(seed: int, epoch: int, index: int, num_sentences: int)
     return int(np.random.default_rng([seed, epoch, index]).integers(num_sentences))
 
 
-def open_image(value: dict) -> np.ndarray:
-    """Decode an undecoded ``datasets.Image`` value (bytes or path) to an (H, W, 3) uint8 RGB array.
+def open_rgb(value: dict) -> Image.Image:
+    """Decode an undecoded ``datasets.Image`` value (bytes or path) now, to an RGB PIL image.
 
-    The processor takes the array as it is, which saves the copy its PIL path makes to convert to RGB.
+    The processor resizes an RGB PIL image as it is, with no round trip through an array.
     """
     source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
     with Image.open(source) as image:
-        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        image.load()  # decodes now, so that a corrupt image fails here, and closes a file opened by name
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def open_image(value: dict) -> np.ndarray:
+    """Decode an undecoded ``datasets.Image`` value (bytes or path) to an (H, W, 3) uint8 RGB array."""
+    return np.asarray(open_rgb(value))
 
 
 def stream_num_rows(hf_stream: IterableDataset) -> int | None:
@@ -59,18 +65,18 @@ class _Decoding:
 
     processor: Any
 
-    def _image_and_mask(self, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _image_and_mask(self, row: dict) -> tuple[Image.Image, np.ndarray]:
         """The row's image and mask; an image that does not decode or does not fit its mask is an error
         naming the ref (PIL alone names neither the ref nor, for embedded bytes, any file)."""
         name = row["image"].get("path") or "embedded image"
         try:
-            image = open_image(row["image"])
+            image = open_rgb(row["image"])
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) does not decode: {error}; replace it "
                              "with the COCO original (prepared parquet: prepare the folder again)") from error
         mask = decode_mask(row["mask"])
-        if image.shape[:2] != mask.shape:
-            raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) is {image.shape[1]}x{image.shape[0]} "
+        if (image.height, image.width) != mask.shape:
+            raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) is {image.width}x{image.height} "
                              f"(width x height) but its mask is {mask.shape[1]}x{mask.shape[0]}: the image is not "
                              "the one the annotation was made on; use the COCO train2014 original")
         return image, mask
@@ -79,7 +85,7 @@ class _Decoding:
         """Run the processor on one sample and drop the batch axis. Images are in the raw pixel layout of
         their annotations, so EXIF orientation is not applied (as in the original)."""
         if "images" in inputs:
-            inputs.update(apply_exif_orientation=False, input_data_format="channels_last")
+            inputs.update(apply_exif_orientation=False)
         features = self.processor(**inputs, return_tensors="pt")
         return {key: features[key][0] for key in _TENSOR_KEYS if key in features}
 
