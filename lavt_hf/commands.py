@@ -2,8 +2,8 @@
 """Console-script entry points of the commands that need an extra (pyproject.toml `[project.scripts]`).
 
 `pip install lavt-hf` brings what inference needs; training, evaluation, data preparation, the loss study and the
-benchmarks need the `train` extra (README, "Install"; docs/design.md, "Modules"). Each entry point here checks that its extra is
-installed before it imports the command, so a missing extra is one line naming the `pip install` that brings it,
+benchmarks need the `train` extra (README, "Install"; docs/design.md, "Modules"). Each entry point here checks that
+its extra is installed before it imports the command, so a missing extra is one line naming the `pip install` that brings it,
 with exit status 2, instead of an ImportError traceback from deep inside the command's imports.
 """
 

@@ -27,8 +27,8 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
 
     Autocast rounds those weights to `dtype` on every forward call anyway, so the outputs under autocast are
     bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per call
-    (about a quarter of the time of a Swin-B 480 inference on 2 CPU threads, docs/benchmarks/cpu_onnx.json), and
-    their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
+    (a Swin-B 480 bf16 inference on 2 CPU threads went from 0.65 to 0.56 s, docs/benchmarks/cpu_onnx_eager_paths.json),
+    and their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
     The model then runs only under autocast (or with inputs in `dtype`); not for training (the optimizer would step
     low-precision weights). Returns `model`.
     """

@@ -21,10 +21,10 @@ data loader, batched forward, IoU counts, metrics): evaluated samples per second
 interleaved in one process; the two training steps of the checkpointing target in one fresh subprocess each, so
 that peak memory and allocator settings are each configuration's own).
 
-``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast, ONNX Runtime float32, INT8
-dynamic and INT8 static, timed interleaved on the same inputs) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export
-and quantization times, ONNX file sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per
-path). ``onnx-accuracy``: the same paths with a trained model over a refer split (IoU, mask agreement).
+``onnx``: the CPU inference paths side by side (eager float32, eager bf16 autocast with float32 or stored bf16
+weights, ONNX Runtime float32, INT8 dynamic and INT8 static, timed interleaved on the same inputs; ``--paths``
+chooses) at Swin-B 480 batch 1 and Swin-T 224 batch 2 on 2 threads, with export and quantization times, ONNX file
+sizes and each path's peak RSS (``onnx-memory``, one fresh subprocess per path). ``onnx-accuracy``: the same paths with a trained model over a refer split (IoU, mask agreement).
 
 Memory: ``peak_memory_mb`` is the process's peak resident set size (``VmHWM`` on Linux, else ``ru_maxrss``) on
 CPU, which includes the Python runtime and libraries, and ``torch.cuda.max_memory_allocated`` on CUDA. Run one configuration per
