@@ -27,8 +27,12 @@ from .losses import LavtLoss
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
-# Added to attention logits between tokens of different shifted-window regions (the original's constant).
-_SHIFT_MASK_VALUE = -100.0
+# Added to attention logits between tokens of different shifted-window regions. The original adds -100; the
+# spec (section "Shifted-window mask") states -inf gives the same result, and it does in float32: exp(-100) is
+# 3.7e-44, below float32's smallest normal number, so those weights are denormals that vanish in every sum. But
+# denormal arithmetic is slow on x86 CPUs: in ONNX Runtime's float32 graph at Swin-B 480 the softmax and the matrix
+# products after it ran 3-40x slower on them (docs/benchmarks/cpu_onnx.json). -inf gives exact zeros.
+_SHIFT_MASK_VALUE = float("-inf")
 
 
 @dataclass
@@ -129,7 +133,7 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int,
             region += 1
     windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
     different = windows[:, :, None] != windows[:, None, :]
-    return different.float() * _SHIFT_MASK_VALUE
+    return torch.zeros(different.shape, device=device).masked_fill(different, _SHIFT_MASK_VALUE)
 
 
 class WindowLayout(NamedTuple):
