@@ -458,7 +458,10 @@ class LavtStage(nn.Module):
         fused, weights = self.fusion(hidden_states, words, word_mask, output_attentions)
         if weights is not None:  # (B, heads, H * W, T) -> one map per token: (B, heads, T, H, W)
             weights = weights.transpose(-1, -2).reshape(*weights.shape[:2], -1, height, width)
-        features = self.output_norm(fused).transpose(1, 2).reshape(fused.shape[0], -1, height, width)
+        # An NHWC view with the batch stride of a channels-last tensor (H * W * C) also at batch 1, where
+        # transpose + reshape gave stride C: upsampling then returned NCHW, so at batch 1 (single-image
+        # inference) the decoder's convolutions converted every output back from channels-last.
+        features = self.output_norm(fused).view(fused.shape[0], height, width, -1).permute(0, 3, 1, 2)
         out_h, out_w = height, width
         if self.gate is not None:
             hidden_states = hidden_states + self.gate(fused) * fused
