@@ -131,11 +131,15 @@ def prepared_synthetic(synthetic_data, tmp_path_factory) -> Path:
     return output
 
 
-@pytest.mark.parametrize("streaming", [False, True], ids=["map_style", "streaming"])
+@pytest.mark.parametrize("streaming, workers", [(False, 0), (True, 0), (True, 2)],
+                         ids=["map_style", "streaming", "streaming_workers"])
 def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert_vocab_dir, monkeypatch, request,
-                                                  streaming):
-    # 9 training objects / batch 4 -> 2 steps per epoch; checkpoint every step, 2 epochs.
-    overrides = {"checkpointing_steps": 1, "max_train_objects": 9}
+                                                  streaming, workers):
+    if workers:  # workers read the whole split (a cap needs one reader): 36 objects / batch 4 -> 9 steps per
+        # epoch; checkpoint every 6 steps, 2 epochs, killed after step 12 (mid-epoch 1)
+        overrides, kill_step, last_step = {"checkpointing_steps": 6, "num_workers": workers}, 12, 18
+    else:  # 9 training objects / batch 4 -> 2 steps per epoch; checkpoint every step, 2 epochs
+        overrides, kill_step, last_step = {"checkpointing_steps": 1, "max_train_objects": 9}, 3, 4
     if streaming:  # a shuffle buffer smaller than an epoch: its state matters to the resume
         overrides.update(dataset=str(request.getfixturevalue("prepared_synthetic")), streaming=True,
                          shuffle_buffer=4, max_eval_samples=6)
@@ -147,7 +151,7 @@ def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert
 
     def save_then_die(accelerator, output_dir, state, *args):
         path = real_save(accelerator, output_dir, state, *args)
-        if state["global_step"] == 3:  # mid-epoch 1
+        if state["global_step"] == kill_step:  # mid-epoch 1
             raise Killed
         return path
 
@@ -155,11 +159,11 @@ def test_resume_after_kill_gives_the_same_weights(synthetic_data, tmp_path, bert
     with pytest.raises(Killed):
         train.run(["--config", str(resumed)])
     monkeypatch.setattr(train, "save_checkpoint", real_save)
-    (tmp_path / "resumed" / "checkpoints" / ".incomplete-checkpoint-4").mkdir()  # a save cut short
+    (tmp_path / "resumed" / "checkpoints" / f".incomplete-checkpoint-{last_step}").mkdir()  # a save cut short
     train.run(["--config", str(resumed), "--resume_from_checkpoint", "latest"])
 
-    expected = load_file(tmp_path / "full" / "checkpoints" / "checkpoint-4" / "model.safetensors")
-    got = load_file(tmp_path / "resumed" / "checkpoints" / "checkpoint-4" / "model.safetensors")
+    expected = load_file(tmp_path / "full" / "checkpoints" / f"checkpoint-{last_step}" / "model.safetensors")
+    got = load_file(tmp_path / "resumed" / "checkpoints" / f"checkpoint-{last_step}" / "model.safetensors")
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(got[key], expected[key]), key  # bit for bit
