@@ -24,6 +24,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
+from .precision import check_stored_weights_autocast
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
@@ -543,11 +544,12 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
         """Clear errors for inputs that would otherwise fail deep inside a convolution or attention, or give a
         silent wrong answer: the shapes here, then `validation.check_forward_inputs` (sizes, dtypes and, with one
-        host-device sync, the values). `forward` runs it once per call: `LavtForReferringSegmentation` checks and
-        then calls its `LavtModel` with `check_inputs=False`.
+        host-device sync, the values), and that weights stored for autocast run under it
+        (`precision.check_stored_weights_autocast`). `forward` runs it once per call:
+        `LavtForReferringSegmentation` checks and then calls its `LavtModel` with `check_inputs=False`.
 
         Raises:
-            ValueError: naming the input, what is wrong with it and what to do.
+            ValueError: naming the input (or the precision), what is wrong with it and what to do.
         """
         channels = self.config.num_channels
         if pixel_values.ndim != 4 or pixel_values.shape[1] != channels:
@@ -573,6 +575,7 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
         if labels is not None and (labels.ndim != 3 or labels.shape[0] != pixel_values.shape[0]):
             raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
         check_forward_inputs(self.config, pixel_values, input_ids, labels)
+        check_stored_weights_autocast(self, pixel_values.device.type)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range

@@ -29,15 +29,40 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
     bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per call
     (a Swin-B 480 bf16 inference on 2 CPU threads went from 0.65 to 0.56 s, docs/benchmarks/cpu_onnx_eager_paths.json),
     and their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
-    The model then runs only under autocast (or with inputs in `dtype`); not for training (the optimizer would step
-    low-precision weights). Returns `model`.
+    The model then runs only under autocast to `dtype`, and not for training (an optimizer would step
+    low-precision weights): LAVT models (`check_inputs`, head and headless) record the dtype and raise
+    ValueError otherwise (`check_stored_weights_autocast`). Returns `model`.
     """
     if dtype == "fp32":
         return model
     for module in model.modules():
         if isinstance(module, AUTOCAST_WEIGHT_LAYERS):
             module.to(DTYPES[dtype])
+        elif hasattr(module, "check_inputs"):
+            module.weights_stored_for_autocast = DTYPES[dtype]
     return model
+
+
+def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> None:
+    """Raise ValueError, saying what to do, when `model`'s weights were stored for autocast
+    (`store_weights_for_autocast`) but it is called outside autocast to that dtype on `device_type` (its
+    float32 layers would meet low-precision weights: a dtype error deep inside, or other results than
+    autocast's), or to train (with gradients, in training mode)."""
+    stored = getattr(model, "weights_stored_for_autocast", None)
+    if stored is None:
+        return
+    name = {value: key for key, value in DTYPES.items()}[stored]
+    if not torch.is_autocast_enabled(device_type) or torch.get_autocast_dtype(device_type) != stored:
+        raise ValueError(
+            f"this model's linear and convolution weights are stored in {name} for autocast "
+            f"(store_weights_for_autocast); call it under torch.autocast({device_type!r}, dtype={stored}), or "
+            "load the model again to run it in another precision"
+        )
+    if model.training and torch.is_grad_enabled():
+        raise ValueError(
+            f"this model's weights are stored in {name} for inference (store_weights_for_autocast): an optimizer "
+            "would step the rounded weights; load the model again to train it"
+        )
 
 
 def cpu_has_native_bf16() -> bool:

@@ -46,6 +46,34 @@ def test_only_the_layers_autocast_runs_low_are_stored_low():
     assert any("norm" in name for name, param in model.named_parameters() if param.dtype == torch.float32)
 
 
+@pytest.mark.parametrize("call", ["no autocast", "fp16 autocast", "training", "headless, no autocast"])
+def test_stored_weights_refuse_to_run_outside_their_autocast(call):
+    """Without this, the model failed deep inside with "mat1 and mat2 must have the same dtype", and training
+    would have stepped rounded weights without a word."""
+    model = store_weights_for_autocast(spread_tiny_model(), "bf16")
+    messages = {
+        "no autocast": r"stored in bf16 for autocast \(store_weights_for_autocast\); call it under "
+                       r"torch.autocast\('cpu', dtype=torch.bfloat16\)",
+        "fp16 autocast": r"stored in bf16 for autocast",
+        "training": r"stored in bf16 for inference \(store_weights_for_autocast\): an optimizer would step",
+        "headless, no autocast": r"stored in bf16 for autocast",
+    }
+    with pytest.raises(ValueError, match=messages[call]):
+        if call == "no autocast":
+            model(**inputs())
+        elif call == "fp16 autocast":
+            with autocast(CPU, "fp16"):
+                model(**inputs())
+        elif call == "training":
+            with autocast(CPU, "bf16"):
+                model.train()(**inputs())
+        else:
+            model.lavt(**inputs())
+    with torch.no_grad(), autocast(CPU, "bf16"):  # what it is for
+        assert torch.isfinite(model.eval()(**inputs()).logits).all()
+        assert len(model.lavt(**inputs()).stage_features) == 4
+
+
 def test_fp32_leaves_the_model_as_it_is():
     model = spread_tiny_model()
     before = {name: param.clone() for name, param in model.named_parameters()}
