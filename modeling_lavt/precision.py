@@ -27,7 +27,7 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
 
     Autocast rounds those weights to `dtype` on every forward call anyway, so the outputs under autocast are
     bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per call
-    (a Swin-B 480 bf16 inference on 2 CPU threads went from 0.65 to 0.56 s, docs/benchmarks/cpu_onnx_eager_paths.json),
+    (a Swin-B 480 bf16 inference on 2 CPU threads went from 0.71 to 0.54 s, docs/benchmarks/cpu_onnx_eager_paths.json),
     and their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
     The model then runs only under autocast to `dtype`, and not for training (an optimizer would step
     low-precision weights): LAVT models (`check_inputs`, head and headless) record the dtype and raise
