@@ -47,9 +47,10 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
     """Raise ValueError, saying what to do, when `model`'s weights were stored for autocast
     (`store_weights_for_autocast`) but it is called outside autocast to that dtype on `device_type` (its
     float32 layers would meet low-precision weights: a dtype error deep inside, or other results than
-    autocast's), or to train (with gradients, in training mode)."""
+    autocast's), or to train (with gradients, in training mode). A cast of the whole model (`model.float()`,
+    `model.to(torch.bfloat16)`) ends that: the model then runs in its one precision, as any other."""
     stored = getattr(model, "weights_stored_for_autocast", None)
-    if stored is None:
+    if stored is None or not _holds_stored_weights(model, stored):
         return
     name = {value: key for key, value in DTYPES.items()}[stored]
     if not torch.is_autocast_enabled(device_type) or torch.get_autocast_dtype(device_type) != stored:
@@ -63,6 +64,15 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
             f"this model's weights are stored in {name} for inference (store_weights_for_autocast): an optimizer "
             "would step the rounded weights; load the model again to train it"
         )
+
+
+def _holds_stored_weights(model: torch.nn.Module, dtype: torch.dtype) -> bool:
+    """Whether `model`'s autocast layers still hold `dtype` weights beside other weights of another precision
+    (what `store_weights_for_autocast` left), judged by the first parameter of each kind."""
+    layer = next(module for module in model.modules() if isinstance(module, AUTOCAST_WEIGHT_LAYERS))
+    other = next(param for module in model.modules() if not isinstance(module, AUTOCAST_WEIGHT_LAYERS)
+                 for param in module.parameters(recurse=False))
+    return layer.weight.dtype == dtype != other.dtype
 
 
 def cpu_has_native_bf16() -> bool:

@@ -74,6 +74,17 @@ def test_stored_weights_refuse_to_run_outside_their_autocast(call):
         assert len(model.lavt(**inputs()).stage_features) == 4
 
 
+@pytest.mark.parametrize("cast", ["float", "bfloat16", "half"])
+def test_a_stored_model_cast_wholesale_runs_without_autocast(cast):
+    """`.float()` undoes the storing and `.to(bfloat16)` / `.half()` make a model of one precision: the check
+    must follow the weights, not refuse what was stored before."""
+    model = getattr(store_weights_for_autocast(spread_tiny_model(), "bf16"), cast)()
+    dtype = next(model.parameters()).dtype
+    with torch.no_grad():
+        logits = model(**{**inputs(), "pixel_values": inputs()["pixel_values"].to(dtype)}).logits
+    assert logits.dtype == dtype and torch.isfinite(logits).all()
+
+
 def test_fp32_leaves_the_model_as_it_is():
     model = spread_tiny_model()
     before = {name: param.clone() for name, param in model.named_parameters()}
