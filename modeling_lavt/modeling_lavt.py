@@ -28,9 +28,9 @@ from .precision import check_stored_weights_autocast
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
-# Added to attention logits between tokens of different shifted-window regions. The original adds -100; the
-# spec (section "Shifted-window mask") states -inf gives the same result, and it does in float32: exp(-100) is
-# 3.7e-44, below float32's smallest normal number, so those weights are denormals that vanish in every sum. But
+# Added to attention logits between tokens of different shifted-window regions (docs/model.md, "Swin block"). The
+# original adds -100; -inf gives the same result in float32: exp(-100) is 3.7e-44, below float32's smallest
+# normal number, so those weights are denormals that vanish in every sum. But
 # denormal arithmetic is slow on x86 CPUs: in ONNX Runtime's float32 graph at Swin-B 480 the softmax and the matrix
 # products after it ran 3-40x slower on them (docs/benchmarks/cpu_onnx.json). -inf gives exact zeros.
 _SHIFT_MASK_VALUE = float("-inf")

@@ -83,7 +83,7 @@ def test_cached_attention_bias_follows_the_weights():
         assert torch.equal(first, attention.attention_bias(mask, torch.float32))
         attention.relative_position_bias_table.add_(1.0)  # like an optimizer step between two evaluations
         updated = attention.cached_attention_bias(mask, torch.float32)
-        # Recomputed from the new table (not first + 1: with the mask's -100 that can round differently).
+        # Recomputed from the new table (not first + 1, which can round differently).
         assert torch.equal(updated, attention.attention_bias(mask, torch.float32))
     torch.testing.assert_close(updated, first + 1.0)
     assert attention.cached_attention_bias(mask, torch.float32).requires_grad  # with grad: never the cache
