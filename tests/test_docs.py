@@ -15,7 +15,7 @@ LINK = re.compile(r"\]\(([\w/-]+\.md)(?:#([\w-]+))?\)")
 
 
 def project_files() -> list[Path]:
-    skipped = {".git", ".venv", "outputs", "__pycache__"}
+    skipped = {".git", ".venv", "outputs", "__pycache__", "build", "dist"}  # not the sources: local artefacts
     return [p for p in REPO_ROOT.rglob("*") if p.suffix in CITING_SUFFIXES and p.is_file()
             and not skipped & set(p.relative_to(REPO_ROOT).parts)]
 
