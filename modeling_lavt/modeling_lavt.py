@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
-from .precision import check_stored_weights_autocast
+from .precision import check_stored_weights_autocast, check_stored_weights_not_saved
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
 
@@ -576,6 +576,12 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
             raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
         check_forward_inputs(self.config, pixel_values, input_ids, labels)
         check_stored_weights_autocast(self, pixel_values.device.type)
+
+    def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.save_pretrained`, refused (ValueError) for weights stored for autocast
+        (`precision.check_stored_weights_not_saved`)."""
+        check_stored_weights_not_saved(self)
+        return super().save_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range

@@ -66,6 +66,19 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
         )
 
 
+def check_stored_weights_not_saved(model: torch.nn.Module) -> None:
+    """Raise ValueError when `model` holds weights stored for autocast: saved, they would load (`from_pretrained`)
+    as a float32 model whose linear and convolution weights are rounded, with nothing to say so."""
+    stored = getattr(model, "weights_stored_for_autocast", None)
+    if stored is not None and _holds_stored_weights(model, stored):
+        name = {value: key for key, value in DTYPES.items()}[stored]
+        raise ValueError(
+            f"this model's linear and convolution weights are stored in {name} for autocast "
+            "(store_weights_for_autocast): saved, they would load as a float32 model with rounded weights; save "
+            "the model before storing its weights"
+        )
+
+
 def _holds_stored_weights(model: torch.nn.Module, dtype: torch.dtype) -> bool:
     """Whether `model`'s autocast layers still hold `dtype` weights beside other weights of another precision
     (what `store_weights_for_autocast` left), judged by the first parameter of each kind."""

@@ -85,6 +85,18 @@ def test_a_stored_model_cast_wholesale_runs_without_autocast(cast):
     assert logits.dtype == dtype and torch.isfinite(logits).all()
 
 
+def test_a_stored_model_is_not_saved(tmp_path):
+    """Saved, the rounded weights would load as a float32 model without a word; the model saved before storing,
+    or cast back whole, saves as usual."""
+    model = store_weights_for_autocast(spread_tiny_model(), "bf16")
+    with pytest.raises(ValueError, match=r"stored in bf16 for autocast \(store_weights_for_autocast\): saved, "
+                                         r"they would load as a float32 model with rounded weights"):
+        model.save_pretrained(tmp_path / "stored")
+    assert not (tmp_path / "stored").exists()
+    model.float().save_pretrained(tmp_path / "cast")
+    assert (tmp_path / "cast" / "model.safetensors").is_file()
+
+
 def test_fp32_leaves_the_model_as_it_is():
     model = spread_tiny_model()
     before = {name: param.clone() for name, param in model.named_parameters()}
