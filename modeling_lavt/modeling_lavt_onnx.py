@@ -106,9 +106,12 @@ class LavtOnnxForReferringSegmentation:
         _compare_settings(f"the processor given for {self.path}", processor_settings(processor), self.export_info)
 
     def __call__(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor | None = None, **kwargs: Any) -> LavtReferringSegmentationOutput:
+                 attention_mask: torch.Tensor | None = None, original_sizes: Any = None, **kwargs: Any
+                 ) -> LavtReferringSegmentationOutput:
         """pixel_values (batch, C, H, W) float, input_ids / attention_mask (batch, T) -> output whose `logits` are
-        (batch, 2, ceil(H/4), ceil(W/4)) float32, as `LavtForReferringSegmentation`.
+        (batch, 2, ceil(H/4), ceil(W/4)) float32, as `LavtForReferringSegmentation`. `original_sizes` (what the
+        processor returns beside `pixel_values`) is accepted and not used, as by the PyTorch model, so that
+        `model(**processor(...))` works.
 
         Raises:
             ValueError: (H, W) or T differ from the export's, batches differ, or an option the graph does not
@@ -176,7 +179,8 @@ def _check_graph_inputs(path: Path, session: Any, info: dict[str, Any]) -> None:
         raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, expected {sorted(INPUT_NAMES)}")
     graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
              "text_length": int(shapes["input_ids"][1])}
-    _compare_settings(f"{path / ONNX_NAME}", graph, info)
+    _compare_settings(f"{path / ONNX_NAME}", graph, info,
+                      remedy=f"{EXPORT_INFO_NAME} does not describe this graph; export the model again")
 
 
 def _check_saved_processor(path: Path, info: dict[str, Any]) -> None:
@@ -186,18 +190,23 @@ def _check_saved_processor(path: Path, info: dict[str, Any]) -> None:
     _compare_settings(f"the processor saved in {path}", processor_settings(LavtProcessor.from_pretrained(path)), info)
 
 
-def _compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any]) -> None:
+def _compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any], remedy: str | None = None
+                      ) -> None:
+    """Raise ValueError when `settings` (a processor's, or the graph's) differ from `info`; `remedy` replaces
+    the advice given for a processor."""
     (height, width), tokens = info["image_size"], info["text_length"]
     if list(settings["image_size"]) != [height, width]:
         got_h, got_w = settings["image_size"]
         raise ValueError(
             f"{what} is set for {got_h}x{got_w} images, but the ONNX model was exported for {height}x{width} "
-            f"(onnx_export.json); use the processor saved with the export, or export again at {got_h}x{got_w}"
+            f"({EXPORT_INFO_NAME}); "
+            + (remedy or f"use the processor saved with the export, or export again at {got_h}x{got_w}")
         )
     if settings["text_length"] != tokens:
         raise ValueError(
             f"{what} is set for {settings['text_length']} tokens per expression, but the ONNX model was exported "
-            f"for {tokens} (onnx_export.json); use the processor saved with the export (max_length={tokens})"
+            f"for {tokens} ({EXPORT_INFO_NAME}); "
+            + (remedy or f"use the processor saved with the export (max_length={tokens})")
         )
 
 

@@ -36,20 +36,28 @@ def folder_samples(folder: str | Path) -> list[tuple[Image.Image, str]]:
     """The (RGB image, expression) pairs of a calibration folder, in the order of `expressions.json`.
 
     Raises:
-        FileNotFoundError: the folder, its `expressions.json` or an image it names does not exist.
-        ValueError: `expressions.json` is not a mapping of file names to expressions, holds no pair, or an image
-            cannot be read.
+        FileNotFoundError: the folder (or it is a file), its `expressions.json` or an image it names does not
+            exist.
+        ValueError: `expressions.json` is not valid JSON, not a mapping of file names to expressions, holds no
+            pair, or an image cannot be read.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"calibration folder {folder} does not exist")
+        raise FileNotFoundError(
+            f"calibration folder {folder} is a file, not a folder; give the folder that holds the images and "
+            f"{EXPRESSIONS_NAME}" if folder.exists() else f"calibration folder {folder} does not exist"
+        )
     index = folder / EXPRESSIONS_NAME
     if not index.is_file():
         raise FileNotFoundError(
             f"calibration folder {folder} has no {EXPRESSIONS_NAME}: write one that maps each image's file name to "
             'its expression(s), e.g. {"street.jpg": ["the red car"]}'
         )
-    mapping = json.loads(index.read_text())
+    try:
+        mapping = json.loads(index.read_text())
+    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"{index} is not valid JSON ({error}); it must map image file names to expression(s), "
+                         'e.g. {"street.jpg": ["the red car"]}') from None
     if not isinstance(mapping, dict) or not all(
         isinstance(texts, str) or (isinstance(texts, list) and all(isinstance(t, str) for t in texts))
         for texts in mapping.values()

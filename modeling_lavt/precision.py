@@ -32,9 +32,18 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
     The model then runs only under autocast to `dtype`, and not for training (an optimizer would step
     low-precision weights): LAVT models (`check_inputs`, head and headless) record the dtype and raise
     ValueError otherwise (`check_stored_weights_autocast`). Returns `model`.
+
+    Raises:
+        ValueError: the weights are already stored in another precision (storing again would round them twice).
     """
     if dtype == "fp32":
         return model
+    stored = {getattr(module, "weights_stored_for_autocast", None) for module in model.modules()} - {None}
+    if stored and stored != {DTYPES[dtype]}:
+        # Storing again would round weights already rounded to the other precision: other results than autocast's.
+        names = sorted(name for name, value in DTYPES.items() if value in stored)
+        raise ValueError(f"this model's weights are already stored in {', '.join(names)} for autocast; load the "
+                         f"model again to store them in {dtype}")
     for module in model.modules():
         if isinstance(module, AUTOCAST_WEIGHT_LAYERS):
             module.to(DTYPES[dtype])

@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.training.cli import positive_int
+from lavt_hf.training.cli import check_writable_dir, positive_int
 
 from lavt_hf.commands import missing_extra_message
 from modeling_lavt.onnx_export import (
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir)
     if output_dir.exists():
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
+    check_writable_dir(output_dir, "--output-dir", prog="lavt-export")  # before the minutes of export
+    check_calibration_options(parser, args)
     if args.image_size is not None and min(args.image_size) < 1:
         parser.error(f"--image-size must be positive, got {args.image_size}")
     calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
@@ -89,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
     print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
     return 0
+
+
+def check_calibration_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The calibration options in the command's own words (the library's errors name its keyword arguments)."""
+    given = [flag for flag, value in (("--calibration", args.calibration),
+                                      ("--calibration-size", args.calibration_size)) if value is not None]
+    if given and args.quantize != "static":
+        parser.error(f"{' and '.join(given)}: a calibration set is for static quantization only; add --quantize "
+                     "static (dynamic quantization measures its ranges on every call)")
+    if len(given) == 2:
+        parser.error("--calibration-size sets the number of generated images; a --calibration folder is used "
+                     "whole: give one of the two")
 
 
 def load_model(parser: argparse.ArgumentParser, name: str):

@@ -34,6 +34,7 @@ from PIL import Image
 from lavt_hf.commands import missing_extra_message
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt.onnx_export import EXPORT_INFO_NAME
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype, store_weights_for_autocast
 from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
@@ -162,6 +163,8 @@ def load_pipeline(
     parser: argparse.ArgumentParser, model_name: str, device: torch.device
 ) -> ReferringImageSegmentationPipeline:
     """The model and its processor from a folder or Hub id, wrapped in the pipeline."""
+    if (Path(model_name) / EXPORT_INFO_NAME).is_file():
+        parser.error(f"--model {model_name} is an ONNX export (lavt-export); run it with --backend onnx")
     try:
         model = LavtForReferringSegmentation.from_pretrained(model_name).eval()
         processor = LavtProcessor.from_pretrained(model_name)
@@ -201,6 +204,12 @@ def load_onnx_pipeline(
     """An ONNX export folder (lavt-export) and its processor, wrapped in the pipeline."""
     from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
 
+    folder = Path(model_name)
+    if not folder.is_dir():
+        parser.error(f"--model {model_name}: no such folder; give a folder written by lavt-export")
+    if not (folder / EXPORT_INFO_NAME).is_file() and (folder / "config.json").is_file():
+        parser.error(f"--model {model_name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
+                     f"or export it first (lavt-export --model {model_name} --output-dir NEW_FOLDER)")
     try:
         model = LavtOnnxForReferringSegmentation.from_pretrained(
             model_name, precision="float32" if dtype == "fp32" else None

@@ -178,10 +178,19 @@ def test_the_onnx_description_must_match_the_graph(onnx_dir, tmp_path):
     info = json.loads((folder / EXPORT_INFO_NAME).read_text())
     (folder / EXPORT_INFO_NAME).write_text(json.dumps({**info, "text_length": 16}))
     with pytest.raises(ValueError, match=r"model.onnx is set for 20 tokens per expression, but the ONNX model "
-                                         r"was exported for 16"):
+                                         r"was exported for 16 \(onnx_export.json\); onnx_export.json does not "
+                                         r"describe this graph; export the model again"):
         LavtOnnxForReferringSegmentation.from_pretrained(folder)
     with pytest.raises(FileNotFoundError, match="is not an ONNX export of LAVT"):
         LavtOnnxForReferringSegmentation.from_pretrained(tmp_path)
+
+
+def test_ort_model_takes_the_processor_output_whole(onnx_dir, bert_vocab_dir):
+    """`model(**processor(...))` works as with the PyTorch model (original_sizes accepted, not used)."""
+    encoded = tiny_processor(bert_vocab_dir)(images=[random_image(20, 30)], text=["a cat"], return_tensors="pt")
+    assert "original_sizes" in encoded
+    logits = LavtOnnxForReferringSegmentation.from_pretrained(onnx_dir)(**encoded).logits
+    assert torch.allclose(logits, eager_logits({name: encoded[name] for name in ("pixel_values", "input_ids", "attention_mask")}), atol=1e-4)
 
 
 def test_ort_model_options_it_does_not_have(onnx_dir, bert_vocab_dir):
@@ -265,7 +274,21 @@ def test_predict_onnx_backend_refuses_a_pytorch_folder(model_dir, tmp_path, caps
     random_image(20, 20).save(tmp_path / "photo.png")
     with pytest.raises(SystemExit):
         predict.main(predict_argv(model_dir, tmp_path / "photo.png", tmp_path / "out", "--backend", "onnx"))
-    assert "is not an ONNX export of LAVT (no onnx_export.json); create one with lavt-export" in capsys.readouterr().err
+    assert (f"lavt-predict: error: --model {model_dir} is a PyTorch model folder, not an ONNX export: drop "
+            "--backend onnx, or export it first") in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(predict_argv(tmp_path / "nowhere", tmp_path / "photo.png", tmp_path / "out", "--backend", "onnx"))
+    assert exit_info.value.code == 2 and "nowhere: no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_torch_backend_refuses_an_onnx_export(onnx_dir, tmp_path, capsys):
+    random_image(20, 20).save(tmp_path / "photo.png")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(predict_argv(onnx_dir, tmp_path / "photo.png", tmp_path / "out"))
+    assert exit_info.value.code == 2
+    assert f"--model {onnx_dir} is an ONNX export (lavt-export); run it with --backend onnx" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_auto_dtype(monkeypatch):
@@ -385,10 +408,24 @@ def test_bad_calibration_sets_are_refused(onnx_dir, bert_vocab_dir, tmp_path, ca
         quantize_export(onnx_dir, tmp_path / "d", method="static", calibration=wrong_size)
     with pytest.raises(ValueError, match="a calibration set is for static quantization only"):
         quantize_export(onnx_dir, tmp_path / "e", method="dynamic", calibration=empty)
+    (empty / EXPRESSIONS_NAME).write_text('{"a.png": "the dog",}')
+    with pytest.raises(ValueError, match=r"empty/expressions.json is not valid JSON \(Expecting property name"):
+        quantize_export(onnx_dir, tmp_path / "e", method="static", calibration=empty)
+    with pytest.raises(FileNotFoundError, match="expressions.json is a file, not a folder; give the folder that"):
+        quantize_export(onnx_dir, tmp_path / "e", method="static", calibration=empty / EXPRESSIONS_NAME)
+    (empty / EXPRESSIONS_NAME).unlink()
+    random_image(20, 20).save(empty / "photo.png")  # a file where an output folder is asked for below
     assert not [path for path in tmp_path.iterdir() if path.name in "abcde" or path.name[0] == "."]  # no output
     for options, message in [
         (["--quantize", "static", "--calibration", str(empty)], "has no expressions.json"),
-        (["--quantize", "int8", "--calibration-size", "4"], "a calibration set is for static quantization only"),
+        (["--quantize", "int8", "--calibration-size", "4"],
+         "--calibration-size: a calibration set is for static quantization only; add --quantize static"),
+        (["--calibration", str(empty)], "--calibration: a calibration set is for static quantization only; add "
+                                        "--quantize static"),
+        (["--quantize", "static", "--calibration", str(empty), "--calibration-size", "2"],
+         "--calibration-size sets the number of generated images; a --calibration folder is used whole"),
+        (["--quantize", "static", "--output-dir", str(empty / "photo.png" / "out")],  # checked before the export
+         f"its parent {empty / 'photo.png'} is a file, not a folder; choose another folder"),
         (["--quantize", "static", "--calibration-size", "0"], "--calibration_size: must be >= 1, got 0"),
     ]:
         with pytest.raises(SystemExit) as exit_info:

@@ -156,6 +156,18 @@ def test_missing_model_is_a_message(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_weights_stored_for_autocast_are_not_stored_again_in_another_precision(model_dir):
+    """Storing bf16-rounded weights again in fp16 would round them twice (other results than fp16 autocast's)."""
+    from modeling_lavt import LavtForReferringSegmentation
+    from modeling_lavt.precision import store_weights_for_autocast
+
+    model = store_weights_for_autocast(LavtForReferringSegmentation.from_pretrained(model_dir), "bf16")
+    assert store_weights_for_autocast(model, "bf16") is model  # the same precision again: nothing to do
+    with pytest.raises(ValueError, match="weights are already stored in bf16 for autocast; load the model again "
+                                         "to store them in fp16"):
+        store_weights_for_autocast(model, "fp16")
+
+
 def test_draw_overlay_tints_only_the_mask():
     image = Image.new("RGB", (120, 90), (0, 0, 255))
     mask = np.zeros((90, 120), np.uint8)
