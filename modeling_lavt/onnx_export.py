@@ -18,10 +18,12 @@ pads every expression to `max_length`, the model's `max_text_length`). Requires 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,25 @@ STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
 # "int8" is the first name of dynamic quantization, kept for the commands written with it.
 QUANTIZATIONS = ("int8", "dynamic", "static")
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so the traced batch is 2 (and stays dynamic)
+
+
+class _SkippedFoldingWarnings(logging.Filter):
+    """Drops onnxscript's "Evaluation failed: ..." warnings while the exporter's optimizer runs: it gives up
+    constant-folding a node (for example a reshape of the dynamic batch), keeps the node, and the graph stays
+    exact (checked against eager below); the warning only made users think the export had gone wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Evaluation failed")
+
+
+@contextmanager
+def _without_skipped_folding_warnings() -> Iterator[None]:
+    logger, quiet = logging.getLogger("onnxscript.optimizer._constant_folding"), _SkippedFoldingWarnings()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 class _LogitsOnly(nn.Module):
@@ -132,7 +153,7 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
     batch = torch.export.Dim("batch", min=1)
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings(), _without_skipped_folding_warnings():
         # torch names the one batch dimension of the three inputs once and says so for the others
         warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
         program = torch.onnx.export(
