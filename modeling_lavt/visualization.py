@@ -22,8 +22,10 @@ def draw_overlay(
     text: str | None = None,
     color: tuple[int, int, int] = DEFAULT_COLOR,
     alpha: float = 0.5,
+    outline: bool = True,
 ) -> Image.Image:
-    """The image (RGB, upright, original size) with the mask blended in `color` and `text` in a top banner.
+    """The image (RGB, upright, original size) with the mask blended in `color`, outlined, and `text` in a top
+    banner.
 
     Args:
         image: anything [`LavtImageProcessor`] accepts; it is shown the way the model saw it (EXIF applied).
@@ -32,6 +34,9 @@ def draw_overlay(
         text: the referring expression; wrapped to the image width. `None` or empty draws no banner.
         color: RGB tint of the mask.
         alpha: opacity of the tint, in [0, 1].
+        outline: draw the mask's edge as a white line (its boundary pixels, `mask_outline`) beside a black one
+            (the background pixels touching it): visible on any image, and on an object of the tint's own colour,
+            where a tint alone vanishes (a red tint on a red circle).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
@@ -40,10 +45,24 @@ def draw_overlay(
     if selected.shape != rgb.shape[:2]:
         raise ValueError(f"Mask size {selected.shape} (h, w) differs from the image size {rgb.shape[:2]}")
     rgb[selected] = (1.0 - alpha) * rgb[selected] + alpha * np.asarray(color, dtype=np.float32)
+    if outline:
+        rgb[mask_outline(~selected) & ~selected] = 0.0
+        rgb[mask_outline(selected)] = 255.0
     overlay = Image.fromarray(np.rint(rgb).astype(np.uint8))
     if text and text.strip():
         _draw_caption(overlay, text.strip())
     return overlay
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a boolean (H, W) `mask` that touch the background (4-neighbourhood; the image border is not
+    background): its one-pixel boundary, boolean (H, W)."""
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
 
 
 def _mask_array(mask: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:

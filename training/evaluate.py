@@ -69,7 +69,7 @@ from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.resize import upsample_logits
 from modeling_lavt.validation import is_hub_repo_id
-from modeling_lavt.visualization import draw_overlay
+from modeling_lavt.visualization import draw_overlay, mask_outline
 
 PROTOCOLS = ("model_input", "original")
 _GROUND_TRUTH_COLOR = (40, 220, 40)
@@ -291,19 +291,9 @@ def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset |
         image, truth = open_image(row["image"]), decode_mask(row["mask"]).astype(bool)
         prediction = foreground_masks(logits, truth.shape)[0].cpu().numpy()
         caption = f"{tag} {rank}: IoU {record['iou']:.2f} | {record['sentence']}"
-        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=_GROUND_TRUTH_COLOR, alpha=1.0),
-                               prediction, caption)
+        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=_GROUND_TRUTH_COLOR, alpha=1.0,
+                                            outline=False), prediction, caption)
         overlay.save(folder / f"{tag}_{rank:02d}_sample{record['sample_id']:06d}.png")
-
-
-def mask_outline(mask: np.ndarray) -> np.ndarray:
-    """The pixels of `mask` that touch the background (4-neighbourhood): its one-pixel boundary."""
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
 
 
 def print_table(summary: dict[str, Any], results_path: Path) -> None:
