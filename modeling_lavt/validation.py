@@ -252,6 +252,26 @@ def check_model_location(name: str | os.PathLike) -> None:
     )
 
 
+# The weight files `from_pretrained` reads from a local folder (single file or sharded; safetensors or pickle).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_model_weights_present(folder: str | os.PathLike) -> None:
+    """A local model folder must hold weights.
+
+    Raises:
+        FileNotFoundError: naming the folder and what writes one, for a folder without any of `WEIGHT_FILES`
+            (transformers would only say "Error no file named model.safetensors ... found").
+    """
+    if not isinstance(folder, str | os.PathLike) or not os.path.isdir(folder):
+        return
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES):
+        raise FileNotFoundError(
+            f"Model folder {os.fspath(folder)} holds no weights (model.safetensors); give a folder written by "
+            "save_pretrained, lavt-train or lavt-convert (an original LAVT checkpoint needs lavt-convert first)"
+        )
+
+
 @contextlib.contextmanager
 def loading_strictness(strict: bool) -> Iterator[None]:
     """Within the block, `check_loaded_weights` refuses (strict) or lets through missing and unexpected
@@ -349,6 +369,8 @@ class CheckedLoadingMixin:
         """As `PreTrainedModel.from_pretrained`; `strict=False` accepts a checkpoint that lacks weights of the
         model or holds others (missing ones are initialised at random, as transformers does by default)."""
         check_model_location(pretrained_model_name_or_path)
+        if not kwargs.get("subfolder"):
+            check_model_weights_present(pretrained_model_name_or_path)
         with loading_strictness(strict):
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
@@ -368,6 +390,7 @@ __all__ = [
     "check_forward_inputs",
     "check_loaded_weights",
     "check_model_location",
+    "check_model_weights_present",
     "check_referring_expressions",
     "check_target_sizes",
     "check_text_argument",

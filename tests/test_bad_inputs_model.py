@@ -16,7 +16,7 @@ from lavt_hf.scripts import predict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from modeling_lavt import LavtForReferringSegmentation
+from modeling_lavt import LavtForReferringSegmentation, LavtModel
 from modeling_lavt.validation import check_forward_inputs
 from tests.conftest import spread_tiny_model
 from tests.test_pipeline import random_image, save_tiny_checkpoint, tiny_processor
@@ -302,6 +302,16 @@ def test_from_pretrained_refuses(saved_model, tmp_path, damage, message):
 def test_from_pretrained_of_a_missing_folder_says_not_found(path):
     with pytest.raises(FileNotFoundError, match=f"Model folder {path} not found"):
         LavtForReferringSegmentation.from_pretrained(path)
+
+
+def test_from_pretrained_of_a_folder_without_weights_says_what_writes_one(saved_model, tmp_path):
+    folder = tmp_path / "config-only"
+    folder.mkdir()
+    shutil.copy(saved_model / "config.json", folder)
+    for model_class in (LavtForReferringSegmentation, LavtModel):
+        with pytest.raises(FileNotFoundError, match=f"Model folder {folder} holds no weights \\(model.safetensors\\); "
+                                                    "give a folder written by save_pretrained, lavt-train or lavt-convert"):
+            model_class.from_pretrained(folder)
 
 
 def test_window_size_keyword_differs(saved_model):
