@@ -58,10 +58,10 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
     float32 layers would meet low-precision weights: a dtype error deep inside, or other results than
     autocast's), or to train (with gradients, in training mode). A cast of the whole model (`model.float()`,
     `model.to(torch.bfloat16)`) ends that: the model then runs in its one precision, as any other."""
-    stored = getattr(model, "weights_stored_for_autocast", None)
-    if stored is None or not _holds_stored_weights(model, stored):
+    name = stored_weights_dtype(model)
+    if name is None:
         return
-    name = {value: key for key, value in DTYPES.items()}[stored]
+    stored = DTYPES[name]
     if not torch.is_autocast_enabled(device_type) or torch.get_autocast_dtype(device_type) != stored:
         raise ValueError(
             f"this model's linear and convolution weights are stored in {name} for autocast "
@@ -78,9 +78,8 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
 def check_stored_weights_not_saved(model: torch.nn.Module) -> None:
     """Raise ValueError when `model` holds weights stored for autocast: saved, they would load (`from_pretrained`)
     as a float32 model whose linear and convolution weights are rounded, with nothing to say so."""
-    stored = getattr(model, "weights_stored_for_autocast", None)
-    if stored is not None and _holds_stored_weights(model, stored):
-        name = {value: key for key, value in DTYPES.items()}[stored]
+    name = stored_weights_dtype(model)
+    if name is not None:
         raise ValueError(
             f"this model's linear and convolution weights are stored in {name} for autocast "
             "(store_weights_for_autocast): saved, they would load as a float32 model with rounded weights; save "
@@ -88,13 +87,19 @@ def check_stored_weights_not_saved(model: torch.nn.Module) -> None:
         )
 
 
-def _holds_stored_weights(model: torch.nn.Module, dtype: torch.dtype) -> bool:
-    """Whether `model`'s autocast layers still hold `dtype` weights beside other weights of another precision
-    (what `store_weights_for_autocast` left), judged by the first parameter of each kind."""
+def stored_weights_dtype(model: torch.nn.Module) -> str | None:
+    """The precision ("bf16", "fp16") `store_weights_for_autocast` stored `model`'s weights in, while its autocast
+    layers still hold that precision beside other weights of another (a cast of the whole model ends it), judged
+    by the first parameter of each kind; None otherwise."""
+    stored = getattr(model, "weights_stored_for_autocast", None)
+    if stored is None:
+        return None
     layer = next(module for module in model.modules() if isinstance(module, AUTOCAST_WEIGHT_LAYERS))
     other = next(param for module in model.modules() if not isinstance(module, AUTOCAST_WEIGHT_LAYERS)
                  for param in module.parameters(recurse=False))
-    return layer.weight.dtype == dtype != other.dtype
+    if not layer.weight.dtype == stored != other.dtype:
+        return None
+    return next(name for name, value in DTYPES.items() if value == stored)
 
 
 def cpu_has_native_bf16() -> bool:

@@ -23,6 +23,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import httpx, validate_repo_id
 from PIL import Image, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
 # Whether the `from_pretrained` call in progress accepts weights missing from, or left over in, the checkpoint.
 _STRICT_LOADING: contextvars.ContextVar[bool] = contextvars.ContextVar("lavt_strict_loading", default=True)
@@ -253,7 +254,7 @@ def check_model_location(name: str | os.PathLike) -> None:
 
 
 # The weight files `from_pretrained` reads from a local folder (single file or sharded; safetensors or pickle).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
 
 
 def check_model_weights_present(folder: str | os.PathLike) -> None:

@@ -46,7 +46,7 @@ def draw_overlay(
         raise ValueError(f"Mask size {selected.shape} (h, w) differs from the image size {rgb.shape[:2]}")
     rgb[selected] = (1.0 - alpha) * rgb[selected] + alpha * np.asarray(color, dtype=np.float32)
     if outline:
-        rgb[mask_outline(~selected) & ~selected] = 0.0
+        rgb[mask_outline(~selected)] = 0.0
         rgb[mask_outline(selected)] = 255.0
     overlay = Image.fromarray(np.rint(rgb).astype(np.uint8))
     if text and text.strip():
