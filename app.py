@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 import modeling_lavt  # noqa: F401  (registers the pipeline and Auto classes)
-from modeling_lavt.visualization import draw_overlay, draw_word_maps
+from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
 
 DEFAULT_MODEL = os.environ.get("LAVT_MODEL", "outputs/demo/run/model")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "docs" / "examples"

@@ -50,7 +50,7 @@ def train() -> int:
 
 
 def evaluate() -> int:
-    return _run("lavt-evaluate", "train", "lavt_hf.training.evaluate:main")
+    return _run("lavt-evaluate", "train", "lavt_hf.training.evaluation:main")
 
 
 def prepare_refcoco() -> int:

@@ -330,7 +330,7 @@ def check_loaded_weights(model: Any, source: str | os.PathLike, loading_info: An
                 f"{source} holds weights trained with window size {_table_window(saved_shape)}, but window size "
                 f"{_table_window(model_shape)} was requested (config.json, window_size= or config=); load it with "
                 "its own window size (to move a Swin backbone to another window, use "
-                "modeling_lavt.pretrained.load_swin_backbone, which resizes the tables)"
+                "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)"
             )
     if not _STRICT_LOADING.get():
         return

@@ -14,7 +14,7 @@ under bf16 / fp16 autocast and with gradient checkpointing.
 ``inference``: forward + mask post-processing under ``torch.inference_mode``; ``--compile`` times the
 ``torch.compile``-d model against eager in the same run and checks that the masks are identical.
 
-``eval``: ``lavt_hf.training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
+``eval``: ``lavt_hf.training.evaluation.evaluate_model`` over a synthetic refer split (decode, resize, tokenize in the
 data loader, batched forward, IoU counts, metrics): evaluated samples per second.
 
 ``targets``: the performance targets of the project, each ratio measured within this one run (inference sides
@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lavt_hf.commands import missing_extra_message
 from lavt_hf.scripts.benchmarks import (
     data,
     data_format,
@@ -59,8 +60,6 @@ from lavt_hf.scripts.benchmarks import (
     targets,
     train_step,
 )
-
-from lavt_hf.commands import missing_extra_message
 
 
 @dataclass(frozen=True)

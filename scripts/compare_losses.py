@@ -17,9 +17,6 @@ import shlex
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: import `training` from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 from lavt_hf.training import compare
 
 EPILOG = f"""\

@@ -20,10 +20,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from lavt_hf.training.cli import check_writable_dir, exit_with_usage_error, positive_int
 from transformers import AutoTokenizer
 
-from modeling_lavt.conversion import (
+from lavt_hf.cli import check_writable_dir, exit_with_usage_error, positive_int
+from modeling_lavt.image_processing_lavt import LavtImageProcessor
+from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.sharing.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
+from modeling_lavt.weights.conversion import (
     check_tokenizer,
     convert_original,
     load_original_checkpoint,
@@ -31,9 +34,6 @@ from modeling_lavt.conversion import (
     resolve_settings,
     warn_about_assumed_settings,
 )
-from modeling_lavt.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
-from modeling_lavt.image_processing_lavt import LavtImageProcessor
-from modeling_lavt.processing_lavt import LavtProcessor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             commit = push_lavt_to_hub(output_dir, args.push_to_hub, private=args.hub_private,
                                       commit_message=f"Convert {Path(args.checkpoint).name} with lavt-convert")
         except HubPushError as err:
-            sys.exit(f"lavt-convert: {err} Retry with: python -c \"from modeling_lavt.hub import push_lavt_to_hub; "
+            sys.exit(f"lavt-convert: {err} Retry with: python -c \"from modeling_lavt.sharing.hub import push_lavt_to_hub; "
                      f"push_lavt_to_hub('{output_dir}', '{args.push_to_hub}')\"")
         summary["commit_url"] = commit.commit_url
     print(json.dumps(summary))

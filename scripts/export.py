@@ -25,10 +25,9 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.training.cli import check_writable_dir, positive_int
-
+from lavt_hf.cli import check_writable_dir, positive_int
 from lavt_hf.commands import missing_extra_message
-from modeling_lavt.onnx_export import (
+from modeling_lavt.onnx.export import (
     EXPORT_INFO_NAME,
     QUANTIZATIONS,
     export_onnx,

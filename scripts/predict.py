@@ -28,18 +28,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from lavt_hf.training.cli import check_writable_dir
 from PIL import Image
 
+from lavt_hf.cli import check_writable_dir
 from lavt_hf.commands import missing_extra_message
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.onnx_export import EXPORT_INFO_NAME
+from modeling_lavt.onnx.export import EXPORT_INFO_NAME
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype, store_weights_for_autocast
 from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
+from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
 from modeling_lavt.validation import check_referring_expressions
-from modeling_lavt.visualization import draw_overlay, draw_word_maps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +202,7 @@ def load_onnx_pipeline(
     parser: argparse.ArgumentParser, model_name: str, dtype: str
 ) -> ReferringImageSegmentationPipeline:
     """An ONNX export folder (lavt-export) and its processor, wrapped in the pipeline."""
-    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 
     folder = Path(model_name)
     if not folder.is_dir():

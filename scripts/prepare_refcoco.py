@@ -23,7 +23,9 @@ from pathlib import Path
 from datasets import Dataset, Features
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
-from lavt_hf.training.cli import check_writable_dir, reports_usage_errors
+from tqdm.auto import tqdm
+
+from lavt_hf.cli import check_writable_dir, reports_usage_errors
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
     IMAGE_TABLE_FEATURES,
@@ -34,7 +36,6 @@ from lavt_hf.training.data.refer import (
     available_configs,
     parse_config_name,
 )
-from tqdm.auto import tqdm
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20

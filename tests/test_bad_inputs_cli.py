@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
-from lavt_hf.scripts import benchmark, convert_lavt_original_to_hf, predict, prepare_refcoco
-from lavt_hf.training import evaluate as lavt_evaluate
-from lavt_hf.training import train
-from lavt_hf.training.cli import (
+
+from lavt_hf.cli import (
     NotFoundError,
     UsageError,
     check_writable_dir,
     dataset_errors,
     unwritable_reason,
 )
+from lavt_hf.scripts import benchmark, convert_lavt_original_to_hf, predict, prepare_refcoco
+from lavt_hf.training import evaluation as lavt_evaluate
+from lavt_hf.training import train
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
 READ_ONLY = "/proc/self/lavt-output"  # no file can be created in /proc, not even by root

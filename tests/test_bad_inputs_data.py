@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, Features
 from datasets import Image as ImageFeature
+
 from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
-from lavt_hf.training import evaluate as lavt_evaluate
+from lavt_hf.training import evaluation as lavt_evaluate
 from lavt_hf.training.data import FEATURES, ReferEvalDataset, ReferTrainDataset, load_refer_dataset
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 

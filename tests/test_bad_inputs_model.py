@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lavt_hf.scripts import predict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from lavt_hf.scripts import predict
 from modeling_lavt import LavtForReferringSegmentation, LavtModel
 from modeling_lavt.validation import check_forward_inputs
 from tests.conftest import spread_tiny_model

@@ -9,11 +9,11 @@ import time
 
 import pytest
 import torch
+
 from lavt_hf.scripts.benchmark import build_parser, main
 from lavt_hf.scripts.benchmarks.memory import AllocatedPeak
 from lavt_hf.scripts.benchmarks.models import TINY_TEST_CONFIG
 from lavt_hf.training import memory
-
 from modeling_lavt import LavtConfig
 
 TIMING_KEYS = {"median_s", "min_s", "max_s", "samples_per_s", "repeats"}

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
 from lavt_hf.scripts import compare_losses
-from lavt_hf.training import compare, train
-from lavt_hf.training import evaluate as evaluation
+from lavt_hf.training import compare, evaluation, train
 from lavt_hf.training.arguments import merge_recipe
 from lavt_hf.training.compare import launch
 from lavt_hf.training.stats import paired_bootstrap_ci, paired_comparison, summarize
-
 from tests.conftest import tiny_train_recipe
 
 PERCEPTUAL_TINY = {"loss": {"perceptual_weight": 1.0, "perceptual_network": "resnet10t",
@@ -359,7 +358,7 @@ def test_launched_child_divergence_and_failure(tmp_path):
     assert compare.launched("lavt_hf.training.train", ["--config", "c.yaml"], launcher, log) == (
         "diverged", "non-finite loss at step 7 (epoch 1)")
     assert log.read_text().startswith("$ ") and "-m lavt_hf.training.train --config c.yaml" in log.read_text()
-    assert compare.launched("lavt_hf.training.evaluate", ["--model", "m"], launcher, tmp_path / "evaluate.log") == ("ok", None)
+    assert compare.launched("lavt_hf.training.evaluation", ["--model", "m"], launcher, tmp_path / "evaluate.log") == ("ok", None)
     with pytest.raises(RuntimeError, match="failed with exit code 1; see .*crash.log"):
         compare.launched("lavt_hf.training.train", ["--config", "crash"], launcher, tmp_path / "crash.log")
 

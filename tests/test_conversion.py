@@ -1,4 +1,4 @@
-"""`lavt-convert` and `modeling_lavt.conversion`: the settings an original checkpoint records (`args`) are used,
+"""`lavt-convert` and `modeling_lavt.weights.conversion`: the settings an original checkpoint records (`args`) are used,
 checked against the tensors and against command-line flags; damaged or unsafe inputs are refused in our words;
 the output folder appears complete or not at all."""
 
@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
-from lavt_hf.scripts import convert_lavt_original_to_hf
 from safetensors.torch import load_file
 
+from lavt_hf.scripts import convert_lavt_original_to_hf
 from modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.conversion import (
+from modeling_lavt.weights.conversion import (
     OriginalSettings,
     UnsupportedCheckpointError,
     convert_original,

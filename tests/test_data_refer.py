@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import Image as ImageFeature
+from pycocotools import mask as mask_utils
+
 from lavt_hf.training.data import decode_mask, load_refer_dataset
 from lavt_hf.training.data.refer import RawRefer, load_refs
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
-from pycocotools import mask as mask_utils
-
 from tests.conftest import refs_texts
 
 SPLITS = ("train", "val", "testA", "testB")

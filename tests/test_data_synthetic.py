@@ -8,9 +8,10 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer, main
 from PIL import Image
 from pycocotools import mask as mask_utils
+
+from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer, main
 
 
 @pytest.fixture(scope="module")

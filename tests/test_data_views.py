@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 from datasets import Image as ImageFeature
+from PIL import Image
+
 from lavt_hf.scripts.benchmark import main as benchmark_main
 from lavt_hf.training.data import (
     ReferEvalDataset,
@@ -20,7 +22,6 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from lavt_hf.training.data.views import open_image
-from PIL import Image
 
 SIZE = 64
 

@@ -4,8 +4,9 @@ import json
 import re
 
 import pytest
-from lavt_hf.training import demo
 from PIL import Image
+
+from lavt_hf.training import demo
 
 
 @pytest.mark.slow

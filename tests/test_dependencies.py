@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modeling_lavt.hub import add_remote_code
+from modeling_lavt.sharing.hub import add_remote_code
 from tests.conftest import REPO_ROOT, TRAINING_STACK, spread_tiny_model
 
 # Folders and files whose imports must be declared: the installed packages and the Space's entry point.

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from lavt_hf.training import evaluate as lavt_evaluate
-from lavt_hf.training.data import decode_mask, load_refer_dataset
-from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from PIL import Image
 from transformers import AutoTokenizer
 
+from lavt_hf.training import evaluation as lavt_evaluate
+from lavt_hf.training.data import decode_mask, load_refer_dataset
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.hub import write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.sharing.hub import write_model_card
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_lavt_config
 from tests.launch import accelerate_launch
 
@@ -223,7 +223,7 @@ def test_two_processes_stream_the_numbers_of_one(setup, prepared, tmp_path):
     the padding of the last one goes) gives the map-style numbers of one process."""
     args = ["--split", "train", "--max_samples", "13", "--num_overlays", "0"]
     one, one_per_sample = run_cli_args(prepared_args(setup, prepared, tmp_path / "one", *args), tmp_path / "one")
-    accelerate_launch(["-m", "lavt_hf.training.evaluate",
+    accelerate_launch(["-m", "lavt_hf.training.evaluation",
                        *prepared_args(setup, prepared, tmp_path / "two", *args, "--streaming")], cwd=tmp_path)
     two, two_per_sample = read_outputs(tmp_path / "two")
     assert two["num_processes"] == 2 and two_per_sample == one_per_sample
@@ -236,7 +236,7 @@ def test_two_processes_give_the_numbers_of_one(setup, tmp_path):
     # 13 training pairs in batches of 4: the last batch is padded by the sampler and the padding must go.
     args = ["--split", "train", "--max_samples", "13", "--num_overlays", "1"]
     one, one_per_sample = run_cli(setup, tmp_path / "one", *args)
-    accelerate_launch(["-m", "lavt_hf.training.evaluate", *cli_args(setup, tmp_path / "two", *args)], cwd=tmp_path)
+    accelerate_launch(["-m", "lavt_hf.training.evaluation", *cli_args(setup, tmp_path / "two", *args)], cwd=tmp_path)
     two, two_per_sample = read_outputs(tmp_path / "two")
 
     assert two["num_processes"] == 2  # `--cpu --num_processes 2` would silently run one (stack notes)
@@ -249,10 +249,10 @@ def test_two_processes_give_the_numbers_of_one(setup, tmp_path):
 
 
 @pytest.mark.slow
-def test_runs_as_a_file_next_to_its_evaluate_namesake(setup, tmp_path):
-    """`accelerate launch training/evaluate.py` runs the file with training/ first on sys.path, where this
-    file would shadow the `evaluate` package."""
-    command = [sys.executable, str(REPO_ROOT / "training" / "evaluate.py"),
+def test_runs_as_a_file(setup, tmp_path):
+    """`accelerate launch training/evaluation.py` runs the file with training/ first on sys.path: nothing there
+    may shadow a library it imports (the `evaluate` package)."""
+    command = [sys.executable, str(REPO_ROOT / "training" / "evaluation.py"),
                *cli_args(setup, tmp_path / "out", "--max_samples", "3", "--num_overlays", "0")]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

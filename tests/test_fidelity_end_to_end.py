@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lavt_hf.scripts import convert_lavt_original_to_hf
-from lavt_hf.training import evaluate
 from PIL import Image
 from pycocotools import mask as mask_utils
 from transformers import AutoTokenizer
 
+from lavt_hf.scripts import convert_lavt_original_to_hf
+from lavt_hf.training import evaluation as evaluate
 from modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.conversion import convert_visual_state_dict
+from modeling_lavt.weights.conversion import convert_visual_state_dict
 from tests.conftest import tiny_lavt_config
 
 IMAGE_SIZE = 48  # args.img_size of the checkpoint: the evaluation must run at it, not at the default 480
 HEADS = [2, 2, 2, 2]  # args.mha = '2-2-2-2'
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
-# Our parameter names -> the original's (the inverse of modeling_lavt.conversion, checked by a round trip below).
+# Our parameter names -> the original's (the inverse of modeling_lavt.weights.conversion, checked by a round trip below).
 _TO_ORIGINAL = [
     (r"backbone\.patch_embed\.projection\.(.+)", r"backbone.patch_embed.proj.\1"),
     (r"backbone\.patch_embed\.norm\.(.+)", r"backbone.patch_embed.norm.\1"),

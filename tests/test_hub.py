@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
-from lavt_hf.scripts import convert_lavt_original_to_hf
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from lavt_hf.scripts import convert_lavt_original_to_hf
 from modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.hub import CARD_METRICS, HubPushError, push_lavt_to_hub
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.sharing.hub import CARD_METRICS, HubPushError, push_lavt_to_hub
 from tests.conftest import REPO_ROOT, spread_tiny_model
 from tests.local_hub import TOKEN, LocalHub, run_client
 from tests.test_train import tiny_recipe

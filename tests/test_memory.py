@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from lavt_hf.training import memory
 
+from lavt_hf.training import memory
 from tests.conftest import REPO_ROOT
 
 # A freed 30 MiB mapping raises glibc's dynamic threshold to 30 MiB, so that an 8 MiB block then comes from the

@@ -5,6 +5,7 @@ import evaluate
 import numpy as np
 import pytest
 import torch
+
 from lavt_hf.training.metrics import REFER_IOU_DIR, compute_refer_metrics, intersection_and_union
 
 

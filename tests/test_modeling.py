@@ -10,13 +10,17 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from lavt_hf.scripts import convert_lavt_original_to_hf
 from safetensors.torch import load_file
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging as transformers_logging
 
+from lavt_hf.scripts import convert_lavt_original_to_hf
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
-from modeling_lavt.conversion import UnsupportedCheckpointError, convert_original, load_original_checkpoint
+from modeling_lavt.weights.conversion import (
+    UnsupportedCheckpointError,
+    convert_original,
+    load_original_checkpoint,
+)
 from tests.conftest import tiny_lavt_config
 
 CASES = ["case_224x224", "case_200x264"]

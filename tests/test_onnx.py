@@ -19,12 +19,9 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip 
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install '.[onnx]')")
 
 from lavt_hf.scripts import benchmark, export, predict  # noqa: E402
-
-from modeling_lavt.conversion import convert_original  # noqa: E402
 from modeling_lavt.image_processing_lavt import LavtImageProcessor  # noqa: E402
-from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation  # noqa: E402
-from modeling_lavt.onnx_calibration import EXPRESSIONS_NAME  # noqa: E402
-from modeling_lavt.onnx_export import (  # noqa: E402
+from modeling_lavt.onnx.calibration import EXPRESSIONS_NAME  # noqa: E402
+from modeling_lavt.onnx.export import (  # noqa: E402
     EXPORT_INFO_NAME,
     check_float32_parity,
     example_inputs,
@@ -32,9 +29,11 @@ from modeling_lavt.onnx_export import (  # noqa: E402
     processor_settings,
     quantize_export,
 )
+from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation  # noqa: E402
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline  # noqa: E402
 from modeling_lavt.precision import resolve_dtype  # noqa: E402
 from modeling_lavt.processing_lavt import LavtProcessor  # noqa: E402
+from modeling_lavt.weights.conversion import convert_original  # noqa: E402
 from tests.conftest import spread_tiny_model  # noqa: E402
 from tests.test_modeling import CASES, load_case  # noqa: E402
 from tests.test_pipeline import INPUT_SIZE, random_image, save_tiny_checkpoint, tiny_processor  # noqa: E402
@@ -349,7 +348,7 @@ def write_calibration_folder(folder: Path, expressions: dict) -> Path:
 
 
 def test_a_calibration_folder_pairs_each_image_with_its_expressions(tmp_path):
-    from modeling_lavt.onnx_calibration import folder_samples
+    from modeling_lavt.onnx.calibration import folder_samples
 
     samples = write_calibration_folder(tmp_path / "samples", {"a.png": ["the dog", "a red car"], "b.jpg": "x"})
     pairs = folder_samples(samples)

@@ -27,11 +27,12 @@ INFERENCE_LIBRARIES = ("torch", "transformers", "safetensors", "timm", "torchvis
 
 
 def test_pyproject_lists_every_package_under_its_installed_name():
-    expected = {"modeling_lavt", "lavt_hf"}
-    for folder, name in INSTALLED_AS.items():
-        for init in (REPO_ROOT / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(REPO_ROOT / folder)
-            expected.add(".".join([name, *relative.parts]))
+    """Every folder of code or recipes, so that a wheel ships it and setuptools has nothing to warn about."""
+    expected = set()
+    for folder, name in {**INSTALLED_AS, "modeling_lavt": "modeling_lavt", "lavt_hf": "lavt_hf"}.items():
+        for path in [REPO_ROOT / folder, *(REPO_ROOT / folder).rglob("*")]:
+            if path.is_dir() and path.name != "__pycache__" and any(f.is_file() for f in path.iterdir()):
+                expected.add(".".join([name, *path.relative_to(REPO_ROOT / folder).parts]))
     setuptools = PROJECT["tool"]["setuptools"]
     assert set(setuptools["packages"]) == expected
     assert setuptools["package-dir"] == {name: folder for folder, name in INSTALLED_AS.items()}
@@ -89,6 +90,7 @@ def test_the_wheel_installs_no_generic_names(tmp_path):
     process = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                               str(tmp_path), str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]
+    assert "Warning" not in process.stderr, process.stderr[-3000:]  # a newcomer's install is quiet
     (wheel,) = tmp_path.glob("lavt_hf-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"modeling_lavt", "lavt_hf", wheel.name.split("-py3")[0]
@@ -99,6 +101,33 @@ def test_the_wheel_installs_no_generic_names(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     core = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert not any(name in line for line in core for name in TRAINING_STACK), core
+
+
+# The inference commands and the model package, where the training code cannot be imported.
+INFERENCE_WITHOUT_TRAINING = """
+import sys
+sys.modules["lavt_hf.training"] = None
+import modeling_lavt.onnx.export, modeling_lavt.onnx.runtime, modeling_lavt.sharing.hub
+import modeling_lavt.sharing.visualization, modeling_lavt.weights.conversion, modeling_lavt.weights.pretrained
+from lavt_hf.scripts import convert_lavt_original_to_hf, export, predict
+sys.argv = ["lavt-predict", "--help"]
+predict.main()
+"""
+
+
+def test_inference_imports_no_training_code(tmp_path):
+    process = subprocess.run([sys.executable, "-c", INFERENCE_WITHOUT_TRAINING], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "usage: lavt-predict" in process.stdout
+
+
+def test_no_module_edits_the_import_path():
+    """One import name per module: nothing rewrites sys.path or a package's __path__."""
+    edits = re.compile(r"sys\.path\b.*(=|insert|append)|__path__")
+    for path in REPO_ROOT.rglob("*.py"):
+        if not {".venv", "tests", "build"} & set(path.relative_to(REPO_ROOT).parts):
+            assert not edits.search(path.read_text()), path
 
 
 # Each command of the `train` extra, run where that extra's modules cannot be imported.
@@ -163,7 +192,7 @@ def test_the_onnx_commands_without_their_extra_say_what_to_install(argv, without
 
 
 def test_the_onnx_model_class_without_onnx_runtime_says_what_to_install(without_onnx, tmp_path):
-    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 
     with pytest.raises(ImportError, match=r"needs ONNX Runtime: pip install 'lavt-hf\[onnx\]'"):
         LavtOnnxForReferringSegmentation.from_pretrained(tmp_path)

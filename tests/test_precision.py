@@ -6,9 +6,9 @@ import copy
 import numpy as np
 import pytest
 import torch
-from lavt_hf.scripts import predict
 from PIL import Image
 
+from lavt_hf.scripts import predict
 from modeling_lavt import LavtProcessor, ReferringImageSegmentationPipeline
 from modeling_lavt.precision import AUTOCAST_WEIGHT_LAYERS, autocast, store_weights_for_autocast
 from tests.conftest import spread_tiny_model

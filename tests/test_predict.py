@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lavt_hf.scripts import predict
 from PIL import Image
 
-from modeling_lavt.visualization import draw_overlay
+from lavt_hf.scripts import predict
+from modeling_lavt.sharing.visualization import draw_overlay
 from tests.test_pipeline import save_tiny_checkpoint
 from tests.test_processing import register_auto_classes
 

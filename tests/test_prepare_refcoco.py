@@ -12,12 +12,12 @@ import torch
 from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
+
 from lavt_hf.scripts import prepare_refcoco
 from lavt_hf.scripts.prepare_refcoco import main
 from lavt_hf.scripts.prepare_refcoco import prepare_refcoco as prepare
 from lavt_hf.training.data import FEATURES, load_refer_dataset
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
-
 from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
@@ -289,9 +289,9 @@ def test_push_then_load_by_hub_id_and_streaming(raw, prepared, local_hub, tmp_pa
 def test_training_streams_the_prepared_folder(prepared, bert_vocab_dir):
     """The streamed training view over the image table: each object once, the same image and mask tensors as the
     map-style view, each image decoded once per item."""
-    from lavt_hf.training.data import ReferTrainDataset, ReferTrainStream
     from transformers import AutoTokenizer
 
+    from lavt_hf.training.data import ReferTrainDataset, ReferTrainStream
     from modeling_lavt.image_processing_lavt import LavtImageProcessor
     from modeling_lavt.processing_lavt import LavtProcessor
 

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from transformers import BertConfig, BertModel
 
 from modeling_lavt import LavtConfig
-from modeling_lavt.conversion import UnsupportedCheckpointError
-from modeling_lavt.pretrained import (
+from modeling_lavt.weights.conversion import UnsupportedCheckpointError
+from modeling_lavt.weights.pretrained import (
     lavt_from_pretrained_parts,
     load_swin_backbone,
     resize_position_bias_table,

@@ -7,8 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
-from lavt_hf.training.stats import paired_bootstrap_ci, paired_comparison, summarize
 from scipy import stats
+
+from lavt_hf.training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 ARM_A = [65.10, 64.70, 65.42, 64.95, 65.31]  # e.g. overall IoU of 5 seeds
 ARM_B = [64.87, 64.80, 64.91, 64.52, 64.99]

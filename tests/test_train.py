@@ -7,12 +7,12 @@ import pytest
 import torch
 import yaml
 from accelerate import Accelerator
-from lavt_hf.training import train
-from lavt_hf.training.arguments import parse_arguments
-from lavt_hf.training.data import ReferTrainStream, load_refer_dataset, stream_num_rows
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from lavt_hf.training import train
+from lavt_hf.training.arguments import parse_arguments
+from lavt_hf.training.data import ReferTrainStream, load_refer_dataset, stream_num_rows
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_train_recipe
 from tests.launch import accelerate_launch
 
@@ -335,7 +335,6 @@ def test_original_recipe_matches_the_documented_one():
 
 def test_parameter_groups_follow_the_original():
     from lavt_hf.training.arguments import TrainingArguments
-
     from modeling_lavt import LavtForReferringSegmentation
     from tests.conftest import tiny_lavt_config
 

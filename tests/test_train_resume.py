@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
-from lavt_hf.training import train
-from lavt_hf.training.cli import UsageError
 
+from lavt_hf.cli import UsageError
+from lavt_hf.training import train
 from tests.conftest import tiny_train_recipe
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

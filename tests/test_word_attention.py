@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from lavt_hf.scripts import predict
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
+from lavt_hf.scripts import predict
 from modeling_lavt import LavtForReferringSegmentation, LavtModel
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from tests.conftest import spread_tiny_model, tiny_lavt_config
@@ -240,7 +240,7 @@ def test_predict_writes_word_map_pictures(bert_vocab_dir, tmp_path, capsys):
 
 
 def test_drawing_needs_word_maps():
-    from modeling_lavt.visualization import draw_word_maps
+    from modeling_lavt.sharing.visualization import draw_word_maps
 
     image = random_image(10, 12)
     with pytest.raises(ValueError, match="return_word_maps=True"):

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from lavt_hf.training.cli import (
+from transformers import HfArgumentParser
+
+from lavt_hf.cli import (
     NotFoundError,
     UsageError,
     check_source_exists,
@@ -22,8 +24,6 @@ from lavt_hf.training.cli import (
 )
 from lavt_hf.training.data import streaming_problem
 from lavt_hf.training.data.refer import check_sentence_field
-from transformers import HfArgumentParser
-
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     step("3/4 evaluation on the val split (every object x sentence)")
     evaluation = output / "evaluation"
-    run([sys.executable, "-m", "lavt_hf.training.evaluate", "--model", str(run_dir / "model"), "--dataset",
+    run([sys.executable, "-m", "lavt_hf.training.evaluation", "--model", str(run_dir / "model"), "--dataset",
          str(data / "refer"), "--dataset_config", "refcoco_unc", "--images_root", str(data / "images"),
          "--split", "val", "--output_dir", str(evaluation)])
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""What a training run leaves for people besides the model card (`modeling_lavt.hub.write_model_card`): the
+"""What a training run leaves for people besides the model card (`modeling_lavt.sharing.hub.write_model_card`): the
 training-curve plot."""
 
 from __future__ import annotations

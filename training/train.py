@@ -24,11 +24,8 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-if __package__ in (None, ""):  # run as a script: import from the repository root, not from training/
-    sys.path[0] = str(Path(__file__).resolve().parents[1])  # (training/evaluate.py would shadow `evaluate`)
-
+from lavt_hf.cli import UsageError, dataset_errors, usage_errors_exit
 from lavt_hf.training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
-from lavt_hf.training.cli import UsageError, dataset_errors, usage_errors_exit
 from lavt_hf.training.data import (
     ReferEvalDataset,
     ReferEvalStream,
@@ -38,15 +35,14 @@ from lavt_hf.training.data import (
     load_refer_dataset,
     stream_num_rows,
 )
-from lavt_hf.training.evaluate import evaluate_model
+from lavt_hf.training.evaluation import evaluate_model
 from lavt_hf.training.memory import return_freed_blocks_to_system
 from lavt_hf.training.reporting import plot_training_curves
-
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
-from modeling_lavt.hub import push_lavt_to_hub, write_model_card
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
-from modeling_lavt.pretrained import lavt_from_pretrained_parts
 from modeling_lavt.processing_lavt import LavtProcessor
+from modeling_lavt.sharing.hub import push_lavt_to_hub, write_model_card
+from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lavt_hf.training.cli import positive_int
+
+from lavt_hf.cli import positive_int
 
 from .models import default_processor
 

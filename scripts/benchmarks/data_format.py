@@ -104,6 +104,7 @@ def _data_path(scratch: Path, preset: dict[str, Any], processor: Any, samples: i
     (map-style and streamed) and, as the baseline measured in the same run, from the raw image files; the
     passes alternate so that a busy machine slows each alike."""
     from datasets import Image as ImageFeature
+
     from lavt_hf.training.data import (
         ReferTrainDataset,
         choose_sentence_index,

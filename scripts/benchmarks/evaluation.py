@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""``eval``: ``lavt_hf.training.evaluate.evaluate_model`` over a synthetic refer split (decode, resize, tokenize
+"""``eval``: ``lavt_hf.training.evaluation.evaluate_model`` over a synthetic refer split (decode, resize, tokenize
 in the data loader, batched forward, IoU counts, metrics): evaluated samples per second."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lavt_hf.training.cli import non_negative_int, positive_int
-
+from lavt_hf.cli import non_negative_int, positive_int
 from modeling_lavt.precision import autocast
 
 from .memory import memory_record, peak_memory_mb
@@ -40,10 +39,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``evaluate_model`` passes over a synthetic split, data loading and metrics included."""
     from accelerate import Accelerator
+    from torch.utils.data import DataLoader, Subset
+
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.data.synthetic import generate_synthetic_refer
-    from lavt_hf.training.evaluate import evaluate_model
-    from torch.utils.data import DataLoader, Subset
+    from lavt_hf.training.evaluation import evaluate_model
 
     accelerator = Accelerator(cpu=prepare_device(args).type == "cpu")
     device = accelerator.device

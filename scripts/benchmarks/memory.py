@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from lavt_hf.training.memory import malloc_statistics
 
 

@@ -9,7 +9,8 @@ import platform
 from typing import Any
 
 import torch
-from lavt_hf.training.cli import non_negative_int, positive_int
+
+from lavt_hf.cli import non_negative_int, positive_int
 
 # A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
 TINY_TEST_PRESET = "tiny-test"

@@ -23,7 +23,7 @@ MAX_MEAN_IOU_DROP = 1.0  # mean IoU points below eager float32's, demo val split
 
 def _calibration_folder(text: str) -> Path:
     """A calibration folder whose samples can be read (checked before the minutes of export)."""
-    from modeling_lavt.onnx_calibration import folder_samples
+    from modeling_lavt.onnx.calibration import folder_samples
 
     try:
         folder_samples(text)
@@ -49,13 +49,13 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
     share of mask pixels equal to eager float32's; the low-precision targets judged on them."""
-    from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
-    from lavt_hf.training.evaluate import foreground_masks
-    from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
     from torch.utils.data import DataLoader, Subset
 
+    from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
+    from lavt_hf.training.evaluation import foreground_masks
+    from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
     from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-    from modeling_lavt.onnx_export import processor_settings
+    from modeling_lavt.onnx.export import processor_settings
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")

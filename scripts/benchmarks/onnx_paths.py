@@ -62,7 +62,7 @@ def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def ort_model(folder: Path, threads: int) -> Any:
-    from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 
     return LavtOnnxForReferringSegmentation.from_pretrained(folder, num_threads=threads)
 
@@ -71,7 +71,7 @@ def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration
                ) -> dict[str, Any]:
     """float32, dynamic INT8 and static INT8 exports into `folder`/{fp32,int8,int8-static}: times, file sizes
     and the static calibration set (`calibration`: a folder of samples; None: generated images)."""
-    from modeling_lavt.onnx_export import export_onnx, quantize_export, read_export_info
+    from modeling_lavt.onnx.export import export_onnx, quantize_export, read_export_info
 
     start = time.perf_counter()
     export_onnx(model, processor, folder / "fp32")

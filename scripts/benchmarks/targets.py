@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from lavt_hf.training.cli import non_negative_int, positive_int
+
+from lavt_hf.cli import non_negative_int, positive_int
 
 from .inference import compare_compiled, inference_workload
 from .memory import record_in_fresh_process

@@ -15,9 +15,9 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
-from lavt_hf.training import memory
-from lavt_hf.training.cli import non_negative_float
 
+from lavt_hf.cli import non_negative_float
+from lavt_hf.training import memory
 from modeling_lavt.precision import autocast
 
 from .memory import AllocatedPeak, memory_record, peak_memory_mb

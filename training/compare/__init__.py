@@ -33,7 +33,7 @@ differs from what the study would now write is an error, not silently mixed in: 
 
 The study itself is one process. By default it trains and evaluates each run in that process (one device: the
 CPU or one GPU), which is fastest for small runs. With a launcher (`accelerate launch ...`, `torchrun ...`) it
-starts `<launcher> -m lavt_hf.training.train` and `<launcher> -m lavt_hf.training.evaluate` for each run instead, so every run
+starts `<launcher> -m lavt_hf.training.train` and `<launcher> -m lavt_hf.training.evaluation` for each run instead, so every run
 gets fresh processes on all the launcher's devices; their output is also kept in the run's train.log and
 evaluate.log.
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lavt_hf.training.stats import paired_bootstrap_ci, paired_comparison, summarize
 
 from .plan import Run, StudySettings

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lavt_hf.training import evaluate as evaluation
-from lavt_hf.training import train
+
+from lavt_hf.training import evaluation, train
 
 from .plan import Run, StudySettings, offline_weights_path, parse_recipe
 
@@ -90,7 +90,7 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     if data_args.images_root:
         argv += ["--images_root", data_args.images_root]
     if launcher:
-        status, error = launched("lavt_hf.training.evaluate", argv, launcher, run.directory / "evaluate.log")
+        status, error = launched("lavt_hf.training.evaluation", argv, launcher, run.directory / "evaluate.log")
         if status != "ok":
             raise RuntimeError(f"evaluation of {run.directory} failed: {error}")
         return

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lavt_hf.training import evaluate as evaluation
+
+from lavt_hf.training import evaluation
 from lavt_hf.training.arguments import (
     ARGUMENT_CLASSES,
     MERGED_OPTIONS,

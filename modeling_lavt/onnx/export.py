@@ -5,7 +5,7 @@
 An export folder holds `model.onnx`, the model's `config.json`, the processor files (tokenizer, image processor)
 and `onnx_export.json`, which says what the ONNX graph expects: the opset, the fixed image size and text length
 (the processor's settings at export time), that the batch is dynamic, the weights' dtype and the quantization.
-`LavtOnnxForReferringSegmentation` (modeling_lavt_onnx.py) loads such a folder and refuses one whose graph,
+`LavtOnnxForReferringSegmentation` (runtime.py) loads such a folder and refuses one whose graph,
 description and processor disagree.
 
 Why a fixed image size: the Swin blocks' window layouts (padding, cyclic shift, windows) are index tables built
@@ -17,7 +17,6 @@ pads every expression to `max_length`, the model's `max_text_length`). Requires 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -30,11 +29,24 @@ from typing import Any
 import torch
 from torch import nn
 
-EXPORT_INFO_NAME = "onnx_export.json"
-ONNX_NAME = "model.onnx"
-INPUT_NAMES = ("pixel_values", "input_ids", "attention_mask")
-OUTPUT_NAMES = ("logits",)
-FORMAT_VERSION = 1
+from .calibration import (
+    DEFAULT_GENERATED_SAMPLES,
+    check_inputs,
+    folder_samples,
+    generated_samples,
+    processed_inputs,
+)
+from .folder import (
+    EXPORT_INFO_NAME,
+    FORMAT_VERSION,
+    INPUT_NAMES,
+    ONNX_NAME,
+    OUTPUT_NAMES,
+    processor_settings,
+    read_export_info,
+    write_export_info,
+)
+
 # Largest |exported - eager| logit difference accepted from a float32 export (the project's float32 tolerance).
 FLOAT32_TOLERANCE = 1e-4
 # Dynamic INT8 quantization: weights of the linear layers (MatMul / Gemm with a constant weight) in int8, their
@@ -78,12 +90,6 @@ class _LogitsOnly(nn.Module):
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
                 ) -> torch.Tensor:
         return self.model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def processor_settings(processor: Any) -> dict[str, Any]:
-    """What the graph is built for, read from a LavtProcessor: image size [H, W] and text length."""
-    size = processor.image_processor.size
-    return {"image_size": [int(size["height"]), int(size["width"])], "text_length": int(processor.max_length)}
 
 
 def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH, seed: int = 0
@@ -201,19 +207,11 @@ def calibration_set(processor: Any, settings: dict[str, Any], num_channels: int,
                     calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None,
                     calibration_size: int | None = None) -> tuple[list[dict[str, torch.Tensor]], str]:
     """The calibration inputs of static quantization, checked against the graph's `settings` (image size, text
-    length), and a description of their source (onnx_calibration.py): the samples of a folder, given model
+    length), and a description of their source (calibration.py): the samples of a folder, given model
     inputs, or `calibration_size` generated images (None: 8), prepared by `processor`."""
-    from .onnx_calibration import (
-        DEFAULT_GENERATED_SAMPLES,
-        check_inputs,
-        folder_samples,
-        generated_samples,
-        processed_inputs,
-    )
-
     if calibration is None:
         count = DEFAULT_GENERATED_SAMPLES if calibration_size is None else calibration_size
-        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (onnx_calibration.py)"
+        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (calibration.py)"
     elif calibration_size is not None:
         raise ValueError("calibration_size sets the number of generated images; a calibration folder or list is "
                          "used whole")
@@ -232,24 +230,6 @@ def _opset_of(path: Path) -> int:
     return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
 
 
-def write_export_info(folder: Path, info: dict[str, Any]) -> None:
-    (folder / EXPORT_INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")
-
-
-def read_export_info(folder: str | Path) -> dict[str, Any]:
-    """The folder's `onnx_export.json`; a clear error where the folder is not an ONNX export."""
-    path = Path(folder) / EXPORT_INFO_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{folder} is not an ONNX export of LAVT (no {EXPORT_INFO_NAME}); create one with lavt-export"
-        )
-    info = json.loads(path.read_text())
-    if info.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported format_version {info.get('format_version')!r} "
-                         f"(this version reads {FORMAT_VERSION}); export the model again")
-    return info
-
-
 def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str = "dynamic",
                     calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None = None,
                     calibration_size: int | None = None) -> Path:
@@ -262,7 +242,7 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
 
     `method="static"`: ONNX Runtime static quantization in QDQ format of the convolutions and every MatMul / Gemm
     (`STATIC_OP_TYPES`): int8 weights per output channel, uint8 activations whose ranges are the min / max seen
-    on the calibration set (onnx_calibration.py). `calibration`: a folder of samples (images and
+    on the calibration set (calibration.py). `calibration`: a folder of samples (images and
     `expressions.json`), or model inputs of the export's shapes (dicts of `pixel_values`, `input_ids`,
     `attention_mask`); None: `calibration_size` generated images (8 by default), prepared by the export's
     processor. The graph first goes through ONNX Runtime's quantization pre-processing (shape inference and
@@ -274,8 +254,8 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
         ValueError: `float_dir` is not a float32 export, an unknown `method`, calibration options with dynamic
             quantization, or a bad calibration set (empty, or inputs of other shapes than the export's).
     """
-    from .configuration_lavt import LavtConfig
-    from .processing_lavt import LavtProcessor
+    from ..configuration_lavt import LavtConfig
+    from ..processing_lavt import LavtProcessor
 
     float_dir, output_dir = Path(float_dir), Path(output_dir)
     _require_new_folder(output_dir)
@@ -361,7 +341,7 @@ def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], ex
             float32 tolerance: compare masks instead).
         RuntimeError: the difference exceeds the tolerance.
     """
-    from .modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+    from .runtime import LavtOnnxForReferringSegmentation
 
     info = read_export_info(folder)
     if info["quantization"] is not None:

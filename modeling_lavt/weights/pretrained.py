@@ -11,9 +11,9 @@ import torch
 from timm.layers import resize_rel_pos_bias_table_simple
 from transformers import AutoConfig, AutoModel
 
-from .configuration_lavt import LavtConfig
+from ..configuration_lavt import LavtConfig
+from ..modeling_lavt import LavtForReferringSegmentation
 from .conversion import rename_swin_key, window_size_from_table
-from .modeling_lavt import LavtForReferringSegmentation
 
 
 def resize_position_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .onnx_export import INPUT_NAMES
+from .folder import INPUT_NAMES, check_input_shapes
 
 EXPRESSIONS_NAME = "expressions.json"
 DEFAULT_GENERATED_SAMPLES = 8
@@ -127,24 +127,11 @@ def check_inputs(inputs: Sequence[dict[str, torch.Tensor]], num_channels: int, i
     """
     if not inputs:
         raise ValueError("the calibration set is empty; give a few (image, expression) samples")
-    (height, width), tokens = info["image_size"], info["text_length"]
     for number, sample in enumerate(inputs):
         missing = [name for name in INPUT_NAMES if name not in sample]
         if missing:
             raise ValueError(f"calibration sample {number} lacks {missing}; each sample needs {list(INPUT_NAMES)}")
-        pixels, ids = sample["pixel_values"], sample["input_ids"]
-        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (num_channels, height, width):
-            raise ValueError(
-                f"calibration sample {number}: pixel_values of shape {tuple(pixels.shape)}, but the export takes "
-                f"(batch, {num_channels}, {height}, {width}) ({height}x{width} images); prepare the samples with the "
-                "export's processor"
-            )
-        if ids.ndim != 2 or ids.shape[1] != tokens or sample["attention_mask"].shape != ids.shape:
-            raise ValueError(
-                f"calibration sample {number}: input_ids / attention_mask of shapes {tuple(ids.shape)} / "
-                f"{tuple(sample['attention_mask'].shape)}, but the export takes (batch, {tokens}); tokenize with the "
-                f"export's processor (max_length={tokens})"
-            )
+        check_input_shapes(f"calibration sample {number}", *(sample[name] for name in INPUT_NAMES), num_channels, info)
 
 
 __all__ = ["folder_samples", "generated_samples", "processed_inputs", "check_inputs", "EXPRESSIONS_NAME"]

@@ -1,13 +1,13 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""LAVT on ONNX Runtime: an export folder (see onnx_export.py) behind the interface of the PyTorch model.
+"""LAVT on ONNX Runtime: an export folder (see export.py) behind the interface of the PyTorch model.
 
 `LavtOnnxForReferringSegmentation(pixel_values=..., input_ids=..., attention_mask=...)` returns the same
 `LavtReferringSegmentationOutput` (logits only), so `LavtProcessor`, `post_process_referring_segmentation`,
-`lavt_hf.training.evaluate.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
+`lavt_hf.training.evaluation.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
 
 ```python
 >>> from modeling_lavt import LavtProcessor, ReferringImageSegmentationPipeline
->>> from modeling_lavt.modeling_lavt_onnx import LavtOnnxForReferringSegmentation
+>>> from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 >>> model = LavtOnnxForReferringSegmentation.from_pretrained("lavt-onnx")  # written by lavt-export
 >>> pipe = ReferringImageSegmentationPipeline(model=model, processor=LavtProcessor.from_pretrained("lavt-onnx"),
 ...                                           device="cpu")
@@ -24,9 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .configuration_lavt import LavtConfig
-from .modeling_lavt import LavtReferringSegmentationOutput
-from .onnx_export import EXPORT_INFO_NAME, INPUT_NAMES, ONNX_NAME, processor_settings, read_export_info
+from ..configuration_lavt import LavtConfig
+from ..modeling_lavt import LavtReferringSegmentationOutput
+from ..processing_lavt import LavtProcessor
+from .folder import (
+    EXPORT_INFO_NAME,
+    INPUT_NAMES,
+    ONNX_NAME,
+    check_input_shapes,
+    compare_settings,
+    processor_settings,
+    read_export_info,
+)
 
 PRECISIONS = ("float32", "int8")
 
@@ -103,7 +112,7 @@ class LavtOnnxForReferringSegmentation:
     def check_processor(self, processor: Any) -> None:
         """Raise ValueError naming the difference when `processor` prepares inputs of other shapes than the
         graph's (image size, text length)."""
-        _compare_settings(f"the processor given for {self.path}", processor_settings(processor), self.export_info)
+        compare_settings(f"the processor given for {self.path}", processor_settings(processor), self.export_info)
 
     def __call__(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor | None = None, original_sizes: Any = None, **kwargs: Any
@@ -122,7 +131,8 @@ class LavtOnnxForReferringSegmentation:
             raise ValueError(f"the ONNX model returns logits only; it does not take {unsupported}")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        self._check_inputs(pixel_values, input_ids, attention_mask)
+        check_input_shapes(f"the ONNX model in {self.path}", pixel_values, input_ids, attention_mask,
+                           self.config.num_channels, self.export_info)
         feed = {
             "pixel_values": pixel_values.detach().float().cpu().numpy(),
             "input_ids": input_ids.detach().long().cpu().numpy(),
@@ -132,27 +142,6 @@ class LavtOnnxForReferringSegmentation:
         return LavtReferringSegmentationOutput(logits=torch.from_numpy(np.ascontiguousarray(logits)))
 
     forward = __call__
-
-    def _check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                      ) -> None:
-        channels, (height, width) = self.config.num_channels, self.image_size
-        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (channels, height, width):
-            raise ValueError(
-                f"pixel_values must have shape (batch, {channels}, {height}, {width}) for the ONNX model in "
-                f"{self.path} (exported for {height}x{width} images), got {tuple(pixel_values.shape)}; prepare the "
-                "images with the folder's processor, or export again at the size you need"
-            )
-        if input_ids.ndim != 2 or input_ids.shape[1] != self.text_length:
-            raise ValueError(
-                f"input_ids must have shape (batch, {self.text_length}) for the ONNX model in {self.path} "
-                f"(exported for {self.text_length} tokens), got {tuple(input_ids.shape)}; tokenize with the "
-                f"folder's processor (max_length={self.text_length})"
-            )
-        if attention_mask.shape != input_ids.shape or input_ids.shape[0] != pixel_values.shape[0]:
-            raise ValueError(
-                f"batch mismatch: pixel_values {tuple(pixel_values.shape)}, input_ids {tuple(input_ids.shape)}, "
-                f"attention_mask {tuple(attention_mask.shape)}"
-            )
 
     # What the pipeline and evaluate_model call on a model.
     def to(self, device: Any = None, *args: Any, **kwargs: Any) -> LavtOnnxForReferringSegmentation:
@@ -179,35 +168,13 @@ def _check_graph_inputs(path: Path, session: Any, info: dict[str, Any]) -> None:
         raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, expected {sorted(INPUT_NAMES)}")
     graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
              "text_length": int(shapes["input_ids"][1])}
-    _compare_settings(f"{path / ONNX_NAME}", graph, info,
+    compare_settings(f"{path / ONNX_NAME}", graph, info,
                       remedy=f"{EXPORT_INFO_NAME} does not describe this graph; export the model again")
 
 
 def _check_saved_processor(path: Path, info: dict[str, Any]) -> None:
     """The processor saved in the folder must prepare inputs of the graph's shapes."""
-    from .processing_lavt import LavtProcessor
-
-    _compare_settings(f"the processor saved in {path}", processor_settings(LavtProcessor.from_pretrained(path)), info)
-
-
-def _compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any], remedy: str | None = None
-                      ) -> None:
-    """Raise ValueError when `settings` (a processor's, or the graph's) differ from `info`; `remedy` replaces
-    the advice given for a processor."""
-    (height, width), tokens = info["image_size"], info["text_length"]
-    if list(settings["image_size"]) != [height, width]:
-        got_h, got_w = settings["image_size"]
-        raise ValueError(
-            f"{what} is set for {got_h}x{got_w} images, but the ONNX model was exported for {height}x{width} "
-            f"({EXPORT_INFO_NAME}); "
-            + (remedy or f"use the processor saved with the export, or export again at {got_h}x{got_w}")
-        )
-    if settings["text_length"] != tokens:
-        raise ValueError(
-            f"{what} is set for {settings['text_length']} tokens per expression, but the ONNX model was exported "
-            f"for {tokens} ({EXPORT_INFO_NAME}); "
-            + (remedy or f"use the processor saved with the export (max_length={tokens})")
-        )
+    compare_settings(f"the processor saved in {path}", processor_settings(LavtProcessor.from_pretrained(path)), info)
 
 
 __all__ = ["LavtOnnxForReferringSegmentation"]

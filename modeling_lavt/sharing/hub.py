@@ -9,7 +9,7 @@ pipeline definition (`custom_pipelines` in config.json) and a model card rendere
 `trust_remote_code=True` runs the repo's own copy of the code.
 
 ```python
->>> from modeling_lavt.hub import push_lavt_to_hub
+>>> from modeling_lavt.sharing.hub import push_lavt_to_hub
 >>> push_lavt_to_hub(model, "me/lavt-refcoco", processor, evaluations=[json.load(open("eval_results.json"))])
 ```
 
@@ -35,12 +35,12 @@ from transformers import PreTrainedModel, ProcessorMixin
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_lavt import LavtConfig
-from .image_processing_lavt import LavtImageProcessor
-from .modeling_lavt import LavtForReferringSegmentation
-from .pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
-from .processing_lavt import LavtProcessor
-from .validation import is_hub_repo_id
+from ..configuration_lavt import LavtConfig
+from ..image_processing_lavt import LavtImageProcessor
+from ..modeling_lavt import LavtForReferringSegmentation
+from ..pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
+from ..processing_lavt import LavtProcessor
+from ..validation import is_hub_repo_id
 
 # The card templates ship in lavt_hf.hub_cards (the repository's hub_cards/ folder), installed with this package.
 MODEL_CARD_TEMPLATE = importlib.resources.files("lavt_hf.hub_cards") / "model_card.md"

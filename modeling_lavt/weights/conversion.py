@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .configuration_lavt import _SWIN_SIZES, LavtConfig
+from ..configuration_lavt import _SWIN_SIZES, LavtConfig
 
 # Swin parts shared by LAVT's backbone and Microsoft's Swin checkpoints: original suffix -> ours.
 _BLOCK_PARTS = ("norm1", "norm2", "attn.qkv", "attn.proj", "attn.relative_position_bias_table", "mlp.fc1", "mlp.fc2")
@@ -408,7 +408,7 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture, contradict the
     settings, or hold NaN / inf.
     """
-    from .modeling_lavt import LavtForReferringSegmentation
+    from ..modeling_lavt import LavtForReferringSegmentation
 
     if not text:
         raise UnsupportedCheckpointError("the checkpoint has no text encoder weights ('bert_model')")

@@ -5,7 +5,7 @@ Every (object, sentence) pair of the split is one sample. Runs on one process or
 evaluates a shard and the per-sample counts are gathered, so the numbers do not depend on the process count.
 
   lavt-evaluate --model ./lavt-refcoco --dataset ./refer --dataset_config refcoco_unc --images_root ./coco
-  accelerate launch -m lavt_hf.training.evaluate --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
+  accelerate launch -m lavt_hf.training.evaluation --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
   lavt-evaluate --model ./lavt-refcoco --dataset owner/refcoco-parquet --dataset_config refcoco_unc --streaming
 
 Protocols:
@@ -32,17 +32,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file (`accelerate launch training/evaluate.py`)
-    # Its own folder comes first on sys.path, where this file would shadow the `evaluate` package.
-    _HERE = Path(__file__).resolve().parent
-    sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
 import datasets
 import evaluate
 import numpy as np
 import torch
 from accelerate import Accelerator
-from lavt_hf.training.cli import (
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from lavt_hf.cli import (
     check_writable_dir,
     dataset_errors,
     exit_with_usage_error,
@@ -61,15 +59,12 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.data.views import open_image
 from lavt_hf.training.metrics import REFER_IOU_DIR, intersection_and_union
-from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
-
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.resize import upsample_logits
+from modeling_lavt.sharing.visualization import draw_overlay, mask_outline
 from modeling_lavt.validation import is_hub_repo_id
-from modeling_lavt.visualization import draw_overlay, mask_outline
 
 PROTOCOLS = ("model_input", "original")
 _GROUND_TRUTH_COLOR = (40, 220, 40)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .image_processing_lavt import ImageLike, to_rgb_uint8
+from ..image_processing_lavt import ImageLike, to_rgb_uint8
 
 DEFAULT_COLOR = (255, 40, 40)
 # Word-map tiles are enlarged (nearest neighbour) until their shorter side has this many pixels, so that the labels
