@@ -285,6 +285,13 @@ class LavtImageProcessor(BaseImageProcessor):
             })
         return results
 
+def presence_scores(logits: torch.Tensor) -> torch.Tensor:
+    """How sure the model is that the expression names something in the image: (B, 2, h, w) logits -> (B,)
+    float32 in [0, 1], the largest foreground probability of each sample. Below a threshold the answer is "no
+    target"; at 0.5 that is exactly an empty argmax mask."""
+    return torch.sigmoid((logits[:, 1] - logits[:, 0]).float().amax(dim=(1, 2)))
+
+
 def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[bool]:
     """Row `index` of a (B, T) 0/1 mask (tensor, array or nested list) as T bools; `default` when not given."""
     if rows is None:
