@@ -666,8 +666,6 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
     """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`].
 
     [`LavtModel`] (as `self.lavt`) computes the language-aware features, [`LavtDecoder`] the 2-class logits.
-    Checkpoints saved before the headless split (keys `text_encoder.*`, `backbone.*`) load as they are:
-    `from_pretrained` prefixes keys with `base_model_prefix` where the model expects it.
     """
 
     def __init__(self, config: LavtConfig):

@@ -4,16 +4,16 @@
 The output folder holds model.onnx, config.json, the processor files and onnx_export.json (opset, image size,
 text length, dtype, quantization). The batch is dynamic; the image size is the processor's (or --image-size) and
 the text length the model's max_text_length. The float32 graph is checked against eager PyTorch before the
-folder is written. --quantize on an export folder quantizes that export without exporting again: dynamic (or
-int8, its first name) quantizes the linear layers' weights and measures activation ranges on every call; static
+folder is written. --quantize on an export folder quantizes that export without exporting again: dynamic
+quantizes the linear layers' weights and measures activation ranges on every call; static
 also quantizes the convolutions and fixes activation ranges from a calibration set: --calibration DIR (images
 and expressions.json, which maps each image's file name to its expression(s)) or --calibration-size generated
 images (8). onnx_export.json records the calibration set's source and size.
 
 Examples:
   lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx
-  lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
-  lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-int8 --quantize int8
+  lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx-int8 --quantize dynamic
+  lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-int8 --quantize dynamic
   lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-static --quantize static \
       --calibration ./calibration-samples
 """
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                         help="new folder for the export (must not exist)")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
-                        help="dynamic (or int8): ONNX Runtime dynamic quantization of the linear layers; static: "
+                        help="dynamic: ONNX Runtime dynamic quantization of the linear layers; static: "
                         "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
     parser.add_argument("--calibration", default=None,
                         help="with --quantize static: a folder of calibration samples, images and expressions.json "

@@ -12,12 +12,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from datasets import Dataset, Features
+from datasets import Dataset
 from datasets import Image as ImageFeature
 
 from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
 from lavt_hf.training import evaluation as lavt_evaluate
-from lavt_hf.training.data import FEATURES, ReferEvalDataset, ReferTrainDataset, load_refer_dataset
+from lavt_hf.training.data import ReferEvalDataset, ReferTrainDataset, load_refer_dataset
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
 REFS = Path("refer") / "refcoco" / "refs(unc).p"
@@ -258,15 +258,7 @@ def prepared_card_without_image_table(root):
     card = root / "prepared" / "README.md"
     card.write_text(re.sub(r"- config_name: images\n(  .*\n)+", "", card.read_text()))
     return (lambda: load_prepared(root),
-            r"prepared \(refcoco_unc, split val\) has rows without images but no image table.*prepare it again")
-
-
-def prepared_mixed_formats(root):
-    images = image_table_rows(root)
-    features = Features({**FEATURES, "sentences_sent": FEATURES["sentences"]})
-    rewrite_shard(root, "val", lambda rows: [dict(row, image=images[row["image_id"]]) for row in rows], features)
-    return (lambda: load_prepared(root),
-            r"prepared \(refcoco_unc, split val\) mixes formats: its rows embed their images but .* image table")
+            r"prepared \(refcoco_unc, split val\) has no image table.*prepare it again")
 
 
 def prepared_split_without_rows(root):
@@ -369,7 +361,6 @@ CASES = [
     prepared_image_that_does_not_decode, prepared_split_without_rows, prepared_split_files_missing,
     prepared_ref_without_sentences, prepared_folder_without_card, prepared_unknown_config,
     prepared_object_without_its_image, prepared_without_image_table, prepared_card_without_image_table,
-    prepared_mixed_formats,
     community_ref_without_sentences, community_empty_segmentation, evaluate_ref_without_sentences,
     train_ref_without_sentences,
 ]

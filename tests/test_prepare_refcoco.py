@@ -9,14 +9,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
-from datasets import Dataset, Features, load_dataset
 from datasets import Image as ImageFeature
+from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from lavt_hf.scripts import prepare_refcoco
 from lavt_hf.scripts.prepare_refcoco import main
 from lavt_hf.scripts.prepare_refcoco import prepare_refcoco as prepare
-from lavt_hf.training.data import FEATURES, load_refer_dataset
+from lavt_hf.training.data import load_refer_dataset
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from tests.conftest import refs_texts
 from tests.local_hub import local_hub as local_hub_fixture
@@ -152,39 +152,6 @@ def test_raw_and_sent_texts_survive_preparation(typed_data, tmp_path):
         assert [row["sentences"] for row in rows] == texts
         assert [row["image"]["bytes"] for row in rows] == [row["image"] for row in _rows(_raw(typed_data, "val"))]
     assert "`sentences_sent`" in DatasetCard.load(output / "README.md").text
-
-
-def test_folder_prepared_before_raw_texts_were_stored(raw, prepared, tmp_path):
-    """An older folder holds only the sent texts: reading raw is refused with the way out, sent still loads."""
-    old = tmp_path / "old-parquet"
-    shutil.copytree(prepared, old)
-    for path in (old / "data" / "refcoco_unc").glob("*.parquet"):  # the older format: sent texts in `sentences`
-        rows = Dataset.from_parquet(str(path), cache_dir=str(tmp_path / "cache"))
-        rows.remove_columns("sentences").rename_column("sentences_sent", "sentences").to_parquet(path)
-    with pytest.raises(ValueError, match=f"{old}.*before the raw texts were stored.*--overwrite.*--sentence_field sent"):
-        load_refer_dataset(old, "refcoco_unc", "val")
-    assert load_refer_dataset(old, "refcoco_unc", "val", sentence_field="sent")["sentences"][:] == refs_texts(
-        raw / "refer", "val", "sent")
-
-
-def test_folder_with_images_in_its_rows_still_loads(raw, prepared, tmp_path):
-    """The format before the image table (each object's row embeds its image) loads with the same rows."""
-    old = tmp_path / "embedded-parquet"
-    shutil.copytree(prepared, old)
-    table = pq.read_table(sorted((old / "images").glob("*.parquet"))).to_pylist()
-    images = {row["image_id"]: row["image"] for row in table}
-    features = Features({**FEATURES, "sentences_sent": FEATURES["sentences"]})
-    for path in (old / "data" / "refcoco_unc").glob("*.parquet"):
-        rows = [dict(row, image=images[row["image_id"]]) for row in pq.read_table(path).to_pylist()]
-        Dataset.from_list(rows, features=features).to_parquet(path)
-    shutil.rmtree(old / "images")
-    card = DatasetCard.load(old / "README.md")
-    card.data.configs = [c for c in card.data.configs if c["config_name"] != "images"]
-    card.save(old / "README.md")
-    for split in ("train", "val"):
-        expected = _rows(_raw(raw, split))
-        assert _rows(load_refer_dataset(old, "refcoco_unc", split, cache_dir=str(tmp_path / "cache"))) == expected
-        assert _rows(load_refer_dataset(old, "refcoco_unc", split, streaming=True)) == expected
 
 
 def test_same_folder_name_elsewhere_loads_its_own_rows(raw, typed_data, tmp_path):

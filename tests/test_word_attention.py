@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
 from lavt_hf.scripts import predict
@@ -105,29 +104,22 @@ def test_eager_and_sdpa_agree_and_asking_for_attentions_changes_nothing():
         torch.testing.assert_close(eager.attentions[stage], with_attentions.attentions[stage])
 
 
-def test_headless_base_model_and_checkpoints_of_either_layout(tmp_path):
+def test_headless_base_model_loads_the_head_models_checkpoint(tmp_path):
     model = spread_tiny_model()
     assert model.base_model is model.lavt and isinstance(model.lavt, LavtModel)
     pixels, ids, mask = inputs()
     with torch.no_grad():
         expected = model(pixels, ids, mask, output_hidden_states=True)
-    model.save_pretrained(tmp_path / "new")
-    # A folder saved before the headless split: the same weights without the `lavt.` prefix.
-    model.save_pretrained(tmp_path / "old")
-    weights = load_file(tmp_path / "old" / "model.safetensors")
-    assert any(key.startswith("lavt.backbone.") for key in weights)
-    save_file({key.removeprefix("lavt."): value for key, value in weights.items()},
-              tmp_path / "old" / "model.safetensors", metadata={"format": "pt"})
-    for folder in ("new", "old"):
-        loaded = AutoModel.from_pretrained(tmp_path / folder).eval()
-        assert type(loaded) is LavtForReferringSegmentation
-        for key, value in model.state_dict().items():
-            assert torch.equal(loaded.state_dict()[key], value), (folder, key)
-        headless = LavtModel.from_pretrained(tmp_path / folder).eval()
-        with torch.no_grad():
-            features = headless(pixels, ids, mask).stage_features
-        for stage in range(4):
-            torch.testing.assert_close(features[stage], expected.stage_features[stage], rtol=0, atol=0)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is LavtForReferringSegmentation
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    headless = LavtModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        features = headless(pixels, ids, mask).stage_features
+    for stage in range(4):
+        torch.testing.assert_close(features[stage], expected.stage_features[stage], rtol=0, atol=0)
 
 
 def test_semantic_segmentation_post_processing(model):

@@ -169,8 +169,7 @@ def link_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, copy_function=link_or_copy)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int,
-                    record: dict | None = None) -> Path:
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
     """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable.
 
     The best model so far is kept with the checkpoint (hard links to `output_dir/best`), so that a run resumed
@@ -189,7 +188,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
         if (output_dir / "best").is_dir():
             link_tree(output_dir / "best", staging / "best")
         files = {str(p.relative_to(staging)): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
-        (staging / CHECKPOINT_RECORD).write_text(json.dumps({**(record or {}), "files": files}, indent=1))
+        (staging / CHECKPOINT_RECORD).write_text(json.dumps({**record, "files": files}, indent=1))
         (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -200,17 +199,16 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
 
 
 def checkpoint_record(checkpoint: Path) -> dict:
-    """What `save_checkpoint` recorded beside the state ({} for checkpoints saved before it did)."""
-    path = checkpoint / CHECKPOINT_RECORD
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """What `save_checkpoint` recorded beside the state."""
+    return json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
 
 
 def checkpoint_damage(checkpoint: Path) -> str | None:
     """What is wrong with a checkpoint's files (missing, or another size than saved), or None."""
     try:
         json.loads((checkpoint / "trainer_state.json").read_text())
-        files = checkpoint_record(checkpoint).get("files", {})
-    except (OSError, ValueError) as error:
+        files = checkpoint_record(checkpoint)["files"]
+    except (OSError, ValueError, KeyError) as error:
         return f"its state or record cannot be read ({error})"
     for name, size in files.items():
         path = checkpoint / name
@@ -257,13 +255,11 @@ def check_resumable(checkpoint: Path, schedule: dict, settings: dict) -> None:
     """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
     record = checkpoint_record(checkpoint)
     for what, saved, current, advice in (
-        ("schedule", record.get("schedule"), schedule,
+        ("schedule", record["schedule"], schedule,
          "resume with the checkpoint's values, or start a new run (another --output_dir, no resume)"),
-        ("model", record.get("model_settings"), settings,
+        ("model", record["model_settings"], settings,
          "resume with the recipe that saved it (preset, model_overrides, text_config, loss)"),
     ):
-        if saved is None:  # saved before checkpoints recorded it: nothing to compare
-            continue
         found = differences(saved, current)
         if found:
             raise UsageError(f"--resume_from_checkpoint {checkpoint}: the {what} settings differ from the "

@@ -56,8 +56,7 @@ INT8_OP_TYPES = ("MatMul", "Gemm")
 # (the attention products as well as the linear layers); weights int8 per output channel, activations uint8 with
 # ranges fixed by calibration (ONNX Runtime fuses each DequantizeLinear -> op -> QuantizeLinear into an int8 kernel).
 STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
-# "int8" is the first name of dynamic quantization, kept for the commands written with it.
-QUANTIZATIONS = ("int8", "dynamic", "static")
+QUANTIZATIONS = ("dynamic", "static")
 EXAMPLE_BATCH = 2  # torch.export specializes a dimension of size 1, so the traced batch is 2 (and stays dynamic)
 
 
@@ -133,7 +132,7 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     size and max_length. Traced with `torch.onnx.export(dynamo=True)`; attention is traced through PyTorch's
     math kernel (the CPU flash kernel's decomposition breaks the exporter) and the graph then goes through the
     exporter's optimizer. The float32 graph is checked against eager PyTorch on random inputs before anything
-    is written (`FLOAT32_TOLERANCE`). `quantize="dynamic"` (or "int8") / `"static"`: the folder holds the INT8
+    is written (`FLOAT32_TOLERANCE`). `quantize="dynamic"` / `"static"`: the folder holds the INT8
     model instead (`quantize_export`, which takes `calibration` and `calibration_size`); a static calibration
     set is read and checked before the export starts.
 
@@ -196,11 +195,10 @@ def _quantization_method(quantize: str | None, calibration: Any, calibration_siz
     """"dynamic", "static" or None (float32) for a `quantize` option; calibration options need "static"."""
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"unknown quantization {quantize!r}; choose one of {QUANTIZATIONS}")
-    method = {None: None, "int8": "dynamic"}.get(quantize, quantize)
-    if method != "static" and (calibration is not None or calibration_size is not None):
+    if quantize != "static" and (calibration is not None or calibration_size is not None):
         raise ValueError("a calibration set is for static quantization only (quantize='static'); dynamic "
                          "quantization measures its ranges on every call")
-    return method
+    return quantize
 
 
 def calibration_set(processor: Any, settings: dict[str, Any], num_channels: int,
@@ -236,7 +234,7 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     """Write an INT8 copy of a float32 export folder; returns `output_dir`. Its `onnx_export.json` says how
     (`quantization`), with the calibration set's source and size for static quantization.
 
-    `method="dynamic"` (or "int8"): ONNX Runtime dynamic quantization of the linear layers (`INT8_OP_TYPES` with
+    `method="dynamic"`: ONNX Runtime dynamic quantization of the linear layers (`INT8_OP_TYPES` with
     constant weights: int8 weights per output channel, uint8 activations quantized per call); the convolutions
     of the patch embedding and the decoder stay float32.
 

@@ -89,7 +89,7 @@ class LavtOnnxForReferringSegmentation:
                 f"float32 results; load a float32 export (lavt-export without --quantize)"
                 if precision == "float32" else
                 f"{path} is an export in {info['dtype']}, but {precision} was asked for; quantize it with "
-                "lavt-export --quantize int8"
+                "lavt-export --quantize dynamic"
             )
         if not (path / ONNX_NAME).is_file():
             raise FileNotFoundError(f"{path} has {EXPORT_INFO_NAME} but no {ONNX_NAME}; export the model again")

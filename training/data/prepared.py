@@ -17,7 +17,6 @@ from typing import Any
 import datasets
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard, HfFileSystem
 
 from .image_table import IMAGES_CONFIG, join_images, stream_images
@@ -31,13 +30,11 @@ def load_prepared(
     load_kwargs: dict[str, Any],
 ) -> datasets.Dataset | datasets.IterableDataset:
     """One split of prepared parquet with ``sentences`` holding the ``sentence_field`` texts and ``image`` each
-    object's image, joined from the image table (or, in folders prepared before it, stored in the rows).
+    object's image, joined from the image table.
 
     Raises ValueError naming the folder (or Hub id), configuration and split for: an unknown configuration or
     split, a split whose files are missing or hold no rows, a ref without sentences (with its ref id and file),
-    a folder prepared before the raw texts were stored when ``sentence_field`` is ``raw``, a folder mixing
-    rows with and without embedded images, a missing image table, and an object whose image is not in it (with
-    its ref id and image id).
+    a missing image table, and an object whose image is not in it (with its ref id and image id).
     """
     path = Path(source)
     if path.is_dir():
@@ -47,7 +44,6 @@ def load_prepared(
         num_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         if not num_rows:  # `datasets` would only say "no data"
             raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
-        embedded = _embeds_images(files, where)
         has_table = IMAGES_CONFIG in _card_config_names(path)
         loaded = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split,
                                        streaming=streaming, **load_kwargs)
@@ -59,22 +55,16 @@ def load_prepared(
         where = f"{source} ({name}, split {split})"
         loaded = datasets.load_dataset(source, name, split=split, streaming=streaming, **load_kwargs)
         num_rows = _hub_num_rows(loaded, source, name, split, load_kwargs) if streaming else None
-        embedded = "image" in (loaded.column_names or list(loaded.features or {}))
         has_table = IMAGES_CONFIG in datasets.get_dataset_config_names(source, **load_kwargs)
-    if embedded and has_table:
-        raise ValueError(f"{where} mixes formats: its rows embed their images but the folder also has an image "
-                         f"table ({IMAGES_CONFIG!r}); {PREPARE_AGAIN}")
-    if not embedded and not has_table:
-        raise ValueError(f"{where} has rows without images but no image table (configuration {IMAGES_CONFIG!r}, "
-                         f"images/*.parquet); upload or copy the whole prepared folder, or {PREPARE_AGAIN}")
-    loaded = select_sentences(loaded, sentence_field, where)
+    if not has_table:
+        raise ValueError(f"{where} has no image table (configuration {IMAGES_CONFIG!r}, images/*.parquet); upload "
+                         f"or copy the whole prepared folder, or {PREPARE_AGAIN}")
+    loaded = select_sentences(loaded, sentence_field)
+    images = _image_table(path if files else source, where, load_kwargs)
     if not streaming:
         check_rows(loaded, where, files)
-    if not streaming:
-        return loaded if embedded else join_images(loaded, _image_table(path if files else source, where,
-                                                                        load_kwargs), where)
-    if not embedded:
-        loaded = stream_images(loaded, _image_table(path if files else source, where, load_kwargs), where)
+        return join_images(loaded, images, where)
+    loaded = stream_images(loaded, images, where)
     if num_rows:  # what a streamed training run needs to know its schedule (views.stream_num_rows reads it)
         loaded.info.splits = datasets.SplitDict({split: datasets.SplitInfo(name=split, num_examples=num_rows)})
     return loaded
@@ -98,16 +88,6 @@ def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | Non
         return total
     except (OSError, KeyError, ValueError, TypeError, AttributeError):
         return None
-
-
-def _embeds_images(files: list[Path], where: str) -> bool:
-    """Whether a split's files hold their images (the format before the image table); all or none must."""
-    embedded = {f.name: "image" in pq.read_schema(f).names for f in files}
-    if len(set(embedded.values())) > 1:
-        with_images = [name for name, value in embedded.items() if value]
-        raise ValueError(f"{where} mixes formats: files {with_images} embed their images, the others point at an "
-                         f"image table; {PREPARE_AGAIN}")
-    return next(iter(embedded.values()))
 
 
 def _image_table(source: str | Path, where: str, load_kwargs: dict[str, Any]) -> datasets.Dataset:
@@ -169,32 +149,15 @@ def split_files(folder: Path, name: str, split: str) -> list[Path]:
 
 
 def select_sentences(
-    dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str, where: str
+    dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str
 ) -> datasets.Dataset | datasets.IterableDataset:
     """The row format: ``sentences`` holds the ``sentence_field`` texts (stored: raw in ``sentences``, the
     normalised ones in ``sentences_sent``)."""
     columns = dataset.column_names or list(dataset.features or {})
-    kept = [c for c in FEATURES if c in columns]  # rows pointing at the image table have no `image`
-    if SENT_COLUMN not in columns:
-        if sentence_field == "raw":
-            raise ValueError(
-                f"{where} was prepared before the raw texts were stored: its sentences are the normalised 'sent' "
-                "texts, but the original reads what the annotators typed "
-                "(docs/data.md, section 'The text of a sentence: raw or sent'). Prepare it again "
-                "(lavt-prepare-refcoco --refer_root ... --images_root ... --output_dir ... --overwrite), or read "
-                "the normalised texts knowingly with sentence_field='sent' (--sentence_field sent)"
-            )
-        return dataset
+    kept = [c for c in FEATURES if c in columns]  # the rows point at the image table: no `image` yet
     if sentence_field == "raw":
         return dataset.select_columns(kept)
-    if isinstance(dataset, datasets.Dataset) or "image" not in columns:
-        return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(kept)
-    # A streamed rename is a map, which would decode every image and encode it again (other bytes): rename with
-    # the images left undecoded.
-    image = dataset.features["image"]
-    renamed = (dataset.cast_column("image", ImageFeature(decode=False)).select_columns(
-        [c for c in columns if c != "sentences"]).rename_column(SENT_COLUMN, "sentences"))
-    return renamed.cast_column("image", image).select_columns(kept)
+    return dataset.remove_columns("sentences").rename_column(SENT_COLUMN, "sentences").select_columns(kept)
 
 
 def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) -> None:
