@@ -17,6 +17,7 @@ from PIL import Image
 
 import modeling_lavt  # noqa: F401  (registers the pipeline and Auto classes)
 from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
+from modeling_lavt.validation import check_model_location
 
 DEFAULT_MODEL = os.environ.get("LAVT_MODEL", "outputs/demo/run/model")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "docs" / "examples"
@@ -34,6 +35,7 @@ def load_segmenter(model: str):
     """One pipeline per model, kept between requests."""
     from transformers import pipeline
 
+    check_model_location(model)  # a missing folder named as such, not as a malformed Hub id
     return pipeline("referring-image-segmentation", model=model)
 
 

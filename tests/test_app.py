@@ -64,9 +64,10 @@ def test_predict_refuses_bad_input_in_words(image, text, message, model_dir):
 
 
 def test_predict_refuses_a_model_it_cannot_load_in_words(tmp_path):
-    with pytest.raises(gr.Error, match="Cannot load the model") as error:
+    with pytest.raises(gr.Error) as error:
         app.predict(Image.new("RGB", (8, 8)), "the dog", str(tmp_path / "missing"))
-    assert str(tmp_path / "missing") in error.value.message
+    assert error.value.message.startswith(f"Cannot load the model '{tmp_path / 'missing'}': Model folder "
+                                          f"{tmp_path / 'missing'} not found"), error.value.message
 
 
 # The app's prediction where the modules of the other extras (those `demo` does not declare too) cannot be
