@@ -79,6 +79,7 @@ def build_interface() -> gr.Interface:
                  gr.Image(type="pil", label="word maps: where each word looks")],
         # Image and expression only: the model box keeps its value (a model path would leak into a public page).
         examples=[[str(EXAMPLES_DIR / name), text] for name, text in EXAMPLES],
+        flagging_mode="never",  # a public Space would otherwise keep its visitors' images on disk
         title="LAVT referring image segmentation",
         description="Segments the one object the expression refers to, and shows where each word of the expression "
                     "looks (the model's pixel-word attention; brighter = a larger share of the pixel's attention).",
