@@ -390,7 +390,7 @@ def test_static_int8_cannot_be_held_to_float32_parity(static_dir, onnx_dir):
 def test_static_int8_calibrated_on_generated_images(onnx_dir, tmp_path, capsys):
     folder = quantize_export(onnx_dir, tmp_path / "static", method="static", calibration_size=2)
     calibration = json.loads((folder / EXPORT_INFO_NAME).read_text())["quantization"]["calibration"]
-    assert calibration == {"source": "generated images (onnx_calibration.py)", "samples": 2, "method": "MinMax"}
+    assert calibration == {"source": "generated images (modeling_lavt/onnx/calibration.py)", "samples": 2, "method": "MinMax"}
     random_image(45, 61).save(tmp_path / "photo.png")  # lavt-predict runs it as any export
     assert predict.main(predict_argv(folder, tmp_path / "photo.png", tmp_path / "out", "--backend", "onnx")) == 0
     assert [Image.open(entry["mask_path"]).size for entry in json.loads(capsys.readouterr().out)] == [(61, 45)] * 2

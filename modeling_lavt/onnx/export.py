@@ -209,7 +209,7 @@ def calibration_set(processor: Any, settings: dict[str, Any], num_channels: int,
     inputs, or `calibration_size` generated images (None: 8), prepared by `processor`."""
     if calibration is None:
         count = DEFAULT_GENERATED_SAMPLES if calibration_size is None else calibration_size
-        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (calibration.py)"
+        inputs, source = processed_inputs(processor, generated_samples(count)), "generated images (modeling_lavt/onnx/calibration.py)"
     elif calibration_size is not None:
         raise ValueError("calibration_size sets the number of generated images; a calibration folder or list is "
                          "used whole")
