@@ -25,6 +25,7 @@ from lavt_hf.training.data import (
     rows_from_dataset,
     stream_num_rows,
 )
+from lavt_hf.training.data.user import image_number
 from tests.conftest import REPO_ROOT, tiny_train_recipe
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
@@ -104,7 +105,9 @@ def test_folder_gives_rows_of_the_project_format(folder):
     assert set(FEATURES) <= set(rows.features) and rows.features["no_target"] == Value("bool")
     expected = [(number, item) for number, item in enumerate(objects(), 1) if item["split"] == "val"]
     assert rows["ref_id"] == [number for number, _ in expected]  # the line numbers of expressions.jsonl
-    assert rows["image_id"] == [item["image"] for _, item in expected]  # one id per image file
+    images = [(folder / "images" / f"photo{item['image']}.jpg").read_bytes() for _, item in expected]
+    assert rows["image_id"] == [image_number(data) for data in images]  # equal images share their id
+    assert rows["image_id"][0] == rows["image_id"][1] != rows["image_id"][2]
     assert rows["sentences"] == [[s] if isinstance(s, str) else s for s in (i["sentences"] for _, i in expected)]
     for row, (_, item) in zip(rows, expected):
         np.testing.assert_array_equal(decode_mask(row["mask"]), item["mask"])
@@ -257,19 +260,22 @@ def test_cli_reports_a_bad_row_in_one_line(tmp_path, bert_vocab_dir, capsys):
         lavt_evaluate.main(["--model", str(tmp_path), "--dataset", str(local), "--split", "validation",
                             "--image_column", "image", "--output_dir", str(tmp_path / "out")])
     assert exited.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("lavt-evaluate: error: --dataset") and "row 0 of" in err[-1] and len(err) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("lavt-evaluate: error: --dataset")
+    assert "row 0 of" in err and "has an empty expression" in err
 
 
 @pytest.mark.slow
 def test_dataset_pushed_to_the_hub_trains_and_evaluates(local_hub, tmp_path, bert_vocab_dir):
     """A user's own `datasets` dataset, pushed with `push_to_hub`, read by Hub id with its column names."""
     env = {"PYTHONPATH": str(REPO_ROOT)}
-    run_client(f"""
+    run_client("""
         from datasets import DatasetDict
         from tests.test_user_datasets import own_dataset
-        DatasetDict({{"train": own_dataset("train"), "validation": own_dataset("val")}}).push_to_hub(
+        DatasetDict({"train": own_dataset("train"), "validation": own_dataset("val")}).push_to_hub(
             "someone/boxes")
+        own_dataset("val").rename_columns({"photo": "image", "segmentation": "mask", "caption": "sentences"}
+                                          ).push_to_hub("someone/plain")
         """, local_hub, tmp_path / "producer", extra_env=env)
     process = run_client(f"""
         import json
@@ -278,7 +284,12 @@ def test_dataset_pushed_to_the_hub_trains_and_evaluates(local_hub, tmp_path, ber
         summary = train_and_evaluate("someone/boxes", Path({str(tmp_path / "consumer")!r}),
                                      Path({str(bert_vocab_dir)!r}), "--image_column", "photo", "--mask_column",
                                      "segmentation", "--text_column", "caption", eval_split="validation")
+        from lavt_hf.training.data import detect_layout, load_refer_dataset
+        # The project's column names need no option: a Hub id whose card lacks a mask_rule is one's own.
+        summary["plain"] = [detect_layout("someone/plain"), len(load_refer_dataset("someone/plain"))]
         print(json.dumps(summary))
         """, local_hub, tmp_path / "consumer", extra_env=env, timeout=300)
     summary = json.loads(process.stdout.strip().splitlines()[-1])
-    assert summary["dataset"] == "someone/boxes" and summary["num_samples"] > 0
+    assert summary["dataset"] == "someone/boxes" and summary["num_samples"] == sum(
+        len(s) if isinstance(s, list) else 1 for s in (i["sentences"] for i in objects() if i["split"] == "val"))
+    assert summary["plain"] == ["user", SPLITS["val"]]

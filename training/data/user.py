@@ -6,13 +6,15 @@ A mask is a ``datasets.Image`` (one channel, values 0/1 or 0/255), a COCO RLE ``
 polygons (decoded as the refer reader decodes them, with the same ``mask_rule``). The text is one string or a
 list of them. ``no_target`` (optional, default False) marks an expression that names nothing: its mask must be
 empty, and only its mask may be. Ids the data lacks are synthesised: ``ref_id`` is the row's index in its split
-(in a folder: the line number in ``expressions.jsonl``), ``ann_id`` the ``ref_id``, ``image_id`` the ``ref_id``
-(in a folder: one id per image file), ``category_id`` 0 and ``bbox`` the mask's box.
+(in a folder: the line number in ``expressions.jsonl``), ``ann_id`` the ``ref_id``, ``image_id`` a number drawn
+from the image file's bytes (equal images share it, whatever their split), ``category_id`` 0 and ``bbox`` the
+mask's box.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -163,7 +165,8 @@ def rows_from_dataset(
 def _row(record: dict, index: int, split: str, name: str, image_column: str, mask_column: str,
          text_column: str, mask_rule: str) -> dict:
     image = record[image_column]
-    width, height = _image_size(image, name)
+    data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
+    width, height = _image_size(data, name)
     mask = _mask(record[mask_column], height, width, name, mask_rule)
     no_target = bool(record.get(NO_TARGET_COLUMN) or False)
     if no_target and mask.any():
@@ -182,7 +185,7 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
         "bbox": [float(v) for v in mask_utils.toBbox(rle)],
         "ref_id": ref_id,
         "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
-        "image_id": ref_id if ids["image_id"] is None else ids["image_id"],
+        "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
         "category_id": ids["category_id"] or 0,
         "split": split,
         NO_TARGET_COLUMN: no_target,
@@ -193,10 +196,15 @@ def _open(value: dict) -> Image.Image:
     return Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"])
 
 
-def _image_size(value: dict, name: str) -> tuple[int, int]:
-    """(width, height) of an undecoded image, from its header."""
+def image_number(data: bytes) -> int:
+    """A stable id of an image file's bytes (56 bits of their SHA-256: int64, and equal files share it)."""
+    return int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
+
+
+def _image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) of an image file's bytes, from its header."""
     try:
-        with _open(value) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return image.size
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"the image of {name} does not open ({error})") from error
@@ -252,7 +260,7 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
     """The lines of one split of an ``expressions.jsonl`` folder as a dataset of images and masks by path,
     with its description and how to name its rows (by line)."""
     path = folder / EXPRESSIONS_FILE
-    records, splits, image_ids = [], set(), {}
+    records, splits = [], set()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -264,7 +272,6 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
                    or key not in entry]
         if missing:
             raise ValueError(f"line {number} of {path} lacks {missing}; {FOLDER_LAYOUT}")
-        image_ids.setdefault(entry["image"], len(image_ids))
         splits.add(entry["split"])
         if entry["split"] != split:
             continue
@@ -274,11 +281,10 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
                 raise FileNotFoundError(f"the {key} {file} of line {number} of {path} not found; {FOLDER_LAYOUT}")
         records.append({"image": str(files["image"]), "mask": str(files["mask"]),
                         "sentences": _texts(entry["sentences"], f"line {number} of {path}"),
-                        NO_TARGET_COLUMN: bool(entry.get(NO_TARGET_COLUMN, False)), "ref_id": number,
-                        "image_id": image_ids[entry["image"]]})
+                        NO_TARGET_COLUMN: bool(entry.get(NO_TARGET_COLUMN, False)), "ref_id": number})
     if not records:
         raise ValueError(f"split {split!r} not found in {path}; available splits: {ordered_splits(splits)}")
     features = Features({"image": ImageFeature(), "mask": ImageFeature(), "sentences": List(Value("string")),
-                         NO_TARGET_COLUMN: Value("bool"), "ref_id": Value("int64"), "image_id": Value("int64")})
+                         NO_TARGET_COLUMN: Value("bool"), "ref_id": Value("int64")})
     dataset = datasets.Dataset.from_list(records, features=features, split=split)
     return dataset, str(path), lambda index, record: f"line {record['ref_id']} of {path}"
