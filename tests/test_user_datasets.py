@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, List, Value, load_dataset
 from datasets import Image as ImageFeature
+from huggingface_hub import DatasetCard
 from PIL import Image
 
+from lavt_hf.scripts import prepare_refcoco
 from lavt_hf.training import evaluation as lavt_evaluate
 from lavt_hf.training import train
 from lavt_hf.training.data import (
@@ -145,6 +147,45 @@ def test_a_stream_of_named_columns_trains(folder, tmp_path, bert_vocab_dir):
     processor = LavtProcessor(LavtImageProcessor(size=32), AutoTokenizer.from_pretrained(bert_vocab_dir))
     items = list(ReferTrainStream(streamed, processor))
     assert len(items) == SPLITS["train"] and items[0]["labels"].shape == (32, 32)
+
+
+def undecoded(rows) -> list[dict]:
+    """Rows with the image as its file's bytes and without `no_target` (not in the prepared format)."""
+    found = []
+    for row in rows.cast_column("image", ImageFeature(decode=False)):
+        image = row.pop("image")
+        row.pop("no_target", None)
+        found.append({**row, "image": image["bytes"] or Path(image["path"]).read_bytes()})
+    return found
+
+
+def test_prepared_folder_holds_the_same_rows_and_streams(folder, tmp_path, capsys):
+    output = tmp_path / "prepared"
+    prepare_refcoco.main(["--dataset", str(folder), "--output_dir", str(output)])
+    assert f"wrote {output}" in capsys.readouterr().out
+    card = DatasetCard.load(output / "README.md")
+    assert card.data.mask_rule == "original" and f"a dataset of one's own (`{folder}`" in card.text
+    assert "my-data (lavt-hf format)" in card.text
+    for split in SPLITS:
+        expected = undecoded(load_refer_dataset(folder, split=split))
+        assert undecoded(load_refer_dataset(output, split=split, cache_dir=str(tmp_path / "cache"))) == expected
+        assert undecoded(load_refer_dataset(output, split=split, streaming=True)) == expected
+    # Two objects per image: each image once in the image table.
+    assert len(load_dataset(str(output), "images", split="train")) == sum(SPLITS.values()) // 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--refer_root", "{folder}"], "--refer_root needs --images_root"),
+    (["--dataset", "{folder}", "--configs", "refcoco_unc"], "--images_root and --configs apply to --refer_root"),
+    (["--dataset", "{folder}", "--mask_column", "seg"], "expressions.jsonl folder, whose columns are fixed"),
+])
+def test_prepare_refuses_mixed_options_in_one_line(folder, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        prepare_refcoco.main([a.format(folder=folder) for a in argv] + ["--output_dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lavt-prepare-refcoco: error: ") and message in err[-1]
+    assert not (tmp_path / "out").exists()
 
 
 # --- checked at the door -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import argparse
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .refer import FEATURES, encode_mask, ordered_splits, segmentation_mask, segmentation_problem
+from .refer import FEATURES, SENT_COLUMN, encode_mask, ordered_splits, segmentation_mask, segmentation_problem
 
 EXPRESSIONS_FILE = "expressions.jsonl"
 # The column names looked for when the user names none (the project's own).
@@ -288,3 +288,49 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
                          NO_TARGET_COLUMN: Value("bool"), "ref_id": Value("int64")})
     dataset = datasets.Dataset.from_list(records, features=features, split=split)
     return dataset, str(path), lambda index, record: f"line {record['ref_id']} of {path}"
+
+
+class UserSource:
+    """Every split of a dataset of one's own, loaded and checked (:func:`load_user_dataset`), offering what
+    lavt-prepare-refcoco reads of a raw refer source (``splits``, ``refs``, ``refs_of``, ``stored_rows``,
+    ``stored_image``); its stored rows hold the one text of each expression in ``sentences`` and in
+    ``sentences_sent``."""
+
+    def __init__(self, source: str | Path, config_name: str | None = None, mask_rule: str = "original", *,
+                 image_column: str | None = None, mask_column: str | None = None, text_column: str | None = None,
+                 **load_kwargs: Any) -> None:
+        if is_expressions_folder(source):
+            lines = (Path(source) / EXPRESSIONS_FILE).read_text(encoding="utf-8").splitlines()
+            names = {json.loads(line).get("split") for line in lines if line.strip()}
+        else:
+            names = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
+        self.rows = {split: load_user_dataset(source, config_name, split, image_column=image_column,
+                                              mask_column=mask_column, text_column=text_column,
+                                              mask_rule=mask_rule, **load_kwargs)
+                     for split in ordered_splits(names)}
+        self.refs = [{"image_id": i} for rows in self.rows.values() for i in rows["image_id"]]
+        self._undecoded = {split: rows.cast_column("image", ImageFeature(decode=False))
+                           for split, rows in self.rows.items()}
+        self._first = {}  # image_id -> (split, index) of its first row
+        for split, rows in self.rows.items():
+            for index, image_id in enumerate(rows["image_id"]):
+                self._first.setdefault(image_id, (split, index))
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.rows)
+
+    def refs_of(self, split: str) -> datasets.Dataset:
+        return self.rows[split]
+
+    def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
+        """Rows of ``STORED_FEATURES`` (the mask rule was applied when the rows were loaded)."""
+        for row in self.rows[split].remove_columns(["image", NO_TARGET_COLUMN]):
+            yield {**row, SENT_COLUMN: row["sentences"]}
+
+    def stored_image(self, image_id: int) -> dict:
+        """The image table's row of one image: its file's bytes, as they are."""
+        split, index = self._first[image_id]
+        value = self._undecoded[split][index]["image"]
+        data = value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
+        return {"image_id": int(image_id), "image": {"bytes": data, "path": Path(value.get("path") or "").name}}
