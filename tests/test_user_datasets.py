@@ -236,7 +236,8 @@ def test_rle_of_another_size_and_missing_columns_are_named():
         rows_from_dataset(rle, "mine", mask_column="seg")
 
 
-def test_folder_lines_are_named_in_errors(folder, tmp_path):
+def test_folder_lines_are_named_in_errors(folder, synthetic_data, tmp_path):
+    refer_root = synthetic_data / "refer"
     broken = tmp_path / "broken"
     (broken / "images").mkdir(parents=True)
     (broken / "masks").mkdir()
@@ -262,6 +263,11 @@ def test_folder_lines_are_named_in_errors(folder, tmp_path):
         load_refer_dataset(folder, image_column="photo")
     with pytest.raises(ValueError, match=r"one text per expression.*sentence_field 'sent'"):
         load_refer_dataset(folder, sentence_field="sent")
+    with pytest.raises(ValueError, match=r"names its images: drop images_root"):
+        load_refer_dataset(folder, images_root=folder)
+    with pytest.raises(ValueError, match=r"\['mask_column'\] name the columns of a dataset of one's own; .* is in "
+                                         r"the refer layout"):
+        load_refer_dataset(refer_root, mask_column="seg")
 
 
 # --- training and evaluation -------------------------------------------------------------------------------------
@@ -328,9 +334,14 @@ def test_dataset_pushed_to_the_hub_trains_and_evaluates(local_hub, tmp_path, ber
         from lavt_hf.training.data import detect_layout, load_refer_dataset
         # The project's column names need no option: a Hub id whose card lacks a mask_rule is one's own.
         summary["plain"] = [detect_layout("someone/plain"), len(load_refer_dataset("someone/plain"))]
+        from lavt_hf.training.data import stream_num_rows
+        streamed = load_refer_dataset("someone/boxes", split="train", streaming=True, image_column="photo",
+                                      mask_column="segmentation", text_column="caption")
+        summary["streamed"] = [stream_num_rows(streamed), sum(1 for _ in streamed)]
         print(json.dumps(summary))
         """, local_hub, tmp_path / "consumer", extra_env=env, timeout=300)
     summary = json.loads(process.stdout.strip().splitlines()[-1])
     assert summary["dataset"] == "someone/boxes" and summary["num_samples"] == sum(
         len(s) if isinstance(s, list) else 1 for s in (i["sentences"] for i in objects() if i["split"] == "val"))
     assert summary["plain"] == ["user", SPLITS["val"]]
+    assert summary["streamed"] == [SPLITS["train"]] * 2  # a streamed schedule knows its length

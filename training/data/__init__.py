@@ -130,6 +130,9 @@ def load_refer_dataset(
         raise ValueError(f"{named} name the columns of a dataset of one's own; {source} is in the {layout} layout, "
                          "whose columns are fixed: drop them")
     if layout == "user":
+        if images_root is not None:
+            raise ValueError(f"{source} is a dataset of one's own, which names its images: drop images_root "
+                             "(--images_root), which is for the raw refer and community layouts")
         if sentence_field != "raw":
             raise ValueError(f"{source} is a dataset of one's own, with one text per expression (read as 'raw'); "
                              f"sentence_field {sentence_field!r} applies to the refer datasets")
