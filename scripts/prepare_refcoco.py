@@ -351,11 +351,13 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lavt-prepare-refcoco",
-        description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout into parquet shards with "
-        "a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR, '<config>').",
+        description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout, or a dataset of one's own "
+        "(--dataset), into parquet shards with a dataset card, loadable with "
+        "datasets.load_dataset(OUTPUT_DIR, '<config>').",
         epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
         "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p), and "
-        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg.",
+        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg; or a dataset with image, mask and text columns, or a "
+        "folder with images/, masks/ and expressions.jsonl (docs/data.md, 'Your own data').",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--refer_root", help="folder holding refcoco/, refcoco+/, refcocog/")
