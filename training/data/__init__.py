@@ -1,7 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Referring-segmentation data: readers of the raw refer layout, the project's parquet format, the
-community parquet layout and datasets of one's own (image, mask, expressions), and the training / evaluation views (the synthetic generator is
-``lavt_hf.training.data.synthetic``).
+community parquet layout and datasets of one's own (image, mask, expressions), and the training / evaluation
+views (the synthetic generator is ``lavt_hf.training.data.synthetic``).
 
 :func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
 """
@@ -63,8 +63,8 @@ def detect_layout(source: str | Path, columns_named: bool = False) -> str:
 
 def streaming_problem(source: str | Path) -> str | None:
     """Why ``source`` cannot be streamed, or None: prepared parquet (a folder made by lavt-prepare-refcoco, or a
-    Hub id) and datasets of one's own stream; the raw refer and community layouts are read whole into memory first, so a stream
-    of them would only hide that cost."""
+    Hub id) and datasets of one's own stream; the raw refer and community layouts are read whole into memory
+    first, so a stream of them would only hide that cost."""
     layout = detect_layout(source)
     if layout in ("parquet", "user"):
         return None
@@ -102,7 +102,7 @@ def load_refer_dataset(
             ``datasets`` configuration for a dataset of one's own.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
-        layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``.
+        layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.
         mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
             parquet has its masks fixed at preparation time and accepts no other rule.
         sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
@@ -111,7 +111,8 @@ def load_refer_dataset(
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
         image_column, mask_column, text_column: the columns of a dataset of one's own (default ``image``,
             ``mask``, ``sentences``); naming one reads the source as one's own.
-        load_kwargs: passed to ``datasets.load_dataset`` for the parquet layout (``revision``, ``token`` ...).
+        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``,
+            ``token`` ...).
 
     Raises:
         ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
