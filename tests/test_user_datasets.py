@@ -345,3 +345,16 @@ def test_dataset_pushed_to_the_hub_trains_and_evaluates(local_hub, tmp_path, ber
         len(s) if isinstance(s, list) else 1 for s in (i["sentences"] for i in objects() if i["split"] == "val"))
     assert summary["plain"] == ["user", SPLITS["val"]]
     assert summary["streamed"] == [SPLITS["train"]] * 2  # a streamed schedule knows its length
+
+
+def test_a_local_folder_is_read_as_ones_own_by_its_card(tmp_path):
+    """A local folder with a card that records no mask_rule is one's own; without a card it is taken for a
+    prepared folder that lost its card, and the error says how to read it as one's own."""
+    local = tmp_path / "mine"
+    one_row().to_parquet(local / "data" / "train.parquet")
+    with pytest.raises(ValueError, match=r"not a prepared dataset folder.*name its columns \(--image_column"):
+        load_refer_dataset(local, cache_dir=str(tmp_path / "cache"))
+    assert len(load_refer_dataset(local, image_column="image", cache_dir=str(tmp_path / "cache"))) == 1
+    (local / "README.md").write_text("---\nlicense: mit\n---\n# Mine\n")
+    assert detect_layout(local) == "user"
+    assert load_refer_dataset(local, cache_dir=str(tmp_path / "cache"))["sentences"] == [["the box"]]
