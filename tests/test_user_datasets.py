@@ -231,6 +231,11 @@ def test_rle_of_another_size_and_missing_columns_are_named():
     with pytest.raises(ValueError, match=r"the mask of row 0 of mine is 40x32 \(width x height, its RLE size\) "
                                          r"but its image is 40x30"):
         rows_from_dataset(rle, "mine")
+    polygons = Dataset.from_dict({"image": [image_of(0)], "mask": [[[1.0, 2.0, 5.0, 6.0]]], "sentences": ["a"]},
+                                 features=Features({"image": ImageFeature(), "mask": List(List(Value("float64"))),
+                                                    "sentences": Value("string")}))
+    with pytest.raises(ValueError, match=r"the mask of row 0 of mine is a polygon that is not 3 or more"):
+        rows_from_dataset(polygons, "mine")
     with pytest.raises(ValueError, match=r"mine has no column 'seg' \(its columns: \['image', 'mask', "
                                          r"'sentences'\]\); name the mask column with --mask_column"):
         rows_from_dataset(rle, "mine", mask_column="seg")
@@ -289,8 +294,9 @@ def train_and_evaluate(dataset: str, output: Path, bert_vocab_dir: Path, *column
     path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if v is not None}))
     result = train.run(["--config", str(path), *column_args])
     assert lavt_evaluate.main(["--model", result["final_dir"], "--dataset", dataset, "--split", eval_split,
-                               "--num_workers", "0", "--output_dir", str(output / "eval"), "--num_overlays", "0",
+                               "--num_workers", "0", "--output_dir", str(output / "eval"), "--num_overlays", "1",
                                *column_args]) == 0
+    assert len(list((output / "eval" / "overlays").glob("*.png"))) == 2  # the best and the worst sample
     return json.loads((output / "eval" / "eval_results.json").read_text())
 
 
