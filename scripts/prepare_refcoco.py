@@ -1,5 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg) into the project's parquet dataset.
+"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg), or a dataset of one's own (images, masks,
+expressions: ``training/data/user.py``), into the project's parquet dataset.
 
 Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (one configuration per dataset and
 split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
@@ -19,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, Features
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
@@ -36,9 +38,13 @@ from lavt_hf.training.data.refer import (
     available_configs,
     parse_config_name,
 )
+from lavt_hf.training.data.user import UserSource, add_column_arguments
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
+# The one configuration of a dataset of one's own.
+USER_CONFIG = "default"
+REFER_ORIGIN = "the raw refer layout (`refs(<split_by>).p` + `instances.json` + COCO train2014 images)"
 IMAGES_DIR = "images"
 MASK_RULE_DESCRIPTIONS = {
     "original": "As in the original LAVT / refer code: each polygon of an object is decoded separately and "
@@ -90,8 +96,8 @@ def prepare_refcoco(
     mask_rule: str = "original",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     overwrite: bool = False,
-    pretty_name: str = "RefCOCO family (lavt-hf format)",
-    source_description: str = COCO_SOURCE,
+    pretty_name: str | None = None,
+    source_description: str | None = None,
     repo_id: str | None = None,
 ) -> Path:
     """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
@@ -102,19 +108,64 @@ def prepare_refcoco(
     ``instances.json`` entry is a ValueError / FileNotFoundError naming the ref id and the file); the output
     appears only once complete. ``repo_id`` only fills the usage example of the card.
     """
+    output_dir = _check_output(output_dir, mask_rule, overwrite)
+    sources = _open_sources(refer_root, images_root, configs)
+    return _write_prepared(sources, output_dir, mask_rule, max_shard_bytes,
+                           pretty_name or "RefCOCO family (lavt-hf format)", source_description or COCO_SOURCE,
+                           repo_id, REFER_ORIGIN)
+
+
+def prepare_user_dataset(
+    source: str | Path,
+    output_dir: str | Path,
+    config_name: str | None = None,
+    mask_rule: str = "original",
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    overwrite: bool = False,
+    pretty_name: str | None = None,
+    source_description: str | None = None,
+    repo_id: str | None = None,
+    *,
+    image_column: str | None = None,
+    mask_column: str | None = None,
+    text_column: str | None = None,
+    **load_kwargs: Any,
+) -> Path:
+    """Write a dataset of one's own (a ``datasets`` dataset with image, mask and text columns, or an
+    ``expressions.jsonl`` folder; ``config_name`` is its ``datasets`` configuration) as prepared parquet with one
+    configuration, ``default``, holding every split; each expression's text is in ``sentences`` and
+    ``sentences_sent`` alike. Every row is checked first (the errors of ``load_user_dataset``)."""
+    output_dir = _check_output(output_dir, mask_rule, overwrite)
+    user = UserSource(source, config_name, mask_rule, image_column=image_column, mask_column=mask_column,
+                      text_column=text_column, **load_kwargs)
+    return _write_prepared([(USER_CONFIG, user)], output_dir, mask_rule, max_shard_bytes,
+                           pretty_name or f"{Path(str(source)).name} (lavt-hf format)",
+                           source_description or f"Made from `{source}`; state the source and terms of its images "
+                           "and expressions here (`--source_description`).", repo_id,
+                           f"a dataset of one's own (`{source}`: images, masks and expressions)")
+
+
+def _check_output(output_dir: str | Path, mask_rule: str, overwrite: bool) -> Path:
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
         raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
-    sources = _open_sources(refer_root, images_root, configs)
+    return output_dir
+
+
+def _write_prepared(
+    sources: Sequence[tuple[str, RawRefer | UserSource]], output_dir: Path, mask_rule: str, max_shard_bytes: int,
+    pretty_name: str, source_description: str, repo_id: str | None, origin: str,
+) -> Path:
+    """Write the configurations, the image table and the card into a hidden folder, then move it into place."""
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         summaries = [_write_config(name, refer, staging, mask_rule, max_shard_bytes) for name, refer in sources]
         images = _write_images(sources, staging, max_shard_bytes)
         card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir),
-                           images)
+                           images, origin)
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         _replace(staging, output_dir)
     except BaseException:
@@ -145,7 +196,7 @@ def _open_sources(
 
 
 def _write_config(
-    name: str, refer: RawRefer, staging: Path, mask_rule: str, max_shard_bytes: int
+    name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
 ) -> ConfigSummary:
     summary = ConfigSummary(name)
     folder = staging / "data" / data_dir_name(name)
@@ -173,14 +224,15 @@ def _annotation_size(row: dict) -> int:
     return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
 
 
-def _write_images(sources: Sequence[tuple[str, RawRefer]], staging: Path, max_shard_bytes: int) -> ImagesSummary:
+def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging: Path, max_shard_bytes: int
+                  ) -> ImagesSummary:
     """The image table: every image some configuration refers to, once, in image_id order. One image_id must
     name one file in every configuration (they all are COCO train2014 ids)."""
-    owners: dict[int, tuple[str, RawRefer]] = {}
+    owners: dict[int, tuple[str, RawRefer | UserSource]] = {}
     for name, refer in sources:
         for image_id in sorted({ref["image_id"] for ref in refer.refs}):
             first = owners.setdefault(image_id, (name, refer))
-            if first[1].image_path(image_id) != refer.image_path(image_id):
+            if first[1] is not refer and first[1].image_path(image_id) != refer.image_path(image_id):
                 raise ValueError(f"image_id {image_id} is {first[1].image_path(image_id)} in {first[0]} but "
                                  f"{refer.image_path(image_id)} in {name}; the configurations must share one "
                                  "COCO image set")
@@ -189,10 +241,13 @@ def _write_images(sources: Sequence[tuple[str, RawRefer]], staging: Path, max_sh
     progress = tqdm(rows, total=len(owners), desc=IMAGES_CONFIG, unit="img")
     folder = staging / IMAGES_DIR
     folder.mkdir()
-    written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes,
-                            lambda row: len(row["image"]["bytes"]))
+
+    def image_bytes(row: dict) -> int:
+        summary.image_bytes += len(row["image"]["bytes"])
+        return len(row["image"]["bytes"])
+
+    written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes, image_bytes)
     summary.images = len(owners)
-    summary.image_bytes = sum(owners[i][1].image_path(i).stat().st_size for i in owners)
     summary.file_bytes = sum(path.stat().st_size for path in written)
     return summary
 
@@ -235,7 +290,7 @@ def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
 
 def render_card(
     summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str,
-    images: ImagesSummary,
+    images: ImagesSummary, origin: str = REFER_ORIGIN,
 ) -> DatasetCard:
     """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
     table as the ``images`` configuration.
@@ -261,7 +316,7 @@ def render_card(
     card = DatasetCard.from_template(
         card_data, template_path=str(CARD_TEMPLATE), pretty_name=pretty_name, repo_id=repo_id,
         configs=summaries, mask_rule=mask_rule, mask_rule_description=MASK_RULE_DESCRIPTIONS[mask_rule],
-        source_description=source_description, images=images,
+        source_description=source_description, images=images, origin=origin,
         objects=sum(s.objects for summary in summaries for s in summary.splits),
         annotation_bytes=sum(s.annotation_bytes for summary in summaries for s in summary.splits),
     )
@@ -296,14 +351,20 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lavt-prepare-refcoco",
-        description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout into parquet shards with "
-        "a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR, '<config>').",
+        description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout, or a dataset of one's own "
+        "(--dataset), into parquet shards with a dataset card, loadable with "
+        "datasets.load_dataset(OUTPUT_DIR, '<config>').",
         epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
         "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p), and "
-        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg.",
+        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg; or a dataset with image, mask and text columns, or a "
+        "folder with images/, masks/ and expressions.jsonl (docs/data.md, 'Your own data').",
     )
-    parser.add_argument("--refer_root", required=True, help="folder holding refcoco/, refcoco+/, refcocog/")
-    parser.add_argument("--images_root", required=True, help="COCO folder holding train2014/")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--refer_root", help="folder holding refcoco/, refcoco+/, refcocog/")
+    source.add_argument("--dataset", help="or a dataset of one's own: a Hub id or folder with image, mask and text "
+                                          "columns, or a folder with expressions.jsonl (docs/data.md)")
+    parser.add_argument("--images_root", help="COCO folder holding train2014/ (with --refer_root)")
+    add_column_arguments(parser)
     parser.add_argument("--output_dir", required=True, help="folder to create (written atomically)")
     parser.add_argument(
         "--configs", nargs="+", default=None,
@@ -315,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
                         help="approximate image megabytes per parquet shard (default 500)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    parser.add_argument("--pretty_name", default="RefCOCO family (lavt-hf format)", help="title of the card")
-    parser.add_argument("--source_description", default=COCO_SOURCE,
+    parser.add_argument("--pretty_name", default=None,
+                        help="title of the card (default: RefCOCO family (lavt-hf format), or the dataset's name)")
+    parser.add_argument("--source_description", default=None,
                         help="'Source and terms' section of the card (default: COCO / RefCOCO attribution)")
     parser.add_argument("--push_to_hub", metavar="REPO", default=None,
                         help="also upload the folder to this dataset repository (uses HF_ENDPOINT / HF_TOKEN)")
@@ -326,13 +388,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 @reports_usage_errors("lavt-prepare-refcoco", FileExistsError, FileNotFoundError, ValueError)  # the data's faults
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.refer_root and not args.images_root:
+        parser.error("--refer_root needs --images_root (the COCO folder holding train2014/)")
+    if args.dataset and (args.images_root or args.configs):
+        parser.error("--images_root and --configs apply to --refer_root; a dataset of one's own names its images")
     check_writable_dir(args.output_dir, "--output_dir")
-    output = prepare_refcoco(
-        args.refer_root, args.images_root, args.output_dir, configs=args.configs, mask_rule=args.mask_rule,
-        max_shard_bytes=int(args.max_shard_mb * 2**20), overwrite=args.overwrite, pretty_name=args.pretty_name,
-        source_description=args.source_description, repo_id=args.push_to_hub,
-    )
+    common = dict(mask_rule=args.mask_rule, max_shard_bytes=int(args.max_shard_mb * 2**20),
+                  overwrite=args.overwrite, pretty_name=args.pretty_name, source_description=args.source_description,
+                  repo_id=args.push_to_hub)
+    if args.dataset:
+        output = prepare_user_dataset(args.dataset, args.output_dir, image_column=args.image_column,
+                                      mask_column=args.mask_column, text_column=args.text_column, **common)
+    else:
+        output = prepare_refcoco(args.refer_root, args.images_root, args.output_dir, configs=args.configs, **common)
     print(f"wrote {output}")
     if args.push_to_hub:
         print(f"pushed: {push_to_hub(output, args.push_to_hub, private=args.private)}")

@@ -24,6 +24,7 @@ from lavt_hf.cli import (
 )
 from lavt_hf.training.data import streaming_problem
 from lavt_hf.training.data.refer import check_sentence_field
+from lavt_hf.training.data.user import COLUMN_HELP
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
@@ -53,9 +54,13 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset: str = field(default="", metadata={
-        "help": "raw refer root, prepared parquet folder / Hub id, or community parquet"})
+        "help": "raw refer root, prepared parquet folder / Hub id, community parquet, or a dataset of one's own "
+                "(Hub id or folder with image, mask and text columns, or a folder with expressions.jsonl)"})
     dataset_config: str | None = field(default=None, metadata={"help": "e.g. refcoco_unc, refcocog_umd"})
     images_root: str | None = field(default=None, metadata={"help": "COCO folder holding train2014/ (raw layouts)"})
+    image_column: str | None = field(default=None, metadata={"help": COLUMN_HELP["image_column"]})
+    mask_column: str | None = field(default=None, metadata={"help": COLUMN_HELP["mask_column"]})
+    text_column: str | None = field(default=None, metadata={"help": COLUMN_HELP["text_column"]})
     sentence_field: str = field(default="raw", metadata={
         "help": "text of each sentence read: raw (as typed, what the original LAVT reads) or sent (normalised)"})
     train_split: str = "train"

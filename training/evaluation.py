@@ -57,6 +57,7 @@ from lavt_hf.training.data import (
     load_refer_dataset,
     streaming_problem,
 )
+from lavt_hf.training.data.user import add_column_arguments
 from lavt_hf.training.data.views import open_image
 from lavt_hf.training.metrics import REFER_IOU_DIR, intersection_and_union
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
@@ -137,10 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True,
                         help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
     parser.add_argument("--dataset", required=True,
-                        help="raw refer root, prepared parquet folder / Hub id, or community parquet")
+                        help="raw refer root, prepared parquet folder / Hub id, community parquet, or a dataset "
+                             "of one's own (Hub id or folder with image, mask and text columns, or a folder with "
+                             "expressions.jsonl)")
     parser.add_argument("--dataset_config", default=None,
                         help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
+    add_column_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
     parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw",
                         help="text of each sentence read: raw (as the annotator typed it, what the original "
@@ -215,7 +219,9 @@ def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace
         if problem:
             exit_with_usage_error(parser.prog, f"--streaming: {problem}")
         return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
-                                  sentence_field=args.sentence_field, streaming=args.streaming)
+                                  sentence_field=args.sentence_field, streaming=args.streaming,
+                                  image_column=args.image_column, mask_column=args.mask_column,
+                                  text_column=args.text_column)
 
 
 def load_model_and_processor(parser: argparse.ArgumentParser, name: str

@@ -322,7 +322,9 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
-                               sentence_field=data_args.sentence_field, streaming=data_args.streaming)
+                               sentence_field=data_args.sentence_field, streaming=data_args.streaming,
+                               image_column=data_args.image_column, mask_column=data_args.mask_column,
+                               text_column=data_args.text_column)
             for split in (data_args.train_split, data_args.eval_split))
     if data_args.streaming:
         return build_stream_loaders(data_args, train_args, processor, train_rows, eval_rows)

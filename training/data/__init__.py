@@ -1,7 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Referring-segmentation data: readers of the raw refer layout, the project's parquet format and the
-community parquet layout, and the training / evaluation views (the synthetic generator is
-``lavt_hf.training.data.synthetic``).
+"""Referring-segmentation data: readers of the raw refer layout, the project's parquet format, the
+community parquet layout and datasets of one's own (image, mask, expressions), and the training / evaluation
+views (the synthetic generator is ``lavt_hf.training.data.synthetic``).
 
 :func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
 """
@@ -32,6 +32,7 @@ from .refer import (
     parse_config_name,
     segmentation_mask,
 )
+from .user import is_user_dataset, load_user_dataset, rows_from_dataset
 from .views import (
     ReferEvalDataset,
     ReferEvalStream,
@@ -42,12 +43,14 @@ from .views import (
     stream_num_rows,
 )
 
-LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
+LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community", "user")
 
 
-def detect_layout(source: str | Path) -> str:
+def detect_layout(source: str | Path, columns_named: bool = False) -> str:
     """``refer`` for a folder with ``<dataset>/refs(...).p``, ``community`` for parquet with ``raw_anns``
-    columns, else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
+    columns, ``user`` for a dataset of one's own (``columns_named``: the user named its columns; a folder with
+    ``expressions.jsonl``; a dataset whose card lacks the prepared format's ``mask_rule``), else ``parquet``
+    (the project's format: a prepared folder or a Hub id)."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
@@ -55,15 +58,15 @@ def detect_layout(source: str | Path) -> str:
         return "refer"
     if path.exists() and is_community_layout(path):
         return "community"
-    return "parquet"
+    return "user" if columns_named or is_user_dataset(source) else "parquet"
 
 
 def streaming_problem(source: str | Path) -> str | None:
-    """Why ``source`` cannot be streamed, or None: only prepared parquet (a folder made by lavt-prepare-refcoco,
-    or a Hub id) streams; the raw refer and community layouts are read whole into memory first, so a stream
-    of them would only hide that cost."""
+    """Why ``source`` cannot be streamed, or None: prepared parquet (a folder made by lavt-prepare-refcoco, or a
+    Hub id) and datasets of one's own stream; the raw refer and community layouts are read whole into memory
+    first, so a stream of them would only hide that cost."""
     layout = detect_layout(source)
-    if layout == "parquet":
+    if layout in ("parquet", "user"):
         return None
     what = "a raw refer folder" if layout == "refer" else "community parquet"
     return (f"{source} is {what}, which is read whole into memory and cannot stream; drop --streaming, or "
@@ -80,6 +83,9 @@ def load_refer_dataset(
     mask_rule: str | None = None,
     sentence_field: str = "raw",
     streaming: bool = False,
+    image_column: str | None = None,
+    mask_column: str | None = None,
+    text_column: str | None = None,
     **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """One split of a referring-segmentation dataset, in the project's row format.
@@ -88,29 +94,51 @@ def load_refer_dataset(
         source: a raw refer root (``<source>/refcoco/refs(unc).p`` ...), a folder or Hub id in the project's
             parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
             copying image bytes), or community parquet (a local file or
-            folder, e.g. a download of ``jxu124/refcoco``).
+            folder, e.g. a download of ``jxu124/refcoco``), or a dataset of one's own: a Hub id or local folder
+            that ``datasets`` loads, or a folder with ``images/``, ``masks/`` and ``expressions.jsonl``
+            (``training/data/user.py``; docs/data.md, "Your own data").
         config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``refcocog_umd``; optional when the
-            source has a single configuration. Ignored for community parquet (one dataset per source).
+            source has a single configuration. Ignored for community parquet (one dataset per source); the
+            ``datasets`` configuration for a dataset of one's own.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
-        layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``.
+        layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.
         mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
             parquet has its masks fixed at preparation time and accepts no other rule.
         sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
-            the original tokenizes; docs/data.md, "The text of a sentence: raw or sent") or ``sent`` (the refer toolkit's normalised text).
+            the original tokenizes; docs/data.md, "The text of a sentence: raw or sent") or ``sent`` (the refer
+            toolkit's normalised text; a dataset of one's own has only its own text, read as ``raw``).
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
-        load_kwargs: passed to ``datasets.load_dataset`` for the parquet layout (``revision``, ``token`` ...).
+        image_column, mask_column, text_column: the columns of a dataset of one's own (default ``image``,
+            ``mask``, ``sentences``); naming one reads the source as one's own.
+        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``,
+            ``token`` ...).
 
     Raises:
         ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
             without sentences, a truncated or incomplete ``instances.json``, an empty segmentation, a split
             without rows, prepared parquet that lacks the asked-for sentence text, mixes rows with and without
-            images, lacks its image table or has an object whose image is not in it.
+            images, lacks its image table or has an object whose image is not in it; for a dataset of one's
+            own, the row and problem (``load_user_dataset``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
     check_sentence_field(sentence_field)
-    layout = detect_layout(source) if layout == "auto" else layout
+    columns = {"image_column": image_column, "mask_column": mask_column, "text_column": text_column}
+    named = sorted(k for k, v in columns.items() if v is not None)
+    layout = detect_layout(source, bool(named)) if layout == "auto" else layout
+    if named and layout != "user":
+        raise ValueError(f"{named} name the columns of a dataset of one's own; {source} is in the {layout} layout, "
+                         "whose columns are fixed: drop them")
+    if layout == "user":
+        if images_root is not None:
+            raise ValueError(f"{source} is a dataset of one's own, which names its images: drop images_root "
+                             "(--images_root), which is for the raw refer and community layouts")
+        if sentence_field != "raw":
+            raise ValueError(f"{source} is a dataset of one's own, with one text per expression (read as 'raw'); "
+                             f"sentence_field {sentence_field!r} applies to the refer datasets")
+        return load_user_dataset(source, config_name, split, mask_rule=mask_rule or "original",
+                                 streaming=streaming, **columns, **load_kwargs)
     if layout == "parquet":
         if mask_rule not in (None, "original"):
             raise ValueError("prepared parquet stores masks made at preparation time; re-run the preparation "
@@ -158,8 +186,10 @@ __all__ = [
     "load_community_refer",
     "load_prepared",
     "load_raw_refer",
+    "load_user_dataset",
     "load_refer_dataset",
     "parse_config_name",
+    "rows_from_dataset",
     "segmentation_mask",
     "stream_num_rows",
     "streaming_problem",

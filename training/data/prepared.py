@@ -112,7 +112,8 @@ def _card_configs(folder: Path) -> list[dict]:
     configs = DatasetCard.load(readme).data.configs if readme.is_file() else None
     if not configs:
         raise ValueError(f"{folder} is not a prepared dataset folder (no README.md whose metadata maps "
-                         "configurations to data files); make one with lavt-prepare-refcoco")
+                         "configurations to data files); make one with lavt-prepare-refcoco, or, for a dataset of "
+                         "one's own, name its columns (--image_column, --mask_column, --text_column)")
     return configs
 
 

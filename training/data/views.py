@@ -51,6 +51,8 @@ def stream_num_rows(hf_stream: IterableDataset) -> int | None:
     """The number of rows of a streamed split as its split info records it (``load_refer_dataset`` records it
     for prepared parquet, from the parquet footers), or None where the source does not say."""
     splits = hf_stream.info.splits
+    if splits and hf_stream.split is None and len(splits) == 1:  # one split made into a stream has no split name
+        return next(iter(splits.values())).num_examples or None
     found = splits.get(str(hf_stream.split)) if splits else None
     return found.num_examples if found is not None and found.num_examples else None
 

@@ -1,0 +1,336 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Adapter for a dataset of one's own: any ``datasets`` dataset with an image, a mask and a text column, or a
+folder made by hand (``images/``, ``masks/`` and ``expressions.jsonl``), mapped onto the project's row format.
+
+A mask is a ``datasets.Image`` (one channel, values 0/1 or 0/255), a COCO RLE ``{size, counts}`` or COCO
+polygons (decoded as the refer reader decodes them, with the same ``mask_rule``). The text is one string or a
+list of them. ``no_target`` (optional, default False) marks an expression that names nothing: its mask must be
+empty, and only its mask may be. Ids the data lacks are synthesised: ``ref_id`` is the row's index in its split
+(in a folder: the line number in ``expressions.jsonl``), ``ann_id`` the ``ref_id``, ``image_id`` a number drawn
+from the image file's bytes (equal images share it, whatever their split), ``category_id`` 0 and ``bbox`` the
+mask's box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from datasets import Features, List, Value
+from datasets import Image as ImageFeature
+from huggingface_hub import DatasetCard
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from .refer import FEATURES, SENT_COLUMN, encode_mask, ordered_splits, segmentation_mask, segmentation_problem
+
+EXPRESSIONS_FILE = "expressions.jsonl"
+# The column names looked for when the user names none (the project's own).
+DEFAULT_COLUMNS = {"image_column": "image", "mask_column": "mask", "text_column": "sentences"}
+COLUMN_HELP = {
+    "image_column": "a dataset of one's own: its image column (default: image)",
+    "mask_column": "a dataset of one's own: its mask column, of images, COCO RLE or COCO polygons (default: mask)",
+    "text_column": "a dataset of one's own: its expression column, a string or a list (default: sentences)",
+}
+NO_TARGET_COLUMN = "no_target"
+# Ids and fields kept from the data when it has them; synthesised otherwise (see the module docstring).
+ID_COLUMNS = ("ref_id", "ann_id", "image_id", "category_id")
+USER_FEATURES = Features({**FEATURES, NO_TARGET_COLUMN: Value("bool")})
+FOLDER_LAYOUT = (
+    f"expected a folder with images/, masks/ and {EXPRESSIONS_FILE} holding one JSON object per line: "
+    '{"image": "<file in images/>", "mask": "<file in masks/>", "sentences": ["..."], "split": "train"} '
+    '(optional "no_target": true for an expression that names nothing, with an empty mask)'
+)
+
+
+def add_column_arguments(parser: argparse.ArgumentParser) -> None:
+    """--image_column, --mask_column, --text_column on a command line."""
+    for option, help_text in COLUMN_HELP.items():
+        parser.add_argument(f"--{option}", default=None, help=help_text)
+
+
+def is_expressions_folder(source: str | Path) -> bool:
+    return (Path(source) / EXPRESSIONS_FILE).is_file()
+
+
+def is_user_dataset(source: str | Path) -> bool:
+    """Whether a local folder or Hub id (not raw refer, not community) is a dataset of one's own rather than the
+    project's prepared parquet: an ``expressions.jsonl`` folder, or a dataset whose card does not record the
+    ``mask_rule`` that lavt-prepare-refcoco writes there. A local folder without a card stays prepared parquet (a
+    prepared folder that lost its card is refused with that reason); name the columns to read it as one's own."""
+    path = Path(source)
+    if path.is_dir():
+        if is_expressions_folder(path):
+            return True
+        readme = path / "README.md"
+        return readme.is_file() and "mask_rule" not in DatasetCard.load(readme).data.to_dict()
+    try:
+        card = DatasetCard.load(str(source), repo_type="dataset")
+    except LocalEntryNotFoundError:  # offline and not cached: leave it to the prepared reader's messages
+        return False
+    except EntryNotFoundError:  # a repository without a card is not one lavt-prepare-refcoco pushed
+        return True
+    except OSError:
+        return False
+    return "mask_rule" not in card.data.to_dict()
+
+
+def load_user_dataset(
+    source: str | Path, config_name: str | None = None, split: str = "train", *, image_column: str | None = None,
+    mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
+    streaming: bool = False, **load_kwargs: Any,
+) -> datasets.Dataset | datasets.IterableDataset:
+    """One split of a dataset of one's own, in the project's row format (plus ``no_target``).
+
+    Args:
+        source: a folder holding ``expressions.jsonl`` (with ``images/`` and ``masks/``), or anything
+            ``datasets.load_dataset`` loads (a Hub id or a local folder).
+        config_name: the ``datasets`` configuration (not used for an ``expressions.jsonl`` folder).
+        split: the split to read (a folder: the lines whose ``split`` is this).
+        image_column, mask_column, text_column: the columns to read (default ``image``, ``mask``,
+            ``sentences``); an ``expressions.jsonl`` folder has these names.
+        mask_rule: how polygons become a mask (``original`` or ``union``, as for the refer layout).
+        streaming: return an ``IterableDataset``; rows of a streamed dataset are checked as they are read,
+            a folder's before any is returned.
+        load_kwargs: passed to ``datasets.load_dataset`` (``revision``, ``token`` ...).
+
+    Raises:
+        ValueError: naming the row, before any work on a map-style dataset: a missing column (with the columns
+            the dataset has), a mask whose size differs from its image's, a mask that is not binary, an empty
+            mask on an expression not marked ``no_target`` (or a mask with pixels on one that is), an empty
+            expression, an unknown split (with the splits there are).
+        FileNotFoundError: an image or mask file an ``expressions.jsonl`` line names is missing.
+    """
+    if is_expressions_folder(source):
+        columns = {"image_column": image_column, "mask_column": mask_column, "text_column": text_column}
+        given = {k: v for k, v in columns.items() if v not in (None, DEFAULT_COLUMNS[k])}
+        if given:
+            raise ValueError(f"{source} is an {EXPRESSIONS_FILE} folder, whose columns are fixed "
+                             f"(image, mask, sentences); drop {sorted(given)}")
+        rows = rows_from_dataset(*_read_expressions(Path(source), split), split=split, mask_rule=mask_rule)
+        if not streaming:
+            return rows
+        stream = rows.to_iterable_dataset()
+        stream.info.splits = datasets.SplitDict({split: datasets.SplitInfo(name=split, num_examples=len(rows))})
+        return stream
+    available = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
+    if split not in available:
+        raise ValueError(f"split {split!r} does not exist in {source}; available splits: {available}")
+    loaded = datasets.load_dataset(str(source), config_name, split=split, streaming=streaming, **load_kwargs)
+    return rows_from_dataset(loaded, f"{source} (split {split})", split=split, image_column=image_column,
+                             mask_column=mask_column, text_column=text_column, mask_rule=mask_rule)
+
+
+def rows_from_dataset(
+    dataset: datasets.Dataset | datasets.IterableDataset, where: str = "the dataset",
+    name_row: Callable[[int, dict], str] | None = None, *, split: str = "train", image_column: str | None = None,
+    mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
+) -> datasets.Dataset | datasets.IterableDataset:
+    """The rows of the project's format (``USER_FEATURES``) of a ``datasets`` dataset with an image, a mask and
+    a text column; ``where`` names the dataset and ``name_row(index, record)`` a row in error messages.
+
+    Raises ValueError as :func:`load_user_dataset` does (a map-style dataset is checked whole here)."""
+    image_column = image_column or DEFAULT_COLUMNS["image_column"]
+    mask_column = mask_column or DEFAULT_COLUMNS["mask_column"]
+    text_column = text_column or DEFAULT_COLUMNS["text_column"]
+    features = dataset.features or {}
+    for option, column in (("image_column", image_column), ("mask_column", mask_column),
+                           ("text_column", text_column)):
+        if column not in features:
+            raise ValueError(f"{where} has no column {column!r} (its columns: {sorted(features)}); name the "
+                             f"{option.removesuffix('_column')} column with --{option} ({option}=...)")
+    if not isinstance(features[image_column], ImageFeature):
+        raise ValueError(f"column {image_column!r} of {where} holds {features[image_column]}, not images; cast it "
+                         f"(dataset.cast_column({image_column!r}, datasets.Image())) or name the image column")
+    for column in {image_column, mask_column}:
+        if isinstance(features[column], ImageFeature):  # bytes or paths: decoded here, once
+            dataset = dataset.cast_column(column, ImageFeature(decode=False))
+    name_row = name_row or (lambda index, record: f"row {index} of {where}")
+
+    def convert(record: dict, index: int) -> dict:
+        return _row(record, index, split, name_row(index, record), image_column, mask_column, text_column,
+                    mask_rule)
+
+    return dataset.map(convert, with_indices=True, features=USER_FEATURES, remove_columns=list(features))
+
+
+def _row(record: dict, index: int, split: str, name: str, image_column: str, mask_column: str,
+         text_column: str, mask_rule: str) -> dict:
+    image = record[image_column]
+    data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
+    width, height = _image_size(data, name)
+    mask = _mask(record[mask_column], height, width, name, mask_rule)
+    no_target = bool(record.get(NO_TARGET_COLUMN) or False)
+    if no_target and mask.any():
+        raise ValueError(f"{name} is marked no_target but its mask has {int(mask.sum())} pixels; an expression "
+                         "that names nothing has an empty mask")
+    if not no_target and not mask.any():
+        raise ValueError(f"{name} has an empty mask (no pixels); mark the expression no_target if it names "
+                         "nothing, else fix the mask")
+    ids = {key: int(record[key]) if record.get(key) is not None else None for key in ID_COLUMNS}
+    ref_id = index if ids["ref_id"] is None else ids["ref_id"]
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    return {
+        "image": image,
+        "mask": encode_mask(mask),
+        "sentences": _texts(record[text_column], name),
+        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "ref_id": ref_id,
+        "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
+        "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
+        "category_id": ids["category_id"] or 0,
+        "split": split,
+        NO_TARGET_COLUMN: no_target,
+    }
+
+
+def _open(value: dict) -> Image.Image:
+    return Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"])
+
+
+def image_number(data: bytes) -> int:
+    """A stable id of an image file's bytes (56 bits of their SHA-256: int64, and equal files share it)."""
+    return int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
+
+
+def _image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) of an image file's bytes, from its header."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"the image of {name} does not open ({error})") from error
+
+
+def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.ndarray:
+    """The (height, width) uint8 0/1 mask of a mask value: an undecoded image, a COCO RLE or COCO polygons."""
+    if isinstance(value, dict) and {"size", "counts"} <= value.keys():
+        size = [int(v) for v in value["size"]]
+        if size != [height, width]:
+            raise ValueError(f"the mask of {name} is {size[1]}x{size[0]} (width x height, its RLE size) but its "
+                             f"image is {width}x{height}; the mask must be made on the image as stored")
+        return segmentation_mask(value, height, width, mask_rule)
+    if isinstance(value, dict):
+        try:
+            with _open(value) as image:
+                mode, pixels = image.mode, np.asarray(image)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"the mask of {name} does not open ({error})") from error
+        if pixels.ndim != 2:
+            raise ValueError(f"the mask of {name} is a {mode} image with {pixels.shape[2]} channels; a mask is "
+                             "one channel (values 0/1 or 0/255)")
+        if pixels.shape != (height, width):
+            raise ValueError(f"the mask of {name} is {pixels.shape[1]}x{pixels.shape[0]} (width x height) but its "
+                             f"image is {width}x{height}; the mask must be made on the image as stored")
+        values = np.unique(pixels)
+        if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
+            raise ValueError(f"the mask of {name} is not binary (values {values[:8].tolist()}"
+                             f"{' ...' if len(values) > 8 else ''}); save it with 0 for background and 1 or "
+                             "255 for the object")
+        return (pixels > 0).astype(np.uint8)
+    if isinstance(value, list) and value:
+        problem = segmentation_problem(value)
+        if problem:
+            raise ValueError(f"the mask of {name} is {problem}")
+        return segmentation_mask(value, height, width, mask_rule)
+    if isinstance(value, list):  # no polygon at all: an empty mask, allowed only for no_target
+        return np.zeros((height, width), np.uint8)
+    raise ValueError(f"the mask of {name} is {str(value)[:80]!r}: give an image, a COCO RLE {{size, counts}} or "
+                     "COCO polygons")
+
+
+def _texts(value: Any, name: str) -> list[str]:
+    """One string or a list of them, none empty."""
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(f"{name} has an empty expression or none ({str(value)[:80]!r}); every object needs at "
+                         "least one non-empty expression")
+    return texts
+
+
+def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, Callable[[int, dict], str]]:
+    """The lines of one split of an ``expressions.jsonl`` folder as a dataset of images and masks by path,
+    with its description and how to name its rows (by line)."""
+    path = folder / EXPRESSIONS_FILE
+    records, splits = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"line {number} of {path} is not valid JSON ({error.msg}); {FOLDER_LAYOUT}") from error
+        missing = [key for key in ("image", "mask", "sentences", "split") if not isinstance(entry, dict)
+                   or key not in entry]
+        if missing:
+            raise ValueError(f"line {number} of {path} lacks {missing}; {FOLDER_LAYOUT}")
+        splits.add(entry["split"])
+        if entry["split"] != split:
+            continue
+        files = {"image": folder / "images" / entry["image"], "mask": folder / "masks" / entry["mask"]}
+        for key, file in files.items():
+            if not file.is_file():
+                raise FileNotFoundError(f"the {key} {file} of line {number} of {path} not found; {FOLDER_LAYOUT}")
+        records.append({"image": str(files["image"]), "mask": str(files["mask"]),
+                        "sentences": _texts(entry["sentences"], f"line {number} of {path}"),
+                        NO_TARGET_COLUMN: bool(entry.get(NO_TARGET_COLUMN, False)), "ref_id": number})
+    if not records:
+        raise ValueError(f"split {split!r} not found in {path}; available splits: {ordered_splits(splits)}")
+    features = Features({"image": ImageFeature(), "mask": ImageFeature(), "sentences": List(Value("string")),
+                         NO_TARGET_COLUMN: Value("bool"), "ref_id": Value("int64")})
+    dataset = datasets.Dataset.from_list(records, features=features, split=split)
+    return dataset, str(path), lambda index, record: f"line {record['ref_id']} of {path}"
+
+
+class UserSource:
+    """Every split of a dataset of one's own, loaded and checked (:func:`load_user_dataset`), offering what
+    lavt-prepare-refcoco reads of a raw refer source (``splits``, ``refs``, ``refs_of``, ``stored_rows``,
+    ``stored_image``); its stored rows hold the one text of each expression in ``sentences`` and in
+    ``sentences_sent``."""
+
+    def __init__(self, source: str | Path, config_name: str | None = None, mask_rule: str = "original", *,
+                 image_column: str | None = None, mask_column: str | None = None, text_column: str | None = None,
+                 **load_kwargs: Any) -> None:
+        if is_expressions_folder(source):
+            lines = (Path(source) / EXPRESSIONS_FILE).read_text(encoding="utf-8").splitlines()
+            names = {json.loads(line).get("split") for line in lines if line.strip()}
+        else:
+            names = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
+        self.rows = {split: load_user_dataset(source, config_name, split, image_column=image_column,
+                                              mask_column=mask_column, text_column=text_column,
+                                              mask_rule=mask_rule, **load_kwargs)
+                     for split in ordered_splits(names)}
+        self.refs = [{"image_id": i} for rows in self.rows.values() for i in rows["image_id"]]
+        self._undecoded = {split: rows.cast_column("image", ImageFeature(decode=False))
+                           for split, rows in self.rows.items()}
+        self._first = {}  # image_id -> (split, index) of its first row
+        for split, rows in self.rows.items():
+            for index, image_id in enumerate(rows["image_id"]):
+                self._first.setdefault(image_id, (split, index))
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.rows)
+
+    def refs_of(self, split: str) -> datasets.Dataset:
+        return self.rows[split]
+
+    def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
+        """Rows of ``STORED_FEATURES`` (the mask rule was applied when the rows were loaded)."""
+        for row in self.rows[split].remove_columns(["image", NO_TARGET_COLUMN]):
+            yield {**row, SENT_COLUMN: row["sentences"]}
+
+    def stored_image(self, image_id: int) -> dict:
+        """The image table's row of one image: its file's bytes, as they are."""
+        split, index = self._first[image_id]
+        value = self._undecoded[split][index]["image"]
+        data = value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
+        return {"image_id": int(image_id), "image": {"bytes": data, "path": Path(value.get("path") or "").name}}
