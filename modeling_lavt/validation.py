@@ -208,6 +208,31 @@ def check_model_weights_present(folder: str | os.PathLike) -> None:
         )
 
 
+# What a model folder holds for `LavtProcessor.from_pretrained`: the processor's settings, and the tokenizer.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+
+
+def check_processor_files(folder: str | os.PathLike) -> None:
+    """A local model folder must hold its processor (transformers would only say "make sure you don't have a local
+    directory with the same name", or that it cannot build a tokenizer).
+
+    Raises:
+        FileNotFoundError: naming the folder, the missing files and how to add them.
+    """
+    if not os.path.isdir(folder):
+        return
+    missing = [what for what, names in (("processor_config.json", PROCESSOR_FILES),
+                                        ("tokenizer files (tokenizer.json or vocab.txt)", TOKENIZER_FILES))
+               if not any(os.path.isfile(os.path.join(folder, name)) for name in names)]
+    if missing:
+        raise FileNotFoundError(
+            f"Model folder {os.fspath(folder)} lacks {' and '.join(missing)}: convert with lavt-convert --tokenizer "
+            "bert-base-uncased (the text encoder's tokenizer), or save the processor into it with "
+            f"LavtProcessor(LavtImageProcessor(size=...), AutoTokenizer.from_pretrained(...)).save_pretrained(DIR)"
+        )
+
+
 def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.PathLike | None) -> None:
     """Refuse weights that hold NaN or inf: a model built from them predicts nothing (empty masks, score 0, an IoU
     of 0) without a word. Run once where weights enter: `from_pretrained`, the converter and the ONNX export.
@@ -414,6 +439,7 @@ __all__ = [
     "check_finite_weights",
     "check_model_location",
     "check_model_weights_present",
+    "check_processor_files",
     "check_referring_expressions",
     "check_target_sizes",
     "check_text_argument",
