@@ -313,3 +313,40 @@ def test_loading_logs_nothing_for_a_good_folder(saved_model, caplog):
     with caplog.at_level(logging.WARNING):
         LavtForReferringSegmentation.from_pretrained(saved_model)
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING], caplog.text
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_evaluate_refuses_a_tokenizer_larger_than_the_vocabulary(saved_model, synthetic_data, tmp_path, capsys,
+                                                                  fresh_accelerator_state):
+    from lavt_hf.training import evaluation
+
+    folder = small_vocabulary_folder(copy_of(saved_model, tmp_path / "model"))
+    argv = ["--model", str(folder), "--dataset", str(synthetic_data / "refer"), "--dataset_config", "refcoco_unc",
+            "--images_root", str(synthetic_data / "images"), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        evaluation.main(argv)
+    assert exit_info.value.code == 2
+    assert "tokenizer has 30522 entries but the model's text encoder knows 1000" in capsys.readouterr().err
+
+
+def test_train_refuses_a_tokenizer_larger_than_the_vocabulary(synthetic_data, tmp_path, bert_vocab_dir, capsys,
+                                                              fresh_accelerator_state):
+    from lavt_hf.training import train
+    from tests.test_train import tiny_recipe
+
+    recipe = tiny_recipe(synthetic_data, tmp_path / "run", bert_vocab_dir)
+    recipe.write_text(recipe.read_text().replace("vocab_size: 30522", "vocab_size: 1000"))
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--config", str(recipe)])
+    assert exit_info.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("lavt-train: error: tokenizer: The tokenizer has 30522 entries but the model's text "
+                           "encoder knows 1000"), line
