@@ -350,3 +350,37 @@ def test_train_refuses_a_tokenizer_larger_than_the_vocabulary(synthetic_data, tm
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("lavt-train: error: tokenizer: The tokenizer has 30522 entries but the model's text "
                            "encoder knows 1000"), line
+
+
+def test_hub_repos_are_checked_after_the_download(local_hub, saved_model, tmp_path):
+    """A Hub repo goes through transformers' own download; its loading info and weights are checked after."""
+    from huggingface_hub import HfApi
+
+    from tests.conftest import REPO_ROOT
+    from tests.local_hub import TOKEN, run_client
+    from tests.test_hub import pushing_to
+
+    damaged = {
+        "user/missing": edit_weights(copy_of(saved_model, tmp_path / "missing"),
+                                     lambda weights: weights.pop("decoder.classifier.bias")),
+        "user/nan": edit_weights(copy_of(saved_model, tmp_path / "nan"), with_nan),
+    }
+    api = HfApi(endpoint=local_hub.endpoint, token=TOKEN)
+    with pushing_to(local_hub):
+        for repo, folder in damaged.items():
+            api.create_repo(repo)
+            api.upload_folder(folder_path=folder, repo_id=repo)
+    code = """
+from modeling_lavt import LavtForReferringSegmentation
+for repo in ("user/missing", "user/nan"):
+    try:
+        LavtForReferringSegmentation.from_pretrained(repo)
+    except ValueError as error:
+        print("refused:", error)
+"""
+    lines = run_client(code, local_hub, tmp_path / "client", extra_env={"PYTHONPATH": str(REPO_ROOT)}).stdout
+    refused = [line for line in lines.splitlines() if line.startswith("refused:")]
+    assert len(refused) == 2, lines
+    assert "user/missing does not match its configuration: 1 weights of the model are missing from the checkpoint " \
+           "(decoder.classifier.bias)" in refused[0]
+    assert "user/nan: 2 weight tensors hold NaN or inf values" in refused[1]
