@@ -115,7 +115,8 @@ def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> 
 def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
     """A tokenizer paired with a model must give only ids the text encoder has embeddings for: one with more
     entries than `config.text_config.vocab_size` (another BERT, added tokens) is the only way a processor makes
-    ids outside the vocabulary. Checked where a model meets its processor (the pipeline, lavt-predict).
+    ids outside the vocabulary. Checked where a model meets its processor: the pipeline (lavt-predict), lavt-train
+    and lavt-evaluate.
 
     Raises:
         ValueError: naming both sizes and what to use instead.
