@@ -234,6 +234,14 @@ def check_processor_files(folder: str | os.PathLike) -> None:
         )
 
 
+def is_finite(tensor: torch.Tensor) -> bool:
+    """Whether a non-empty floating-point tensor holds no NaN or inf. Its minimum and maximum are NaN where any
+    value is, and infinite where any value is: exact, and some ten times faster on a CPU than
+    `torch.isfinite(tensor).all()`."""
+    lowest, highest = torch.aminmax(tensor)
+    return bool(torch.isfinite(lowest) & torch.isfinite(highest))
+
+
 def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.PathLike | None) -> None:
     """Refuse weights that hold NaN or inf: a model built from them predicts nothing (empty masks, score 0, an IoU
     of 0) without a word. Run once where weights enter: `from_pretrained`, the converter and the ONNX export.
@@ -242,7 +250,7 @@ def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.P
         ValueError: "{source}: N weight tensors hold NaN or inf values (their names)".
     """
     bad = [name for name, tensor in tensors.items()
-           if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())]
+           if tensor.is_floating_point() and tensor.numel() and tensor.device.type != "meta" and not is_finite(tensor)]
     if bad:
         raise ValueError(
             f"{source}: {len(bad)} weight tensors hold NaN or inf values ({_key_list(bad)}); the training run that "
@@ -446,6 +454,7 @@ __all__ = [
     "check_text_argument",
     "check_tokenizer_fits",
     "checkpoint_shapes",
+    "is_finite",
     "load_image_url",
     "local_safetensors_files",
     "pixel_values_in_model_dtype",

@@ -20,6 +20,8 @@ from datasets import Dataset, IterableDataset
 from datasets import Image as ImageFeature
 from PIL import Image
 
+from modeling_lavt.validation import is_finite
+
 from .refer import decode_mask
 
 _ROW_COLUMNS = ["image", "mask", "sentences", "ref_id"]
@@ -101,7 +103,7 @@ def check_sample_values(item: dict[str, torch.Tensor]) -> None:
         ValueError: naming the input and the processor setting to fix.
     """
     pixels, labels = item.get("pixel_values"), item.get("labels")
-    if pixels is not None and not bool(torch.isfinite(pixels).all()):
+    if pixels is not None and not is_finite(pixels):
         raise ValueError(f"the processor gave {int((~torch.isfinite(pixels)).sum())} NaN or infinite pixel values; "
                          "check its image_mean and image_std")
     if labels is not None and not bool(((labels == 0) | (labels == 1)).all()):
