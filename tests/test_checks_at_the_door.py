@@ -352,6 +352,7 @@ def test_train_refuses_a_tokenizer_larger_than_the_vocabulary(synthetic_data, tm
                            "encoder knows 1000"), line
 
 
+@pytest.mark.slow
 def test_hub_repos_are_checked_after_the_download(local_hub, saved_model, tmp_path):
     """A Hub repo goes through transformers' own download; its loading info and weights are checked after."""
     from huggingface_hub import HfApi
