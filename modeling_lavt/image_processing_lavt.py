@@ -107,10 +107,18 @@ class LavtImageProcessor(BaseImageProcessor):
             [`BatchFeature`] with `pixel_values`, `original_sizes` (list of `(height, width)` before resizing,
             used by [`~LavtImageProcessor.post_process_referring_segmentation`]) and, with masks, `labels`
             int64 (B, H, W) with values 0 / 1.
+
+        Raises:
+            ValueError: an image or mask that cannot be read (named), a float image with NaN or infinite values,
+                or an image_mean / image_std that is not finite or a zero std (every pixel would be NaN or inf).
         """
         size = self.size if size is None else _size_dict(size)
         mean = np.asarray(self.image_mean if image_mean is None else image_mean, dtype=np.float32)
         std = np.asarray(self.image_std if image_std is None else image_std, dtype=np.float32)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.all(std != 0)):
+            # Every pixel would be NaN or infinite: (x / 255 - mean) / std.
+            raise ValueError(f"image_mean and image_std must be finite and image_std nonzero, got image_mean "
+                             f"{mean.tolist()} and image_std {std.tolist()}; fix them (preprocessor_config.json)")
         orient = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
 
         rgb_images = [_rgb_image(image, orient, input_data_format) for image in make_image_list(images)]
@@ -423,6 +431,9 @@ def _sixteen_to_eight_bit(array: np.ndarray) -> np.ndarray:
 def _float_to_eight_bit(array: np.ndarray) -> np.ndarray:
     """Float intensities in [0, 1] (torchvision's convention) -> 0..255, rounded."""
     if not np.all((array >= 0.0) & (array <= 1.0)):  # NaN fails too
+        non_finite = int(np.count_nonzero(~np.isfinite(array)))
+        if non_finite:
+            raise ValueError(f"A float image holds {non_finite} NaN or infinite values; check how it was made")
         raise ValueError("A float image must have values in [0, 1]; pass 0..255 data as uint8")
     return np.rint(array.astype(np.float64) * 255.0).astype(np.uint8)
 

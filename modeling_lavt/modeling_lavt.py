@@ -26,7 +26,7 @@ from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
 from .precision import check_stored_weights_autocast, check_stored_weights_not_saved
 from .resize import upsample_logits
-from .validation import CheckedLoadingMixin, check_forward_inputs, pixel_values_in_model_dtype
+from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
 
 # Added to attention logits between tokens of different shifted-window regions (docs/model.md, "Swin block"). The
 # original adds -100; -inf gives the same result in float32: exp(-100) is 3.7e-44, below float32's smallest
@@ -542,39 +542,47 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
 
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
-        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention, or give a
-        silent wrong answer: the shapes here, then `validation.check_forward_inputs` (sizes, dtypes and, with one
-        host-device sync, the values), and that weights stored for autocast run under it
-        (`precision.check_stored_weights_autocast`). `forward` runs it once per call:
+        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention: shapes and
+        dtypes only, so that a call reads no value and never waits for the device (the values, NaN pixels, ids
+        outside the vocabulary or labels other than 0 / 1, are checked where data enters: the processor, the
+        pipeline, the CLIs and the training and evaluation views); and that weights stored for autocast run under
+        it (`precision.check_stored_weights_autocast`). `forward` runs it once per call:
         `LavtForReferringSegmentation` checks and then calls its `LavtModel` with `check_inputs=False`.
 
         Raises:
             ValueError: naming the input (or the precision), what is wrong with it and what to do.
         """
-        channels = self.config.num_channels
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != channels:
-            raise ValueError(
-                f"pixel_values must have shape (batch, {channels}, height, width), got {tuple(pixel_values.shape)}"
-            )
+        channels, positions = self.config.num_channels, self.config.text_config.max_position_embeddings
+        shape, ids = tuple(pixel_values.shape), tuple(input_ids.shape)
+        if pixel_values.ndim != 4 or shape[1] != channels:
+            raise ValueError(f"pixel_values must have shape (batch, {channels}, height, width), got {shape}")
         if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values must be a floating-point tensor (normalised image), got {pixel_values.dtype}; "
-                "use LavtImageProcessor to prepare images"
-            )
+            raise ValueError(f"pixel_values must be a floating-point tensor (normalised image), got "
+                             f"{pixel_values.dtype}; use LavtImageProcessor to prepare images")
+        if shape[0] == 0:
+            raise ValueError("Empty batch: pixel_values holds 0 images; give at least one (image, expression) pair")
+        if shape[2] == 0 or shape[3] == 0:
+            raise ValueError(f"pixel_values has zero size {shape[2:]} (height, width)")
         if input_ids.ndim != 2:
-            raise ValueError(f"input_ids must have shape (batch, tokens), got {tuple(input_ids.shape)}")
-        if input_ids.shape[0] != pixel_values.shape[0]:
-            raise ValueError(
-                f"batch size mismatch: {pixel_values.shape[0]} images but {input_ids.shape[0]} expressions; "
-                "repeat the image once per expression (LavtProcessor does this)"
-            )
+            raise ValueError(f"input_ids must have shape (batch, tokens), got {ids}")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must be integer token ids (torch.long), got {input_ids.dtype}; use "
+                             "LavtProcessor to tokenize the expressions")
+        if ids[0] != shape[0]:
+            raise ValueError(f"batch size mismatch: {shape[0]} images but {ids[0]} expressions; repeat the image "
+                             "once per expression (LavtProcessor does this)")
+        if ids[1] == 0:
+            raise ValueError("input_ids has 0 tokens per expression; give at least [CLS] and [SEP]")
+        if ids[1] > positions:
+            raise ValueError(f"input_ids has {ids[1]} tokens per expression, more than the text encoder's "
+                             f"{positions} positions; tokenize with max_length <= {positions} (the model reads "
+                             f"{self.config.max_text_length})")
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {tuple(input_ids.shape)}"
-            )
-        if labels is not None and (labels.ndim != 3 or labels.shape[0] != pixel_values.shape[0]):
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids {ids}")
+        if labels is not None and (labels.ndim != 3 or labels.shape[0] != shape[0]):
             raise ValueError(f"labels must have shape (batch, height, width), got {tuple(labels.shape)}")
-        check_forward_inputs(self.config, pixel_values, input_ids, labels)
+        if labels is not None and labels.numel() == 0:
+            raise ValueError(f"labels has zero size {tuple(labels.shape)}; give one (height, width) mask per image")
         check_stored_weights_autocast(self, pixel_values.device.type)
 
     def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
@@ -625,7 +633,7 @@ class LavtModel(LavtPreTrainedModel):
     ) -> LavtModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
-            model's dtype unless autocast is on; NaN or inf is refused.
+            model's dtype unless autocast is on.
         input_ids (`torch.LongTensor` of shape `(batch, tokens)`): the referring expressions (one per image).
         attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens; used by the text
             encoder and by every pixel-word attention.

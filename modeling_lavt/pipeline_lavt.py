@@ -15,7 +15,7 @@ from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
 from .image_processing_lavt import ImageLike
 from .processing_lavt import LavtProcessor, pair_images_with_texts
-from .validation import check_referring_expressions, check_text_argument, load_image_url
+from .validation import check_referring_expressions, check_text_argument, check_tokenizer_fits, load_image_url
 
 TASK = "referring-image-segmentation"
 
@@ -74,6 +74,7 @@ class ReferringImageSegmentationPipeline(Pipeline):
             )
         self.image_processor = self.processor.image_processor
         self.tokenizer = self.processor.tokenizer
+        check_tokenizer_fits(self.tokenizer, self.model.config)
 
     def __call__(
         self,

@@ -3,19 +3,20 @@
 
 Every check raises before any work is done, with a message that names the input, what is wrong with it and what
 to do, instead of an error from deep inside torch, PIL, safetensors or huggingface_hub, or a silent wrong answer
-(NaN logits, a mask for an empty sentence, a model with randomly initialised weights). The entry points call
-them with one line each: the model's `forward` and `from_pretrained`, the processor, the image processor's
-post-processing, the pipeline and `lavt-predict`.
+(NaN logits, a mask for an empty sentence, a model with randomly initialised or NaN weights). Checks of values
+run where data enters (`from_pretrained`, the processor, the image processor's post-processing, the pipeline,
+the CLIs, the training and evaluation views), once; the model's `forward` checks shapes and dtypes only, so it
+reads no value and never waits for the device.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import io
+import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,96 +24,13 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import httpx, validate_repo_id
 from PIL import Image, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
+from transformers import PretrainedConfig
+from transformers import initialization as init
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
 
-# Whether the `from_pretrained` call in progress accepts weights missing from, or left over in, the checkpoint.
-_STRICT_LOADING: contextvars.ContextVar[bool] = contextvars.ContextVar("lavt_strict_loading", default=True)
 _BIAS_TABLE = "relative_position_bias_table"
-_LISTED_KEYS = 5  # missing / unexpected weight names quoted in an error; the rest are counted
-
-
-def skip_data_checks() -> bool:
-    """Whether checks that read tensor values (one host-device sync) must be skipped: while tracing for
-    torch.compile, TorchScript or ONNX export, or capturing a CUDA graph, where a value cannot be read."""
-    return (
-        torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-        or torch.onnx.is_in_onnx_export()
-        or (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing())
-    )
-
-
-def check_forward_inputs(config: Any, pixel_values: torch.Tensor, input_ids: torch.Tensor,
-                         labels: torch.Tensor | None) -> None:
-    """Refuse inputs of `LavtForReferringSegmentation.forward` that would fail deep inside the model or compute
-    a wrong answer without a word. Shapes must already be checked (pixel_values (B, C, H, W), input_ids (B, T),
-    labels (B, H', W')).
-
-    Checked from shapes and dtypes alone: an empty batch, image or mask, no tokens, float `input_ids`, more tokens
-    than the text encoder has positions (`text_config.max_position_embeddings`). Checked from values, with one
-    host-device sync for all of them and skipped while tracing or compiling (`skip_data_checks`): NaN or inf
-    in `pixel_values`, ids outside the vocabulary (`text_config.vocab_size`), labels other than 0 and 1 (the
-    loss has no ignore index: every pixel counts as background or object).
-
-    Raises:
-        ValueError: naming the input, the offending values and what to do.
-    """
-    if pixel_values.shape[0] == 0:
-        raise ValueError("Empty batch: pixel_values holds 0 images; give at least one (image, expression) pair")
-    if pixel_values.shape[2] == 0 or pixel_values.shape[3] == 0:
-        raise ValueError(f"pixel_values has zero size {tuple(pixel_values.shape[2:])} (height, width)")
-    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-        raise ValueError(
-            f"input_ids must be integer token ids (torch.long), got {input_ids.dtype}; use LavtProcessor to "
-            "tokenize the expressions"
-        )
-    if input_ids.shape[1] == 0:
-        raise ValueError("input_ids has 0 tokens per expression; give at least [CLS] and [SEP]")
-    text_config = config.text_config
-    positions = getattr(text_config, "max_position_embeddings", None)
-    if positions is not None and input_ids.shape[1] > positions:
-        raise ValueError(
-            f"input_ids has {input_ids.shape[1]} tokens per expression, more than the text encoder's "
-            f"{positions} positions; tokenize with max_length <= {positions} (the model reads "
-            f"{config.max_text_length})"
-        )
-    if labels is not None and labels.numel() == 0:
-        raise ValueError(f"labels has zero size {tuple(labels.shape)}; give one (height, width) mask per image")
-    if skip_data_checks():
-        return
-    # Reductions rather than elementwise masks: a sum propagates NaN and inf and reads the batch once.
-    lowest_id, highest_id = torch.aminmax(input_ids)
-    flags = [~torch.isfinite(pixel_values.sum(dtype=torch.float32)),
-             (lowest_id < 0) | (highest_id >= text_config.vocab_size)]
-    if labels is not None and labels.dtype != torch.bool:
-        flags.append(_labels_not_binary(labels))
-    non_finite, bad_ids, *bad_labels = torch.stack(flags).tolist()  # the one sync for all value checks
-    count = int((~torch.isfinite(pixel_values)).sum()) if non_finite else 0  # 0: the sum of finite values overflowed
-    if count:
-        raise ValueError(
-            f"pixel_values holds {count} NaN or infinite values; check the image and the normalisation "
-            "(LavtImageProcessor refuses such images)"
-        )
-    if bad_ids:
-        raise ValueError(
-            f"input_ids holds ids outside the text encoder's vocabulary 0..{text_config.vocab_size - 1} "
-            f"(min {int(lowest_id)}, max {int(highest_id)}); use the tokenizer the model was trained "
-            "with"
-        )
-    if bad_labels and bad_labels[0]:
-        values = torch.unique(labels[(labels != 0) & (labels != 1)])[:_LISTED_KEYS].tolist()
-        raise ValueError(
-            f"labels must be 0 (background) or 1 (the referred object), got also {values}; the loss has no "
-            "ignore index, so binarise the masks first (LavtImageProcessor does)"
-        )
-
-
-def _labels_not_binary(labels: torch.Tensor) -> torch.Tensor:
-    """Whether any label is other than 0 and 1 (a 0-d bool tensor; no sync)."""
-    if labels.is_floating_point():
-        return ((labels != 0) & (labels != 1)).any()
-    lowest, highest = torch.aminmax(labels)
-    return (lowest < 0) | (highest > 1)
+_PATCH_EMBEDDING = "patch_embed.projection.weight"
+_LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
 def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -194,6 +112,24 @@ def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> 
             )
 
 
+def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
+    """A tokenizer paired with a model must give only ids the text encoder has embeddings for: one with more
+    entries than `config.text_config.vocab_size` (another BERT, added tokens) is the only way a processor makes
+    ids outside the vocabulary. Checked where a model meets its processor: the pipeline (lavt-predict), lavt-train
+    and lavt-evaluate.
+
+    Raises:
+        ValueError: naming both sizes and what to use instead.
+    """
+    size, vocabulary = len(tokenizer), config.text_config.vocab_size
+    if size > vocabulary:
+        raise ValueError(
+            f"The tokenizer has {size} entries but the model's text encoder knows {vocabulary} "
+            "(text_config.vocab_size): its ids beyond that have no embedding; use the tokenizer the model was "
+            "trained with (the LavtProcessor saved beside it)"
+        )
+
+
 def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
     """Download and decode the image at an http(s) `url`.
 
@@ -273,58 +209,129 @@ def check_model_weights_present(folder: str | os.PathLike) -> None:
         )
 
 
-@contextlib.contextmanager
-def loading_strictness(strict: bool) -> Iterator[None]:
-    """Within the block, `check_loaded_weights` refuses (strict) or lets through missing and unexpected
-    weights."""
-    token = _STRICT_LOADING.set(bool(strict))
-    try:
-        yield
-    finally:
-        _STRICT_LOADING.reset(token)
+# What a model folder holds for `LavtProcessor.from_pretrained`: the processor's settings, and the tokenizer.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
-@contextlib.contextmanager
-def readable_checkpoint_files(checkpoint_files: Sequence[str] | None) -> Iterator[None]:
-    """Turn a safetensors decoding error raised in the block into one that names the damaged file.
+def check_processor_files(folder: str | os.PathLike) -> None:
+    """A local model folder must hold its processor (transformers would only say "make sure you don't have a local
+    directory with the same name", or that it cannot build a tokenizer).
 
     Raises:
-        OSError: "<file> is not a readable safetensors file ...: truncated or corrupt".
+        FileNotFoundError: naming the folder, the missing files and how to add them.
     """
-    try:
-        yield
-    except SafetensorError as error:
-        files = list(checkpoint_files or [])
-        damaged = next((file for file in files if not _opens_as_safetensors(file)), " or ".join(files))
-        raise OSError(
-            f"{damaged} is not a readable safetensors file ({error}): it is truncated or corrupt; save or "
-            "download it again"
-        ) from error
+    if not os.path.isdir(folder):
+        return
+    missing = [what for what, names in (("processor_config.json", PROCESSOR_FILES),
+                                        ("tokenizer files (tokenizer.json or vocab.txt)", TOKENIZER_FILES))
+               if not any(os.path.isfile(os.path.join(folder, name)) for name in names)]
+    if missing:
+        raise FileNotFoundError(
+            f"Model folder {os.fspath(folder)} lacks {' and '.join(missing)}: convert with lavt-convert --tokenizer "
+            "bert-base-uncased (the text encoder's tokenizer), or save the processor into it with "
+            f"LavtProcessor(LavtImageProcessor(size=...), AutoTokenizer.from_pretrained(...)).save_pretrained(DIR)"
+        )
 
 
-def _opens_as_safetensors(file: str) -> bool:
-    try:
-        with safe_open(file, framework="pt"):
-            return True
-    except (SafetensorError, OSError):
-        return False
+def is_finite(tensor: torch.Tensor) -> bool:
+    """Whether a non-empty floating-point tensor holds no NaN or inf. Its minimum and maximum are NaN where any
+    value is, and infinite where any value is: exact, and some ten times faster on a CPU than
+    `torch.isfinite(tensor).all()`."""
+    lowest, highest = torch.aminmax(tensor)
+    return bool(torch.isfinite(lowest) & torch.isfinite(highest))
 
 
-def check_loaded_weights(model: Any, source: str | os.PathLike, loading_info: Any) -> None:
-    """After the checkpoint was read into `model`, before missing weights are initialised: refuse a
-    checkpoint whose weights do not fit the model.
-
-    `loading_info` is transformers' `LoadStateDictInfo` (missing, unexpected and shape-mismatched keys). A
-    window-size mismatch (the relative position bias tables) is always refused, with the window the weights were
-    trained with. Missing or unexpected weights (e.g. a config.json with other depths than the weights hold, or a
-    file that lacks tensors) are refused unless `from_pretrained(..., strict=False)` asked for them (they are
-    then listed in transformers' load report and missing ones are initialised at random).
+def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.PathLike | None) -> None:
+    """Refuse weights that hold NaN or inf: a model built from them predicts nothing (empty masks, score 0, an IoU
+    of 0) without a word. Run once where weights enter: `from_pretrained`, the converter and the ONNX export.
 
     Raises:
-        ValueError: naming the checkpoint, the window sizes or the missing / unexpected weights.
+        ValueError: "{source}: N weight tensors hold NaN or inf values (their names)".
     """
-    model._adjust_missing_and_unexpected_keys(loading_info)  # the model's own ignore rules, as the report uses
-    for key, saved_shape, model_shape in sorted(loading_info.mismatched_keys):
+    bad = [name for name, tensor in tensors.items()
+           if tensor.is_floating_point() and tensor.numel() and tensor.device.type != "meta" and not is_finite(tensor)]
+    if bad:
+        raise ValueError(
+            f"{source}: {len(bad)} weight tensors hold NaN or inf values ({_key_list(bad)}); the training run that "
+            "wrote them diverged or the file is damaged: use an earlier checkpoint"
+        )
+
+
+def local_safetensors_files(folder: str | os.PathLike) -> list[str]:
+    """The safetensors files `from_pretrained` reads from a local folder: model.safetensors, or the shards its
+    index names; [] for a folder without them."""
+    single = os.path.join(folder, SAFE_WEIGHTS_NAME)
+    if os.path.isfile(single):
+        return [single]
+    index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
+    if not os.path.isfile(index):
+        return []
+    with open(index, encoding="utf-8") as file:
+        shards = set(json.load(file)["weight_map"].values())
+    return [os.path.join(folder, shard) for shard in sorted(shards)]
+
+
+def checkpoint_shapes(files: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the safetensors `files`, read from their headers alone.
+
+    Raises:
+        OSError: "<file> is not a readable safetensors file ...: it is truncated or corrupt".
+    """
+    shapes = {}
+    for file in files:
+        try:
+            with safe_open(file, framework="pt") as weights:
+                shapes.update({name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()})
+        except (SafetensorError, OSError) as error:
+            raise OSError(
+                f"{file} is not a readable safetensors file ({error}): it is truncated or corrupt; save or download "
+                "it again"
+            ) from error
+    return shapes
+
+
+def model_shapes(model_class: type, config: PretrainedConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight of `model_class(config)`, built on the meta device (no memory, no
+    initialisation): what `from_pretrained` expects in the checkpoint."""
+    # meta_device_safe_creation_ops keeps the few tensors __init__ reads (the drop-path schedule) on the CPU,
+    # as transformers' own loading does.
+    with torch.device("meta"), init.meta_device_safe_creation_ops():
+        model = model_class(config)
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+
+
+def check_checkpoint_fits(model_class: type, config: PretrainedConfig, saved: Mapping[str, Sequence[int]],
+                          source: str, strict: bool) -> None:
+    """Compare the tensors a checkpoint holds (`saved`, name -> shape) with those `model_class(config)` expects,
+    the way `from_pretrained` pairs them: with or without the base model's prefix ("lavt."), ignoring what the
+    class ignores (a headless `LavtModel` leaves out the decoder). See `refuse_unfit_checkpoint`."""
+    prefix = f"{model_class.base_model_prefix}."
+    expected = {name.removeprefix(prefix): (name, shape) for name, shape in model_shapes(model_class, config).items()}
+    held = {name.removeprefix(prefix): (name, tuple(shape)) for name, shape in saved.items()}
+    ignored = [re.compile(pattern) for pattern in model_class._keys_to_ignore_on_load_unexpected or []]
+    mismatched = [(expected[key][0], held[key][1], expected[key][1]) for key in sorted(held.keys() & expected.keys())
+                  if held[key][1] != expected[key][1]]
+    missing = [expected[key][0] for key in expected.keys() - held.keys()]
+    unexpected = [held[key][0] for key in held.keys() - expected.keys()
+                  if not any(pattern.search(key) for pattern in ignored)]
+    refuse_unfit_checkpoint(source, missing, unexpected, mismatched, strict)
+
+
+def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Iterable[str],
+                            mismatched: Sequence[tuple[str, Sequence[int], Sequence[int]]], strict: bool) -> None:
+    """Refuse a checkpoint whose weights do not fit the model its configuration describes.
+
+    Tensors of other shapes (`mismatched`: name, shape in the checkpoint, shape in the model) are always refused,
+    naming the window size or the width config.json contradicts: transformers would re-initialise them. Missing
+    or unexpected weights (a config.json with other depths than the weights, a file that lacks tensors) are
+    refused unless `strict` is False (`from_pretrained(..., strict=False)`: missing ones are then initialised at
+    random, as transformers does).
+
+    Raises:
+        ValueError: naming the checkpoint, the window sizes, the widths or the weights.
+    """
+    for key, saved_shape, model_shape in mismatched:
         if key.endswith(_BIAS_TABLE):
             raise ValueError(
                 f"{source} holds weights trained with window size {_table_window(saved_shape)}, but window size "
@@ -332,15 +339,26 @@ def check_loaded_weights(model: Any, source: str | os.PathLike, loading_info: An
                 "its own window size (to move a Swin backbone to another window, use "
                 "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)"
             )
-    if not _STRICT_LOADING.get():
-        return
+    for key, saved_shape, model_shape in mismatched:
+        if key.endswith(_PATCH_EMBEDDING):
+            raise ValueError(
+                f"{source}: config.json says embed_dim {model_shape[0]} but the weights have width {saved_shape[0]} "
+                f"({key}); use the config.json saved with these weights"
+            )
+    if mismatched:
+        key, saved_shape, model_shape = mismatched[0]
+        raise ValueError(
+            f"{source}: config.json does not fit the weights: {len(mismatched)} tensors have other shapes, e.g. "
+            f"{key} is {tuple(saved_shape)} in the weights but {tuple(model_shape)} in the model config.json "
+            "describes; use the config.json saved with these weights"
+        )
     problems = [
         f"{len(keys)} weights of the model are {what} ({_key_list(keys)})"
-        for keys, what in ((loading_info.missing_keys, "missing from the checkpoint"),
-                           (loading_info.unexpected_keys, "in the checkpoint but not in the model"))
+        for keys, what in ((list(missing), "missing from the checkpoint"),
+                           (list(unexpected), "in the checkpoint but not in the model"))
         if keys
     ]
-    if problems:
+    if strict and problems:
         raise ValueError(
             f"{source} does not match its configuration: {'; '.join(problems)}. Check that config.json (depths, "
             "widths, text encoder) belongs to these weights; pass strict=False to load anyway with missing weights "
@@ -359,42 +377,86 @@ def _key_list(keys: Iterable[str]) -> str:
     return listed if len(keys) <= _LISTED_KEYS else f"{listed}, ... {len(keys) - _LISTED_KEYS} more"
 
 
+def loading_config(model_class: type, source: str, kwargs: Mapping[str, Any]) -> PretrainedConfig:
+    """The configuration `model_class.from_pretrained(source, **kwargs)` builds its model from: `config=` (an
+    object, or a folder to read), else source's config.json, with the keyword arguments that name configuration
+    fields (e.g. `window_size=`) applied."""
+    config = kwargs.get("config")
+    if isinstance(config, PretrainedConfig):
+        return config
+    fields = model_class.config_class().to_dict().keys()
+    overrides = {key: value for key, value in kwargs.items() if key in fields}
+    return model_class.config_class.from_pretrained(config or source, subfolder=kwargs.get("subfolder") or "",
+                                                    **overrides)
+
+
+# Loading options under which the files or tensor names differ from a plain folder's: not checked beforehand.
+_REMAPPED_LOADING = frozenset({"key_mapping", "variant", "gguf_file", "state_dict"})
+
+
 class CheckedLoadingMixin:
-    """`from_pretrained` with the checks above: a model folder that does not exist, a damaged safetensors file,
-    and weights that do not fit the configuration are clear errors. Mixed into the LAVT model classes before
-    `PreTrainedModel`; the two hooks are the steps of `PreTrainedModel.from_pretrained` that read the files and
-    that report missing and unexpected weights (transformers 5)."""
+    """`from_pretrained` that names the problem where transformers would load a wrong model or print a long load
+    report: a model folder that does not exist or holds no weights, a damaged safetensors file, a config.json
+    that contradicts the weights (window size, widths, depths), weights missing or left over, NaN or inf weights.
+
+    Only public paths: a local folder's safetensors headers are compared with the model built from the
+    configuration on the meta device before anything is loaded; then `PreTrainedModel.from_pretrained` loads
+    (downloading from the Hub as usual) with `output_loading_info=True`, whose missing and unexpected weights
+    are checked for every source, and the loaded weights must be finite. Mixed into the LAVT model classes before
+    `PreTrainedModel`.
+    """
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True,
+                        output_loading_info: bool = False, **kwargs):
         """As `PreTrainedModel.from_pretrained`; `strict=False` accepts a checkpoint that lacks weights of the
-        model or holds others (missing ones are initialised at random, as transformers does by default)."""
-        check_model_location(pretrained_model_name_or_path)
-        if not kwargs.get("subfolder"):
-            check_model_weights_present(pretrained_model_name_or_path)
-        with loading_strictness(strict):
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model or holds others (missing ones are initialised at random, as transformers does by default).
 
-    @classmethod
-    def _load_pretrained_model(cls, model, state_dict, checkpoint_files, load_config, *args, **kwargs):
-        with readable_checkpoint_files(checkpoint_files):
-            return super()._load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args, **kwargs)
-
-    @classmethod
-    def _finalize_model_loading(cls, model, load_config, loading_info):
-        check_loaded_weights(model, load_config.pretrained_model_name_or_path, loading_info)
-        return super()._finalize_model_loading(model, load_config, loading_info)
+        Raises:
+            FileNotFoundError: the folder does not exist (and is no Hub repo id), or holds no weights.
+            OSError: a safetensors file is truncated or corrupt (named).
+            ValueError: config.json contradicts the weights (window size, embed_dim, other shapes), weights are
+                missing or unexpected (unless `strict=False`), or weights hold NaN or inf (named).
+        """
+        source = pretrained_model_name_or_path
+        if isinstance(source, str | os.PathLike):
+            source = os.fspath(source)
+            check_model_location(source)
+            subfolder = kwargs.get("subfolder") or ""
+            if not subfolder:
+                check_model_weights_present(source)
+            files = [] if _REMAPPED_LOADING & kwargs.keys() else local_safetensors_files(os.path.join(source, subfolder))
+            if files:
+                shapes = checkpoint_shapes(files)
+                check_checkpoint_fits(cls, loading_config(cls, source, kwargs), shapes, source, strict)
+        try:
+            model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True,
+                                                  **kwargs)
+        except SafetensorError as error:  # a damaged file downloaded from the Hub
+            raise OSError(
+                f"A weight file of {source} is not a readable safetensors file ({error}): it is truncated or corrupt; "
+                "download it again (force_download=True)"
+            ) from error
+        refuse_unfit_checkpoint(source, info["missing_keys"], info["unexpected_keys"], [], strict)
+        check_finite_weights(model.state_dict(), source)
+        return (model, info) if output_loading_info else model
 
 
 __all__ = [
     "CheckedLoadingMixin",
-    "check_forward_inputs",
-    "check_loaded_weights",
+    "check_checkpoint_fits",
+    "check_finite_weights",
     "check_model_location",
     "check_model_weights_present",
+    "check_processor_files",
     "check_referring_expressions",
     "check_target_sizes",
     "check_text_argument",
+    "check_tokenizer_fits",
+    "checkpoint_shapes",
+    "is_finite",
     "load_image_url",
+    "local_safetensors_files",
     "pixel_values_in_model_dtype",
+    "refuse_unfit_checkpoint",
 ]

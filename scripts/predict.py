@@ -39,7 +39,7 @@ from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype, store_weights_for_autocast
 from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
 from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
-from modeling_lavt.validation import check_referring_expressions
+from modeling_lavt.validation import check_processor_files, check_referring_expressions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,11 +166,12 @@ def load_pipeline(
     if (Path(model_name) / EXPORT_INFO_NAME).is_file():
         parser.error(f"--model {model_name} is an ONNX export (lavt-export); run it with --backend onnx")
     try:
+        check_processor_files(model_name)
         model = LavtForReferringSegmentation.from_pretrained(model_name).eval()
         processor = LavtProcessor.from_pretrained(model_name)
+        return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
     except (OSError, ValueError) as error:
         parser.error(f"--model: cannot load the model and processor from {model_name}: {one_line(error)}")
-    return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
 
 
 def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
@@ -211,13 +212,14 @@ def load_onnx_pipeline(
         parser.error(f"--model {model_name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
                      f"or export it first (lavt-export --model {model_name} --output-dir NEW_FOLDER)")
     try:
+        check_processor_files(model_name)
         model = LavtOnnxForReferringSegmentation.from_pretrained(
             model_name, precision="float32" if dtype == "fp32" else None
         )
         processor = LavtProcessor.from_pretrained(model_name)
+        return ReferringImageSegmentationPipeline(model=model, processor=processor, device="cpu")
     except (OSError, ValueError) as error:
         parser.error(f"--model {model_name}: {one_line(error)}")
-    return ReferringImageSegmentationPipeline(model=model, processor=processor, device="cpu")
 
 
 def save_prediction(

@@ -65,7 +65,7 @@ from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.resize import upsample_logits
 from modeling_lavt.sharing.visualization import draw_overlay, mask_outline
-from modeling_lavt.validation import is_hub_repo_id
+from modeling_lavt.validation import check_tokenizer_fits, is_hub_repo_id
 
 PROTOCOLS = ("model_input", "original")
 _GROUND_TRUTH_COLOR = (40, 220, 40)
@@ -230,7 +230,9 @@ def load_model_and_processor(parser: argparse.ArgumentParser, name: str
     if not Path(name).exists() and not is_hub_repo_id(name):
         exit_with_usage_error(parser.prog, f"--model {name}: no such model folder (and not a Hub id)")
     try:
-        return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
+        model, processor = LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
+        check_tokenizer_fits(processor.tokenizer, model.config)
+        return model, processor
     except (OSError, ValueError) as error:
         exit_with_usage_error(parser.prog, f"cannot load the model and processor from {name}: {error}")
 

@@ -42,6 +42,7 @@ from modeling_lavt import LavtConfig, LavtForReferringSegmentation
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import push_lavt_to_hub, write_model_card
+from modeling_lavt.validation import check_tokenizer_fits
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -390,6 +391,10 @@ def run(argv: list[str] | None = None) -> dict:
     eval_size = "streamed" if data_args.streaming else len(eval_loader.dataset)
 
     model = build_model(model_args, train_args)
+    try:
+        check_tokenizer_fits(processor.tokenizer, model.config)
+    except ValueError as error:
+        raise UsageError(f"tokenizer: {error}") from None
     if model_args.gradient_checkpointing:
         model.activation_checkpointing_enable()
         if accelerator.device.type == "cpu":  # the memory-saving mode: let freed activations leave the process

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..validation import check_finite_weights
 from .calibration import (
     DEFAULT_GENERATED_SAMPLES,
     check_inputs,
@@ -139,8 +140,8 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     Raises:
         FileExistsError: `output_dir` exists.
         FileNotFoundError: a calibration folder or a file it names is missing.
-        ValueError: the processor's text length differs from the model's `max_text_length`, an unknown
-            `quantize`, or a bad calibration set.
+        ValueError: weights holding NaN or inf (named), the processor's text length differs from the model's
+            `max_text_length`, an unknown `quantize`, or a bad calibration set.
         RuntimeError: the exported graph disagrees with the eager model (an exporter bug: nothing is written).
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -149,6 +150,7 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     _require_new_folder(output_dir)
     method = _quantization_method(quantize, calibration, calibration_size)
     model = model.eval()
+    check_finite_weights(model.state_dict(), "the model")
     settings = processor_settings(processor)
     _check_text_length(model.config, settings)
     if method == "static":  # the calibration set's faults before the minutes of tracing

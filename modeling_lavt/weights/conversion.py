@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..configuration_lavt import _SWIN_SIZES, LavtConfig
+from ..validation import check_finite_weights
 
 # Swin parts shared by LAVT's backbone and Microsoft's Swin checkpoints: original suffix -> ours.
 _BLOCK_PARTS = ("norm1", "norm2", "attn.qkv", "attn.proj", "attn.relative_position_bias_table", "mlp.fc1", "mlp.fc2")
@@ -375,16 +376,6 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path} is not a readable safetensors file (truncated or not safetensors: {err})") from None
 
 
-def check_finite(state_dict: dict[str, torch.Tensor]) -> None:
-    """Refuse weights holding NaN or inf: a model built from them predicts nothing (empty masks, score 0)."""
-    bad = [key for key, tensor in state_dict.items()
-           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
-    if bad:
-        raise UnsupportedCheckpointError(
-            f"{len(bad)} tensors of the checkpoint hold NaN or inf values (e.g. {bad[:3]}): the training run that "
-            f"wrote it diverged or the file is damaged; convert an earlier checkpoint")
-
-
 def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
     """A tokenizer that cases text differently from the recorded BERT (`ck_bert`, e.g. bert-base-uncased) would
     give other word pieces than the model was trained on."""
@@ -405,8 +396,8 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
 
     `settings` are what the checkpoint records (see :func:`load_original_checkpoint`); None = nothing recorded
     (then 1 pixel-word attention head per stage, the released models' setting). Raises
-    `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture, contradict the
-    settings, or hold NaN / inf.
+    `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture or contradict the
+    settings, and ValueError (`validation.check_finite_weights`, naming them) when they hold NaN / inf.
     """
     from ..modeling_lavt import LavtForReferringSegmentation
 
@@ -416,7 +407,7 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     config = infer_config(visual, text_config, settings)
     model = LavtForReferringSegmentation(config)
     state_dict = {**convert_visual_state_dict(visual), **convert_text_state_dict(text)}
-    check_finite(state_dict)
+    check_finite_weights(state_dict, "the checkpoint")
     # The text encoder and backbone live in the headless model (`model.lavt`), the decoder in the head.
     state_dict = {key if key.startswith("decoder.") else f"{model.base_model_prefix}.{key}": value
                   for key, value in state_dict.items()}

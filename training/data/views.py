@@ -20,6 +20,8 @@ from datasets import Dataset, IterableDataset
 from datasets import Image as ImageFeature
 from PIL import Image
 
+from modeling_lavt.validation import is_finite
+
 from .refer import decode_mask
 
 _ROW_COLUMNS = ["image", "mask", "sentences", "ref_id"]
@@ -89,7 +91,28 @@ class _Decoding:
         if "images" in inputs:
             inputs.update(apply_exif_orientation=False)
         features = self.processor(**inputs, return_tensors="pt")
-        return {key: features[key][0] for key in _TENSOR_KEYS if key in features}
+        item = {key: features[key][0] for key in _TENSOR_KEYS if key in features}
+        check_sample_values(item)
+        return item
+
+
+def check_sample_values(item: dict[str, torch.Tensor]) -> None:
+    """The values the model no longer checks, read here once per sample: finite pixels, labels 0 / 1 (the loss has
+    no ignore index). A processor gives other values only when it is set up wrong (a normalisation that divides by
+    zero, masks not binarised), so the error names the processor.
+
+    Raises:
+        ValueError: naming the input and the processor setting to fix.
+    """
+    pixels, labels = item.get("pixel_values"), item.get("labels")
+    if pixels is not None and not is_finite(pixels):
+        raise ValueError(f"the processor gave {int((~torch.isfinite(pixels)).sum())} NaN or infinite pixel values; "
+                         "check its image_mean and image_std")
+    if labels is not None and not bool(((labels == 0) | (labels == 1)).all()):
+        others = torch.unique(labels[(labels != 0) & (labels != 1)])[:5].tolist()
+        raise ValueError(f"the processor gave labels other than 0 (background) and 1 (the referred object): "
+                         f"{others}; the loss has no ignore index, so the masks must be binarised (LavtProcessor "
+                         "does)")
 
 
 class _ReferView(_Decoding, torch.utils.data.Dataset):
