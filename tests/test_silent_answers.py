@@ -1,0 +1,165 @@
+# Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
+"""Inputs that used to give a silent wrong answer, a traceback or an exhausted machine: each is refused where it
+enters, with a message naming it (one line and exit status 2 for a command)."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasets import Dataset
+
+from lavt_hf.scripts import prepare_refcoco
+from lavt_hf.training.data import FEATURES, ReferTrainDataset, community, load_refer_dataset, refer
+from lavt_hf.training.data.refer import check_segmentation, load_refs
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
+
+INSTANCES = Path("refer") / "refcoco" / "instances.json"
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Path:
+    """A tiny synthetic refer dataset: `refer/`, `images/`."""
+    root = tmp_path_factory.mktemp("silent")
+    generate_synthetic_refer(root / "refer", root / "images", num_images=4, seed=8, image_size=(48, 40))
+    return root
+
+
+@pytest.fixture
+def data(clean, tmp_path) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(clean, root)
+    return root
+
+
+@pytest.fixture
+def no_huge_rasterising(monkeypatch):
+    """Fail the test, instead of filling the memory, if a huge polygon ever reaches the rasteriser."""
+    real = refer.segmentation_mask
+
+    def guarded(segmentation, height, width, mask_rule="original"):
+        if isinstance(segmentation, list) and not all(abs(v) < 1e4 for p in segmentation for v in p):
+            raise AssertionError(f"rasterising {str(segmentation)[:80]}")
+        return real(segmentation, height, width, mask_rule)
+
+    monkeypatch.setattr(refer, "segmentation_mask", guarded)
+
+
+def referred_polygon_annotation(root: Path) -> tuple[dict, dict]:
+    """The instances of `root` and one referred annotation made of polygons."""
+    instances = json.loads((root / INSTANCES).read_text())
+    referred = {r["ann_id"] for r in load_refs(root / "refer" / "refcoco" / "refs(unc).p")}
+    annotation = next(a for a in instances["annotations"] if a["id"] in referred and isinstance(a["segmentation"], list))
+    return instances, annotation
+
+
+def set_coordinate(root: Path, value: float) -> tuple[dict, dict]:
+    """Write `value` as the first x of a referred annotation's polygon; returns it and its image record."""
+    instances, annotation = referred_polygon_annotation(root)
+    annotation["segmentation"][0][0] = value
+    (root / INSTANCES).write_text(json.dumps(instances))  # NaN is written as JSON's common extension
+    image = next(i for i in instances["images"] if i["id"] == annotation["image_id"])
+    return annotation, image
+
+
+BAD_COORDINATES = {"huge": (1e9, r"point \(x, y\) = \(1e\+09, [\d.]+\) outside its 48x40 image"),
+                   "nan": (math.nan, "coordinate that is not finite")}
+
+
+@pytest.mark.parametrize("kind", BAD_COORDINATES)
+def test_bad_polygon_is_refused_by_the_loader(kind, data, no_huge_rasterising):
+    value, problem = BAD_COORDINATES[kind]
+    annotation, image = set_coordinate(data, value)
+    with pytest.raises(ValueError, match=rf"ann_id {annotation['id']} \(ref_id \d+\) of image_id {image['id']} "
+                                         rf"\({image['file_name']}\) in .*instances\.json has a polygon {problem}"):
+        load_refer_dataset(data / "refer", "refcoco_unc", "train", images_root=data / "images")
+
+
+@pytest.mark.parametrize("kind", BAD_COORDINATES)
+def test_bad_polygon_ends_prepare_with_one_line(kind, data, capsys, no_huge_rasterising):
+    value, problem = BAD_COORDINATES[kind]
+    annotation, image = set_coordinate(data, value)
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_refcoco.main(["--refer_root", str(data / "refer"), "--images_root", str(data / "images"),
+                              "--output_dir", str(data / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"lavt-prepare-refcoco: error: ann_id {annotation['id']} ")
+    assert image["file_name"] in err and "has a polygon" in err
+    assert not (data / "out").exists()
+
+
+def test_bad_polygon_is_refused_in_community_parquet(data, no_huge_rasterising):
+    instances, annotation = referred_polygon_annotation(data)
+    annotation["segmentation"] = [[1e9, 0.0, 10.0, 0.0, 10.0, 10.0]]
+    image = next(i for i in instances["images"] if i["id"] == annotation["image_id"])
+    record = {"ref_id": 7, "ann_id": annotation["id"], "image_id": image["id"], "category_id": 1, "split": "val",
+              "sentences": json.dumps([{"raw": "the shape", "sent": "the shape"}]),
+              "raw_anns": json.dumps(annotation), "raw_image_info": json.dumps(image)}
+    rows = community.community_rows(pa.Table.from_pylist([record]), data / "images" / "train2014",
+                                    source="c.parquet")
+    with pytest.raises(ValueError, match=rf"ann_id {annotation['id']} \(ref_id 7\) of image_id {image['id']} "
+                                         rf"\({image['file_name']}\) in c\.parquet has a polygon point \(x, y\) = \(1e\+09"):
+        list(rows)
+
+
+@pytest.mark.parametrize("segmentation, problem", [
+    ([[0, 0, 10, 0, 10, "ten"]], "a polygon coordinate that is not a number"),
+    ([[0, 0, 10, 0, 10, None]], "a polygon coordinate that is not finite"),
+    ([[0, 0, 10, 0, 10, -3]], r"a polygon point \(x, y\) = \(10, -3\) outside its 48x40 image"),
+    ([[0, 0, 50.5, 0, 10, 10]], r"a polygon point \(x, y\) = \(50.5, 0\) outside"),
+    ({"size": [40, 47], "counts": "abc"}, r"an RLE of size \[40, 47\] \(height, width\) for an image of \[40, 48\]"),
+    ({"size": [40, 48], "counts": [10, 20]}, r"RLE counts covering 30 pixels, not the image's 40 x 48 = 1920"),
+    ({"size": [40, 48], "counts": [-1, 1921]}, "RLE counts that are not a compressed string or non-negative"),
+])
+def test_segmentation_that_does_not_fit_its_image(segmentation, problem):
+    with pytest.raises(ValueError, match=rf"^ann_id 3 of image 9 has {problem}.*; fix the segmentation or leave"):
+        check_segmentation(segmentation, 40, 48, "ann_id 3 of image 9")
+
+
+def test_segmentation_on_the_image_edge_is_accepted():
+    """COCO puts edge points on the last pixel's far edge, and some a little past it."""
+    check_segmentation([[0, 0, 48, 0, 48, 40, 49.5, 41.5, -1.5, 40]], 40, 48, "x")
+    check_segmentation({"size": [40, 48], "counts": [100, 1820]}, 40, 48, "x")
+    with pytest.raises(ValueError, match="an image size 0 x 48 .* not two positive integers"):
+        check_segmentation([[0, 0, 1, 0, 1, 1]], 0, 48, "x")
+
+
+def test_compressed_rle_beyond_its_size_names_the_annotation(data):
+    instances, annotation = referred_polygon_annotation(data)
+    image = next(i for i in instances["images"] if i["id"] == annotation["image_id"])
+    too_long = refer.encode_mask(np.ones((41, 48), np.uint8))["counts"]  # counts of one row more than 40 x 48
+    ref = {"ref_id": 1, "ann_id": annotation["id"], "image_id": image["id"], "category_id": 1, "split": "val"}
+    annotation["segmentation"] = {"size": [40, 48], "counts": too_long}
+    with pytest.raises(ValueError, match=rf"ann_id {annotation['id']} .* its RLE segmentation does not decode"):
+        refer.make_row(ref, annotation, image, "x.jpg", ["it"], "original", "instances.json")
+
+
+def test_stored_mask_of_another_size_is_refused_before_decoding(data):
+    rows = load_refer_dataset(data / "refer", "refcoco_unc", "train", images_root=data / "images").to_list()
+    rows[0]["mask"] = {"size": [100000, 100000], "counts": rows[0]["mask"]["counts"]}
+    view = ReferTrainDataset(Dataset.from_list(rows, features=FEATURES), None)
+    with pytest.raises(ValueError, match=r"is 48x40 \(width x height\) but its mask is 100000x100000"):
+        view[0]
+
+
+# --- refs pickles written by Python 2 ---------------------------------------------------------------------------
+
+def test_python2_utf8_byte_strings_are_read_as_utf8(tmp_path):
+    # [{'ann_id': 1, 'sent': 'café sign'}] as Python 2 pickles a UTF-8 byte string (SHORT_BINSTRING), protocol 2.
+    path = tmp_path / "refs(unc).p"
+    text = "caf\u00e9 sign".encode("utf-8")
+    path.write_bytes(b"\x80\x02](}U\x06ann_idK\x01sU\x04sentU" + bytes([len(text)]) + text + b"se.")
+    assert load_refs(path) == [{"ann_id": 1, "sent": "caf\u00e9 sign"}]
+
+
+def test_python2_byte_strings_that_are_not_utf8_stay_latin1(tmp_path):
+    # One ref with a latin-1 sentence and one with a UTF-8 sentence: each byte string is decoded on its own.
+    path = tmp_path / "refs(unc).p"
+    utf8 = "na\u00efve".encode("utf-8")
+    path.write_bytes(b"\x80\x02](}U\x06ann_idK\x01sU\x04sentU\x04caf\xe9s}U\x06ann_idK\x02sU\x04sentU"
+                     + bytes([len(utf8)]) + utf8 + b"se.")
+    assert load_refs(path) == [{"ann_id": 1, "sent": "caf\u00e9"}, {"ann_id": 2, "sent": "na\u00efve"}]
