@@ -163,3 +163,38 @@ def test_python2_byte_strings_that_are_not_utf8_stay_latin1(tmp_path):
     path.write_bytes(b"\x80\x02](}U\x06ann_idK\x01sU\x04sentU\x04caf\xe9s}U\x06ann_idK\x02sU\x04sentU"
                      + bytes([len(utf8)]) + utf8 + b"se.")
     assert load_refs(path) == [{"ann_id": 1, "sent": "caf\u00e9"}, {"ann_id": 2, "sent": "na\u00efve"}]
+
+
+# --- tokenizer sides ----------------------------------------------------------------------------------------------
+
+SHORT = "the man on the left"
+LONG = "the man on the left wearing a very long striped shirt and holding an umbrella near the red car parked outside"
+
+
+@pytest.mark.parametrize("mode", ["original", "keep_sep"])
+def test_tokenizer_saved_with_left_sides_still_gives_right_padded_ids(mode, bert_vocab_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from modeling_lavt.image_processing_lavt import LavtImageProcessor
+    from modeling_lavt.processing_lavt import LavtProcessor
+
+    image_processor = LavtImageProcessor(size={"height": 32, "width": 32})
+    expected = LavtProcessor(image_processor, AutoTokenizer.from_pretrained(bert_vocab_dir), truncation_mode=mode)
+    left = AutoTokenizer.from_pretrained(bert_vocab_dir, padding_side="left", truncation_side="left")
+    left.save_pretrained(tmp_path / "left")
+    with pytest.warns(UserWarning) as warned:
+        processor = LavtProcessor(image_processor, AutoTokenizer.from_pretrained(tmp_path / "left"),
+                                  truncation_mode=mode)
+    messages = [str(w.message) for w in warned]
+    assert any("padding_side='left' is not used" in m for m in messages), messages
+    assert any("truncation_side='left' is not used" in m for m in messages), messages
+    with pytest.warns(UserWarning, match="truncated"):
+        got, want = processor(text=[SHORT, LONG]), expected(text=[SHORT, LONG])
+    np.testing.assert_array_equal(got["input_ids"], want["input_ids"])
+    np.testing.assert_array_equal(got["attention_mask"], want["attention_mask"])
+    assert got["attention_mask"][0, 0] == 1  # padded on the right
+
+    processor.tokenizer.padding_side = "left"  # set after loading: set back at the call
+    with pytest.warns(UserWarning, match="padding_side='left' is not used"):
+        again = processor(text=[SHORT, "it"], padding="longest")
+    np.testing.assert_array_equal(again["input_ids"], expected(text=[SHORT, "it"], padding="longest")["input_ids"])
