@@ -2,14 +2,17 @@
 """Inputs that used to give a silent wrong answer, a traceback or an exhausted machine: each is refused where it
 enters, with a message naming it (one line and exit status 2 for a command)."""
 
+import dataclasses
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 from datasets import Dataset
 
 from lavt_hf.scripts import prepare_refcoco
@@ -198,3 +201,120 @@ def test_tokenizer_saved_with_left_sides_still_gives_right_padded_ids(mode, bert
     with pytest.warns(UserWarning, match="padding_side='left' is not used"):
         again = processor(text=[SHORT, "it"], padding="longest")
     np.testing.assert_array_equal(again["input_ids"], expected(text=[SHORT, "it"], padding="longest")["input_ids"])
+
+
+# --- mapping options on the command line -----------------------------------------------------------------------
+
+@pytest.fixture
+def recipe(synthetic_data, bert_vocab_dir, tmp_path) -> Path:
+    from tests.conftest import tiny_train_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tiny_train_recipe(synthetic_data, bert_vocab_dir, output_dir=str(tmp_path / "run"),
+                                                     loss={"dice_weight": 1.0})))
+    return path
+
+
+def help_examples() -> list[tuple[str, str]]:
+    """(option, example) for every mapping option whose --help shows an example value."""
+    from lavt_hf.training.arguments import MERGED_OPTIONS, field_names
+
+    found = []
+    for name, cls in field_names().items():
+        text = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("help", "")
+        match = re.search(r"e\.g\. (\{.*\})", text)
+        if name in MERGED_OPTIONS and match:
+            found.append((name, match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize("name, example", help_examples())
+def test_mapping_option_takes_the_form_its_help_shows(name, example, recipe):
+    from lavt_hf.training.arguments import parse_arguments
+
+    arguments = parse_arguments(["--config", str(recipe), f"--{name}", example])
+    value = next(getattr(a, name) for a in arguments if hasattr(a, name))
+    assert value.items() >= yaml.safe_load(example).items()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--loss", "{perceptual_weight: 1.0, perceptual_softmax: true}"],  # YAML, as --help shows it
+    ["--loss", '{"perceptual_weight": 1.0, "perceptual_softmax": true}'],  # JSON
+    ["--loss.perceptual_weight", "1.0", "--loss.perceptual_softmax", "true"],  # one key at a time
+    ["--loss.perceptual_weight=1.0", "--loss={perceptual_softmax: true}"],
+], ids=["yaml", "json", "dotted", "equals"])
+def test_loss_on_the_command_line_merges_over_the_recipe(argv, recipe):
+    from lavt_hf.training.arguments import parse_arguments
+
+    _, _, train_args = parse_arguments(["--config", str(recipe), *argv])
+    assert train_args.loss == {"dice_weight": 1.0, "perceptual_weight": 1.0, "perceptual_softmax": True}
+
+
+def test_dotted_key_over_a_mapping_and_the_model_overrides(recipe):
+    from lavt_hf.training.arguments import parse_arguments
+
+    model_args, _, train_args = parse_arguments(["--config", str(recipe), "--loss", "{dice_weight: 2.0}",
+                                                 "--loss.dice_weight", "3", "--model_overrides.depths", "[1, 1, 1, 2]"])
+    assert train_args.loss == {"dice_weight": 3}
+    assert model_args.model_overrides["depths"] == [1, 1, 1, 2] and model_args.model_overrides["embed_dim"] == 8
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--loss", "[1, 2]"], ["argument --loss: expected a YAML or JSON mapping", "got '[1, 2]'"]),
+    (["--loss", "{a: [}"], ["argument --loss: expected a YAML or JSON mapping"]),
+    (["--loss.dice_weight"], ["--loss.dice_weight: expected a value"]),
+    (["--loss.dice_weight", "[1"], ["--loss.dice_weight [1: not a valid YAML value"]),
+    (["--loss.no_such_field", "1"], ["loss names unknown LavtConfig field(s) ['no_such_field']"]),
+    (["--learning_rte", "0.1"], ["unrecognized arguments: --learning_rte 0.1; did you mean --learning_rate?"]),
+    (["--lss.dice_weight", "1", "--num_epohcs", "2"],
+     ["unrecognized arguments: --lss.dice_weight 1 --num_epohcs 2; did you mean --loss.dice_weight (for "
+      "--lss.dice_weight), --num_epochs (for --num_epohcs)?"]),
+])
+def test_bad_command_line_ends_lavt_train_with_one_line(argv, words, recipe, capsys):
+    from lavt_hf.training import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--config", str(recipe), *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("lavt-train: error: ") and all(word in line for word in words), err
+
+
+def test_misspelt_option_of_lavt_evaluate_names_the_right_one(capsys):
+    from lavt_hf.training import evaluation
+
+    with pytest.raises(SystemExit) as exit_info:
+        evaluation.main(["--model", "m", "--dataset", "d", "--max_smaples", "3"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.strip().splitlines() == [
+        "lavt-evaluate: error: unrecognized arguments: --max_smaples 3; did you mean --max_samples?"], err
+
+
+def test_batch_larger_than_the_training_set_ends_with_one_line(recipe, capsys):
+    from lavt_hf.training import train
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--config", str(recipe), "--per_device_batch_size", "100"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    assert re.search(r"^lavt-train: error: --per_device_batch_size 100: the \d+ training objects do not fill one "
+                     r"batch per process \(1 processes\); give a smaller batch size", err.strip().splitlines()[-1])
+
+
+def test_decompression_bomb_ends_lavt_predict_with_one_line(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from lavt_hf.scripts import predict
+
+    Image.new("L", (64, 64)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4096 pixels is a bomb past twice the limit
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--model", str(tmp_path), "--image", str(tmp_path / "bomb.png"), "--text", "it",
+                      "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"lavt-predict: error: --image: Cannot read image file {tmp_path / 'bomb.png'}: "
+                           "Image size (4096 pixels) exceeds limit"), err
+    assert "MAX_IMAGE_PIXELS only for a file you trust" in line
