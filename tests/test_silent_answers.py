@@ -318,3 +318,22 @@ def test_decompression_bomb_ends_lavt_predict_with_one_line(tmp_path, capsys, mo
     assert line.startswith(f"lavt-predict: error: --image: Cannot read image file {tmp_path / 'bomb.png'}: "
                            "Image size (4096 pixels) exceeds limit"), err
     assert "MAX_IMAGE_PIXELS only for a file you trust" in line
+
+
+# --- a folder prepared again in place, loaded the documented way --------------------------------------------------
+
+def test_load_dataset_of_a_folder_prepared_again_gives_the_new_masks(synthetic_data, tmp_path, monkeypatch):
+    """`datasets.load_dataset(folder, config)` (docs/data.md) with one cache across both preparations."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    output = tmp_path / "prepared"
+    args = ["--refer_root", str(synthetic_data / "refer"), "--images_root", str(synthetic_data / "images"),
+            "--output_dir", str(output)]
+    prepare_refcoco.main(args)
+    before = datasets.load_dataset(str(output), "refcoco_unc", split="train")["mask"][:]
+    prepare_refcoco.main([*args, "--overwrite", "--mask_rule", "union"])
+    after = datasets.load_dataset(str(output), "refcoco_unc", split="train")["mask"][:]
+    union = load_refer_dataset(synthetic_data / "refer", "refcoco_unc", "train",
+                               images_root=synthetic_data / "images", mask_rule="union")["mask"][:]
+    assert after == union != before
