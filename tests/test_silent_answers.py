@@ -263,6 +263,7 @@ def test_dotted_key_over_a_mapping_and_the_model_overrides(recipe):
     (["--loss", "[1, 2]"], ["argument --loss: expected a YAML or JSON mapping", "got '[1, 2]'"]),
     (["--loss", "{a: [}"], ["argument --loss: expected a YAML or JSON mapping"]),
     (["--loss.dice_weight"], ["--loss.dice_weight: expected a value"]),
+    (["--loss.dice_weight", "--num_epochs", "2"], ["--loss.dice_weight: expected a value"]),
     (["--loss.dice_weight", "[1"], ["--loss.dice_weight [1: not a valid YAML value"]),
     (["--loss.no_such_field", "1"], ["loss names unknown LavtConfig field(s) ['no_such_field']"]),
     (["--learning_rte", "0.1"], ["unrecognized arguments: --learning_rte 0.1; did you mean --learning_rate?"]),

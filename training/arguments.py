@@ -254,7 +254,7 @@ def dotted_overrides(extras: list[str]) -> tuple[dict[str, dict], list[str]]:
             continue
         key, equals, value = key.partition("=")
         value = value if equals else next(tokens, None)
-        if value is None:
+        if value is None or (not equals and value.startswith("--")):
             raise UsageError(f"{token}: expected a value, e.g. {token} 1.0")
         try:
             overrides.setdefault(name, {})[key] = yaml.safe_load(value)
