@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import functools
 import math
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -60,6 +61,26 @@ def reports_usage_errors(prog: str, *kinds: type[Exception]) -> Callable[[Callab
         return wrapper
 
     return decorate
+
+
+def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments" message for `extras` (what `parse_known_args` left over), with the
+    closest known option of each misspelt one, e.g. ``unrecognized arguments: --learning_rte 0.1; did you mean
+    --learning_rate?`` (argparse of Python 3.11 suggests none)."""
+    known = list(parser._option_string_actions)
+    hints = {}
+    for token in extras:
+        option = token.split("=", 1)[0]
+        name, dot, key = option.partition(".")  # `--option.key`: the key of a mapping option is kept
+        close = difflib.get_close_matches(name, known, n=1) if option.startswith("--") else []
+        if close:
+            hints[option] = close[0] + dot + key
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    if len(hints) == 1:
+        return f"{message}; did you mean {next(iter(hints.values()))}?"
+    if hints:
+        return f"{message}; did you mean {', '.join(f'{close} (for {option})' for option, close in hints.items())}?"
+    return message
 
 
 def unwritable_reason(path: str | Path) -> str | None:

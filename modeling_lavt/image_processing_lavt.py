@@ -337,7 +337,7 @@ def to_rgb_uint8(
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open and decode an image file, naming the file in the error."""
+    """Open and decode an image file; a missing, corrupt or decompression-bomb file is a ValueError naming it."""
     try:
         image = Image.open(path)
         image.load()  # decodes now (a corrupt file fails here) and closes a file opened by name
@@ -346,6 +346,9 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ValueError(f"Image file not found: {path}") from error
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"Cannot read image file {path}: {error}") from error
+    except Image.DecompressionBombError as error:  # not an OSError: PIL's refusal of a huge pixel count
+        raise ValueError(f"Cannot read image file {path}: {error} (raise PIL.Image.MAX_IMAGE_PIXELS only for a "
+                         "file you trust)") from error
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:

@@ -34,7 +34,8 @@ class LavtProcessor(ProcessorMixin):
     Args:
         image_processor ([`LavtImageProcessor`]): the image processor.
         tokenizer ([`PreTrainedTokenizerBase`]): a BERT-family tokenizer (bert-base-uncased for the released
-            models).
+            models). Its `padding_side` and `truncation_side` are set to `"right"`, what the model reads, with a
+            warning when it was saved (or is later set) otherwise.
         max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
         truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
             `max_length` (the [SEP] of a long expression is lost, exactly like the released models were trained);
@@ -52,6 +53,7 @@ class LavtProcessor(ProcessorMixin):
         self.max_length = int(max_length)
         self.truncation_mode = truncation_mode
         super().__init__(image_processor, tokenizer)
+        _right_sides(self.tokenizer)
 
     @property
     def model_input_names(self) -> list[str]:
@@ -130,6 +132,7 @@ class LavtProcessor(ProcessorMixin):
         if not isinstance(truncation, bool):
             raise ValueError(f"truncation must be True or False, got {truncation!r}")
         check_referring_expressions(texts, self.tokenizer)
+        _right_sides(self.tokenizer)
 
         full_ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         longest = max(len(ids) for ids in full_ids)
@@ -256,6 +259,18 @@ def _check_text_settings(max_length: int, truncation_mode: str) -> None:
         raise ValueError(f"truncation_mode must be one of {TRUNCATION_MODES}, got {truncation_mode!r}")
     if int(max_length) < 2:
         raise ValueError(f"max_length must be at least 2 ([CLS] and [SEP]), got {max_length}")
+
+
+def _right_sides(tokenizer: Any) -> None:
+    """The model reads ids padded on the right and cut at the end (the original's text contract); a tokenizer
+    saved or set with a "left" padding_side or truncation_side would change them silently, so its sides are
+    set back to "right", with a warning naming the setting."""
+    for name in ("padding_side", "truncation_side"):
+        side = getattr(tokenizer, name, "right")
+        if side != "right":
+            warnings.warn(f"the tokenizer's {name}={side!r} is not used: LAVT reads ids padded on the right and cut "
+                          f"at the end; {name} is set to 'right'", stacklevel=3)
+            setattr(tokenizer, name, "right")
 
 
 def _as_text_list(text: str | Sequence[str]) -> list[str]:

@@ -2,9 +2,9 @@
 """Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg), or a dataset of one's own (images, masks,
 expressions: ``training/data/user.py``), into the project's parquet dataset.
 
-Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (one configuration per dataset and
+Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per dataset and
 split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
-``<output_dir>/images/images-NNNNN-of-NNNNN.parquet`` (each image once, whichever configurations refer to it:
+``<output_dir>/images/images-NNNNN-of-NNNNN-<digest>.parquet`` (each image once, whichever configurations refer to it:
 RefCOCO and RefCOCO+ share theirs) and a README.md dataset card whose YAML maps each configuration's data files
 and the ``images`` configuration, so ``load_dataset(output_dir, "refcoco_unc")`` and
 ``load_dataset(output_dir, "images")`` work, locally or from the Hub.
@@ -15,6 +15,7 @@ output that could be loaded as complete.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +69,7 @@ class SplitSummary:
     objects: int = 0
     sentences: int = 0
     annotation_bytes: int = 0  # of the split's parquet files
+    files: list[str] = field(default_factory=list)  # the split's parquet files, relative to the output folder
 
 
 @dataclass
@@ -81,6 +83,7 @@ class ImagesSummary:
     images: int = 0
     image_bytes: int = 0  # of the image files, as they are stored
     file_bytes: int = 0  # of the image table's parquet files
+    files: list[str] = field(default_factory=list)  # the image table's parquet files, relative to the output folder
 
 
 def data_dir_name(config: str) -> str:
@@ -208,6 +211,7 @@ def _write_config(
         written = _write_shards(_counting(progress, counted), folder, split, STORED_FEATURES, max_shard_bytes,
                                 _annotation_size)
         counted.annotation_bytes = sum(path.stat().st_size for path in written)
+        counted.files = [path.relative_to(staging).as_posix() for path in written]
         summary.splits.append(counted)
     return summary
 
@@ -249,6 +253,7 @@ def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging:
     written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes, image_bytes)
     summary.images = len(owners)
     summary.file_bytes = sum(path.stat().st_size for path in written)
+    summary.files = [path.relative_to(staging).as_posix() for path in written]
     return summary
 
 
@@ -257,7 +262,7 @@ def _write_shards(
     size: Callable[[dict], int],
 ) -> list[Path]:
     """Write rows into shards of about ``max_shard_bytes`` (as ``size`` counts them), named
-    ``<prefix>-i-of-n.parquet``."""
+    ``<prefix>-i-of-n-<digest>.parquet`` (the digest of its content: see `render_card`)."""
     shard: list[dict] = []
     shard_bytes = 0
     written: list[Path] = []
@@ -269,10 +274,20 @@ def _write_shards(
             shard, shard_bytes = [], 0
     if shard:
         written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
-    final = [path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}.parquet") for index, path in enumerate(written)]
+    final = [path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{_digest(path)}.parquet")
+             for index, path in enumerate(written)]
     for path, name in zip(written, final):
         path.rename(name)
     return final
+
+
+def _digest(path: Path) -> str:
+    """The first 12 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
@@ -293,7 +308,9 @@ def render_card(
     images: ImagesSummary, origin: str = REFER_ORIGIN,
 ) -> DatasetCard:
     """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
-    table as the ``images`` configuration.
+    table as the ``images`` configuration, by their names: ``load_dataset(folder, config)`` keys its cache by
+    what the card says (patterns would stay the same when a folder is prepared again in place; names that
+    follow the content do not).
 
     The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
     """
@@ -301,14 +318,14 @@ def render_card(
         {
             "config_name": summary.name,
             "data_files": [
-                {"split": s.name, "path": f"data/{data_dir_name(summary.name)}/{s.name}-*.parquet"}
+                {"split": s.name, "path": s.files}
                 for s in summary.splits
             ],
         }
         for summary in summaries
     ]
     configs.append({"config_name": IMAGES_CONFIG,
-                    "data_files": [{"split": "train", "path": f"{IMAGES_DIR}/{IMAGES_CONFIG}-*.parquet"}]})
+                    "data_files": [{"split": "train", "path": images.files}]})
     card_data = DatasetCardData(
         license="other", language=["en"], pretty_name=pretty_name, task_categories=["image-segmentation"],
         tags=["referring-image-segmentation", "refcoco", "lavt-hf"], configs=configs, mask_rule=mask_rule,

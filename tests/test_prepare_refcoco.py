@@ -3,6 +3,7 @@
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_reload_gives_identical_rows(raw, prepared, tmp_path, split):
 
 def test_shards_and_streaming(raw, prepared):
     shards = sorted((prepared / "images").glob("images-*.parquet"))
-    assert len(shards) > 1 and shards[0].name.endswith(f"-of-{len(shards):05d}.parquet")
+    assert len(shards) > 1 and re.fullmatch(rf"images-00000-of-{len(shards):05d}-[0-9a-f]{{12}}\.parquet", shards[0].name)
     streamed = load_dataset(str(prepared), "refcoco_unc", split="train", streaming=True)
     stored = _stored(raw, "train")
     images = {row["image_id"]: row.pop("image") for row in stored}

@@ -7,6 +7,7 @@ start from another one with `base: other.yaml` (a path relative to the recipe) a
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from lavt_hf.cli import (
     check_source_exists,
     check_writable_dir,
     range_problem,
+    unknown_arguments_message,
 )
 from lavt_hf.training.data import streaming_problem
 from lavt_hf.training.data.refer import check_sentence_field
@@ -229,15 +231,73 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
     check_writable_dir(train_args.output_dir, "--output_dir")
 
 
+def yaml_mapping(text: str) -> dict:
+    """The argparse `type` of the mapping options: a YAML or JSON mapping, e.g. '{perceptual_weight: 1.0}'."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML or JSON mapping such as '{{perceptual_weight: 1.0, "
+                                         f"perceptual_softmax: true}}', got {text!r}")
+    return value
+
+
+yaml_mapping.__name__ = "mapping"  # argparse names the type in "invalid <name> value"
+
+
+def dotted_overrides(extras: list[str]) -> tuple[dict[str, dict], list[str]]:
+    """The `--<mapping option>.<key> VALUE` (or `=VALUE`) arguments among those argparse did not know, as
+    {option: {key: value}} with YAML values, and the arguments left unknown."""
+    overrides: dict[str, dict] = {}
+    unknown: list[str] = []
+    tokens = iter(extras)
+    for token in tokens:
+        name, dot, key = token[2:].partition(".") if token.startswith("--") else ("", "", "")
+        if not (dot and name in MERGED_OPTIONS and key):
+            unknown.append(token)
+            continue
+        key, equals, value = key.partition("=")
+        value = value if equals else next(tokens, None)
+        if value is None or (not equals and value.startswith("--")):
+            raise UsageError(f"{token}: expected a value, e.g. {token} 1.0")
+        try:
+            overrides.setdefault(name, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise UsageError(f"{token} {value}: not a valid YAML value ({getattr(error, 'problem', None) or error})"
+                             ) from error
+    return overrides, unknown
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """`--config recipe.yaml` supplies defaults; any other option overrides it."""
+    """`--config recipe.yaml` supplies defaults; any other option overrides it. The mapping options (loss,
+    model_overrides, text_config) take a YAML or JSON mapping (`--loss '{perceptual_weight: 1.0}'`) or one key
+    at a time (`--loss.perceptual_weight 1.0`), merged key by key over the recipe's.
+
+    Raises:
+        UsageError: for an unknown option (naming the closest known one) or a value that is not valid.
+    """
     parser = HfArgumentParser(ARGUMENT_CLASSES, prog="lavt-train", description="Train LAVT with Accelerate. Options come from "
-                              "--config (YAML) and are overridden by the command line.")
+                              "--config (YAML) and are overridden by the command line; a mapping option also takes "
+                              "one key at a time, e.g. --loss.perceptual_weight 1.0.")
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/demo.yaml")
+    for name in MERGED_OPTIONS:
+        parser._option_string_actions[f"--{name}"].type = yaml_mapping
     namespace, _ = parser.parse_known_args(argv)
-    if namespace.config:
-        parser.set_defaults(**load_recipe(namespace.config))
-    model_args, data_args, train_args, _ = parser.parse_args_into_dataclasses(argv, return_remaining_strings=False,
-                                                                              look_for_args_file=False)
+    recipe = load_recipe(namespace.config) if namespace.config else {}
+    parser.set_defaults(**{**recipe, **dict.fromkeys(MERGED_OPTIONS)})  # a mapping given here is merged, below
+    namespace, extras = parser.parse_known_args(argv)
+    overrides, unknown = dotted_overrides(extras)
+    if unknown:
+        raise UsageError(unknown_arguments_message(parser, unknown))
+    for name in MERGED_OPTIONS:
+        base = recipe.get(name, {})
+        if not isinstance(base, dict):
+            raise UsageError(f"{namespace.config}: {name} must be a mapping of key: value, got {base!r}")
+        setattr(namespace, name, {**base, **(getattr(namespace, name) or {}), **overrides.get(name, {})})
+    model_args, data_args, train_args = (
+        cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if f.init})
+        for cls in ARGUMENT_CLASSES
+    )
     validate(model_args, data_args, train_args)
     return model_args, data_args, train_args

@@ -46,6 +46,7 @@ from lavt_hf.cli import (
     exit_with_usage_error,
     non_negative_int,
     positive_int,
+    unknown_arguments_message,
     usage_errors_exit,
 )
 from lavt_hf.training.data import (
@@ -175,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        exit_with_usage_error(parser.prog, unknown_arguments_message(parser, extras))
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-evaluate")
     accelerator = Accelerator()
     if args.streaming and args.protocol == "original" and accelerator.num_processes > 1:

@@ -408,8 +408,9 @@ def run(argv: list[str] | None = None) -> dict:
 
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
     if len(train_loader) == 0:
-        raise ValueError(f"{len(train_view)} training objects do not fill one batch of "
-                         f"{train_args.per_device_batch_size} per process")
+        raise UsageError(f"--per_device_batch_size {train_args.per_device_batch_size}: the {len(train_view)} training "
+                         f"objects do not fill one batch per process ({accelerator.num_processes} processes); give "
+                         "a smaller batch size or more training objects")
     steps_per_epoch = math.ceil(len(train_loader) / train_args.gradient_accumulation_steps)  # per process
     total_steps = train_args.num_epochs * steps_per_epoch
     if train_args.max_steps:

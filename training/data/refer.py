@@ -12,6 +12,7 @@ keeps every covered pixel instead.
 from __future__ import annotations
 
 import json
+import numbers
 import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -81,13 +82,12 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 
 def load_refs(path: str | Path) -> list[dict]:
-    """Load a refs pickle; Python 2 wrote the originals, so retry byte strings as latin-1 on a decode error."""
+    """Load a refs pickle. Python 2 wrote the originals, with texts as byte strings: each is read as UTF-8, or as
+    latin-1 where it is not valid UTF-8."""
     path = Path(path)
     try:
-        try:
-            refs = _unpickle(path, "ASCII")
-        except UnicodeDecodeError:
-            refs = _unpickle(path, "latin1")
+        with open(path, "rb") as f:
+            refs = _as_text(_PlainDataUnpickler(f, encoding="bytes").load())
     except (pickle.UnpicklingError, EOFError) as error:
         raise ValueError(f"{path} is not a readable refs pickle ({error}); {EXPECTED_LAYOUT}") from error
     if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
@@ -95,9 +95,18 @@ def load_refs(path: str | Path) -> list[dict]:
     return refs
 
 
-def _unpickle(path: Path, encoding: str) -> object:
-    with open(path, "rb") as f:
-        return _PlainDataUnpickler(f, encoding=encoding).load()
+def _as_text(value: object) -> object:
+    """`value` with every byte string (keys included) decoded: UTF-8, else latin-1 (which decodes any bytes)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_text(v) for v in value)
+    if isinstance(value, dict):
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
+    return value
 
 
 def check_sentence_field(sentence_field: str) -> None:
@@ -120,16 +129,66 @@ def sentence_texts(ref: dict, sentence_field: str, source: str | Path) -> list[s
     return texts
 
 
-def segmentation_problem(segmentation: object) -> str | None:
-    """Why a COCO segmentation cannot be rasterised (empty, a polygon of fewer than 3 points, an RLE without
-    size / counts), or None when it can."""
+# How far outside the image a polygon point may lie: COCO's points sit on pixel corners, so an edge point is at
+# x = width, and some annotations round past it. Further out is a broken annotation, and a huge coordinate
+# would make the rasteriser allocate memory in proportion to it.
+POLYGON_MARGIN = 2.0
+
+
+def check_segmentation(segmentation: object, height: int, width: int, where: str) -> None:
+    """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask, before rasterising.
+
+    Polygons (``[[x1, y1, x2, y2, ...], ...]``, pixels) need 3 or more points of finite coordinates within the
+    image, up to ``POLYGON_MARGIN`` pixels outside; an RLE (``{size: [h, w], counts}``) needs ``size`` equal
+    to ``[height, width]`` and, uncompressed, counts of non-negative integers that cover every pixel.
+
+    Raises:
+        ValueError: ``"<where> has <problem>; ..."``; ``where`` names the object, its image and its file.
+    """
+    problem = _segmentation_problem(segmentation, height, width)
+    if problem:
+        raise ValueError(f"{where} has {problem}; fix the segmentation or leave the object out")
+
+
+def _segmentation_problem(segmentation: object, height: int, width: int) -> str | None:
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in (height, width)):
+        return f"an image size {height!r} x {width!r} (height x width) that is not two positive integers"
     if isinstance(segmentation, dict):
-        return None if {"size", "counts"} <= segmentation.keys() else "an RLE segmentation without size / counts"
+        return _rle_problem(segmentation, height, width)
     if not isinstance(segmentation, list) or not segmentation:
-        return f"an empty segmentation ({segmentation!r})"
+        return f"an empty segmentation ({str(segmentation)[:80]})"
     for polygon in segmentation:
         if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
             return f"a polygon that is not 3 or more (x, y) points ({str(polygon)[:80]})"
+        try:
+            points = np.asarray(polygon, dtype=np.float64)
+        except (TypeError, ValueError):
+            points = None
+        if points is None or points.ndim != 1:
+            return f"a polygon coordinate that is not a number ({str(polygon)[:80]})"
+        if not np.isfinite(points).all():
+            return f"a polygon coordinate that is not finite ({str(polygon)[:80]})"
+        points = points.reshape(-1, 2)
+        outside = ((points < -POLYGON_MARGIN) | (points > np.array([width, height]) + POLYGON_MARGIN)).any(axis=1)
+        if outside.any():
+            x, y = points[outside.argmax()]
+            return (f"a polygon point (x, y) = ({x:g}, {y:g}) outside its {width}x{height} image (width x height; "
+                    f"at most {POLYGON_MARGIN:g} pixels outside are accepted)")
+    return None
+
+
+def _rle_problem(rle: dict, height: int, width: int) -> str | None:
+    if not {"size", "counts"} <= rle.keys():
+        return "an RLE segmentation without size / counts"
+    size, counts = rle["size"], rle["counts"]
+    if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
+        return f"an RLE of size {size!r} (height, width) for an image of {[height, width]}"
+    if isinstance(counts, (str, bytes)):
+        return None  # compressed: pycocotools refuses counts beyond the size when decoding
+    if not isinstance(counts, list) or not all(isinstance(c, numbers.Integral) and c >= 0 for c in counts):
+        return f"RLE counts that are not a compressed string or non-negative integers ({str(counts)[:80]})"
+    if sum(counts) != height * width:
+        return f"RLE counts covering {sum(counts)} pixels, not the image's {height} x {width} = {height * width}"
     return None
 
 
@@ -163,17 +222,27 @@ def decode_mask(rle: dict) -> np.ndarray:
     return mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")})
 
 
+def annotation_where(ref: dict, image_info: dict, source: str | Path) -> str:
+    """How errors name a ref's annotation: its ids, its image and the file it came from."""
+    return (f"ann_id {ref['ann_id']} (ref_id {ref['ref_id']}) of image_id {ref['image_id']} "
+            f"({image_info.get('file_name', 'no file name')}) in {source}")
+
+
 def make_row(
     ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str,
     source: str | Path,
 ) -> dict:
     """One row of the project's format from a ref, its COCO annotation and image record; a segmentation that
-    cannot be rasterised is an error naming the ref and ``source`` (the file the annotation came from)."""
-    problem = segmentation_problem(annotation.get("segmentation"))
-    if problem:
-        raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ref['ann_id']}) in {source} has {problem}; "
-                         "fix the annotation or drop the ref")
-    mask = segmentation_mask(annotation["segmentation"], image_info["height"], image_info["width"], mask_rule)
+    cannot be rasterised (`check_segmentation`) is an error naming the annotation, its image and ``source`` (the
+    file the annotation came from)."""
+    where = annotation_where(ref, image_info, source)
+    height, width = image_info["height"], image_info["width"]
+    check_segmentation(annotation.get("segmentation"), height, width, where)
+    try:
+        mask = segmentation_mask(annotation["segmentation"], height, width, mask_rule)
+    except ValueError as error:  # pycocotools' words for compressed counts that do not fit the size
+        raise ValueError(f"{where}: its RLE segmentation does not decode ({error}); fix the segmentation or "
+                         "leave the object out") from error
     return {
         "image": image,
         "mask": encode_mask(mask),
@@ -249,13 +318,12 @@ class RawRefer:
             )
 
     def _check_annotations(self) -> None:
-        """Every referred annotation must be rasterisable (else pycocotools fails without a word of which)."""
+        """Every referred annotation must be rasterisable (`check_segmentation`), before any work: pycocotools
+        fails without a word of which, or fills the memory on a huge coordinate."""
         for ref in self.refs:
-            problem = segmentation_problem(self.annotations[ref["ann_id"]].get("segmentation"))
-            if problem:
-                raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ref['ann_id']}) of {self.refs_path} points at "
-                                 f"an annotation of {self.instances_path} with {problem}; fix the "
-                                 "annotation or drop the ref")
+            info = self.images[ref["image_id"]]
+            check_segmentation(self.annotations[ref["ann_id"]].get("segmentation"), info["height"], info["width"],
+                               annotation_where(ref, info, self.instances_path))
 
     def check_sentences(self, refs: Iterable[dict], fields: Iterable[str] = SENTENCE_FIELDS) -> None:
         """Fail before any work if a ref has no sentences or a sentence lacks one of ``fields``."""

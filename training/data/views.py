@@ -78,12 +78,12 @@ class _Decoding:
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) does not decode: {error}; replace it "
                              "with the COCO original (prepared parquet: prepare the folder again)") from error
-        mask = decode_mask(row["mask"])
-        if (image.height, image.width) != mask.shape:
+        height, width = row["mask"]["size"]  # compared before decoding: a huge size would fill the memory
+        if (image.height, image.width) != (height, width):
             raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) is {image.width}x{image.height} "
-                             f"(width x height) but its mask is {mask.shape[1]}x{mask.shape[0]}: the image is not "
+                             f"(width x height) but its mask is {width}x{height}: the image is not "
                              "the one the annotation was made on; use the COCO train2014 original")
-        return image, mask
+        return image, decode_mask(row["mask"])
 
     def _process(self, **inputs: Any) -> dict[str, torch.Tensor]:
         """Run the processor on one sample and drop the batch axis. Images are in the raw pixel layout of
