@@ -228,13 +228,13 @@ def test_rle_of_another_size_and_missing_columns_are_named():
     rle = Dataset.from_dict({"image": [image_of(0)], "mask": [encode_mask(mask)], "sentences": ["a"]},
                             features=Features({"image": ImageFeature(), "mask": FEATURES["mask"],
                                                "sentences": Value("string")}))
-    with pytest.raises(ValueError, match=r"the mask of row 0 of mine is 40x32 \(width x height, its RLE size\) "
-                                         r"but its image is 40x30"):
+    with pytest.raises(ValueError, match=r"the mask of row 0 of mine has an RLE of size \[32, 40\] \(height, width\) "
+                                         r"for an image of \[30, 40\]"):
         rows_from_dataset(rle, "mine")
     polygons = Dataset.from_dict({"image": [image_of(0)], "mask": [[[1.0, 2.0, 5.0, 6.0]]], "sentences": ["a"]},
                                  features=Features({"image": ImageFeature(), "mask": List(List(Value("float64"))),
                                                     "sentences": Value("string")}))
-    with pytest.raises(ValueError, match=r"the mask of row 0 of mine is a polygon that is not 3 or more"):
+    with pytest.raises(ValueError, match=r"the mask of row 0 of mine has a polygon that is not 3 or more"):
         rows_from_dataset(polygons, "mine")
     with pytest.raises(ValueError, match=r"mine has no column 'seg' \(its columns: \['image', 'mask', "
                                          r"'sentences'\]\); name the mask column with --mask_column"):

@@ -30,7 +30,7 @@ from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .refer import FEATURES, SENT_COLUMN, encode_mask, ordered_splits, segmentation_mask, segmentation_problem
+from .refer import FEATURES, SENT_COLUMN, check_segmentation, encode_mask, ordered_splits, segmentation_mask
 
 EXPRESSIONS_FILE = "expressions.jsonl"
 # The column names looked for when the user names none (the project's own).
@@ -212,11 +212,8 @@ def _image_size(data: bytes, name: str) -> tuple[int, int]:
 
 def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.ndarray:
     """The (height, width) uint8 0/1 mask of a mask value: an undecoded image, a COCO RLE or COCO polygons."""
-    if isinstance(value, dict) and {"size", "counts"} <= value.keys():
-        size = [int(v) for v in value["size"]]
-        if size != [height, width]:
-            raise ValueError(f"the mask of {name} is {size[1]}x{size[0]} (width x height, its RLE size) but its "
-                             f"image is {width}x{height}; the mask must be made on the image as stored")
+    if isinstance(value, dict) and {"size", "counts"} <= value.keys() or isinstance(value, list) and value:
+        check_segmentation(value, height, width, f"the mask of {name}")
         return segmentation_mask(value, height, width, mask_rule)
     if isinstance(value, dict):
         try:
@@ -236,11 +233,6 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
                              f"{' ...' if len(values) > 8 else ''}); save it with 0 for background and 1 or "
                              "255 for the object")
         return (pixels > 0).astype(np.uint8)
-    if isinstance(value, list) and value:
-        problem = segmentation_problem(value)
-        if problem:
-            raise ValueError(f"the mask of {name} is {problem}")
-        return segmentation_mask(value, height, width, mask_rule)
     if isinstance(value, list):  # no polygon at all: an empty mask, allowed only for no_target
         return np.zeros((height, width), np.uint8)
     raise ValueError(f"the mask of {name} is {str(value)[:80]!r}: give an image, a COCO RLE {{size, counts}} or "
