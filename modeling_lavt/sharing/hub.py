@@ -45,8 +45,10 @@ from ..validation import is_hub_repo_id
 # The card templates ship in lavt_hf.hub_cards (the repository's hub_cards/ folder), installed with this package.
 MODEL_CARD_TEMPLATE = importlib.resources.files("lavt_hf.hub_cards") / "model_card.md"
 # Metric keys of the evaluation JSON (`lavt-evaluate`, the training script) -> names on the Hub's model-index.
+# The generalized ones (data with no-target expressions, gRefCOCO) get columns only when an evaluation has them.
+GENERALIZED_CARD_METRICS = {"giou": "gIoU", "ciou": "cIoU", "n_acc": "N-acc", "t_acc": "T-acc"}
 CARD_METRICS = {"overall_iou": "Overall IoU", "mean_iou": "Mean IoU", "precision@0.5": "Precision@0.5",
-                "precision@0.7": "Precision@0.7", "precision@0.9": "Precision@0.9"}
+                "precision@0.7": "Precision@0.7", "precision@0.9": "Precision@0.9", **GENERALIZED_CARD_METRICS}
 # Weight formats that unpickle (or are not safetensors): never uploaded, whatever the folder holds.
 NON_SAFETENSORS_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.h5", "*.msgpack", "*.onnx")
 # Classes whose modules (and their relative imports) the repo carries for `trust_remote_code=True`.
@@ -105,6 +107,7 @@ def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
         "protocol": summary.get("protocol", "model_input"),
         "sentence_field": summary.get("sentence_field"),  # absent from evaluations made before it was recorded
         "metrics": {key: round(float(summary[key]), 4) for key in CARD_METRICS if key in summary},
+        "presence_threshold": summary.get("presence_threshold"),
     }
 
 
@@ -146,9 +149,12 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
         tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,
         base_model=base_models(recipe) or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
     )
+    generalized = any(key in row["metrics"] for row in rows for key in GENERALIZED_CARD_METRICS)
+    metric_names = {k: v for k, v in CARD_METRICS.items() if generalized or k not in GENERALIZED_CARD_METRICS}
     card = ModelCard.from_template(
         card_data, template_path=str(MODEL_CARD_TEMPLATE), model_name=repo_id or "LAVT",
-        repo_id=repo_id or "path/to/this/folder", evaluations=rows, metric_names=CARD_METRICS, config=config,
+        repo_id=repo_id or "path/to/this/folder", evaluations=rows, metric_names=metric_names, config=config,
+        generalized=generalized,
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=True) if recipe else None, converted_from=converted_from,
     )
     card.save(Path(folder) / "README.md")

@@ -67,7 +67,7 @@ def load_prepared(
     if not embedded and not has_table:
         raise ValueError(f"{where} has rows without images but no image table (configuration {IMAGES_CONFIG!r}, "
                          f"images/*.parquet); upload or copy the whole prepared folder, or {PREPARE_AGAIN}")
-    loaded = select_sentences(loaded, sentence_field, where)
+    loaded = with_no_target(select_sentences(loaded, sentence_field, where))
     if not streaming:
         check_rows(loaded, where, files)
     if not streaming:
@@ -195,6 +195,23 @@ def select_sentences(
     renamed = (dataset.cast_column("image", ImageFeature(decode=False)).select_columns(
         [c for c in columns if c != "sentences"]).rename_column(SENT_COLUMN, "sentences"))
     return renamed.cast_column("image", image).select_columns(kept)
+
+
+def with_no_target(dataset: datasets.Dataset | datasets.IterableDataset
+                   ) -> datasets.Dataset | datasets.IterableDataset:
+    """Folders prepared before the ``no_target`` column existed hold objects only: their rows gain it, False."""
+    columns = dataset.column_names or list(dataset.features or {})
+    if "no_target" in columns:
+        return dataset
+    if isinstance(dataset, datasets.Dataset):
+        return dataset.add_column("no_target", [False] * len(dataset), feature=FEATURES["no_target"])
+    image = dataset.features["image"] if "image" in columns else None
+    if image is not None:  # as in select_sentences: a streamed map over decoded images would encode them again
+        dataset = dataset.cast_column("image", ImageFeature(decode=False))
+    features = datasets.Features({**dataset.features, "no_target": FEATURES["no_target"]})
+    dataset = dataset.map(lambda batch: {"no_target": [False] * len(batch["ref_id"])}, batched=True,
+                          features=features)
+    return dataset.cast_column("image", image) if image is not None else dataset
 
 
 def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) -> None:
