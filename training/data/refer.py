@@ -502,8 +502,8 @@ def available_configs(refer_root: str | Path) -> list[str]:
     for pattern in REFS_FILE_PATTERNS:
         prefix, suffix = pattern.split("{}")
         for refs_path in Path(refer_root).glob(f"*/{prefix}*{suffix}"):
-            found.add(config_name(refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
-    return sorted(found)
+            found.add((refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
+    return [config_name(dataset, split_by) for dataset, split_by in sorted(found)]
 
 
 def load_raw_refer(
