@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg) into the project's parquet dataset.
+"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg; gRefCOCO) into the project's parquet dataset.
 
 Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (one configuration per dataset and
 split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
@@ -131,7 +131,8 @@ def _open_sources(
     names = list(configs) if configs else found
     if not names:
         raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
-                                "<refer_root>/<dataset>/refs(<split_by>).p and instances.json")
+                                "<refer_root>/<dataset>/refs(<split_by>).p (gRefCOCO: grefcoco/grefs(unc).json) "
+                                "and instances.json")
     sources, sizes = [], {}
     for name in names:
         if name not in found:
@@ -299,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout into parquet shards with "
         "a dataset card, loadable with datasets.load_dataset(OUTPUT_DIR, '<config>').",
         epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
-        "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p), and "
+        "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p; gRefCOCO: grefcoco/grefs(unc).json), and "
         "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg.",
     )
     parser.add_argument("--refer_root", required=True, help="folder holding refcoco/, refcoco+/, refcocog/")
@@ -308,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--configs", nargs="+", default=None,
         help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcoco+_unc refcocog_umd "
-        "refcocog_google (default: every refs pickle found)",
+        "refcocog_google grefcoco_unc (default: every refs file found)",
     )
     parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
                         help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")

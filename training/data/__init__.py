@@ -46,7 +46,8 @@ LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community")
 
 
 def detect_layout(source: str | Path) -> str:
-    """``refer`` for a folder with ``<dataset>/refs(...).p``, ``community`` for parquet with ``raw_anns``
+    """``refer`` for a folder with ``<dataset>/refs(...).p`` (or gRefCOCO's ``grefcoco/grefs(...).json``),
+    ``community`` for parquet with ``raw_anns``
     columns, else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
@@ -85,12 +86,13 @@ def load_refer_dataset(
     """One split of a referring-segmentation dataset, in the project's row format.
 
     Args:
-        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ...), a folder or Hub id in the project's
+        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., ``<source>/grefcoco/grefs(unc).json``
+            for gRefCOCO, whose refs may name several objects or none), a folder or Hub id in the project's
             parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
             copying image bytes), or community parquet (a local file or
             folder, e.g. a download of ``jxu124/refcoco``).
-        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``refcocog_umd``; optional when the
-            source has a single configuration. Ignored for community parquet (one dataset per source).
+        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
+            optional when the source has a single configuration. Ignored for community parquet (one dataset per source).
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``.
