@@ -149,6 +149,14 @@ def test_grefs_pickle_holding_json_is_read(tmp_path):
     assert rows["no_target"] == [True]
 
 
+def test_a_truncated_grefs_file_is_an_error_naming_it(tmp_path):
+    root = write_layout(tmp_path, [ref(1, [1])], [annotation(1, 2)])
+    path = root / "refer" / "grefcoco" / "grefs(unc).json"
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(ValueError, match=r"grefs\(unc\)\.json is not a readable JSON refs file .*expected layout"):
+        load_refer_dataset(root / "refer", "grefcoco_unc", "val", images_root=root / "images")
+
+
 @pytest.mark.parametrize(("refs", "annotations", "message"), [
     ([ref(1, [-1, 1])], [annotation(1, 2)], r"ref_id 1 .*ann_id \[-1, 1\].*ann_id \[-1\]"),
     ([ref(1, [1], no_target=True)], [annotation(1, 2)], r"ref_id 1 .*no_target True"),

@@ -92,6 +92,7 @@ def load_refs(path: str | Path) -> list[dict]:
     A ``.json`` file is read as JSON, and a gRefCOCO pickle that does not unpickle is tried as JSON too (as the
     gRefCOCO reader does)."""
     path = Path(path)
+    what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
     try:
         if path.suffix == ".json":
             refs = _read_json_refs(path)
@@ -106,10 +107,9 @@ def load_refs(path: str | Path) -> list[dict]:
                     raise
                 refs = _read_json_refs(path)
     except (pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
         raise ValueError(f"{path} is not a readable {what} ({error}); {EXPECTED_LAYOUT}") from error
     if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
-        raise ValueError(f"{path} is not a refs pickle (a list of refs with ann_id); {EXPECTED_LAYOUT}")
+        raise ValueError(f"{path} is not a {what} (a list of refs with ann_id); {EXPECTED_LAYOUT}")
     return refs
 
 
