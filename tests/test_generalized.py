@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from accelerate.state import AcceleratorState
 from transformers import AutoTokenizer
@@ -33,7 +34,7 @@ from lavt_hf.training.metrics import compute_generalized_metrics, compute_refer_
 from lavt_hf.training.metrics.refer_iou.refer_iou import GENERALIZED_CONFIG
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
-from tests.conftest import tiny_train_recipe
+from tests.conftest import tiny_lavt_config, tiny_train_recipe
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +179,12 @@ def test_views_accept_an_empty_mask_exactly_when_no_target(generalized, processo
     first_none = rows["no_target"].index(True)
     item = ReferTrainDataset(rows, processor)[first_none]
     assert item["labels"].sum() == 0  # all background for the loss
+    from modeling_lavt import LavtForReferringSegmentation
+
+    torch.manual_seed(0)
+    model = LavtForReferringSegmentation(tiny_lavt_config(dice_weight=1.0))
+    loss = model(**{k: v[None] for k, v in item.items()}).loss
+    assert torch.isfinite(loss) and loss > 0
     eval_view = ReferEvalDataset(rows, processor)
     flags = [bool(eval_view[i]["no_target"]) for i in range(len(eval_view))]
     assert sum(flags) == sum(len(s) for s, n in zip(rows["sentences"], rows["no_target"]) if n)
