@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg), or a dataset of one's own (images, masks,
-expressions: ``training/data/user.py``), into the project's parquet dataset.
+"""Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg; gRefCOCO), or a dataset of one's own (images,
+masks, expressions: ``training/data/user.py``), into the project's parquet dataset.
 
 Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per dataset and
 split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
@@ -185,7 +185,8 @@ def _open_sources(
     names = list(configs) if configs else found
     if not names:
         raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
-                                "<refer_root>/<dataset>/refs(<split_by>).p and instances.json")
+                                "<refer_root>/<dataset>/refs(<split_by>).p (gRefCOCO: grefcoco/grefs(unc).json) "
+                                "and instances.json")
     sources, sizes = [], {}
     for name in names:
         if name not in found:
@@ -372,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(--dataset), into parquet shards with a dataset card, loadable with "
         "datasets.load_dataset(OUTPUT_DIR, '<config>').",
         epilog="Expected input layout: REFER_ROOT/<dataset>/instances.json and REFER_ROOT/<dataset>/"
-        "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p), and "
-        "IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg; or a dataset with image, mask and text columns, or a "
+        "refs(<split_by>).p (e.g. refcoco/refs(unc).p, refcocog/refs(umd).p; gRefCOCO: grefcoco/grefs(unc).json), "
+        "and IMAGES_ROOT/train2014/COCO_train2014_%012d.jpg; or a dataset with image, mask and text columns, or a "
         "folder with images/, masks/ and expressions.jsonl (docs/data.md, 'Your own data').",
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -386,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--configs", nargs="+", default=None,
         help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcoco+_unc refcocog_umd "
-        "refcocog_google (default: every refs pickle found)",
+        "refcocog_google grefcoco_unc (default: every refs file found)",
     )
     parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
                         help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")

@@ -14,12 +14,19 @@ Protocols:
   original     masks at each image's own size: logits upsampled to the original image size (what other
                methods report).
 
+No-target expressions (gRefCOCO): a sample is predicted "no target" when its presence score (the largest
+foreground probability) is under --presence_threshold; a split holding a no-target sample is reported with the
+generalized metrics too (gIoU, cIoU, N-acc, T-acc, generalized precision@k; docs/evaluation.md).
+
 Outputs, in --output_dir (written by the main process only):
-  eval_results.json  the metrics (x100: overall_iou, mean_iou, precision@0.5 ... precision@0.9, num_samples)
-                     and what was evaluated (protocol, model, dataset, dataset_config, split, sentence_field,
-                     image_size, dtype, num_processes, per_sample_file). Metrics-only readers (model cards) can use it as is.
+  eval_results.json  the metrics (x100: overall_iou, mean_iou, precision@0.5 ... precision@0.9, num_samples;
+                     with no-target samples also giou, ciou, n_acc, t_acc, generalized_precision@0.5 ... 0.9,
+                     num_no_target) and what was evaluated (protocol, model, dataset, dataset_config, split,
+                     sentence_field, presence_threshold, image_size, dtype, num_processes, per_sample_file).
+                     Metrics-only readers (model cards) can use it as is.
   per_sample.json    one entry per sample in dataset order: sample_id, ref_id, sentence_index, sentence,
-                     intersection, union, iou (kept apart: it grows with the split, the summary does not).
+                     intersection, union, iou, no_target, presence (kept apart: it grows with the split, the
+                     summary does not).
   overlays/          best_<k>_sample<id>.png and worst_<k>_sample<id>.png: the original image with the
                      prediction (upsampled to the image size) in red and the ground truth outlined in green.
 """
@@ -44,6 +51,7 @@ from lavt_hf.cli import (
     check_writable_dir,
     dataset_errors,
     exit_with_usage_error,
+    non_negative_float,
     non_negative_int,
     positive_int,
     unknown_arguments_message,
@@ -60,7 +68,8 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.data.user import add_column_arguments
 from lavt_hf.training.data.views import open_image
-from lavt_hf.training.metrics import REFER_IOU_DIR, intersection_and_union
+from lavt_hf.training.metrics import GENERALIZED_CONFIG, REFER_IOU_DIR, intersection_and_union
+from modeling_lavt.image_processing_lavt import presence_scores
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
 from modeling_lavt.processing_lavt import LavtProcessor
@@ -69,6 +78,8 @@ from modeling_lavt.sharing.visualization import draw_overlay, mask_outline
 from modeling_lavt.validation import check_tokenizer_fits, is_hub_repo_id
 
 PROTOCOLS = ("model_input", "original")
+# Presence scores under it are the answer "no target"; at 0.5 that is an empty argmax mask.
+DEFAULT_PRESENCE_THRESHOLD = 0.5
 _GROUND_TRUTH_COLOR = (40, 220, 40)
 
 
@@ -92,44 +103,58 @@ def batch_counts(logits: torch.Tensor, batch: dict, protocol: str) -> tuple[np.n
     return np.concatenate([c[0] for c in counts]), np.concatenate([c[1] for c in counts])
 
 
-def refer_iou_metric() -> evaluate.EvaluationModule:
-    """The project's `evaluate` module (loaded from its folder, offline). Kept in memory: it only sees the
-    already gathered per-sample counts, so no process needs the module's own cache files or rendezvous."""
-    return evaluate.load(str(REFER_IOU_DIR), keep_in_memory=True)
+def refer_iou_metric(generalized: bool = False) -> evaluate.EvaluationModule:
+    """The project's `evaluate` module (loaded from its folder, offline), in its generalized configuration
+    (no-target flags too) when asked. Kept in memory: it only sees the already gathered per-sample counts, so
+    no process needs the module's own cache files or rendezvous."""
+    return evaluate.load(str(REFER_IOU_DIR), GENERALIZED_CONFIG if generalized else None, keep_in_memory=True)
+
+
+def presence_threshold_type(text: str) -> float:
+    """An argparse `type`: a probability in [0, 1]."""
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be <= 1 (a probability), got {text}")
+    return value
 
 
 @torch.no_grad()
-def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate"
-                   ) -> dict:
+def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
+                   presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
     """Metrics over every (object, sentence) pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
     `ReferEvalStream`).
 
-    Returns the metric dict (computed by the `evaluate` module, identical on every process) plus per-sample
-    `sample_ids`, `intersections`, `unions` and `ious` (numpy, by sample id), equal whatever the number of
-    processes (`gather_for_metrics` drops the padding of the last batch).
+    Returns the metric dict (computed by the `evaluate` module, identical on every process; with the
+    generalized metrics when a sample is no-target, a sample being predicted no-target when its presence score
+    is under `presence_threshold`) plus per-sample `sample_ids`, `intersections`, `unions`, `ious`,
+    `no_target` and `presence` (numpy, by sample id), equal whatever the number of processes
+    (`gather_for_metrics` drops the padding of the last batch).
     """
     check_protocol(protocol)
     was_training = model.training
     model.eval()
-    ids, inters, unions = [], [], []
+    stores = ([], [], [], [], [])
     for batch in tqdm(dataloader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
         logits = model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"],
                        attention_mask=batch["attention_mask"]).logits
         intersection, union = batch_counts(logits, batch, protocol)
         device = batch["sample_id"].device
         gathered = accelerator.gather_for_metrics(
-            (batch["sample_id"], torch.from_numpy(intersection).to(device), torch.from_numpy(union).to(device))
+            (batch["sample_id"], torch.from_numpy(intersection).to(device), torch.from_numpy(union).to(device),
+             batch["no_target"].to(torch.int64), presence_scores(logits))
         )
-        for store, values in zip((ids, inters, unions), gathered):
+        for store, values in zip(stores, gathered):
             store.append(values.cpu().numpy())
     model.train(was_training)
-    sample_ids, intersections, union_counts = (np.concatenate(x) for x in (ids, inters, unions))
-    order = np.argsort(sample_ids, kind="stable")
-    sample_ids, intersections, union_counts = sample_ids[order], intersections[order], union_counts[order]
+    order = np.argsort(np.concatenate(stores[0]), kind="stable")
+    sample_ids, intersections, union_counts, no_target, presence = (np.concatenate(x)[order] for x in stores)
+    no_target = no_target.astype(bool)
     ious = np.where(union_counts > 0, intersections / np.maximum(union_counts, 1), 0.0)
-    metrics = refer_iou_metric().compute(intersection=intersections, union=union_counts)
+    generalized = bool(no_target.any())
+    flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold} if generalized else {}
+    metrics = refer_iou_metric(generalized).compute(intersection=intersections, union=union_counts, **flags)
     return {**metrics, "protocol": protocol, "sample_ids": sample_ids, "intersections": intersections,
-            "unions": union_counts, "ious": ious}
+            "unions": union_counts, "ious": ious, "no_target": no_target, "presence": presence}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
                         help="draw the N best and N worst samples by IoU into output_dir/overlays "
                              "(0: none; default: %(default)s)")
+    parser.add_argument("--presence_threshold", type=presence_threshold_type, default=DEFAULT_PRESENCE_THRESHOLD,
+                        help="a sample whose presence score (largest foreground probability) is under it is "
+                             "predicted 'no target', for the generalized metrics; 0.5 is an empty argmax mask "
+                             "(default: %(default)s)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                         help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)")
     return parser
@@ -200,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                                             num_workers=workers))
     model.to(accelerator.device)  # inference only: no DDP wrapper, each process runs its own copy
     with autocast(accelerator.device, args.dtype):
-        results = evaluate_model(model, loader, accelerator, args.protocol)
+        results = evaluate_model(model, loader, accelerator, args.protocol,
+                                 presence_threshold=args.presence_threshold)
     if accelerator.is_main_process:
         summary = run_summary(args, results, processor, accelerator.num_processes)
         records = per_sample_records(view, results)
@@ -247,7 +277,7 @@ def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcesso
     size = processor.image_processor.size
     return {**metrics, "protocol": args.protocol, "model": args.model, "dataset": args.dataset,
             "dataset_config": args.dataset_config, "split": args.split, "sentence_field": args.sentence_field,
-            "image_size": [size["height"], size["width"]], "dtype": args.dtype, "num_processes": num_processes,
+            "presence_threshold": args.presence_threshold, "image_size": [size["height"], size["width"]], "dtype": args.dtype, "num_processes": num_processes,
             "per_sample_file": "per_sample.json"}
 
 
@@ -255,13 +285,14 @@ def per_sample_records(view: ReferEvalDataset | ReferEvalStream, results: dict) 
     """One entry per evaluated sample; sample ids number the view's pairs, so they name them."""
     pairs = view.pairs()
     records = []
-    for sample_id, intersection, union, iou in zip(
-        results["sample_ids"], results["intersections"], results["unions"], results["ious"]
+    for sample_id, intersection, union, iou, no_target, presence in zip(
+        results["sample_ids"], results["intersections"], results["unions"], results["ious"], results["no_target"],
+        results["presence"]
     ):
         ref_id, sentence_index, sentence = pairs[int(sample_id)]
         records.append({"sample_id": int(sample_id), "ref_id": ref_id, "sentence_index": sentence_index,
                         "sentence": sentence, "intersection": int(intersection), "union": int(union),
-                        "iou": float(iou)})
+                        "iou": float(iou), "no_target": bool(no_target), "presence": float(presence)})
     return records
 
 
@@ -309,6 +340,11 @@ def print_table(summary: dict[str, Any], results_path: Path) -> None:
           f"(model input {height}x{width}), {summary['num_processes']} process(es)")
     rows = [("overall IoU", "overall_iou"), ("mean IoU", "mean_iou")]
     rows += [(key, key) for key in summary if key.startswith("precision@")]
+    if "giou" in summary:
+        print(f"  generalized: {summary['num_no_target']} no-target samples, presence threshold "
+              f"{summary['presence_threshold']}")
+        rows += [("gIoU", "giou"), ("cIoU", "ciou"), ("N-acc", "n_acc"), ("T-acc", "t_acc")]
+        rows += [(key.replace("generalized_", "g"), key) for key in summary if key.startswith("generalized_")]
     for label, key in rows:
         print(f"  {label:<15} {summary[key]:6.2f}")
     print(f"results: {results_path}")

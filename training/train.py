@@ -35,7 +35,7 @@ from lavt_hf.training.data import (
     load_refer_dataset,
     stream_num_rows,
 )
-from lavt_hf.training.evaluation import evaluate_model
+from lavt_hf.training.evaluation import DEFAULT_PRESENCE_THRESHOLD, evaluate_model
 from lavt_hf.training.memory import return_freed_blocks_to_system
 from lavt_hf.training.reporting import plot_training_curves
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
@@ -523,7 +523,7 @@ def run(argv: list[str] | None = None) -> dict:
         results = state.get("best_metrics", {})
         evaluation = {**results, "dataset": data_args.dataset, "dataset_config": data_args.dataset_config,
                       "split": data_args.eval_split, "protocol": "model_input",
-                      "sentence_field": data_args.sentence_field}
+                      "sentence_field": data_args.sentence_field, "presence_threshold": DEFAULT_PRESENCE_THRESHOLD}
         (final_dir / "eval_results.json").write_text(json.dumps(evaluation, indent=1))
         plot_training_curves(state["history"], output_dir / "training_curves.png")
         write_model_card(final_dir, accelerator.unwrap_model(model).config, [evaluation],

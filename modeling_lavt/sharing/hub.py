@@ -47,6 +47,9 @@ MODEL_CARD_TEMPLATE = importlib.resources.files("lavt_hf.hub_cards") / "model_ca
 # Metric keys of the evaluation JSON (`lavt-evaluate`, the training script) -> names on the Hub's model-index.
 CARD_METRICS = {"overall_iou": "Overall IoU", "mean_iou": "Mean IoU", "precision@0.5": "Precision@0.5",
                 "precision@0.7": "Precision@0.7", "precision@0.9": "Precision@0.9"}
+# Those of data with no-target expressions (gRefCOCO): columns of the card only when an evaluation has them.
+GENERALIZED_CARD_METRICS = {"giou": "gIoU", "ciou": "cIoU", "n_acc": "N-acc", "t_acc": "T-acc"}
+_ALL_CARD_METRICS = {**CARD_METRICS, **GENERALIZED_CARD_METRICS}
 # Weight formats that unpickle (or are not safetensors): never uploaded, whatever the folder holds.
 NON_SAFETENSORS_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.h5", "*.msgpack", "*.onnx")
 # Classes whose modules (and their relative imports) the repo carries for `trust_remote_code=True`.
@@ -104,7 +107,8 @@ def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
         "split": str(summary["split"]),
         "protocol": summary.get("protocol", "model_input"),
         "sentence_field": summary.get("sentence_field"),  # absent from evaluations made before it was recorded
-        "metrics": {key: round(float(summary[key]), 4) for key in CARD_METRICS if key in summary},
+        "metrics": {key: round(float(summary[key]), 4) for key in _ALL_CARD_METRICS if key in summary},
+        "presence_threshold": summary.get("presence_threshold"),
     }
 
 
@@ -133,7 +137,7 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
         EvalResult(task_type="image-segmentation", task_name="Referring Image Segmentation",
                    dataset_type=row["dataset_id"], dataset_name=row["dataset_name"],
                    dataset_config=row["dataset_config"], dataset_split=row["split"],
-                   metric_type=key, metric_name=CARD_METRICS[key], metric_value=value)
+                   metric_type=key, metric_name=_ALL_CARD_METRICS[key], metric_value=value)
         for row in rows for key, value in row["metrics"].items()
     ]
     recipe = {k: v for k, v in (recipe or {}).items() if v not in (None, {}, [], "")}
@@ -146,9 +150,12 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
         tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,
         base_model=base_models(recipe) or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
     )
+    generalized = any(key in row["metrics"] for row in rows for key in GENERALIZED_CARD_METRICS)
+    metric_names = _ALL_CARD_METRICS if generalized else CARD_METRICS
     card = ModelCard.from_template(
         card_data, template_path=str(MODEL_CARD_TEMPLATE), model_name=repo_id or "LAVT",
-        repo_id=repo_id or "path/to/this/folder", evaluations=rows, metric_names=CARD_METRICS, config=config,
+        repo_id=repo_id or "path/to/this/folder", evaluations=rows, metric_names=metric_names, config=config,
+        generalized=generalized,
         recipe_yaml=yaml.safe_dump(recipe, sort_keys=True) if recipe else None, converted_from=converted_from,
     )
     card.save(Path(folder) / "README.md")

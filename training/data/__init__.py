@@ -47,10 +47,10 @@ LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community", "user")
 
 
 def detect_layout(source: str | Path, columns_named: bool = False) -> str:
-    """``refer`` for a folder with ``<dataset>/refs(...).p``, ``community`` for parquet with ``raw_anns``
-    columns, ``user`` for a dataset of one's own (``columns_named``: the user named its columns; a folder with
-    ``expressions.jsonl``; a dataset whose card lacks the prepared format's ``mask_rule``), else ``parquet``
-    (the project's format: a prepared folder or a Hub id)."""
+    """``refer`` for a folder with ``<dataset>/refs(...).p`` (or gRefCOCO's ``grefcoco/grefs(...).json``),
+    ``community`` for parquet with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``:
+    the user named its columns; a folder with ``expressions.jsonl``; a dataset whose card lacks the prepared
+    format's ``mask_rule``), else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
@@ -91,15 +91,16 @@ def load_refer_dataset(
     """One split of a referring-segmentation dataset, in the project's row format.
 
     Args:
-        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ...), a folder or Hub id in the project's
+        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., ``<source>/grefcoco/grefs(unc).json``
+            for gRefCOCO, whose refs may name several objects or none), a folder or Hub id in the project's
             parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
             copying image bytes), or community parquet (a local file or
             folder, e.g. a download of ``jxu124/refcoco``), or a dataset of one's own: a Hub id or local folder
             that ``datasets`` loads, or a folder with ``images/``, ``masks/`` and ``expressions.jsonl``
             (``training/data/user.py``; docs/data.md, "Your own data").
-        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``refcocog_umd``; optional when the
-            source has a single configuration. Ignored for community parquet (one dataset per source); the
-            ``datasets`` configuration for a dataset of one's own.
+        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
+            optional when the source has a single configuration. Ignored for community parquet (one dataset per
+            source); the ``datasets`` configuration for a dataset of one's own.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.

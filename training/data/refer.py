@@ -1,9 +1,11 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Reader of the raw refer layout (docs/data.md) into this project's row format.
 
-One row per referred object: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
+One row per ref: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
 (each sentence's ``raw`` text by default, as the original tokenizes it, or its normalised ``sent``), ``bbox``
-(xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``.
+(xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``, ``no_target``.
+The generalized layout (gRefCOCO: ``grefs(<split_by>).json``) has refs naming several objects (their masks'
+union, ``ann_id`` -1) or none (an empty mask, ``no_target`` True, ``ann_id`` -1).
 Masks follow the original rule by default: decode each polygon, sum over polygons, keep pixels whose sum is
 exactly one (where two polygons of one object overlap the pixel becomes background); ``mask_rule="union"``
 keeps every covered pixel instead.
@@ -42,6 +44,7 @@ FEATURES = Features(
         "image_id": Value("int64"),
         "category_id": Value("int64"),
         "split": Value("string"),
+        "no_target": Value("bool"),
     }
 )
 # Prepared parquet stores each image once per repository, in an image table that the objects point at by
@@ -50,9 +53,13 @@ STORED_FEATURES = Features({**{k: v for k, v in FEATURES.items() if k != "image"
 IMAGE_TABLE_FEATURES = Features({"image_id": Value("int64"), "image": ImageFeature()})
 EXPECTED_LAYOUT = (
     "expected layout: <refer_root>/<dataset>/instances.json and <refer_root>/<dataset>/refs(<split_by>).p "
-    "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google), "
-    "images in <images_root>/train2014/COCO_train2014_%012d.jpg"
+    "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google) or, for gRefCOCO, "
+    "<refer_root>/grefcoco/grefs(unc).json, images in <images_root>/train2014/COCO_train2014_%012d.jpg"
 )
+# The refs file names of a split scheme, in the order they are looked for: the refer pickle, then gRefCOCO's
+# JSON and its pickle.
+REFS_FILE_PATTERNS: tuple[str, ...] = ("refs({}).p", "grefs({}).json", "grefs({}).p")
+NO_TARGET_ANN_IDS = [-1]
 
 
 def config_name(dataset: str, split_by: str) -> str:
@@ -82,16 +89,26 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 
 def load_refs(path: str | Path) -> list[dict]:
-    """Load a refs pickle. Python 2 wrote the originals, with texts as byte strings: each is read as UTF-8, or as
-    latin-1 where it is not valid UTF-8."""
+    """Load a refs file. Python 2 wrote the original pickles, with texts as byte strings: each is read as UTF-8,
+    or as latin-1 where it is not valid UTF-8. A ``.json`` file is read as JSON, and a gRefCOCO pickle that does
+    not unpickle is tried as JSON too (as the gRefCOCO reader does)."""
     path = Path(path)
+    what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
     try:
-        with open(path, "rb") as f:
-            refs = _as_text(_PlainDataUnpickler(f, encoding="bytes").load())
-    except (pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable refs pickle ({error}); {EXPECTED_LAYOUT}") from error
+        if path.suffix == ".json":
+            refs = _read_json_refs(path)
+        else:
+            try:
+                with open(path, "rb") as f:
+                    refs = _as_text(_PlainDataUnpickler(f, encoding="bytes").load())
+            except (pickle.UnpicklingError, EOFError):
+                if not path.name.startswith("grefs"):
+                    raise
+                refs = _read_json_refs(path)
+    except (pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not a readable {what} ({error}); {EXPECTED_LAYOUT}") from error
     if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
-        raise ValueError(f"{path} is not a refs pickle (a list of refs with ann_id); {EXPECTED_LAYOUT}")
+        raise ValueError(f"{path} is not a {what} (a list of refs with ann_id); {EXPECTED_LAYOUT}")
     return refs
 
 
@@ -107,6 +124,11 @@ def _as_text(value: object) -> object:
     if isinstance(value, dict):
         return {_as_text(k): _as_text(v) for k, v in value.items()}
     return value
+
+
+def _read_json_refs(path: Path) -> object:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def check_sentence_field(sentence_field: str) -> None:
@@ -253,7 +275,94 @@ def make_row(
         "image_id": int(ref["image_id"]),
         "category_id": int(ref["category_id"]),
         "split": str(ref["split"]),
+        "no_target": False,
     }
+
+
+def target_ann_ids(ref: dict, source: str | Path) -> list[int]:
+    """The annotation ids a ref names: one for a refer ref; for a gRefCOCO ref its list (an int is read as a
+    one-element list), empty for a no-target ref (``ann_id`` [-1]). A ref mixing -1 with ids, or marked
+    ``no_target`` while naming ids, is an error naming it and ``source``."""
+    value = ref["ann_id"]
+    ids = [int(i) for i in value] if isinstance(value, (list, tuple)) else [int(value)]
+    if ids == NO_TARGET_ANN_IDS:
+        return []
+    if not ids or -1 in ids or ref.get("no_target"):
+        raise ValueError(f"ref_id {ref.get('ref_id')} in {source} has ann_id {value!r} and no_target "
+                         f"{ref.get('no_target')!r}: a ref names its annotation ids, or none with ann_id [-1]; "
+                         "fix the ref")
+    return ids
+
+
+def target_segmentations(annotations: list[dict], height: int, width: int) -> list[list | dict]:
+    """The segmentations a ref's mask is the union of. A single target's is taken as it is (and must be
+    rasterisable); in a multi-target ref, crowd annotations are skipped and polygons of fewer than 3 points or
+    an odd number of values dropped, as the gRefCOCO reader does."""
+    if len(annotations) == 1:
+        return [annotations[0]["segmentation"]]
+    found = []  # none for a no-target ref
+    for annotation in annotations:
+        segmentation = annotation.get("segmentation")
+        if annotation.get("iscrowd"):
+            continue
+        if isinstance(segmentation, list):
+            segmentation = [p for p in segmentation if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
+        if segmentation and _segmentation_problem(segmentation, height, width) is None:
+            found.append(segmentation)
+    return found
+
+
+def target_problem(annotations: list[dict], height: int, width: int) -> str | None:
+    """Why the targets of a ref cannot be drawn in a (height, width) image (see :func:`target_segmentations`),
+    or None."""
+    if len(annotations) == 1:
+        return _segmentation_problem(annotations[0].get("segmentation"), height, width)
+    if annotations and not target_segmentations(annotations, height, width):
+        return "no drawable target (only crowd annotations or degenerate polygons)"
+    return None
+
+
+def make_generalized_row(
+    ref: dict, annotations: list[dict], image_info: dict, image: str | dict, sentences: list[str],
+    mask_rule: str, source: str | Path,
+) -> dict:
+    """One row from a gRefCOCO ref and the annotations it names: the union of their masks (``ann_id`` the one
+    id, or -1 for several), or an empty mask with ``no_target`` for none; ``bbox`` is the mask's box and
+    ``category_id`` the targets' shared category, else -1. A target whose segmentation cannot be rasterised,
+    or a multi-target ref left with an empty mask, is an error naming the ref and ``source``."""
+    height, width = image_info["height"], image_info["width"]
+    ids = [int(a["id"]) for a in annotations]
+    problem = target_problem(annotations, height, width)
+    if problem:
+        raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ids}) in {source} has {problem}; fix the annotations "
+                         "or drop the ref")
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for segmentation in target_segmentations(annotations, height, width):
+        mask |= segmentation_mask(segmentation, height, width, mask_rule)
+    if annotations and not mask.any():
+        raise ValueError(f"ref_id {ref['ref_id']} (ann_id {ids}) in {source} names targets whose mask is empty; "
+                         "fix the annotations or drop the ref")
+    rle = encode_mask(mask)
+    categories = {int(a["category_id"]) for a in annotations}
+    return {
+        "image": image,
+        "mask": rle,
+        "sentences": sentences,
+        "bbox": [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})],
+        "ref_id": int(ref["ref_id"]),
+        "ann_id": ids[0] if len(ids) == 1 else -1,
+        "image_id": int(ref["image_id"]),
+        "category_id": categories.pop() if len(categories) == 1 else -1,
+        "split": str(ref["split"]),
+        "no_target": not annotations,
+    }
+
+
+def refs_file(dataset_dir: Path, split_by: str) -> Path:
+    """The refs file of a split scheme (``REFS_FILE_PATTERNS``, the first found); the refer pickle's name
+    when there is none, for the message."""
+    candidates = [dataset_dir / pattern.format(split_by) for pattern in REFS_FILE_PATTERNS]
+    return next((path for path in candidates if path.is_file()), candidates[0])
 
 
 def resolve_image_dir(images_root: str | Path) -> Path:
@@ -278,7 +387,8 @@ class RawRefer:
         self.refer_root = Path(refer_root)
         self.dataset, self.split_by = dataset, split_by
         dataset_dir = self._dataset_dir()
-        self.refs_path = dataset_dir / f"refs({split_by}).p"
+        self.refs_path = refs_file(dataset_dir, split_by)
+        self.generalized = self.refs_path.name.startswith("grefs")
         self.instances_path = dataset_dir / "instances.json"
         for path in (self.refs_path, self.instances_path):
             if not path.is_file():
@@ -307,8 +417,9 @@ class RawRefer:
         """Every ref must point at an annotation of its own image; otherwise the files are mismatched."""
         bad = [
             r["ref_id"] for r in self.refs
-            if r["ann_id"] not in self.annotations or r["image_id"] not in self.images
-            or self.annotations[r["ann_id"]]["image_id"] != r["image_id"]
+            if r["image_id"] not in self.images or any(
+                i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
+                for i in target_ann_ids(r, self.refs_path))
         ]
         if bad:
             raise ValueError(
@@ -322,8 +433,11 @@ class RawRefer:
         fails without a word of which, or fills the memory on a huge coordinate."""
         for ref in self.refs:
             info = self.images[ref["image_id"]]
-            check_segmentation(self.annotations[ref["ann_id"]].get("segmentation"), info["height"], info["width"],
-                               annotation_where(ref, info, self.instances_path))
+            annotations = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
+            problem = target_problem(annotations, info["height"], info["width"])
+            if problem:
+                raise ValueError(f"{annotation_where(ref, info, self.instances_path)} has {problem}; fix the "
+                                 "segmentation or leave the object out")
 
     def check_sentences(self, refs: Iterable[dict], fields: Iterable[str] = SENTENCE_FIELDS) -> None:
         """Fail before any work if a ref has no sentences or a sentence lacks one of ``fields``."""
@@ -403,6 +517,10 @@ class RawRefer:
         path = self.image_path(ref["image_id"])
         image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
         sentences = sentence_texts(ref, sentence_field, self.refs_path)
+        if self.generalized:
+            targets = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
+            return make_generalized_row(ref, targets, self.images[ref["image_id"]], image, sentences, mask_rule,
+                                        self.instances_path)
         return make_row(ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences,
                         mask_rule, self.instances_path)
 
@@ -449,12 +567,14 @@ def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
 
 
 def available_configs(refer_root: str | Path) -> list[str]:
-    """Configuration names (``<dataset>_<split_by>``) of every refs pickle under a refer root."""
-    found = []
-    for refs_path in sorted(Path(refer_root).glob("*/refs(*).p")):
-        split_by = refs_path.name[len("refs("):-len(").p")]
-        found.append(config_name(refs_path.parent.name, split_by))
-    return found
+    """Configuration names (``<dataset>_<split_by>``) of every refs file under a refer root (refer pickles,
+    gRefCOCO's ``grefs(<split_by>).json`` or ``.p``)."""
+    found = set()
+    for pattern in REFS_FILE_PATTERNS:
+        prefix, suffix = pattern.split("{}")
+        for refs_path in Path(refer_root).glob(f"*/{prefix}*{suffix}"):
+            found.add((refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
+    return [config_name(dataset, split_by) for dataset, split_by in sorted(found)]
 
 
 def load_raw_refer(

@@ -10,6 +10,11 @@ The files written are the ones a real refer download has (docs/data.md, "The ref
 ``<root>/<dataset>/refs(<split_by>).p`` (a pickle with protocol 2, as Python 2 wrote them),
 ``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd
 "dots" clusters stored as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``.
+
+With ``generalized``, the gRefCOCO layout instead (``<root>/grefcoco/grefs(<split_by>).json``, every ``ann_id`` a
+list): the same refs, and for each image one expression naming a shape that is not there ("the purple star",
+``ann_id`` [-1], ``no_target`` true) and one naming each group of two or more shapes of one colour or one kind
+("both red shapes", "all the squares"), whose target is the union of their masks.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (135, 55, 175),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+# Kinds of shape never drawn: what the no-target expressions of generalized data name, besides absent pairs.
+ABSENT_SHAPES: tuple[str, ...] = ("star", "heart", "hexagon")
 CATEGORIES: list[dict] = [
     {"id": 1, "name": "circle", "supercategory": "shape"},
     {"id": 2, "name": "square", "supercategory": "shape"},
@@ -87,7 +94,7 @@ def generate_synthetic_refer(
     num_images: int = 200,
     seed: int = 0,
     image_size: int | tuple[int, int] = (160, 120),
-    dataset: str = "refcoco",
+    dataset: str | None = None,
     split_by: str | Sequence[str] = "unc",
     objects_per_image: tuple[int, int] = (3, 5),
     max_sentences: int = 3,
@@ -95,6 +102,7 @@ def generate_synthetic_refer(
     split_square_fraction: float = 0.1,
     jpeg_quality: int = 90,
     typed_raw: bool = False,
+    generalized: bool = False,
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
@@ -107,7 +115,12 @@ def generate_synthetic_refer(
     Each sentence's ``raw`` text equals its ``sent`` unless ``typed_raw``, which writes it as an annotator would
     type it (a capital, an inner comma, a final period; see :func:`typed_text`): the two then tokenize
     differently, as in the real datasets. The default keeps the demo's numbers whichever text is read.
+
+    ``generalized`` writes the gRefCOCO layout (``dataset`` defaults to ``grefcoco``, else ``refcoco``) with the
+    same images and refs plus no-target and multi-target refs (module docstring); without it, the output does
+    not depend on the option's existence.
     """
+    dataset = dataset or ("grefcoco" if generalized else "refcoco")
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
     schemes = (split_by,) if isinstance(split_by, str) else tuple(split_by)
     for scheme in schemes:
@@ -118,6 +131,7 @@ def generate_synthetic_refer(
         raise ValueError(f"objects_per_image must satisfy 2 <= low <= high, got {objects_per_image}")
 
     rng = np.random.default_rng(seed)
+    group_rng = np.random.default_rng([seed, 1])  # its own stream: the classic refs are the same either way
     dataset_dir = Path(root) / dataset
     image_dir = Path(images_root) / "train2014"
     dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -140,11 +154,22 @@ def generate_synthetic_refer(
             ann_id = 100 * image_id + number
             annotations.append(_annotation(ann_id, image_id, s, segmentation, height, width))
             refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs), typed_raw))
+        if generalized:
+            ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
+            for members, expressions in [([], absent_expressions(shapes)), *group_expressions(shapes)]:
+                refs.append(_group_ref(group_rng, [ann_ids[id(m)] for m in members], image_id,
+                                       [CATEGORY_IDS[m.shape] for m in members], expressions, max_sentences,
+                                       len(refs), typed_raw))
 
     _write_instances(dataset_dir / "instances.json", images, annotations)
     for scheme in schemes:
         split_of_image = _assign_splits(np.random.default_rng([seed, *scheme.encode()]), num_images, scheme)
         scheme_refs = [dict(r, split=split_of_image[r["image_id"] - 1]) for r in refs]
+        if generalized:
+            scheme_refs = [r if isinstance(r["ann_id"], list) else dict(r, ann_id=[r["ann_id"]], no_target=False)
+                           for r in scheme_refs]
+            (dataset_dir / f"grefs({scheme}).json").write_text(json.dumps(scheme_refs))
+            continue
         with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
             pickle.dump(scheme_refs, f, protocol=2)
     return SyntheticRefer(
@@ -281,20 +306,65 @@ def _ref(
     number: int, typed_raw: bool = False,
 ) -> dict:
     """One ref in the refs pickle format, with 2..max_sentences distinct unambiguous expressions."""
-    expressions = referring_expressions(s, shapes)
-    count = int(rng.integers(2, max(2, max_sentences) + 1))
-    picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
     ref_id = number + 1
-    sentences = [
-        {"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
-         "sent_id": 100 * ref_id + k}
-        for k, text in enumerate(picked)
-    ]
+    sentences = _sentences(rng, referring_expressions(s, shapes), max_sentences, ref_id, typed_raw)
     return {
         "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape],
         "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
         "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences,
     }
+
+
+def _sentences(rng: np.random.Generator, expressions: list[str], max_sentences: int, ref_id: int,
+               typed_raw: bool) -> list[dict]:
+    """2..max_sentences distinct expressions of a ref, in the refs format."""
+    count = int(rng.integers(2, max(2, max_sentences) + 1))
+    picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
+    return [
+        {"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
+         "sent_id": 100 * ref_id + k}
+        for k, text in enumerate(picked)
+    ]
+
+
+def _group_ref(
+    rng: np.random.Generator, ann_ids: list[int], image_id: int, category_ids: list[int], expressions: list[str],
+    max_sentences: int, number: int, typed_raw: bool,
+) -> dict:
+    """A gRefCOCO ref naming the shapes ``ann_ids`` (none: a no-target ref, ann_id [-1])."""
+    ref_id = number + 1
+    sentences = _sentences(rng, expressions, max_sentences, ref_id, typed_raw)
+    return {
+        "ref_id": ref_id, "ann_id": ann_ids or [-1], "image_id": image_id, "category_id": category_ids or -1,
+        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ref_id}.jpg",
+        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, "no_target": not ann_ids,
+    }
+
+
+def absent_expressions(shapes: list[_Shape]) -> list[str]:
+    """Expressions that name no shape of the image: a kind never drawn ("the purple star"), a colour and kind
+    that do not meet in it, a colour it lacks."""
+    drawn = [s for s in shapes if not s.is_dots]
+    pairs = {(s.colour, s.shape) for s in drawn}
+    found = [f"the {colour} {kind}" for colour in COLOURS for kind in ABSENT_SHAPES]
+    found += [f"the {colour} {kind}" for colour in COLOURS for kind in SHAPES if (colour, kind) not in pairs]
+    found += [f"the {colour} one" for colour in COLOURS if all(s.colour != colour for s in drawn)]
+    return found
+
+
+def group_expressions(shapes: list[_Shape]) -> list[tuple[list[_Shape], list[str]]]:
+    """(members, expressions) of every group of two or more shapes sharing a colour or a kind."""
+    drawn = [s for s in shapes if not s.is_dots]
+    found = []
+    for attribute, values, noun in (("colour", COLOURS, "{} shapes"), ("shape", SHAPES, "{}s")):
+        for value in values:
+            members = [s for s in drawn if getattr(s, attribute) == value]
+            if len(members) < 2:
+                continue
+            plural = noun.format(value)
+            count = "both" if len(members) == 2 else f"the {len(members)}"
+            found.append((members, [f"all the {plural}", f"the {plural}", f"{count} {plural}"]))
+    return found
 
 
 def typed_text(sent: str) -> str:
@@ -396,17 +466,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
     parser.add_argument("--width", type=int, default=160, help="image width in pixels")
     parser.add_argument("--height", type=int, default=120, help="image height in pixels")
-    parser.add_argument("--dataset", default="refcoco", help="dataset folder name (default refcoco)")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset folder name (default refcoco, or grefcoco with --generalized)")
     parser.add_argument(
         "--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
         help="split schemes to write, one refs(<scheme>).p each (default unc)",
     )
     parser.add_argument("--max_sentences", type=int, default=3, help="expressions per object, at most")
+    parser.add_argument("--generalized", action="store_true",
+                        help="the gRefCOCO layout (grefcoco/grefs(<split_by>).json), with expressions naming no "
+                             "shape or several")
     args = parser.parse_args(argv)
     result = generate_synthetic_refer(
         args.root, args.images_root, num_images=args.num_images, seed=args.seed,
         image_size=(args.width, args.height), dataset=args.dataset, split_by=args.split_by,
-        max_sentences=args.max_sentences,
+        max_sentences=args.max_sentences, generalized=args.generalized,
     )
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
           f"to {result.refer_root / result.dataset} and {result.images_root / 'train2014'}")

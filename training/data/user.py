@@ -43,7 +43,6 @@ COLUMN_HELP = {
 NO_TARGET_COLUMN = "no_target"
 # Ids and fields kept from the data when it has them; synthesised otherwise (see the module docstring).
 ID_COLUMNS = ("ref_id", "ann_id", "image_id", "category_id")
-USER_FEATURES = Features({**FEATURES, NO_TARGET_COLUMN: Value("bool")})
 FOLDER_LAYOUT = (
     f"expected a folder with images/, masks/ and {EXPRESSIONS_FILE} holding one JSON object per line: "
     '{"image": "<file in images/>", "mask": "<file in masks/>", "sentences": ["..."], "split": "train"} '
@@ -88,7 +87,7 @@ def load_user_dataset(
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
     streaming: bool = False, **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of a dataset of one's own, in the project's row format (plus ``no_target``).
+    """One split of a dataset of one's own, in the project's row format.
 
     Args:
         source: a folder holding ``expressions.jsonl`` (with ``images/`` and ``masks/``), or anything
@@ -134,7 +133,7 @@ def rows_from_dataset(
     name_row: Callable[[int, dict], str] | None = None, *, split: str = "train", image_column: str | None = None,
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """The rows of the project's format (``USER_FEATURES``) of a ``datasets`` dataset with an image, a mask and
+    """The rows of the project's format (``FEATURES``) of a ``datasets`` dataset with an image, a mask and
     a text column; ``where`` names the dataset and ``name_row(index, record)`` a row in error messages.
 
     Raises ValueError as :func:`load_user_dataset` does (a map-style dataset is checked whole here)."""
@@ -159,7 +158,7 @@ def rows_from_dataset(
         return _row(record, index, split, name_row(index, record), image_column, mask_column, text_column,
                     mask_rule)
 
-    return dataset.map(convert, with_indices=True, features=USER_FEATURES, remove_columns=list(features))
+    return dataset.map(convert, with_indices=True, features=FEATURES, remove_columns=list(features))
 
 
 def _row(record: dict, index: int, split: str, name: str, image_column: str, mask_column: str,
@@ -317,7 +316,7 @@ class UserSource:
 
     def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
         """Rows of ``STORED_FEATURES`` (the mask rule was applied when the rows were loaded)."""
-        for row in self.rows[split].remove_columns(["image", NO_TARGET_COLUMN]):
+        for row in self.rows[split].remove_columns("image"):
             yield {**row, SENT_COLUMN: row["sentences"]}
 
     def stored_image(self, image_id: int) -> dict:

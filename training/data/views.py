@@ -24,7 +24,7 @@ from modeling_lavt.validation import is_finite
 
 from .refer import decode_mask
 
-_ROW_COLUMNS = ["image", "mask", "sentences", "ref_id"]
+_ROW_COLUMNS = ["image", "mask", "sentences", "ref_id", "no_target"]
 _TENSOR_KEYS = ("pixel_values", "input_ids", "attention_mask", "labels")
 
 
@@ -83,7 +83,13 @@ class _Decoding:
             raise ValueError(f"the image of ref_id {row['ref_id']} ({name}) is {image.width}x{image.height} "
                              f"(width x height) but its mask is {width}x{height}: the image is not "
                              "the one the annotation was made on; use the COCO train2014 original")
-        return image, decode_mask(row["mask"])
+        mask = decode_mask(row["mask"])
+        if mask.any() == bool(row["no_target"]):  # an empty mask is the answer "no target", and only that
+            raise ValueError(f"ref_id {row['ref_id']} ({name}) has "
+                             + ("no_target set but a non-empty mask" if row["no_target"] else
+                                "an empty mask but is not marked no_target")
+                             + ": a target's mask must cover a pixel and a no-target row's none; fix the source")
+        return image, mask
 
     def _process(self, **inputs: Any) -> dict[str, torch.Tensor]:
         """Run the processor on one sample and drop the batch axis. Images are in the raw pixel layout of
@@ -205,6 +211,7 @@ class _EvalPairs(_Decoding):
         items = self._process(images=[image], masks=[mask])
         items["original_size"] = torch.tensor(mask.shape, dtype=torch.int64)
         items["ref_id"] = torch.tensor(row["ref_id"], dtype=torch.int64)
+        items["no_target"] = torch.tensor(bool(row["no_target"]))
         if self.return_original_mask:
             items["original_mask"] = torch.from_numpy(np.ascontiguousarray(mask))
         return items

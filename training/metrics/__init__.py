@@ -1,8 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Evaluation metrics of referring segmentation for training code.
 
-`compute_refer_metrics` lives in the self-contained `evaluate` module script `refer_iou/refer_iou.py` (the one
-copy of the formulas, also what `evaluate.load(REFER_IOU_DIR)` runs) and is re-exported here;
+`compute_refer_metrics` and `compute_generalized_metrics` live in the self-contained `evaluate` module script
+`refer_iou/refer_iou.py` (the one copy of the formulas, also what `evaluate.load(REFER_IOU_DIR)` runs) and are
+re-exported here;
 `intersection_and_union` turns batched masks into the per-sample counts that both consume.
 """
 
@@ -13,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .refer_iou.refer_iou import PRECISION_THRESHOLDS, compute_refer_metrics
+from .refer_iou.refer_iou import (
+    GENERALIZED_CONFIG,
+    PRECISION_THRESHOLDS,
+    compute_generalized_metrics,
+    compute_refer_metrics,
+)
 
 # Pass to `evaluate.load` (works offline); the folder is also what gets pushed to a Hub Space.
 REFER_IOU_DIR = Path(__file__).resolve().parent / "refer_iou"
@@ -46,4 +52,5 @@ def intersection_and_union(
     return intersections, unions
 
 
-__all__ = ["PRECISION_THRESHOLDS", "REFER_IOU_DIR", "compute_refer_metrics", "intersection_and_union"]
+__all__ = ["GENERALIZED_CONFIG", "PRECISION_THRESHOLDS", "REFER_IOU_DIR", "compute_generalized_metrics",
+           "compute_refer_metrics", "intersection_and_union"]
