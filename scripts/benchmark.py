@@ -23,8 +23,6 @@ from lavt_hf.scripts.benchmarks import cpu_paths, data, model
 
 # name -> (help, add_arguments, run, the extra beyond `train` it needs (lavt_hf.commands.EXTRA_MODULES))
 SUBCOMMANDS = {
-    "data": ("training-transform throughput (decode + mask + resize + normalise + tokenize), samples/s per core",
-             data.add_data_arguments, data.run_data, None),
     "data-format": ("prepared parquet: size against its distinct images, and the data path from it (map-style, "
                     "streamed)", data.add_data_format_arguments, data.run_data_format, None),
     "train-step": ("training step (forward, backward, AdamW) of a random model on random inputs: time and peak "

@@ -9,33 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
-
-
-@dataclass(frozen=True, eq=False)
-class PairedComparison:
-    """Arm A minus arm B over the same seeds; p-values are two-sided. (No `==`: it holds an array.)"""
-
-    differences: np.ndarray
-    mean_difference: float
-    t_statistic: float
-    t_pvalue: float
-    wilcoxon_statistic: float
-    wilcoxon_pvalue: float
-
-
-@dataclass(frozen=True)
-class BootstrapInterval:
-    """Percentile bootstrap confidence interval of mean IoU(A) - mean IoU(B)."""
-
-    mean_difference: float
-    low: float
-    high: float
-    confidence: float
-    n_resamples: int
 
 
 def summarize(values: Sequence[float]) -> tuple[float, float]:
@@ -53,8 +30,9 @@ def _differences(a: Sequence[float], b: Sequence[float], what: str) -> np.ndarra
     return a - b
 
 
-def paired_comparison(a: Sequence[float], b: Sequence[float]) -> PairedComparison:
-    """Paired t-test and Wilcoxon signed-rank test of per-seed metrics `a[i]` vs `b[i]` (same seed i).
+def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Paired t-test and Wilcoxon signed-rank test (two-sided) of per-seed metrics `a[i]` vs `b[i]` (same seed i):
+    the differences a - b, their mean, the statistics and p-values.
 
     With few seeds Wilcoxon's smallest p-value is coarse (0.0625 for 5 seeds), so both are reported. Identical
     arms give statistics 0 and p-values 1 (scipy would give NaN and warnings). Raises ValueError on fewer than 2
@@ -63,19 +41,18 @@ def paired_comparison(a: Sequence[float], b: Sequence[float]) -> PairedCompariso
     differences = _differences(a, b, "seed metrics")
     if differences.size < 2:
         raise ValueError(f"a paired test needs at least 2 seeds per arm, got {differences.size}")
-    if not differences.any():
-        return PairedComparison(differences, 0.0, 0.0, 1.0, 0.0, 1.0)
-    t_test = stats.ttest_rel(a, b)
-    wilcoxon = stats.wilcoxon(differences)
-    return PairedComparison(differences, float(differences.mean()), float(t_test.statistic), float(t_test.pvalue),
-                            float(wilcoxon.statistic), float(wilcoxon.pvalue))
+    t_test, wilcoxon = ((0.0, 1.0), (0.0, 1.0)) if not differences.any() else (
+        stats.ttest_rel(a, b), stats.wilcoxon(differences))
+    return {"differences": differences.tolist(), "mean_difference": float(differences.mean()),
+            "t_statistic": float(t_test[0]), "t_pvalue": float(t_test[1]),
+            "wilcoxon_statistic": float(wilcoxon[0]), "wilcoxon_pvalue": float(wilcoxon[1])}
 
 
 def paired_bootstrap_ci(iou_a: Sequence[float], iou_b: Sequence[float], n_resamples: int = 10_000,
-                        confidence: float = 0.95, seed: int = 0) -> BootstrapInterval:
-    """Percentile bootstrap CI of the mean-IoU difference A - B over the same evaluation samples: each resample
-    draws sample indices for both arms at once, which keeps the pairing. Deterministic for a given `seed`.
-    Raises ValueError on fewer than 2 samples, unequal lengths or a confidence outside (0, 1)."""
+                        confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Percentile bootstrap CI (`low`, `high`) of the mean-IoU difference A - B over the same evaluation samples:
+    each resample draws sample indices for both arms at once, which keeps the pairing. Deterministic for a given
+    `seed`. Raises ValueError on fewer than 2 samples, unequal lengths or a confidence outside (0, 1)."""
     differences = _differences(iou_a, iou_b, "per-sample IoUs")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
@@ -85,5 +62,5 @@ def paired_bootstrap_ci(iou_a: Sequence[float], iou_b: Sequence[float], n_resamp
         (differences,), np.mean, n_resamples=n_resamples, batch=max(1, 2**22 // differences.size),
         confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed),
     ).confidence_interval
-    return BootstrapInterval(float(differences.mean()), float(interval.low), float(interval.high), confidence,
-                             n_resamples)
+    return {"mean_difference": float(differences.mean()), "low": float(interval.low), "high": float(interval.high),
+            "confidence": confidence, "n_resamples": n_resamples}

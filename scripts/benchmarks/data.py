@@ -1,23 +1,20 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The data benchmarks, on one torch thread (samples per second per core) over synthetic refer data.
+"""`data-format`: the prepared format's size against the bytes of the distinct images it holds, and the training
+data path (decode, mask, resize to 480x480, normalise, tokenize; one torch thread: samples per second per core)
+read from it, map-style and streamed, against the raw image files, on synthetic refer data.
 
-`data`: the training transform (row read, JPEG decode, RLE decode, resize to 480x480, normalise, tokenize), end to
-end and stage by stage. `data-format`: the prepared format's size against the bytes of the distinct images it
-holds, and the data path read from it (map-style and streamed) against the raw image files. Its presets: `demo` is
-the embedded demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three configurations over the same
-images, as the real family shares COCO's. `embedded_format_bytes` estimates the format before the image table,
-which stored each object's image in its row (the annotations plus one copy of the image per object).
+Presets: `demo` is the embedded demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three
+configurations over the same 640x480 images, as the real family shares COCO's. `embedded_format_bytes` estimates
+the format before the image table, which stored each object's image in its row.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
 import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,76 +30,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "refcoco-like": {"num_images": 300, "image_size": (640, 480), "objects_per_image": (2, 3),
                      "configs": [("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "umd")]},
 }
-# The processor's options for an image decoded as an array (data-loader views pass these too).
-IMAGE_KWARGS = {"apply_exif_orientation": False, "input_data_format": "channels_last", "return_tensors": "pt"}
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def rates(passes: dict[str, Callable[[], object]], count: int, repeats: int) -> dict[str, float]:
-    """Samples per second of each pass over `count` samples: the median of `repeats`, passes interleaved."""
-    seconds = time_workloads(passes, repeats, 0, torch.device("cpu"))
-    return {name: count / statistics.median(times) for name, times in seconds.items()}
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--num_images", type=positive_int, default=24, help="synthetic images to generate (24)")
-    parser.add_argument("--image_width", type=positive_int, default=640, help="synthetic image width (COCO-like 640)")
-    parser.add_argument("--image_height", type=positive_int, default=480, help="synthetic image height (COCO-like 480)")
-    parser.add_argument("--samples", type=positive_int, default=100, help="samples per timed pass (100)")
-    parser.add_argument("--repeats", type=positive_int, default=5, help="timed passes; the median is reported (5)")
-
-
-def run_data(args: argparse.Namespace) -> dict[str, Any]:
-    """The training transform end to end (samples/s) and each of its stages (ms per sample)."""
-    from lavt_hf.training.data import ReferTrainDataset, decode_mask, load_refer_dataset
-    from lavt_hf.training.data.synthetic import generate_synthetic_refer
-    from lavt_hf.training.data.views import open_image
-
-    processor = default_processor()
-    with one_torch_thread(), tempfile.TemporaryDirectory() as scratch:
-        root, images_root = Path(scratch) / "refer", Path(scratch) / "images"
-        generate_synthetic_refer(root, images_root, num_images=args.num_images, seed=0,
-                                 image_size=(args.image_width, args.image_height))
-        view = ReferTrainDataset(load_refer_dataset(root, "refcoco_unc", "train", images_root=images_root),
-                                 processor, seed=0)
-        count = min(args.samples, len(view))
-        rows = [view.rows[i] for i in range(count)]
-        images = [open_image(row["image"]) for row in rows]
-        masks = [decode_mask(row["mask"]) for row in rows]
-        for index in range(min(8, count)):  # warm-up: tokenizer caches, allocator
-            view[index]
-        stages = {
-            "read_row": lambda i: view.rows[i],
-            "decode_jpeg": lambda i: open_image(rows[i]["image"]),
-            "decode_rle": lambda i: decode_mask(rows[i]["mask"]),
-            "resize_normalize_image_and_mask": lambda i: processor(images=[images[i]], masks=[masks[i]],
-                                                                   **IMAGE_KWARGS),
-            "tokenize": lambda i: processor(text=[rows[i]["sentences"][0]], return_tensors="pt"),
-        }
-        measured = rates({"transform": lambda: [view[i] for i in range(count)],
-                          **{name: (lambda stage=stage: [stage(i) for i in range(count)])
-                             for name, stage in stages.items()}}, count, args.repeats)
-        output_size = [int(v) for v in view[0]["pixel_values"].shape[1:]]
-        threads = torch.get_num_threads()
-    return {
-        "benchmark": "data", "samples_per_s_per_core": round(measured["transform"], 1),
-        "ms_per_sample": round(1e3 / measured["transform"], 3),
-        "stage_ms": {name: round(1e3 / measured[name], 3) for name in stages},
-        "input_size": [int(v) for v in images[0].shape[:2]], "output_size": output_size, "samples": count,
-        "repeats": args.repeats, "torch_threads": threads, "source": "synthetic",
-        "cpu": platform.processor() or platform.machine(),
-    }
-
-
 def add_data_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="synthetic data (demo)")
     parser.add_argument("--num_images", type=positive_int, default=None, help="override the preset's number of images")
@@ -113,9 +40,14 @@ def add_data_format_arguments(parser: argparse.ArgumentParser) -> None:
 def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, prepare, measure sizes (bytes) and the data path (samples/s per core)."""
     preset = {**PRESETS[args.preset], **({"num_images": args.num_images} if args.num_images else {})}
-    with one_torch_thread(), tempfile.TemporaryDirectory() as scratch:
-        sizes = _prepare(Path(scratch), preset)
-        path_rates = _data_path(Path(scratch), preset, args.samples, args.repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            sizes = _prepare(Path(scratch), preset)
+            path_rates = _data_path(Path(scratch), preset, args.samples, args.repeats)
+    finally:
+        torch.set_num_threads(threads)
     return {
         "benchmark": "data-format", "preset": args.preset, "num_images": preset["num_images"],
         "image_size": list(preset["image_size"]), "objects_per_image": list(preset["objects_per_image"]),
@@ -164,13 +96,8 @@ def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int
     as the baseline in the same run, from the raw image files."""
     from datasets import Image as ImageFeature
 
-    from lavt_hf.training.data import (
-        ReferTrainDataset,
-        choose_sentence_index,
-        decode_mask,
-        load_refer_dataset,
-    )
-    from lavt_hf.training.data.views import open_rgb
+    from lavt_hf.training.data import decode_mask, load_refer_dataset
+    from lavt_hf.training.data.views import ReferTrainDataset, choose_sentence_index, open_rgb
 
     processor = default_processor()
     dataset, split_by = preset["configs"][0]
@@ -186,13 +113,14 @@ def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int
         for index, row in enumerate(streamed.take(count)):
             sentence = row["sentences"][choose_sentence_index(0, 0, index, len(row["sentences"]))]
             processor(images=[open_rgb(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
-                      **IMAGE_KWARGS)
+                      apply_exif_orientation=False, input_data_format="channels_last", return_tensors="pt")
 
     for index in range(min(8, count)):  # warm-up: tokenizer caches, allocator
         map_style[index]
-    median = rates({"raw_files": lambda: [raw_files[i] for i in range(count)],
-                    "map_style": lambda: [map_style[i] for i in range(count)], "streaming": streaming_pass},
-                   count, repeats)
+    seconds = time_workloads({"raw_files": lambda: [raw_files[i] for i in range(count)],
+                              "map_style": lambda: [map_style[i] for i in range(count)], "streaming": streaming_pass},
+                             repeats, 0, torch.device("cpu"))  # passes interleaved: a busy machine slows each alike
+    median = {key: count / statistics.median(values) for key, values in seconds.items()}
     return {
         "data_path_config": name,
         **{f"{key}_samples_per_s_per_core": round(rate, 1) for key, rate in median.items()},

@@ -4,7 +4,6 @@ the baseline: paired tests over seeds, a paired bootstrap over evaluation sample
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -77,16 +76,14 @@ def compare_arm(arm_runs: dict[int, Run], baseline_runs: dict[int, Run], statuse
     base_metrics = {s: _eval_results(baseline_runs[s]) for s in seeds}
     result["metrics"] = {}
     for key in METRICS:
-        comparison = paired_comparison([metrics[s][key] for s in seeds], [base_metrics[s][key] for s in seeds])
-        result["metrics"][key] = {**dataclasses.asdict(comparison), "differences": comparison.differences.tolist()}
+        result["metrics"][key] = paired_comparison([metrics[s][key] for s in seeds], [base_metrics[s][key] for s in seeds])
     ids, arm_ious = seed_mean_ious([arm_runs[s] for s in seeds])
     base_ids, base_ious = seed_mean_ious([baseline_runs[s] for s in seeds])
     if ids != base_ids:
         raise ValueError(f"arm {arm_runs[seeds[0]].arm} and the baseline were evaluated on different samples")
     interval = paired_bootstrap_ci(arm_ious, base_ious, n_resamples=settings.bootstrap_resamples,
                                    confidence=settings.confidence, seed=_BOOTSTRAP_SEED)
-    result["bootstrap_mean_iou"] = {**dataclasses.asdict(interval), "num_samples": len(ids),
-                                    "seed": _BOOTSTRAP_SEED}
+    result["bootstrap_mean_iou"] = {**interval, "num_samples": len(ids), "seed": _BOOTSTRAP_SEED}
     return result
 
 
