@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from lavt_hf.cli import positive_int
 from lavt_hf.training import compare
 
 EPILOG = f"""\
@@ -57,10 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "download from the Hub), 'random' (smoke tests) or a weights file (default: %(default)s)")
     parser.add_argument("--protocol", choices=("model_input", "original"), default="model_input",
                         help="evaluation protocol of lavt-evaluate (default: %(default)s, the original's)")
-    parser.add_argument("--bootstrap-resamples", type=int, default=10_000,
+    parser.add_argument("--bootstrap-resamples", type=positive_int, default=10_000,
                         help="paired bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--confidence", type=float, default=0.95,
-                        help="bootstrap interval confidence (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
                         help="run each run's training and evaluation as `COMMAND -m lavt_hf.training.train ...`, e.g. "
                              "\"accelerate launch --config_file training/accelerate/4gpu_bf16.yaml\" for several "
@@ -81,7 +80,7 @@ def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
         study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
         seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
         perceptual_weights=args.perceptual_weights, protocol=args.protocol,
-        bootstrap_resamples=args.bootstrap_resamples, confidence=args.confidence,
+        bootstrap_resamples=args.bootstrap_resamples,
         keep_checkpoints=args.keep_checkpoints, launcher=args.launcher,
     )
 

@@ -81,8 +81,7 @@ def compare_arm(arm_runs: dict[int, Run], baseline_runs: dict[int, Run], statuse
     base_ids, base_ious = seed_mean_ious([baseline_runs[s] for s in seeds])
     if ids != base_ids:
         raise ValueError(f"arm {arm_runs[seeds[0]].arm} and the baseline were evaluated on different samples")
-    interval = paired_bootstrap_ci(arm_ious, base_ious, n_resamples=settings.bootstrap_resamples,
-                                   confidence=settings.confidence, seed=_BOOTSTRAP_SEED)
+    interval = paired_bootstrap_ci(arm_ious, base_ious, n_resamples=settings.bootstrap_resamples, seed=_BOOTSTRAP_SEED)
     result["bootstrap_mean_iou"] = {**interval, "num_samples": len(ids), "seed": _BOOTSTRAP_SEED}
     return result
 
