@@ -151,10 +151,7 @@ def format_p(value: float | None) -> str:
 
 
 def best_epoch(curve: list[dict]) -> str:
-    if not curve:
-        return "-"
-    best = max(curve, key=lambda h: h["overall_iou"])
-    return str(best.get("epoch", "-"))
+    return str(max(curve, key=lambda h: h["overall_iou"]).get("epoch", "-")) if curve else "-"
 
 
 def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str]:
@@ -180,8 +177,8 @@ def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str
               f"p below {smallest_wilcoxon:.3g} (2 / 2^{num_seeds}), however large the effect: it can never "
               "reach 0.05 with fewer than 6 seeds. The t-test assumes roughly normal per-seed differences.", ""]
     if intervals:
-        confidence = next(iter(c["bootstrap_mean_iou"]["confidence"] for c in results["comparisons"].values()
-                               if "bootstrap_mean_iou" in c))
+        confidence = next(c["bootstrap_mean_iou"]["confidence"] for c in results["comparisons"].values()
+                          if "bootstrap_mean_iou" in c)
         lines += [f"### Mean-IoU difference: {confidence:.0%} paired bootstrap interval over the samples", "",
                   "| arm | mean IoU difference | interval | samples |", "|---|---|---|---|", *intervals, "",
                   "Each resample draws (object, sentence) samples with replacement, the same ones for both arms "
