@@ -45,9 +45,6 @@ BATCH_MAX_RATIO = 1.0  # time per sample at the largest batch / at batch 1
 COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
 
 
-# ---------------------------------------------------------------------------------------------------- train-step
-
-
 def add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--gradient-checkpointing", "--gradient_checkpointing", action="store_true",
@@ -95,9 +92,6 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
         "parameters_mb": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 1),
         "optimizer_state_mb": round(state / 2**20, 1),
     }
-
-
-# ----------------------------------------------------------------------------------------------------- inference
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,9 +154,6 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     step = inference_step(model, inputs, args.dtype, device)
     seconds = time_workloads({"eager": step}, args.repeats, args.warmup, device)["eager"]
     return {**record, **timing_record(seconds, args.batch_size), **memory_record(device, setup_peak)}
-
-
-# ------------------------------------------------------------------------------------------------------- targets
 
 
 def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
