@@ -162,10 +162,12 @@ def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model of the resolution, batch and compile comparisons (%(default)s)")
     parser.add_argument("--small-image-size", "--small_image_size", type=positive_int, default=224,
                         help="side of the small configuration; the resolution comparison doubles it (224)")
-    parser.add_argument("--max-batch-size", "--max_batch_size", type=positive_int, default=8, help="batch vs 1 (8)")
+    parser.add_argument("--max-batch-size", "--max_batch_size", type=positive_int, default=8,
+                        help="batch compared with batch 1 (8)")
     parser.add_argument("--large-preset", "--large_preset", default="swin-base-window12", choices=preset_choices(),
                         help="model of the bf16 (batch 1) and gradient checkpointing comparisons (%(default)s)")
-    parser.add_argument("--large-image-size", "--large_image_size", type=positive_int, default=480, help="(480)")
+    parser.add_argument("--large-image-size", "--large_image_size", type=positive_int, default=480,
+                        help="side of the large configuration (480)")
     parser.add_argument("--checkpointing-batch-size", "--checkpointing_batch_size", type=positive_int, default=4,
                         help="batch of the gradient checkpointing comparison (4)")
     parser.add_argument("--compile-backend", "--compile_backend", default="inductor",
