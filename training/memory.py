@@ -1,15 +1,12 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Host memory of CPU training: let glibc give freed activation memory back to the system.
+"""Host memory of CPU training: let glibc give freed activation memory back to the system (the one place that
+reaches glibc).
 
-glibc serves a block above its mmap threshold from a mapping of its own, returned to the system when freed, and
-a smaller one from its heap, whose freed pages stay resident for reuse. The threshold starts at 128 KiB and rises
-to the size of each mapped block freed (up to 32 MiB), so after the first step most activations come from the
-heap. With gradient checkpointing the backward pass recomputes and frees one layer's activations after another,
-and the heap keeps gigabytes of such pages: a Swin-B step at 480x480, batch 4, has 4.4 GB live at its peak but a
-resident peak of 6.9-7.6 GB. With a fixed 4 MiB threshold the resident peak is 5.2 GB, for about 15% more step
-time (the kernel zeroes every fresh page), which is the trade that the memory-saving mode asks for.
-
-The module is also the one place that reaches glibc (`mallopt`, and `mallinfo2` for the benchmark's malloc peak).
+glibc serves a block above its mmap threshold from a mapping of its own, returned to the system when freed, and a
+smaller one from its heap, whose freed pages stay resident. The threshold rises to the size of each mapped block
+freed (up to 32 MiB), so with gradient checkpointing, which recomputes and frees one layer's activations after
+another, the heap keeps gigabytes of freed pages. A fixed 4 MiB threshold returns them, for some more step time
+(the kernel zeroes every fresh page): the trade the memory-saving mode asks for (README, "Benchmarks").
 """
 
 from __future__ import annotations
@@ -47,19 +44,15 @@ def malloc_statistics() -> Callable[[], MallInfo2] | None:
 
 
 def configured_mmap_threshold() -> int | None:
-    """The threshold set by the environment (``MALLOC_MMAP_THRESHOLD_``, read by glibc at start), else None."""
+    """The threshold set by the environment (`MALLOC_MMAP_THRESHOLD_`, read by glibc at start), else None."""
     value = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
     return int(value) if value.isdigit() else None
 
 
 def return_freed_blocks_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> int | None:
-    """From now on serve blocks of at least ``threshold_bytes`` from their own mappings (glibc's ``mallopt``),
-    so that freeing them lowers the resident set.
-
-    Returns the threshold in effect: the environment's ``MALLOC_MMAP_THRESHOLD_`` where set (the user's choice
-    wins and nothing changes), else ``threshold_bytes``; None where the C library is not glibc (macOS, musl),
-    which keeps its own policy.
-    """
+    """From now on serve blocks of at least `threshold_bytes` from their own mappings (glibc's `mallopt`), so that
+    freeing them lowers the resident set. Returns the threshold in effect: the environment's where set (the user's
+    choice wins), else `threshold_bytes`; None where the C library is not glibc, which keeps its own policy."""
     configured = configured_mmap_threshold()
     if configured is not None:
         return configured

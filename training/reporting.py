@@ -20,12 +20,11 @@ def plot_training_curves(history: list[dict], path: str | Path) -> Path:
     if losses:
         loss_ax.plot(*zip(*losses), color="tab:blue")
     loss_ax.set(title="training loss", xlabel="step", ylabel="loss")
-    for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
-        if evals:
-            iou_ax.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=label)
-    iou_ax.set(title="validation", xlabel="step", ylabel="IoU (%)")
     if evals:
+        for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
+            iou_ax.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=label)
         iou_ax.legend()
+    iou_ax.set(title="validation", xlabel="step", ylabel="IoU (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

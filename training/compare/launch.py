@@ -1,11 +1,12 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Running the planned runs: train (or resume) and evaluate each one, in this process or in child processes
-started by a launcher, and mark it done. Every step is safe to redo after a kill."""
+"""Running a study: train (or resume) and evaluate each planned run, in this process or in child processes started
+by a launcher, mark it done, then write the reports. Every step is safe to redo after a kill."""
 
 from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import shlex
 import shutil
@@ -20,25 +21,10 @@ import yaml
 
 from lavt_hf.training import evaluation, train
 
-from .plan import Run, StudySettings, offline_weights_path, parse_recipe
+from .plan import Run, StudySettings, offline_weights_path, parse_recipe, plan_study
+from .results import collect_results, markdown_report, plot_curves
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def needs_offline_weights(runs: Sequence[Run], study_dir: Path) -> bool:
-    target = str(offline_weights_path(study_dir))
-    return any((run.recipe.get("loss") or {}).get("perceptual_pretrained") == target for run in runs)
-
-
-def export_offline_weights(study_dir: Path) -> Path:
-    """Export the offline ImageNet EfficientNet-Lite0 once per study (atomically: a partial file never counts)."""
-    from modeling_lavt.losses import export_efficientnet_lite0
-
-    target = offline_weights_path(study_dir)
-    if not target.is_file():
-        staging = export_efficientnet_lite0(target.with_name(f".incomplete-{target.name}"))
-        os.replace(staging, target)
-    return target
 
 
 def run_status(run: Run) -> str:
@@ -65,8 +51,33 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Path) -> tuple[str, str | None]:
+    """`<launcher> -m <module> <argv>` in a child process (e.g. `accelerate launch` on several GPUs), its output
+    shown live and appended to `log_path`: ("ok", None), or ("diverged", the message) for a child that died of
+    `NonFiniteLossError`. Raises RuntimeError on any other failure (a rerun resumes the run)."""
+    command = [*launcher, "-m", module, *argv]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "ab") as log:
+        log.write(f"$ {shlex.join(command)}\n".encode())
+        attempt_start = log.tell()
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
+            for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+                log.write(chunk)
+    if child.returncode == 0:
+        return "ok", None
+    with open(log_path, "rb") as log:
+        log.seek(attempt_start)
+        output = log.read().decode("utf-8", errors="replace")
+    diverged = [line for line in output.splitlines() if "NonFiniteLossError:" in line]
+    if diverged:
+        return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
+    raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
+
+
 def train_run(run: Run, launcher: Sequence[str] | None) -> tuple[str, str | None]:
-    """Train (or resume) one run with `lavt_hf.training.train`; a non-finite loss is a result ("diverged"), not a crash."""
+    """Train (or resume) one run; a non-finite loss is a result ("diverged"), not a crash."""
     argv = ["--config", str(run.config_path), "--resume_from_checkpoint", "latest"]
     if launcher:
         return launched("lavt_hf.training.train", argv, launcher, run.directory / "train.log")
@@ -89,42 +100,17 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
         argv += ["--dataset_config", data_args.dataset_config]
     if data_args.images_root:
         argv += ["--images_root", data_args.images_root]
-    if launcher:
-        status, error = launched("lavt_hf.training.evaluation", argv, launcher, run.directory / "evaluate.log")
-        if status != "ok":
-            raise RuntimeError(f"evaluation of {run.directory} failed: {error}")
+    if not launcher:
+        evaluation.main(argv)
+        release_memory()
         return
-    evaluation.main(argv)
-    release_memory()
-
-
-def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Path) -> tuple[str, str | None]:
-    """`<launcher> -m <module> <argv>` in a child process (e.g. `accelerate launch` on several GPUs), its output
-    shown live and appended to `log_path`. A child that died of `NonFiniteLossError` diverged; any other failure
-    stops the study (a rerun resumes the run)."""
-    command = [*launcher, "-m", module, *argv]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log_path, "ab") as log:
-        log.write(f"$ {shlex.join(command)}\n".encode())
-        attempt_start = log.tell()
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
-            for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
-                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
-                log.write(chunk)
-    if child.returncode == 0:
-        return "ok", None
-    with open(log_path, "rb") as log:
-        log.seek(attempt_start)
-        output = log.read().decode("utf-8", errors="replace")
-    diverged = [line for line in output.splitlines() if "NonFiniteLossError:" in line]
-    if diverged:
-        return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
-    raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
+    status, error = launched("lavt_hf.training.evaluation", argv, launcher, run.directory / "evaluate.log")
+    if status != "ok":
+        raise RuntimeError(f"evaluation of {run.directory} failed: {error}")
 
 
 def execute_run(run: Run, settings: StudySettings) -> None:
-    """Train, evaluate, tidy and mark one run done; every step is safe to redo after a kill."""
+    """Train, evaluate, tidy and mark one run done."""
     run.directory.mkdir(parents=True, exist_ok=True)
     write_atomically(run.config_path, yaml.safe_dump(run.recipe, sort_keys=False))
     record: dict[str, Any] = {"status": "ok", "error": None, "train_seconds": None, "eval_seconds": None}
@@ -140,3 +126,42 @@ def execute_run(run: Run, settings: StudySettings) -> None:
         for folder in ("checkpoints", "best"):
             shutil.rmtree(run.directory / folder, ignore_errors=True)
     write_atomically(run.done_path, json.dumps(record, indent=1))
+
+
+def run_study(settings: StudySettings) -> dict:
+    """Plan (all checks first), run what is not done yet, then write results.json, results.md and curves.png."""
+    return execute_study(settings, plan_study(settings))
+
+
+def execute_study(settings: StudySettings, runs: Sequence[Run]) -> dict:
+    """Run the planned runs that are not done yet, then write the reports; returns results.json's content."""
+    from modeling_lavt.losses import export_efficientnet_lite0
+
+    exported = offline_weights_path(settings.study_dir)  # the offline ImageNet weights, once per study
+    if not exported.is_file() and any((run.recipe.get("loss") or {}).get("perceptual_pretrained") == str(exported)
+                                      for run in runs):
+        os.replace(export_efficientnet_lite0(exported.with_name(f".incomplete-{exported.name}")), exported)
+    for index, run in enumerate(runs, 1):
+        status = run_status(run)
+        if status in ("ok", "diverged"):
+            print(f"[{index}/{len(runs)}] {run.arm} seed {run.seed}: {status}, skipped", flush=True)
+            continue
+        print(f"[{index}/{len(runs)}] {run.arm} seed {run.seed}: {status} -> running in {run.directory}", flush=True)
+        execute_run(run, settings)
+    results = collect_results(settings, runs)
+    write_atomically(settings.study_dir / "results.json", json.dumps(json_safe(results), indent=1))
+    write_atomically(settings.study_dir / "results.md", markdown_report(results))
+    plot_curves(results, settings.study_dir / "curves.png")
+    print(f"results: {settings.study_dir / 'results.md'}", flush=True)
+    return results
+
+
+def json_safe(value: Any) -> Any:
+    """NaN / inf -> None (strict JSON has neither), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

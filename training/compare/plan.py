@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Planning a loss study: the arms, the study's settings, and every (arm, seed) run with its recipe, after every
-check that can fail before the first run trains (what a study is: `lavt_hf.training.compare`)."""
+"""Planning a loss study: the arms, the settings and every (arm, seed) run with its recipe, after every check that
+can fail before the first run trains."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ class StudySettings:
     perceptual_weights: str = "offline"  # or "timm", "random", or a weights file
     protocol: str = "model_input"
     bootstrap_resamples: int = 10_000
-    confidence: float = 0.95
     keep_checkpoints: bool = False
     launcher: list[str] | None = None  # e.g. ["accelerate", "launch", ...]: each run in child processes
 
@@ -76,36 +75,27 @@ class Run:
     seed: int
     directory: Path
     recipe: dict = field(hash=False)
-
-    @property
-    def config_path(self) -> Path:
-        return self.directory / "config.yaml"
-
-    @property
-    def done_path(self) -> Path:
-        return self.directory / "DONE"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.directory / "eval"
-
-    @property
-    def trainer_state_path(self) -> Path:
-        return self.directory / "trainer_state.json"
+    config_path = property(lambda self: self.directory / "config.yaml")
+    done_path = property(lambda self: self.directory / "DONE")
+    eval_dir = property(lambda self: self.directory / "eval")
+    trainer_state_path = property(lambda self: self.directory / "trainer_state.json")
 
 
-# ----------------------------------------------------------------------------------------------- arms and recipes
+def _as_mapping(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping of training options, got {value!r}")
+    return value
 
 
 def parse_arm(text: str) -> Arm:
     """`name=MAPPING` (YAML or JSON, e.g. `ce_dice={loss: {dice_weight: 1.0}}`) or the name of a default arm."""
     name, separator, mapping = text.partition("=")
     name = name.strip()
-    if not separator:
-        if name not in DEFAULT_ARMS:
-            raise ValueError(f"--arm {name!r}: not a default arm ({sorted(DEFAULT_ARMS)}); give name=MAPPING")
-        return Arm(name, DEFAULT_ARMS[name])
-    return Arm(name, _as_mapping(yaml.safe_load(mapping), f"arm {name!r}"))
+    if separator:
+        return Arm(name, _as_mapping(yaml.safe_load(mapping), f"arm {name!r}"))
+    if name not in DEFAULT_ARMS:
+        raise ValueError(f"--arm {name!r}: not a default arm ({sorted(DEFAULT_ARMS)}); give name=MAPPING")
+    return Arm(name, DEFAULT_ARMS[name])
 
 
 def load_arms_file(path: str | Path) -> list[Arm]:
@@ -117,28 +107,17 @@ def load_arms_file(path: str | Path) -> list[Arm]:
     return [Arm(str(name), _as_mapping(override or {}, f"arm {name!r} in {path}")) for name, override in content.items()]
 
 
-def parse_assignment(text: str) -> dict:
-    """`KEY=VALUE` (VALUE parsed as YAML) -> {KEY: VALUE}."""
-    key, separator, value = text.partition("=")
-    if not separator or not key.strip():
-        raise ValueError(f"--set {text!r}: expected KEY=VALUE")
-    return {key.strip(): yaml.safe_load(value)}
-
-
 def build_base_recipe(config: str | Path | None, assignments: Sequence[str] = ()) -> dict:
-    """The recipe every arm starts from: the `--config` file (if any) with the `--set` assignments merged in."""
+    """The `--config` recipe (if any) with the `--set KEY=VALUE` assignments (VALUE as YAML) merged in."""
     recipe = load_recipe(config) if config else {}
     for text in assignments:
-        override = parse_assignment(text)
+        key, separator, value = text.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--set {text!r}: expected KEY=VALUE")
+        override = {key.strip(): yaml.safe_load(value)}
         check_override(override, "--set", forbidden=STUDY_OPTIONS)
         recipe = merge_recipe(recipe, override)
     return recipe
-
-
-def _as_mapping(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"{where}: expected a mapping of training options, got {value!r}")
-    return value
 
 
 def check_override(override: dict, where: str, forbidden: Sequence[str]) -> None:
@@ -156,6 +135,9 @@ def check_override(override: dict, where: str, forbidden: Sequence[str]) -> None
 
 def check_settings(settings: StudySettings) -> None:
     """Refuse a study that cannot give a paired comparison, before anything is read or written."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched on several ranks, each would run every run
+        raise ValueError("lavt-compare must run as one process; to train each run on several GPUs pass the "
+                         "launcher instead, e.g. --launcher 'accelerate launch --config_file 4gpu.yaml'")
     if len(settings.seeds) < 2:
         raise ValueError(f"a paired comparison needs at least 2 seeds, got {len(settings.seeds)}")
     if len(set(settings.seeds)) != len(settings.seeds):
@@ -184,25 +166,20 @@ def offline_weights_path(study_dir: Path) -> Path:
     return study_dir / "perceptual" / f"{OFFLINE_NETWORK}.safetensors"
 
 
-def perceptual_pretrained_value(settings: StudySettings, network: str) -> bool | str:
-    """The `perceptual_pretrained` that --perceptual-weights means for `network`."""
-    choice = settings.perceptual_weights
-    if choice == "offline":
-        if network != OFFLINE_NETWORK:
-            raise ValueError(f"offline ImageNet weights exist only for {OFFLINE_NETWORK}, not {network}; use "
-                             "--perceptual-weights timm (Hub download), random, or a weights file")
-        return str(offline_weights_path(settings.study_dir))
-    return {"timm": True, "random": False}.get(choice, choice)
-
-
 def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
-    """Fill in the perceptual network and its weights where an arm with a perceptual term leaves them unset."""
+    """Fill in the perceptual network and its weights (--perceptual-network, --perceptual-weights) where an arm
+    with a perceptual term leaves them unset."""
     loss = dict(recipe.get("loss") or {})
     if not loss.get("perceptual_weight"):
         return recipe
-    loss.setdefault("perceptual_network", settings.perceptual_network)
-    if "perceptual_pretrained" not in loss:
-        loss["perceptual_pretrained"] = perceptual_pretrained_value(settings, loss["perceptual_network"])
+    network = loss.setdefault("perceptual_network", settings.perceptual_network)
+    choice = settings.perceptual_weights
+    if "perceptual_pretrained" not in loss and choice == "offline":
+        if network != OFFLINE_NETWORK:
+            raise ValueError(f"offline ImageNet weights exist only for {OFFLINE_NETWORK}, not {network}; use "
+                             "--perceptual-weights timm (Hub download), random, or a weights file")
+        loss["perceptual_pretrained"] = str(offline_weights_path(settings.study_dir))
+    loss.setdefault("perceptual_pretrained", {"timm": True, "random": False}.get(choice, choice))
     return {**recipe, "loss": loss}
 
 
@@ -257,40 +234,22 @@ def check_dataset(recipe: dict) -> None:
             raise (FileNotFoundError if isinstance(error, FileNotFoundError) else ValueError)(message) from error
 
 
-# ------------------------------------------------------------------------------------------------------ the plan
-
-
-def check_single_process() -> None:
-    """The study is one process that starts its runs; launched on several ranks, each would run every run."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("lavt-compare must run as one process; to train each run on several GPUs pass the "
-                         "launcher instead, e.g. --launcher 'accelerate launch --config_file 4gpu.yaml'")
-
-
 def plan_study(settings: StudySettings) -> list[Run]:
-    """Every (arm, seed) run with its recipe, after every check that can fail before training."""
-    check_single_process()
+    """Every (arm, seed) run with its recipe, after every check that can fail before training. A run folder left
+    by an earlier invocation with another recipe is an error: its results would be mixed in."""
     check_settings(settings)
-    exported = offline_weights_path(settings.study_dir)
     runs = []
     for arm in settings.arms:
         recipe = with_perceptual_defaults(merge_recipe(settings.base_recipe, arm.override), settings)
-        validate_run_recipe(recipe, f"arm {arm.name!r}", exported)
+        validate_run_recipe(recipe, f"arm {arm.name!r}", offline_weights_path(settings.study_dir))
         for seed in settings.seeds:
             directory = settings.study_dir / "runs" / arm.name / f"seed{seed}"
             runs.append(Run(arm.name, seed, directory, {**recipe, "output_dir": str(directory), "seed": seed}))
     check_dataset(settings.base_recipe)
     for run in runs:
-        check_existing_config(run)
+        existing = yaml.safe_load(run.config_path.read_text()) if run.config_path.is_file() else run.recipe
+        if existing != run.recipe:
+            changed = sorted(k for k in set(existing) | set(run.recipe) if existing.get(k) != run.recipe.get(k))
+            raise ValueError(f"{run.config_path} was written with other settings (differing: {changed}); use a "
+                             "new study folder, or delete that run folder to redo it")
     return runs
-
-
-def check_existing_config(run: Run) -> None:
-    """A run folder left by an earlier invocation must hold the same recipe, or its results would be mixed in."""
-    if not run.config_path.is_file():
-        return
-    existing = yaml.safe_load(run.config_path.read_text())
-    if existing != run.recipe:
-        changed = sorted(k for k in set(existing) | set(run.recipe) if existing.get(k) != run.recipe.get(k))
-        raise ValueError(f"{run.config_path} was written with other settings (differing: {changed}); use a new "
-                         "study folder, or delete that run folder to redo it")
