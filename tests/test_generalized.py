@@ -163,7 +163,7 @@ def test_a_truncated_grefs_file_is_an_error_naming_it(tmp_path):
     ([ref(1, [1], no_target=True)], [annotation(1, 2)], r"ref_id 1 .*no_target True"),
     ([ref(1, [1, 7])], [annotation(1, 2)], r"point at annotations or images .*first ref_ids: \[1\]"),
     ([ref(1, [1, 2])], [annotation(1, 0, {"size": [48, 64], "counts": [0, 3072]}, 1),
-                        annotation(2, 0, [[1, 1, 2, 2]])], r"ref_id 1 .*no drawable target"),
+                        annotation(2, 0, [[1, 1, 2, 2]])], r"ann_id \[1, 2\] \(ref_id 1\) .*no drawable target"),
 ])
 def test_bad_generalized_refs_are_errors_naming_the_ref(tmp_path, refs, annotations, message):
     root = write_layout(tmp_path, refs, annotations)
