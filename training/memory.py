@@ -5,9 +5,9 @@ glibc serves a block above its mmap threshold from a mapping of its own, returne
 a smaller one from its heap, whose freed pages stay resident for reuse. The threshold starts at 128 KiB and rises
 to the size of each mapped block freed (up to 32 MiB), so after the first step most activations come from the
 heap. With gradient checkpointing the backward pass recomputes and frees one layer's activations after another,
-and the heap keeps gigabytes of such pages: a Swin-B step at 480x480, batch 4, has 4.4 GB live at its peak but a
-resident peak of 6.9-7.6 GB. With a fixed 4 MiB threshold the resident peak is 5.2 GB, for about 15% more step
-time (the kernel zeroes every fresh page), which is the trade that the memory-saving mode asks for.
+and the heap keeps gigabytes of such pages. A fixed 4 MiB threshold gives them back, for some more step time (the
+kernel zeroes every fresh page): the trade that the memory-saving mode asks for (docs/benchmarks.md, "Gradient
+checkpointing and CPU memory").
 
 The module is also the one place that reaches glibc (`mallopt`, and `mallinfo2` for the benchmark's malloc peak).
 """
