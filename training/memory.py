@@ -6,8 +6,8 @@ a smaller one from its heap, whose freed pages stay resident for reuse. The thre
 to the size of each mapped block freed (up to 32 MiB), so after the first step most activations come from the
 heap. With gradient checkpointing the backward pass recomputes and frees one layer's activations after another,
 and the heap keeps gigabytes of such pages. A fixed 4 MiB threshold gives them back, for some more step time (the
-kernel zeroes every fresh page): the trade that the memory-saving mode asks for (docs/benchmarks.md, "Gradient
-checkpointing and CPU memory").
+kernel zeroes every fresh page): the trade that the memory-saving mode asks for
+(docs/benchmarks.md, "Gradient checkpointing and CPU memory").
 
 The module is also the one place that reaches glibc (`mallopt`, and `mallinfo2` for the benchmark's malloc peak).
 """
