@@ -35,7 +35,8 @@ def test_a_long_caption_stays_on_one_line():
 
 
 def test_word_map_labels_cover_no_heatmap_pixel():
-    image, mask = small_image()
+    _, mask = small_image()
+    image = Image.new("RGB", (160, 120), (90, 90, 90))
     uniform = np.full((120, 160), 0.5, np.float32)
     sheet = np.asarray(draw_word_maps(image, mask, LONG, [{"token": "red", "map": uniform},
                                                           {"token": "square", "map": uniform}], columns=3))
