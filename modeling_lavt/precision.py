@@ -109,8 +109,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_dtype(device: torch.device, name: str) -> str:
-    """`name`, with "auto" resolved: "bf16" on a CPU with native bfloat16 (its accuracy cost measured in the
-    README's CPU table), else "fp32" (other CPUs, and GPUs, where auto makes no choice for you)."""
+    """`name`, with "auto" resolved: "bf16" on a CPU with native bfloat16, else "fp32" (other CPUs, and GPUs,
+    where auto makes no choice for you). The accuracy cost of bf16: docs/cpu_inference.md, "The paths side by side"."""
     if name != "auto":
         return name
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"

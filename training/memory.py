@@ -6,7 +6,7 @@ glibc serves a block above its mmap threshold from a mapping of its own, returne
 smaller one from its heap, whose freed pages stay resident. The threshold rises to the size of each mapped block
 freed (up to 32 MiB), so with gradient checkpointing, which recomputes and frees one layer's activations after
 another, the heap keeps gigabytes of freed pages. A fixed 4 MiB threshold returns them, for some more step time
-(the kernel zeroes every fresh page): the trade the memory-saving mode asks for (README, "Benchmarks").
+(the kernel zeroes every fresh page): the trade the memory-saving mode asks for (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Drawing predictions for people: the mask tinted over the image, with the referring expression written on it, and
-the word maps (where each word of the expression looks)."""
+"""Drawing predictions for people: the mask tinted over the image, with the referring expression in a strip above
+it, and the word maps (where each word of the expression looks)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def draw_overlay(
     alpha: float = 0.5,
     outline: bool = True,
 ) -> Image.Image:
-    """The image (RGB, upright, original size) with the mask blended in `color`, outlined, and `text` in a top
-    banner.
+    """The image (RGB, upright, original size) with the mask blended in `color` and outlined; with `text`, a strip
+    of one line above it holds the expression, so the picture is taller by that strip and no image pixel is covered.
 
     Args:
         image: anything [`LavtImageProcessor`] accepts; it is shown the way the model saw it (EXIF applied).
         mask: (H, W) of the same size as the image; nonzero = the referred object (e.g. the pipeline's 0/255
             mask image or a 0/1 array).
-        text: the referring expression; wrapped to the image width. `None` or empty draws no banner.
+        text: the referring expression; shortened with "…" to the image width. `None` or empty adds no strip.
         color: RGB tint of the mask.
         alpha: opacity of the tint, in [0, 1].
         outline: draw the mask's edge as a white line (its boundary pixels, `mask_outline`) beside a black one
@@ -49,9 +49,7 @@ def draw_overlay(
         rgb[mask_outline(~selected)] = 0.0
         rgb[mask_outline(selected)] = 255.0
     overlay = Image.fromarray(np.rint(rgb).astype(np.uint8))
-    if text and text.strip():
-        _draw_caption(overlay, text.strip())
-    return overlay
+    return _with_caption(overlay, text.strip()) if text and text.strip() else overlay
 
 
 def mask_outline(mask: np.ndarray) -> np.ndarray:
@@ -75,38 +73,31 @@ def _mask_array(mask: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
     return array
 
 
-def _draw_caption(image: Image.Image, text: str, font_size: int | None = None) -> None:
-    """Write `text` in white on a translucent dark banner across the top, wrapped to the image width.
+def _with_caption(image: Image.Image, text: str, font_size: int | None = None) -> Image.Image:
+    """`image` under a dark strip holding `text` in white on one line, shortened with "…" to fit the width.
 
-    The banner covers at most the top third of the image (at least one line), so that a long expression on a
-    small image does not hide the mask; text that does not fit ends with "...". `font_size` defaults to 1/20 of
-    the shorter side (at least 10 pixels).
+    The caption gets a strip of its own rather than lying over the image: on a small image a written-over caption
+    hides much of it, at times the referred object itself. `font_size` defaults to 1/20 of the shorter side (at
+    least 10 pixels).
     """
     font = ImageFont.load_default(size=font_size or max(10, min(image.width, image.height) // 20))
     margin = 2
-    draw = ImageDraw.Draw(image, "RGBA")
-    line_height = draw.textbbox((0, 0), "Ag", font=font)[3] + margin
-    lines = _wrap(text, draw, font, image.width - 2 * margin)
-    max_lines = max(1, (image.height // 3 - margin) // line_height)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] += " ..."
-    banner_height = margin + line_height * len(lines)
-    draw.rectangle((0, 0, image.width - 1, banner_height - 1), fill=(0, 0, 0, 150))  # inclusive corners
-    for index, line in enumerate(lines):
-        draw.text((margin, margin + index * line_height), line, fill=(255, 255, 255, 255), font=font)
+    measure = ImageDraw.Draw(image)
+    line = _shorten(text, measure, font, image.width - 2 * margin)
+    strip = measure.textbbox((0, 0), "Ag", font=font)[3] + 2 * margin
+    captioned = Image.new("RGB", (image.width, image.height + strip), (0, 0, 0))
+    captioned.paste(image, (0, strip))
+    ImageDraw.Draw(captioned).text((margin, margin), line, fill=(255, 255, 255), font=font)
+    return captioned
 
 
-def _wrap(text: str, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, max_width: int) -> list[str]:
-    """Greedy word wrap by rendered width; a single word wider than the image stays on its own line."""
-    lines: list[str] = []
-    for word in text.split():
-        candidate = f"{lines[-1]} {word}" if lines else word
-        if lines and draw.textlength(candidate, font=font) <= max_width:
-            lines[-1] = candidate
-        else:
-            lines.append(word)
-    return lines
+def _shorten(text: str, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, max_width: int) -> str:
+    """`text`, or its longest start that fits `max_width` pixels with "…" appended."""
+    if draw.textlength(text, font=font) <= max_width:
+        return text
+    while text and draw.textlength(text.rstrip() + "…", font=font) > max_width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def draw_word_maps(
@@ -139,19 +130,18 @@ def draw_word_maps(
     gray = np.asarray(Image.fromarray(to_rgb_uint8(image)).convert("L").convert("RGB"), dtype=np.float32)
     low = min(float(entry["map"].min()) for entry in word_maps)
     span = max(float(entry["map"].max()) for entry in word_maps) - low or 1.0
-    tiles = [overlay.resize(size, Image.Resampling.NEAREST)]
-    _draw_caption(tiles[0], text, font_size=max(12, min(size) // 12))
+    font_size = max(12, min(size) // 12)
+    tiles = [_with_caption(overlay.resize(size, Image.Resampling.NEAREST), text, font_size)]
     for entry in word_maps:
         heat = colormaps[colormap](np.clip((entry["map"] - low) / span, 0.0, 1.0))[..., :3] * 255.0
         blended = Image.fromarray(np.rint(0.25 * gray + 0.75 * heat).astype(np.uint8))
-        tile = blended.resize(size, Image.Resampling.BILINEAR)
-        _draw_caption(tile, f"{entry['token']}  {100.0 * float(entry['map'].mean()):.0f}%",
-                      font_size=max(12, min(size) // 12))
-        tiles.append(tile)
+        label = f"{entry['token']}  {100.0 * float(entry['map'].mean()):.0f}%"
+        tiles.append(_with_caption(blended.resize(size, Image.Resampling.BILINEAR), label, font_size))
+    width, height = tiles[0].size
     rows = -(-len(tiles) // columns)
-    sheet = Image.new("RGB", (min(columns, len(tiles)) * size[0], rows * size[1]), "white")
+    sheet = Image.new("RGB", (min(columns, len(tiles)) * width, rows * height), "white")
     for index, tile in enumerate(tiles):
-        sheet.paste(tile, ((index % columns) * size[0], (index // columns) * size[1]))
+        sheet.paste(tile, ((index % columns) * width, (index // columns) * height))
     return sheet
 
 

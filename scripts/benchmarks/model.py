@@ -36,7 +36,7 @@ from .common import (
     timing_record,
 )
 
-# The project's performance targets (the numbers).
+# The project's performance targets (docs/benchmarks.md).
 BF16_MIN_SPEEDUP = 1.5  # fp32 time / bf16-autocast time, inference
 CHECKPOINTING_MIN_MEMORY_CUT = 0.40  # 1 - peak with / peak without gradient checkpointing, training step
 CHECKPOINTING_MAX_SLOWDOWN = 1.35  # step time with / without gradient checkpointing
