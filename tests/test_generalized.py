@@ -5,11 +5,9 @@ training, lavt-evaluate with the presence threshold, the model card)."""
 
 import json
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
@@ -199,23 +197,13 @@ def test_views_accept_an_empty_mask_exactly_when_no_target(generalized, processo
         ReferEvalDataset(wrong, processor)[ReferEvalDataset(rows, processor).pair_row.tolist().index(first_none)]
 
 
-def test_prepared_parquet_keeps_no_target_and_older_folders_load_without_it(generalized, tmp_path):
+def test_prepared_parquet_keeps_no_target(generalized, tmp_path):
     prepared = prepare_refcoco(generalized / "refer", generalized / "images", tmp_path / "prepared")
     raw = load_refer_dataset(generalized / "refer", split="val", images_root=generalized / "images")
     loaded = load_refer_dataset(prepared, "grefcoco_unc", "val")
     assert loaded.features == FEATURES and loaded["no_target"] == raw["no_target"] and any(raw["no_target"])
     assert loaded["mask"] == raw["mask"]
 
-    # A folder prepared before the column existed: classic rows, read as targeted.
-    old = tmp_path / "old"
-    shutil.copytree(prepared, old)
-    for path in (old / "data" / "grefcoco_unc").glob("*.parquet"):
-        table = pq.read_table(path)
-        keep = np.logical_not(table.column("no_target").to_numpy(zero_copy_only=False))
-        pq.write_table(table.filter(keep).drop(["no_target"]), path)
-    assert load_refer_dataset(old, "grefcoco_unc", "val")["no_target"] == [False] * (len(raw) - sum(raw["no_target"]))
-    streamed = list(load_refer_dataset(old, "grefcoco_unc", "val", streaming=True))
-    assert [row["no_target"] for row in streamed] == [False] * len(streamed)
 
 
 # The generalized metrics
