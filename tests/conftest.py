@@ -126,3 +126,13 @@ def spread_tiny_model():
         model.decoder.classifier.weight.normal_(0.0, 3.0)
         model.decoder.classifier.bias.zero_()
     return model
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """lavt-train and lavt-evaluate build an `Accelerator()` in the test process: no state leaks in or out."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)

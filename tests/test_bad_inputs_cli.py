@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 
 from lavt_hf.cli import (
     NotFoundError,
@@ -20,15 +19,11 @@ from lavt_hf.training import evaluation as lavt_evaluate
 from lavt_hf.training import train
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
+
 READ_ONLY = "/proc/self/lavt-output"  # no file can be created in /proc, not even by root
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    """lavt-train and lavt-evaluate build an `Accelerator()` in this process: no state leaks in or out."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture(scope="module")

@@ -315,13 +315,6 @@ def test_loading_logs_nothing_for_a_good_folder(saved_model, caplog):
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING], caplog.text
 
 
-@pytest.fixture
-def fresh_accelerator_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_evaluate_refuses_a_tokenizer_larger_than_the_vocabulary(saved_model, synthetic_data, tmp_path, capsys,

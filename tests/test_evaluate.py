@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState
 from PIL import Image
 from transformers import AutoTokenizer
 
@@ -23,6 +22,8 @@ from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import write_model_card
 from tests.conftest import REPO_ROOT, recorded_texts, refs_texts, tiny_lavt_config
 from tests.launch import accelerate_launch
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
 
 ORIGINAL_SIZE = (80, 60)  # (width, height) of the synthetic images; the model sees 64x64
 SUBPROCESS_TIMEOUT = 240
@@ -40,13 +41,6 @@ def setup(tmp_path_factory, bert_vocab_dir) -> dict[str, Path]:
     return {"root": root, "refer": root / "refer", "images": root / "images", "model": root / "model"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    """`main` builds an `Accelerator()` in this process: start from no state so other tests cannot leak into
-    it (e.g. a mixed precision setting), and leave none behind."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def cli_args(setup: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:

@@ -34,6 +34,8 @@ from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from tests.conftest import tiny_lavt_config, tiny_train_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
+
 
 @pytest.fixture(scope="module")
 def generalized(tmp_path_factory) -> Path:
@@ -247,11 +249,6 @@ def test_the_evaluate_module_has_a_generalized_configuration_and_the_classic_one
 # The whole path: generalized data, a short training, the presence threshold, the generalized report
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,10 @@ from lavt_hf.cli import UsageError
 from lavt_hf.training import train
 from tests.conftest import tiny_train_recipe
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+              pytest.mark.usefixtures("fresh_accelerator_state")]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def write_recipe(path: Path, synthetic_data: Path, bert_vocab_dir: Path, **overrides) -> Path:

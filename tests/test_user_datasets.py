@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from datasets import Dataset, Features, List, Value, load_dataset
 from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
@@ -31,6 +30,8 @@ from lavt_hf.training.data.user import image_number
 from tests.conftest import REPO_ROOT, tiny_train_recipe
 from tests.local_hub import local_hub as local_hub_fixture
 from tests.local_hub import run_client
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
 
 local_hub = local_hub_fixture
 SIZE = (40, 30)  # (width, height) of the images
@@ -277,11 +278,6 @@ def test_folder_lines_are_named_in_errors(folder, synthetic_data, tmp_path):
 
 # --- training and evaluation -------------------------------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def train_and_evaluate(dataset: str, output: Path, bert_vocab_dir: Path, *column_args: str,
