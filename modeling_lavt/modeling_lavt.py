@@ -195,14 +195,45 @@ class LavtWindowAttention(nn.Module):
         return self.proj(out.reshape(batch_windows, tokens, dim))
 
 
+class GeluLinearFunction(torch.autograd.Function):
+    """linear(gelu(x), weight, bias), saving x (not gelu(x) as well) and recomputing gelu(x) in the backward pass.
+    Arguments arrive in the compute dtype."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.linear(F.gelu(x), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, weight = ctx.saved_tensors
+        grad_rows = grad_output.reshape(-1, grad_output.shape[-1])
+        grad_weight = grad_rows.t() @ F.gelu(x).reshape(-1, x.shape[-1])
+        grad_x = torch.ops.aten.gelu_backward(grad_output @ weight, x)
+        return grad_x, grad_weight, grad_rows.sum(0)
+
+
+class GeluLinear(nn.Linear):
+    """nn.Linear applied to gelu(input). In training it keeps one MLP-wide activation instead of two, which lowers
+    the peak memory of a training step (docs/benchmarks/swin_block.md); the values are those of the two steps."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return super().forward(F.gelu(x))
+        # The casts autocast makes for a linear layer, done here: the function computes in the dtype it is given.
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        return GeluLinearFunction.apply(x.to(dtype), self.weight.to(dtype), self.bias.to(dtype))
+
+
 class LavtMlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = GeluLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        return self.fc2(self.fc1(x))  # fc2(GELU(fc1(x))): GeluLinear applies the GELU
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):

@@ -1,12 +1,20 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Properties of the model that cost nothing in exactness but matter for speed: no denormal attention weights,
-channels-last stage features, and a visual path that compiles without graph breaks."""
+"""Properties of the model that cost nothing in exactness but matter for speed or memory: no denormal attention
+weights, channels-last stage features, a visual path that compiles without graph breaks, and an MLP that keeps
+one wide activation for the backward pass instead of two."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from modeling_lavt import LavtForReferringSegmentation
-from modeling_lavt.modeling_lavt import shifted_window_mask, window_partition, window_reverse
+from modeling_lavt.modeling_lavt import (
+    GeluLinearFunction,
+    LavtMlp,
+    shifted_window_mask,
+    window_partition,
+    window_reverse,
+)
 from tests.conftest import tiny_lavt_config
 
 
@@ -74,3 +82,48 @@ def test_no_graph_breaks_in_the_checkpointed_visual_path():
     pixels, words, word_mask = torch.randn(2, 3, 37, 50), torch.randn(2, 20, 32), torch.ones(2, 20)
     explanation = torch._dynamo.explain(model.lavt.backbone)(pixels, words, word_mask)
     assert explanation.graph_break_count == 0, [b.reason for b in explanation.break_reasons]
+
+
+def test_gelu_linear_gradients():
+    shapes = [(2, 3, 8), (5, 8), (5,)]  # input, weight, bias
+    inputs = tuple(torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in shapes)
+    assert torch.autograd.gradcheck(GeluLinearFunction.apply, inputs)
+
+
+def saved_activations(mlp: LavtMlp, x: torch.Tensor) -> list[int]:
+    """Element counts of the distinct storages the MLP keeps for its backward pass, weights left out."""
+    saved, weights = {}, {mlp.fc1.weight.numel(), mlp.fc2.weight.numel()}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        elements = tensor.untyped_storage().nbytes() // tensor.element_size()
+        if elements not in weights:
+            saved[tensor.untyped_storage().data_ptr()] = elements
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        mlp(x)
+    return sorted(saved.values())
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_mlp_recomputes_its_widest_activation(autocast):
+    """Same output and gradients as fc2(gelu(fc1(x))) with plain linear layers, keeping the input and the
+    pre-activation only (gelu's output, as wide, is recomputed in the backward pass)."""
+    torch.manual_seed(0)
+    mlp, x = LavtMlp(8, 32), torch.randn(2, 5, 8, requires_grad=True)
+
+    def run(forward):
+        mlp.zero_grad()
+        x.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = forward(x)
+        out.float().square().sum().backward()
+        return out, x.grad, mlp.fc1.weight.grad, mlp.fc2.weight.grad, mlp.fc2.bias.grad
+
+    plain = run(lambda x: F.linear(F.gelu(mlp.fc1(x)), mlp.fc2.weight, mlp.fc2.bias))
+    recomputing = run(mlp)
+    torch.testing.assert_close(recomputing[0], plain[0])
+    for ours, reference in zip(recomputing[1:], plain[1:]):
+        torch.testing.assert_close(ours, reference, rtol=1e-2 if autocast else 1e-5, atol=1e-3 if autocast else 1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        assert saved_activations(mlp, x) == [2 * 5 * 8, 2 * 5 * 32]  # the input, the pre-activation
