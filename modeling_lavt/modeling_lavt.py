@@ -160,8 +160,8 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin
-    block"), computed by the configured attention implementation (fused SDPA by default, or eager)."""
+    """Multi-head self-attention inside windows with a learned relative position bias
+    (docs/model.md, "Swin block"), computed by the configured attention implementation (SDPA by default, or eager)."""
 
     is_causal = False
 
