@@ -214,8 +214,9 @@ class GeluLinearFunction(torch.autograd.Function):
 
 
 class GeluLinear(nn.Linear):
-    """nn.Linear applied to gelu(input). In training it keeps one MLP-wide activation instead of two, which lowers
-    the peak memory of a training step (docs/benchmarks/swin_block.md); the values are those of the two steps."""
+    """nn.Linear applied to gelu(input), the same values as `F.linear(F.gelu(x), ...)`. In training it keeps one
+    MLP-wide activation instead of two, which lowers the peak memory of a training step
+    (docs/benchmarks/swin_block.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
@@ -383,8 +384,8 @@ class LavtStage(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, words: torch.Tensor,
                 word_mask: torch.Tensor, output_attentions: bool = False) -> LavtStageOutput:
-        window = self.window
         # One mask for the stage's shifted blocks, over the map padded to the window grid.
+        window = self.window
         mask = shifted_window_mask(height + (-height) % window, width + (-width) % window, window, window // 2,
                                    hidden_states.device)
         for block in self.blocks:
