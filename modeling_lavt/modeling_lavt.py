@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +28,8 @@ from .precision import check_stored_weights_autocast, check_stored_weights_not_s
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
 
-# Added to attention logits between tokens of different shifted-window regions (docs/model.md, "Swin block"). The
-# original adds -100; -inf gives the same result in float32: exp(-100) is 3.7e-44, below float32's smallest
-# normal number, so those weights are denormals that vanish in every sum. But
-# denormal arithmetic is slow on x86 CPUs: in ONNX Runtime's float32 graph at Swin-B 480 the softmax and the matrix
-# products after it ran 3-40x slower on them (docs/benchmarks/cpu_onnx.json). -inf gives exact zeros.
+# Added to attention logits between tokens of different shifted-window regions. The original adds -100, which
+# gives the same float32 weights but as denormals, slow on x86 CPUs; -inf gives exact zeros (docs/model.md).
 _SHIFT_MASK_VALUE = float("-inf")
 
 
@@ -118,13 +115,19 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
 
 
+def window_reverse(windows: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
+    """(B * num_windows, window * window, C) -> (B, H, W, C), the inverse of `window_partition`."""
+    c = windows.shape[-1]
+    x = windows.view(-1, height // window, width // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
+
+
 def shifted_window_mask(height: int, width: int, window: int, shift: int,
                         device: torch.device | None = None) -> torch.Tensor:
     """(num_windows, window^2, window^2) additive mask that keeps attention inside each pre-shift region.
 
-    Computed over the padded extent; the three regions per axis are [0, H-w), [H-w, H-s), [H-s, H).
-    Built on `device` itself: under torch.compile a CPU tensor moved to the GPU would put CPU kernels into the
-    compiled CUDA graph (torch 2.11's inductor then failed to compile their C++ on an H200 machine).
+    `height`, `width` are the padded extent; the three regions per axis are [0, H-w), [H-w, H-s), [H-s, H).
+    Built on `device` so that a compiled graph holds no CPU-to-device copy.
     """
     labels = torch.zeros(height, width, device=device)
     region = 0
@@ -135,43 +138,6 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int,
     windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
     different = windows[:, :, None] != windows[:, None, :]
     return torch.zeros(different.shape, device=device).masked_fill(different, _SHIFT_MASK_VALUE)
-
-
-class WindowLayout(NamedTuple):
-    """Where the window attention of one block reads and writes its tokens, for one map size.
-
-    The block pads the (H, W) map with zeros to multiples of the window, rolls it by (-s, -s), cuts it into
-    windows, and after attention merges, rolls back and crops (docs/model.md, "Swin block"). All of that is data movement,
-    so it is done as one `index_select` each way: `gather` (num_windows * window^2,) names the token every
-    window position reads (`H * W` = a zero token appended to the map), and `scatter` (H * W,) names the
-    window position each token's output comes from. Two gathers (plus appending the zero token when padding is
-    needed) replace up to seven copies (pad, roll, partition, merge, roll, crop): less memory traffic, far fewer
-    kernel launches, exactly the same values.
-    """
-
-    gather: torch.Tensor
-    scatter: torch.Tensor
-    padded: bool  # whether `gather` reads the appended zero token
-    mask: torch.Tensor | None  # (num_windows, window^2, window^2) shifted-window mask, None without a shift
-
-
-def window_layout(height: int, width: int, window: int, shift: int, device: torch.device) -> WindowLayout:
-    """The `WindowLayout` of an (H, W) map; integer arithmetic only, so that it also traces under torch.compile."""
-    padded_h, padded_w = height + (-height) % window, width + (-width) % window
-    # Window position (window row, window column, row in window, column in window), in window_partition order.
-    rows = torch.arange(padded_h, device=device).view(padded_h // window, 1, window, 1)
-    cols = torch.arange(padded_w, device=device).view(1, padded_w // window, 1, window)
-    # Rolling by (-s, -s) puts the padded map's ((r + s) mod Hp, (c + s) mod Wp) at (r, c).
-    source_rows, source_cols = (rows + shift) % padded_h, (cols + shift) % padded_w
-    inside = (source_rows < height) & (source_cols < width)
-    gather = torch.where(inside, source_rows * width + source_cols, height * width).flatten()
-    # Token (r, c) sits at ((r - s) mod Hp, (c - s) mod Wp) of the rolled map; find its window position.
-    token_rows = ((torch.arange(height, device=device) - shift) % padded_h)[:, None]
-    token_cols = ((torch.arange(width, device=device) - shift) % padded_w)[None, :]
-    window_index = (token_rows // window) * (padded_w // window) + token_cols // window
-    scatter = (window_index * window**2 + (token_rows % window) * window + token_cols % window).flatten()
-    mask = shifted_window_mask(padded_h, padded_w, window, shift, device) if shift else None
-    return WindowLayout(gather, scatter, (padded_h, padded_w) != (height, width), mask)
 
 
 class LavtPatchEmbeddings(nn.Module):
@@ -194,8 +160,8 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin block"), computed
-    by the configured attention implementation (fused SDPA by default, or eager)."""
+    """Multi-head self-attention inside windows with a learned relative position bias
+    (docs/model.md, "Swin block"), computed by the configured attention implementation (SDPA by default, or eager)."""
 
     is_causal = False
 
@@ -210,52 +176,28 @@ class LavtWindowAttention(nn.Module):
         # (window^2, window^2) rows into the table: (dy + w - 1) * (2w - 1) + (dx + w - 1) for the offset (dy, dx).
         self.register_buffer("relative_position_index", gen_relative_position_index((window, window)),
                              persistent=False)
-        self._bias_cache: tuple[tuple, torch.Tensor] | None = None
 
     def position_bias(self) -> torch.Tensor:
         """(heads, window^2, window^2) bias gathered from the table."""
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(self.window**2, self.window**2, -1).permute(2, 0, 1)
 
-    def attention_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """Position bias plus shifted-window mask in `dtype`: (1, heads, N, N), or (nW, heads, N, N) with a mask."""
-        bias = self.position_bias().to(dtype)[None]
-        return bias if mask is None else bias + mask.to(dtype)[:, None]
-
-    def cached_attention_bias(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """`attention_bias`, reused across calls when no gradient is recorded (evaluation, inference).
-
-        The gather from the table, the cast and the mask sum are the same for every call on the same weights
-        and map size, so they are kept. The key holds the table's storage and version counter: an optimizer
-        step, `load_state_dict` or `.to()` makes a new entry. Under torch.compile the graph computes it instead
-        (reading the version counter would break the graph, and the compiler hoists the work anyway).
-        """
-        table = self.relative_position_bias_table
-        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
-            return self.attention_bias(mask, dtype)
-        key = (table.data_ptr(), table._version, dtype, None if mask is None else mask.data_ptr())
-        if self._bias_cache is None or self._bias_cache[0] != key:
-            self._bias_cache = (key, self.attention_bias(mask, dtype))
-        return self._bias_cache[1]
-
     def forward(self, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """windows: (B * nW, N, C); mask: (nW, N, N) additive or None."""
         batch_windows, tokens, dim = windows.shape
         qkv = self.qkv(windows).view(batch_windows, tokens, 3, self.num_heads, dim // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        bias = self.cached_attention_bias(mask, query.dtype)
-        if mask is not None:  # one mask per window position: repeat it for every image of the batch
-            bias = bias.expand(batch_windows // bias.shape[0], -1, -1, -1, -1).reshape(
-                batch_windows, self.num_heads, tokens, tokens
-            )
+        bias = self.position_bias().to(query.dtype)[None]
+        if mask is not None:  # one mask per window position, the same for every image of the batch
+            bias = (bias + mask.to(query.dtype)[:, None]).repeat(batch_windows // mask.shape[0], 1, 1, 1)
         attention = attention_function(self.config, need_weights=False)
         out, _ = attention(self, query, key, value, bias, scaling=query.shape[-1] ** -0.5)
         return self.proj(out.reshape(batch_windows, tokens, dim))
 
 
 class GeluLinearFunction(torch.autograd.Function):
-    """linear(gelu(x), weight, bias) that keeps only x (and the weight) for the backward pass, where gelu(x) is
-    recomputed. Arguments arrive in the compute dtype."""
+    """linear(gelu(x), weight, bias), saving x (not gelu(x) as well) and recomputing gelu(x) in the backward pass.
+    Arguments arrive in the compute dtype."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -272,17 +214,14 @@ class GeluLinearFunction(torch.autograd.Function):
 
 
 class GeluLinear(nn.Linear):
-    """A linear layer applied to gelu(input).
-
-    Training keeps only the input, not gelu(input) as well (as wide: the MLP's widest activation); the backward
-    pass recomputes it with one elementwise pass. The weights are this module's own, so sharded training (FSDP,
-    ZeRO-3) gathers them when it is called, as for any nn.Linear.
-    """
+    """nn.Linear applied to gelu(input), the same values as `F.linear(F.gelu(x), ...)`. In training it keeps one
+    MLP-wide activation instead of two, which lowers the peak memory of a training step
+    (docs/benchmarks/swin_block.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled():  # nothing is kept for a backward pass
+        if not torch.is_grad_enabled():
             return super().forward(F.gelu(x))
-        # The casts autocast would make for a linear layer, done here: the function computes in the given dtype.
+        # The casts autocast makes for a linear layer, done here: the function computes in the dtype it is given.
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         return GeluLinearFunction.apply(x.to(dtype), self.weight.to(dtype), self.bias.to(dtype))
@@ -292,10 +231,10 @@ class LavtMlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = GeluLinear(hidden, dim)  # GELU between the two layers
+        self.fc2 = GeluLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(x))
+        return self.fc2(self.fc1(x))  # fc2(GELU(fc1(x))): GeluLinear applies the GELU
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):
@@ -305,35 +244,28 @@ class LavtSwinBlock(GradientCheckpointingLayer):
 
     def __init__(self, config: LavtConfig, dim: int, num_heads: int, shift: int, drop_path_rate: float):
         super().__init__()
-        self.window = window = config.window_size
+        self.window = config.window_size
         self.shift = shift
         eps = config.layer_norm_eps
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = LavtWindowAttention(config, dim, num_heads, window)
+        self.attn = LavtWindowAttention(config, dim, num_heads, self.window)
         self.drop_path = DropPath(drop_path_rate)  # stochastic depth: the residual branch dropped per sample
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = LavtMlp(dim, int(dim * config.mlp_ratio))
-        self._layouts: dict[tuple, WindowLayout] = {}
 
-    def layout(self, height: int, width: int, device: torch.device) -> WindowLayout:
-        """The block's `WindowLayout` for an (H, W) map, built once per (size, device)."""
-        key = (height, width, device)
-        if key not in self._layouts:
-            # Normal tensors even when first built under torch.inference_mode: a later training step saves the
-            # indices for its backward pass, which inference tensors cannot be.
-            with torch.inference_mode(False):
-                self._layouts[key] = window_layout(height, width, self.window, self.shift, device)
-        return self._layouts[key]
-
-    def forward(self, hidden_states: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, height: int, width: int, mask: torch.Tensor) -> torch.Tensor:
+        """hidden_states (B, H * W, C); mask: the stage's `shifted_window_mask`, used when this block shifts."""
         batch, _, channels = hidden_states.shape
-        layout = self.layout(height, width, hidden_states.device)
-        x = self.norm1(hidden_states)
-        if layout.padded:  # the zero token that padding positions read (cat: one copy, F.pad also fills)
-            x = torch.cat([x, x.new_zeros(batch, 1, channels)], dim=1)
-        windows = x.index_select(1, layout.gather).view(-1, self.window**2, channels)
-        windows = self.attn(windows, layout.mask)
-        x = windows.view(batch, -1, channels).index_select(1, layout.scatter)
+        pad_h, pad_w = (-height) % self.window, (-width) % self.window
+        x = self.norm1(hidden_states).view(batch, height, width, channels)
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        if self.shift:
+            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
+        windows = self.attn(window_partition(x, self.window), mask if self.shift else None)
+        x = window_reverse(windows, self.window, height + pad_h, width + pad_w)
+        if self.shift:
+            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x[:, :height, :width].reshape(batch, height * width, channels)
         hidden_states = hidden_states + self.drop_path(x)
         return hidden_states + self.drop_path(self.mlp(self.norm2(hidden_states)))
 
@@ -436,9 +368,10 @@ class LavtStage(nn.Module):
         super().__init__()
         dim = config.stage_widths[index]
         is_last = index == len(config.depths) - 1
+        self.window = config.window_size
         self.blocks = nn.ModuleList(
             LavtSwinBlock(
-                config, dim, config.num_heads[index], shift=(config.window_size // 2) * (i % 2),
+                config, dim, config.num_heads[index], shift=(self.window // 2) * (i % 2),
                 drop_path_rate=drop_path_rates[i],
             )
             for i in range(config.depths[index])
@@ -451,17 +384,18 @@ class LavtStage(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, words: torch.Tensor,
                 word_mask: torch.Tensor, output_attentions: bool = False) -> LavtStageOutput:
-        for block in self.blocks:  # build the window layouts here, not inside a checkpointed (recomputed) region
-            block.layout(height, width, hidden_states.device)
+        # One mask for the stage's shifted blocks, over the map padded to the window grid.
+        window = self.window
+        mask = shifted_window_mask(height + (-height) % window, width + (-width) % window, window, window // 2,
+                                   hidden_states.device)
         for block in self.blocks:
-            hidden_states = block(hidden_states, height, width)
+            hidden_states = block(hidden_states, height, width, mask)
         blocks_output = hidden_states
         fused, weights = self.fusion(hidden_states, words, word_mask, output_attentions)
         if weights is not None:  # (B, heads, H * W, T) -> one map per token: (B, heads, T, H, W)
             weights = weights.transpose(-1, -2).reshape(*weights.shape[:2], -1, height, width)
-        # An NHWC view with the batch stride of a channels-last tensor (H * W * C) also at batch 1, where
-        # transpose + reshape gave stride C: upsampling then returned NCHW, so at batch 1 (single-image
-        # inference) the decoder's convolutions converted every output back from channels-last.
+        # A channels-last view with the batch stride H * W * C at every batch size (batch 1 included), so that
+        # upsampling keeps channels-last and the decoder's convolutions need no conversion.
         features = self.output_norm(fused).view(fused.shape[0], height, width, -1).permute(0, 3, 1, 2)
         out_h, out_w = height, width
         if self.gate is not None:

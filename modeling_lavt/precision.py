@@ -26,9 +26,8 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
     `dtype` (Linear, Conv1d, Conv2d) in that precision, in place; "fp32" leaves the model as is.
 
     Autocast rounds those weights to `dtype` on every forward call anyway, so the outputs under autocast are
-    bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per call
-    (a Swin-B 480 bf16 inference on 2 CPU threads went from 0.71 to 0.54 s, docs/benchmarks/cpu_onnx_eager_paths.json),
-    and their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
+    bit-identical (tests/test_precision.py); what goes is that cast, a read and a write of every such weight per
+    call (timings in docs/benchmarks/cpu_onnx_eager_paths.json), and their memory halves. Norms, embeddings and the position-bias tables stay float32, as autocast runs them.
     The model then runs only under autocast to `dtype`, and not for training (an optimizer would step
     low-precision weights): LAVT models (`check_inputs`, head and headless) record the dtype and raise
     ValueError otherwise (`check_stored_weights_autocast`). Returns `model`.
@@ -103,8 +102,8 @@ def stored_weights_dtype(model: torch.nn.Module) -> str | None:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX), where bf16 autocast roughly
-    halves inference time; elsewhere oneDNN emulates bfloat16 and it is slower than float32."""
+    """Whether this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX), where bf16 autocast is faster
+    than float32; elsewhere oneDNN emulates bfloat16 and it is slower."""
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 

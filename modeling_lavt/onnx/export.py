@@ -8,8 +8,8 @@ and `onnx_export.json`, which says what the ONNX graph expects: the opset, the f
 `LavtOnnxForReferringSegmentation` (runtime.py) loads such a folder and refuses one whose graph,
 description and processor disagree.
 
-Why a fixed image size: the Swin blocks' window layouts (padding, cyclic shift, windows) are index tables built
-from the map size in Python, so a graph traced at one size holds that size's tables; the processor resizes every
+Why a fixed image size: the Swin blocks' padding, window grid and shifted-window mask are computed from the map
+size in Python, so a graph traced at one size holds that size's shapes and mask; the processor resizes every
 image to its one `size`, so one size is all a deployment needs. The text length is fixed as well (the processor
 pads every expression to `max_length`, the model's `max_text_length`). Requires the `onnx` extra
 (`pip install "lavt-hf[onnx]"`: onnx, onnxscript, onnxruntime).
