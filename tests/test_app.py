@@ -97,4 +97,5 @@ def test_the_app_runs_with_the_demo_extra_alone(model_dir, tmp_path):
     process = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                              timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
-    assert process.stdout.strip().splitlines()[-1].startswith("(40, 30) ")
+    overlay_size = process.stdout.strip().splitlines()[-1].split(") ")[0]
+    assert overlay_size.startswith("(40, ") and int(overlay_size.split(", ")[1]) > 30  # the image under its caption

@@ -395,11 +395,11 @@ def test_synthetic_study_arms_file():
         assert loss == {**baseline, "perceptual_weight": 1.0, "perceptual_softmax": softmax}
 
 
-def test_committed_study_report_is_what_the_tool_writes_and_the_readme_shows_it():
-    """docs/loss_study holds the README's study: its results.md is the report of its results.json, and the
-    README's table is that report's table, character for character."""
+def test_committed_study_report_is_what_the_tool_writes_and_the_docs_show_it():
+    """docs/loss_study holds the study: its results.md is the report of its results.json, and the table of
+    docs/loss_study.md is that report's table, character for character."""
     study = compare.REPO_ROOT / "docs" / "loss_study"
     report = (study / "results.md").read_text()
     assert compare.markdown_report(json.loads((study / "results.json").read_text())) == report
     table = report[report.index("| arm | overall IoU"):].split("\n\n")[0]
-    assert table.count("\n") >= 5 and table in (compare.REPO_ROOT / "README.md").read_text()
+    assert table.count("\n") >= 5 and table in (compare.REPO_ROOT / "docs" / "loss_study.md").read_text()
