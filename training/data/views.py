@@ -103,7 +103,7 @@ class _Decoding:
 
 
 def check_sample_values(item: dict[str, torch.Tensor]) -> None:
-    """The values the model no longer checks, read here once per sample: finite pixels, labels 0 / 1 (the loss has
+    """The values the model's forward does not check, read here once per sample: finite pixels, labels 0 / 1 (the loss has
     no ignore index). A processor gives other values only when it is set up wrong (a normalisation that divides by
     zero, masks not binarised), so the error names the processor.
 
