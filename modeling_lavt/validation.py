@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import io
 import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -154,6 +155,14 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
             raise ValueError(f"target_sizes[{index}] must have positive sides, got (height, width) = {pair}")
         pairs.append((height, width))
     return pairs
+
+
+def check_probability_threshold(name: str, value: Any) -> None:
+    """A threshold on a probability: `None` (not used) or a real number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
 def check_text_argument(text: Any) -> None:
@@ -392,9 +401,11 @@ __all__ = [
     "check_loaded_weights",
     "check_model_location",
     "check_model_weights_present",
+    "check_probability_threshold",
     "check_referring_expressions",
     "check_target_sizes",
     "check_text_argument",
     "load_image_url",
     "pixel_values_in_model_dtype",
 ]
+
