@@ -336,14 +336,12 @@ def _mask_summary(mask: torch.Tensor, probabilities: torch.Tensor) -> dict[str, 
 
 def connected_parts(mask: torch.Tensor) -> list[torch.Tensor]:
     """(h, w) bool mask -> one (h, w) bool mask per 8-connected part, in the order of their first pixel (row by
-    row). Two-pass labelling over the runs of each row with a union-find, in NumPy: no SciPy needed."""
+    row). Two-pass labelling of the runs of each row with a union-find, in NumPy: no SciPy needed."""
     array = mask.cpu().numpy().astype(np.int8)
     edges = np.diff(np.pad(array, ((0, 0), (1, 1))), axis=1)
-    runs = []  # (row, start, end) with end exclusive, row by row and left to right
-    for row in range(array.shape[0]):
-        starts, ends = np.flatnonzero(edges[row] == 1), np.flatnonzero(edges[row] == -1)
-        runs += [(row, int(start), int(end)) for start, end in zip(starts, ends)]
-    parent = list(range(len(runs)))
+    rows = [list(zip(np.flatnonzero(edge == 1).tolist(), np.flatnonzero(edge == -1).tolist())) for edge in edges]
+    first = np.cumsum([0] + [len(runs) for runs in rows])  # index of each row's first run (end exclusive)
+    parent = list(range(first[-1]))
 
     def root(index: int) -> int:
         while parent[index] != index:
@@ -351,20 +349,21 @@ def connected_parts(mask: torch.Tensor) -> list[torch.Tensor]:
             index = parent[index]
         return index
 
-    previous, current, row = [], [], -1  # indices of the runs of the row above and of this row
-    for index, (run_row, start, end) in enumerate(runs):
-        if run_row != row:
-            previous, current, row = (current if run_row == row + 1 else []), [], run_row
-        for other in previous:
-            _, other_start, other_end = runs[other]
-            if other_start <= end and start <= other_end:  # touching or diagonal neighbours: 8-connected
-                parent[root(index)] = root(other)
-        current.append(index)
-    labels: dict[int, np.ndarray] = {}
-    for index, (run_row, start, end) in enumerate(runs):
-        part = labels.setdefault(root(index), np.zeros(array.shape, dtype=bool))
-        part[run_row, start:end] = True
-    return [torch.from_numpy(part).to(mask.device) for part in labels.values()]
+    for row in range(1, len(rows)):
+        above, lowest = rows[row - 1], 0
+        for index, (start, end) in enumerate(rows[row]):
+            while lowest < len(above) and above[lowest][1] < start:  # ends left of this run's left neighbour
+                lowest += 1
+            other = lowest
+            while other < len(above) and above[other][0] <= end:  # touching or diagonal: 8-connected
+                parent[root(first[row] + index)] = root(first[row - 1] + other)
+                other += 1
+    labels = np.zeros(array.shape, dtype=np.int64)
+    roots: dict[int, int] = {}
+    for row, runs in enumerate(rows):
+        for index, (start, end) in enumerate(runs):
+            labels[row, start:end] = roots.setdefault(root(first[row] + index), len(roots) + 1)
+    return [torch.from_numpy(labels == label).to(mask.device) for label in range(1, len(roots) + 1)]
 
 
 def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[bool]:
