@@ -71,7 +71,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
     ```
 
     Call options: `threshold` (foreground where the probability >= threshold instead of the argmax),
-    `presence_threshold`, `split_parts`, `return_list`, `return_probabilities`, `return_word_maps`, `timeout` (seconds, for URLs), `batch_size`.
+    `presence_threshold`, `split_parts`, `return_list`, `return_probabilities`, `return_word_maps`, `timeout`
+    (seconds, for URLs), `batch_size`.
     """
 
     _load_processor = None
