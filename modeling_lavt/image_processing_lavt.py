@@ -19,7 +19,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
 from .resize import upsample_logits
-from .validation import check_target_sizes
+from .validation import check_probability_threshold, check_target_sizes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -166,12 +166,14 @@ class LavtImageProcessor(BaseImageProcessor):
         outputs: Any,
         target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
         threshold: float | None = None,
+        presence_threshold: float | None = None,
+        split_parts: bool = False,
     ) -> list[dict[str, Any]]:
-        """Model logits -> one mask per sample, at the size asked for.
+        """Model logits -> one mask per sample, at the size asked for, with its presence score and box.
 
         Each sample's (2, h, w) logits are upsampled bilinearly with `align_corners=True` (as the original does)
         to its target size, in float32 whatever the model's dtype. With target size = model input size and no
-        threshold, the mask is exactly the original's test-time prediction.
+        thresholds, the mask is exactly the original's test-time prediction.
 
         Args:
             outputs: the model output (anything with `.logits`) or the logits tensor (B, 2, h, w); class 1 is the
@@ -180,20 +182,36 @@ class LavtImageProcessor(BaseImageProcessor):
                 at the original image size, or `(480, 480)` pairs for the original protocol; `None` keeps the
                 logits' size.
             threshold: `None` takes the argmax (foreground where logit 1 > logit 0, ties go to background);
-                a float marks foreground where the foreground softmax probability is >= threshold.
+                a float in [0, 1] marks foreground where the foreground softmax probability is >= threshold.
+            presence_threshold: a float in [0, 1]: a sample whose `presence_score` is below it gets the answer
+                "no target" (an empty mask). `None`: no presence rule, the mask as the original gives it.
+            split_parts: also give the mask's connected parts (8-connected), one entry each in `parts`.
 
         Returns:
-            One dict per sample: `mask` int64 (h, w) of 0 / 1, `probabilities` float32 (h, w) foreground softmax
-            probability, and `score`, the mean foreground probability over the predicted foreground pixels
-            (0.0 when the mask is empty): a confidence for the mask that was returned, not for the image.
+            One dict per sample: `mask` int64 (h, w) of 0 / 1; `probabilities` float32 (h, w) foreground softmax
+            probability; `score`, the mean foreground probability over the mask (0.0 when it is empty), a
+            confidence for the mask that was returned; `presence_score` ([`presence_scores`]), how sure the model
+            is that the expression names something in the image; `no_target`, `True` when the mask is empty;
+            `box`, `{"xmin", "ymin", "xmax", "ymax"}` in pixels of the mask (the first and last column and row
+            it covers, inclusive), `None` when the mask is empty; with `split_parts`, `parts`: a list of
+            `{"mask", "score", "box"}`, one per connected part of the mask, highest score first (empty when
+            the mask is).
+
+        Raises:
+            ValueError: for logits of another shape or holding NaN or infinite values, a threshold outside
+                [0, 1] or not a number, or target sizes that do not match the batch.
         """
         logits = outputs if isinstance(outputs, torch.Tensor) else outputs.logits
         if logits.ndim != 4 or logits.shape[1] != 2:
             raise ValueError(f"Expected logits of shape (batch, 2, height, width), got {tuple(logits.shape)}")
+        if not torch.isfinite(logits).all():
+            raise ValueError("The logits hold NaN or infinite values: the model's output is broken, there is no "
+                             "mask (or 'no target') to read from it")
         target_sizes = check_target_sizes(target_sizes, logits.shape[0])
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        check_probability_threshold("threshold", threshold)
+        check_probability_threshold("presence_threshold", presence_threshold)
 
+        presence = presence_scores(logits).tolist()
         results = []
         for index in range(logits.shape[0]):
             sample = logits[index : index + 1].float()
@@ -203,10 +221,19 @@ class LavtImageProcessor(BaseImageProcessor):
             background, foreground = sample[0, 0], sample[0, 1]
             probabilities = torch.sigmoid(foreground - background)  # = softmax(...)[1] for two classes
             is_foreground = foreground > background if threshold is None else probabilities >= threshold
-            score = probabilities[is_foreground].mean().item() if is_foreground.any() else 0.0
-            results.append({"mask": is_foreground.long(), "probabilities": probabilities, "score": score})
+            if presence_threshold is not None and presence[index] < presence_threshold:
+                is_foreground = torch.zeros_like(is_foreground)
+            result = {"mask": is_foreground.long(), "probabilities": probabilities,
+                      **_mask_summary(is_foreground, probabilities),
+                      "presence_score": presence[index], "no_target": not is_foreground.any().item()}
+            if split_parts:
+                result["parts"] = sorted(
+                    ({"mask": part.long(), **_mask_summary(part, probabilities)}
+                     for part in connected_parts(is_foreground)),
+                    key=lambda part: -part["score"],
+                )
+            results.append(result)
         return results
-
 
     def post_process_semantic_segmentation(
         self,
@@ -298,6 +325,53 @@ def presence_scores(logits: torch.Tensor) -> torch.Tensor:
     float32 in [0, 1], the largest foreground probability of each sample. Below a threshold the answer is "no
     target"; at 0.5 that is exactly an empty argmax mask."""
     return torch.sigmoid((logits[:, 1] - logits[:, 0]).float().amax(dim=(1, 2)))
+
+
+def mask_box(mask: torch.Tensor) -> dict[str, int] | None:
+    """(h, w) bool mask -> `{"xmin", "ymin", "xmax", "ymax"}`: its first and last column and row (inclusive, as
+    torchvision's `masks_to_boxes`); `None` for an empty mask."""
+    columns, rows = mask.any(dim=0).nonzero(), mask.any(dim=1).nonzero()
+    if len(columns) == 0:
+        return None
+    return {"xmin": int(columns[0]), "ymin": int(rows[0]), "xmax": int(columns[-1]), "ymax": int(rows[-1])}
+
+
+def _mask_summary(mask: torch.Tensor, probabilities: torch.Tensor) -> dict[str, Any]:
+    """The `score` (mean foreground probability over the mask, 0.0 when empty) and `box` of a bool mask."""
+    score = probabilities[mask].mean().item() if mask.any() else 0.0
+    return {"score": score, "box": mask_box(mask)}
+
+
+def connected_parts(mask: torch.Tensor) -> list[torch.Tensor]:
+    """(h, w) bool mask -> one (h, w) bool mask per 8-connected part, in the order of their first pixel (row by
+    row). Two-pass labelling of the runs of each row with a union-find, in NumPy: no SciPy needed."""
+    array = mask.cpu().numpy().astype(np.int8)
+    edges = np.diff(np.pad(array, ((0, 0), (1, 1))), axis=1)
+    rows = [list(zip(np.flatnonzero(edge == 1).tolist(), np.flatnonzero(edge == -1).tolist())) for edge in edges]
+    first = np.cumsum([0] + [len(runs) for runs in rows])  # index of each row's first run (end exclusive)
+    parent = list(range(first[-1]))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for row in range(1, len(rows)):
+        above, lowest = rows[row - 1], 0
+        for index, (start, end) in enumerate(rows[row]):
+            while lowest < len(above) and above[lowest][1] < start:  # ends left of this run's left neighbour
+                lowest += 1
+            other = lowest
+            while other < len(above) and above[other][0] <= end:  # touching or diagonal: 8-connected
+                parent[root(first[row] + index)] = root(first[row - 1] + other)
+                other += 1
+    labels = np.zeros(array.shape, dtype=np.int64)
+    roots: dict[int, int] = {}
+    for row, runs in enumerate(rows):
+        for index, (start, end) in enumerate(runs):
+            labels[row, start:end] = roots.setdefault(root(first[row] + index), len(roots) + 1)
+    return [torch.from_numpy(labels == label).to(mask.device) for label in range(1, len(roots) + 1)]
 
 
 def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[bool]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,6 +73,14 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
             raise ValueError(f"target_sizes[{index}] must have positive sides, got (height, width) = {pair}")
         pairs.append((height, width))
     return pairs
+
+
+def check_probability_threshold(name: str, value: Any) -> None:
+    """A threshold on a probability: `None` (not used) or a real number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
 def check_text_argument(text: Any) -> None:
@@ -449,6 +458,7 @@ __all__ = [
     "check_model_location",
     "check_model_weights_present",
     "check_processor_files",
+    "check_probability_threshold",
     "check_referring_expressions",
     "check_target_sizes",
     "check_text_argument",
@@ -460,3 +470,4 @@ __all__ = [
     "pixel_values_in_model_dtype",
     "refuse_unfit_checkpoint",
 ]
+

@@ -5,8 +5,12 @@ Pairing: one image with any number of expressions (each expression on the same i
 expressions (image i with expression i). For every pair the command writes <n>_<image>_<words>_mask.png
 (0 / 255, the original image size) and <n>_<image>_<words>_overlay.png (the mask tinted over the image, under a
 strip holding the expression), and prints a JSON list on stdout:
-[{"image", "text", "mask_path", "overlay_path", "score", "foreground_fraction"}, ...]
-where score is the mean foreground probability over the predicted mask (0 when the mask is empty).
+[{"image", "text", "mask_path", "overlay_path", "score", "box", "presence_score", "no_target",
+  "foreground_fraction"}, ...]
+where score is the mean foreground probability over the predicted mask (0 when the mask is empty), box its
+{"xmin", "ymin", "xmax", "ymax"} in image pixels (inclusive; null when empty), presence_score how sure the model
+is that the expression names something in the image (the largest foreground probability) and no_target whether
+the mask is empty (with --presence-threshold T, a presence score below T empties it).
 With --word-maps it also writes <n>_<image>_<words>_words.png (the overlay, then a labelled heatmap per token of
 where the model's pixel-word attention puts that token) and adds "word_maps_path" to each entry.
 
@@ -87,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as the original)",
     )
     parser.add_argument(
+        "--presence-threshold",
+        "--presence_threshold",
+        dest="presence_threshold",
+        type=float,
+        default=None,
+        help="answer 'no target' (an empty mask) where the presence score is below this value, in [0, 1] "
+        "(default: no presence rule, the mask as the original gives it)",
+    )
+    parser.add_argument(
         "--word-maps",
         "--word_maps",
         dest="word_maps",
@@ -104,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(missing)
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
     pairs = pair_inputs(parser, args.image, args.text)
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        parser.error(f"--threshold must lie in [0, 1], got {args.threshold}")
+    for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            parser.error(f"{option} must lie in [0, 1], got {value}")
     images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
     if args.backend == "onnx":
         device, dtype = check_onnx_options(parser, args.device, args.dtype, args.word_maps), "fp32"
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     with autocast(device, dtype):
         results = pipe(
             [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
-            return_word_maps=args.word_maps,
+            presence_threshold=args.presence_threshold, return_word_maps=args.word_maps,
         )
     summary = [
         save_prediction(output_dir, index, path, images[path], text, result)
@@ -237,6 +251,9 @@ def save_prediction(
         "mask_path": str(mask_path),
         "overlay_path": str(overlay_path),
         "score": result["score"],
+        "box": result["box"],
+        "presence_score": result["presence_score"],
+        "no_target": result["no_target"],
         "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean()),
     }
     if "word_maps" in result:

@@ -60,7 +60,7 @@ def expected_result(pipe, image, text: str, threshold: float | None = None) -> d
 def test_single_image_and_expression(pipe):
     image = random_image(37, 53)
     result = pipe(image, text="the man on the left")
-    assert set(result) == {"mask", "score"}
+    assert set(result) == {"label", "score", "box", "mask", "presence_score", "no_target"}
     assert result["mask"].mode == "L" and result["mask"].size == image.size
     mask = np.asarray(result["mask"])
     assert set(np.unique(mask)) <= {0, 255}
