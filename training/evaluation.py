@@ -118,6 +118,9 @@ def presence_threshold_type(text: str) -> float:
     return value
 
 
+presence_threshold_type.__name__ = "float"  # argparse names the type in "invalid <name> value"
+
+
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
