@@ -10,7 +10,9 @@ from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
+from lavt_hf.scripts import prepare_refcoco
 from lavt_hf.training import evaluation as lavt_evaluate
+from lavt_hf.training import train
 from lavt_hf.training.data import load_refer_dataset, rows_from_dataset
 
 MASK = np.zeros((12, 16), np.uint8)
@@ -64,3 +66,17 @@ def test_a_presence_threshold_that_is_not_a_number_names_the_type(capsys):
         lavt_evaluate.main(["--model", "m", "--dataset", "d", "--presence_threshold", "abc"])
     assert exit_info.value.code == 2
     assert "argument --presence_threshold: invalid float value: 'abc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("main, argv, message", [
+    (lavt_evaluate.main, ["--model", "m", "--dataset", "d", "--presence_threshold", "1.5"],
+     "lavt-evaluate: error: argument --presence_threshold: must be <= 1 (a probability), got 1.5"),
+    (train.main, ["--max_steps", "abc"], "lavt-train: error: argument --max_steps/--max-steps: invalid int value: 'abc'"),
+    (prepare_refcoco.main, ["--dataset", "d"], "lavt-prepare-refcoco: error: the following arguments are required: "
+                                               "--output_dir"),
+])
+def test_a_bad_option_value_is_one_line_without_the_usage(main, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
