@@ -80,3 +80,16 @@ def test_a_bad_option_value_is_one_line_without_the_usage(main, argv, message, c
         main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.parametrize("sentences, feature", [
+    ([{"raw": "the box", "sent": "the box"}], List({"raw": Value("string"), "sent": Value("string")})),
+    (5, Value("int64")),
+])
+def test_expressions_that_are_not_text_are_named_so(sentences, feature):
+    features = Features({"image": ImageFeature(), "mask": ImageFeature(), "sentences": feature})
+    rows = Dataset.from_dict({"image": [Image.new("RGB", (16, 12))], "mask": [Image.fromarray(MASK)],
+                              "sentences": [sentences]}, features=features)
+    with pytest.raises(ValueError, match=r"row 0 of mine has expressions that are not text \(.*\); the text column "
+                                         r"holds one string or a list of strings"):
+        rows_from_dataset(rows, "mine")

@@ -252,8 +252,11 @@ def _no_target(value: Any, name: str) -> bool:
 
 def _texts(value: Any, name: str) -> list[str]:
     """One string or a list of them, none empty."""
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+    texts = [value] if isinstance(value, str) else value or []
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"{name} has expressions that are not text ({str(value)[:80]!r}); the text column holds "
+                         "one string or a list of strings")
+    if not texts or not all(t.strip() for t in texts):
         raise ValueError(f"{name} has an empty expression or none ({str(value)[:80]!r}); every object needs at "
                          "least one non-empty expression")
     return texts
