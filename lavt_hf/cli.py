@@ -39,6 +39,14 @@ def exit_with_usage_error(prog: str, message: str) -> NoReturn:
     sys.exit(2)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes (a bad value, a missing option) are one line, as every other error of
+    the tools, instead of the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        exit_with_usage_error(self.prog, message)
+
+
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
     """Turn a `UsageError` (and the given exception kinds, where a library reports the user's input that

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from lavt_hf.cli import positive_int
+from lavt_hf.cli import ArgumentParser, positive_int
 from lavt_hf.training import compare
 
 EPILOG = f"""\
@@ -42,7 +42,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lavt-compare", description=__doc__, epilog=EPILOG,
+    parser = ArgumentParser(prog="lavt-compare", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="base training recipe (YAML, as for lavt-train) every arm starts from")
     parser.add_argument("--set", dest="assignments", action="extend", nargs="+", default=[], metavar="KEY=VALUE",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from lavt_hf.cli import check_writable_dir, exit_with_usage_error, positive_int
+from lavt_hf.cli import ArgumentParser, check_writable_dir, exit_with_usage_error, positive_int
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
@@ -37,7 +37,7 @@ from modeling_lavt.weights.conversion import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavt-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", required=True,

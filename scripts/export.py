@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.cli import check_writable_dir, positive_int
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int
 from lavt_hf.commands import missing_extra_message
 from modeling_lavt.onnx.export import (
     EXPORT_INFO_NAME,
@@ -37,7 +37,7 @@ from modeling_lavt.onnx.export import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavt-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True,

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lavt_hf.cli import check_writable_dir
+from lavt_hf.cli import ArgumentParser, check_writable_dir
 from lavt_hf.commands import missing_extra_message
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
@@ -47,7 +47,7 @@ from modeling_lavt.validation import check_processor_files, check_referring_expr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavt-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")

@@ -28,7 +28,7 @@ from datasets.utils import are_progress_bars_disabled, disable_progress_bars, en
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
-from lavt_hf.cli import check_writable_dir, reports_usage_errors
+from lavt_hf.cli import ArgumentParser, check_writable_dir, reports_usage_errors
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
     IMAGE_TABLE_FEATURES,
@@ -367,7 +367,7 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavt-prepare-refcoco",
         description="Convert RefCOCO / RefCOCO+ / RefCOCOg from the raw refer layout, or a dataset of one's own "
         "(--dataset), into parquet shards with a dataset card, loadable with "

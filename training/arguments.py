@@ -17,6 +17,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from lavt_hf.cli import (
+    ArgumentParser,
     NotFoundError,
     UsageError,
     check_source_exists,
@@ -269,6 +270,12 @@ def dotted_overrides(extras: list[str]) -> tuple[dict[str, dict], list[str]]:
     return overrides, unknown
 
 
+class TrainingArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` whose mistakes are one line, as `lavt_hf.cli.ArgumentParser`'s."""
+
+    error = ArgumentParser.error
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """`--config recipe.yaml` supplies defaults; any other option overrides it. The mapping options (loss,
     model_overrides, text_config) take a YAML or JSON mapping (`--loss '{perceptual_weight: 1.0}'`) or one key
@@ -277,9 +284,10 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     Raises:
         UsageError: for an unknown option (naming the closest known one) or a value that is not valid.
     """
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="lavt-train", description="Train LAVT with Accelerate. Options come from "
-                              "--config (YAML) and are overridden by the command line; a mapping option also takes "
-                              "one key at a time, e.g. --loss.perceptual_weight 1.0.")
+    parser = TrainingArgumentParser(
+        ARGUMENT_CLASSES, prog="lavt-train", description="Train LAVT with Accelerate. Options come from --config "
+        "(YAML) and are overridden by the command line; a mapping option also takes one key at a time, e.g. "
+        "--loss.perceptual_weight 1.0.")
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/demo.yaml")
     for name in MERGED_OPTIONS:
         parser._option_string_actions[f"--{name}"].type = yaml_mapping

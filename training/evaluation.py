@@ -48,6 +48,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from lavt_hf.cli import (
+    ArgumentParser,
     check_writable_dir,
     dataset_errors,
     exit_with_usage_error,
@@ -118,6 +119,9 @@ def presence_threshold_type(text: str) -> float:
     return value
 
 
+presence_threshold_type.__name__ = "float"  # argparse names the type in "invalid <name> value"
+
+
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
@@ -158,7 +162,7 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="lavt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True,

@@ -25,6 +25,7 @@ import datasets
 import numpy as np
 from datasets import Features, List, Value
 from datasets import Image as ImageFeature
+from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import DatasetCard
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from PIL import Image
@@ -123,7 +124,11 @@ def load_user_dataset(
     available = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
     if split not in available:
         raise ValueError(f"split {split!r} does not exist in {source}; available splits: {available}")
-    loaded = datasets.load_dataset(str(source), config_name, split=split, streaming=streaming, **load_kwargs)
+    try:
+        loaded = datasets.load_dataset(str(source), config_name, split=split, streaming=streaming, **load_kwargs)
+    except DatasetGenerationError as error:  # its message hides the cause: files of one dataset that disagree
+        raise ValueError(f"{source} could not be read as a dataset ({error.__cause__ or error}); every file of "
+                         "a dataset needs the same columns and types") from error
     return rows_from_dataset(loaded, f"{source} (split {split})", split=split, image_column=image_column,
                              mask_column=mask_column, text_column=text_column, mask_rule=mask_rule)
 
@@ -167,7 +172,7 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
     data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
     width, height = _image_size(data, name)
     mask = _mask(record[mask_column], height, width, name, mask_rule)
-    no_target = bool(record.get(NO_TARGET_COLUMN) or False)
+    no_target = _no_target(record.get(NO_TARGET_COLUMN), name)
     if no_target and mask.any():
         raise ValueError(f"{name} is marked no_target but its mask has {int(mask.sum())} pixels; an expression "
                          "that names nothing has an empty mask")
@@ -238,10 +243,20 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
                      "COCO polygons")
 
 
+def _no_target(value: Any, name: str) -> bool:
+    """The no_target flag: true, false, 1, 0 or absent (false); a string such as "false" would read as true."""
+    if value is None or (type(value) in (bool, int) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name} has no_target {value!r}; it must be true or false (or 1 or 0)")
+
+
 def _texts(value: Any, name: str) -> list[str]:
     """One string or a list of them, none empty."""
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+    texts = [value] if isinstance(value, str) else value or []
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"{name} has expressions that are not text ({str(value)[:80]!r}); the text column holds "
+                         "one string or a list of strings")
+    if not texts or not all(t.strip() for t in texts):
         raise ValueError(f"{name} has an empty expression or none ({str(value)[:80]!r}); every object needs at "
                          "least one non-empty expression")
     return texts
@@ -272,7 +287,8 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
                 raise FileNotFoundError(f"the {key} {file} of line {number} of {path} not found; {FOLDER_LAYOUT}")
         records.append({"image": str(files["image"]), "mask": str(files["mask"]),
                         "sentences": _texts(entry["sentences"], f"line {number} of {path}"),
-                        NO_TARGET_COLUMN: bool(entry.get(NO_TARGET_COLUMN, False)), "ref_id": number})
+                        NO_TARGET_COLUMN: _no_target(entry.get(NO_TARGET_COLUMN), f"line {number} of {path}"),
+                        "ref_id": number})
     if not records:
         raise ValueError(f"split {split!r} not found in {path}; available splits: {ordered_splits(splits)}")
     features = Features({"image": ImageFeature(), "mask": ImageFeature(), "sentences": List(Value("string")),
