@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from modeling_lavt.validation import is_hub_repo_id
 
@@ -41,7 +41,11 @@ def exit_with_usage_error(prog: str, message: str) -> NoReturn:
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser whose mistakes (a bad value, a missing option) are one line, as every other error of
-    the tools, instead of the usage block followed by the error."""
+    the tools, instead of the usage block followed by the error. No option is taken from a prefix: a misspelt
+    option is an error, not silently another option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str) -> NoReturn:
         exit_with_usage_error(self.prog, message)

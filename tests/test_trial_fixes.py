@@ -93,3 +93,14 @@ def test_expressions_that_are_not_text_are_named_so(sentences, feature):
     with pytest.raises(ValueError, match=r"row 0 of mine has expressions that are not text \(.*\); the text column "
                                          r"holds one string or a list of strings"):
         rows_from_dataset(rows, "mine")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_an_option_prefix_is_not_taken_for_the_option(command, capsys):
+    """`--image_colum` is a misspelling of `--image_column`, not an abbreviation of it."""
+    main = {"train": train.main, "evaluate": lavt_evaluate.main}[command]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*({"train": [], "evaluate": ["--model", "m"]}[command]), "--dataset", "d", "--image_colum", "photo"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--image_colum" in err[0] and "--image_column" in err[0], err

@@ -205,7 +205,7 @@ def one_row(**changes) -> Dataset:
     ({"mask": Image.fromarray((box_mask(0) * 128).astype(np.uint8) + 1)},
      r"the mask of row 0 of mine is not binary \(values \[1, 129\]\)"),
     ({"mask": Image.fromarray(np.stack([box_mask(0) * 255] * 3, axis=2))},
-     r"the mask of row 0 of mine is a RGB image with 3 channels"),
+     r"the mask of row 0 of mine is an image of mode RGB with 3 channels"),
     ({"mask": Image.fromarray(np.zeros((SIZE[1], SIZE[0]), np.uint8))},
      r"row 0 of mine has an empty mask \(no pixels\); mark the expression no_target"),
     ({"no_target": True}, r"row 0 of mine is marked no_target but its mask has 204 pixels"),

@@ -285,7 +285,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
         UsageError: for an unknown option (naming the closest known one) or a value that is not valid.
     """
     parser = TrainingArgumentParser(
-        ARGUMENT_CLASSES, prog="lavt-train", description="Train LAVT with Accelerate. Options come from --config "
+        ARGUMENT_CLASSES, prog="lavt-train", allow_abbrev=False, description="Train LAVT with Accelerate. Options come from --config "
         "(YAML) and are overridden by the command line; a mapping option also takes one key at a time, e.g. "
         "--loss.perceptual_weight 1.0.")
     parser.add_argument("--config", help="YAML recipe, e.g. training/configs/demo.yaml")

@@ -345,7 +345,7 @@ def print_table(summary: dict[str, Any], results_path: Path) -> None:
     rows = [("overall IoU", "overall_iou"), ("mean IoU", "mean_iou")]
     rows += [(key, key) for key in summary if key.startswith("precision@")]
     if "giou" in summary:
-        print(f"  generalized: {summary['num_no_target']} no-target samples, presence threshold "
+        print(f"  generalized: {summary['num_no_target']} no-target sample(s), presence threshold "
               f"{summary['presence_threshold']}")
         rows += [("gIoU", "giou"), ("cIoU", "ciou"), ("N-acc", "n_acc"), ("T-acc", "t_acc")]
         rows += [(key.replace("generalized_", "g"), key) for key in summary if key.startswith("generalized_")]

@@ -226,7 +226,7 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the mask of {name} does not open ({error})") from error
         if pixels.ndim != 2:
-            raise ValueError(f"the mask of {name} is a {mode} image with {pixels.shape[2]} channels; a mask is "
+            raise ValueError(f"the mask of {name} is an image of mode {mode} with {pixels.shape[2]} channels; a mask is "
                              "one channel (values 0/1 or 0/255)")
         if pixels.shape != (height, width):
             raise ValueError(f"the mask of {name} is {pixels.shape[1]}x{pixels.shape[0]} (width x height) but its "
