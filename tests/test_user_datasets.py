@@ -13,6 +13,7 @@ from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 from PIL import Image
 
+from lavt_hf.cli import UsageError
 from lavt_hf.scripts import prepare_refcoco
 from lavt_hf.training import evaluation as lavt_evaluate
 from lavt_hf.training import train
@@ -312,6 +313,25 @@ def test_cli_reports_a_bad_row_in_one_line(tmp_path, bert_vocab_dir, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("lavt-evaluate: error: --dataset")
     assert "row 0 of" in err and "has an empty expression" in err
+
+
+@pytest.mark.parametrize("message", [
+    "the mask of row 1 of mine is not binary (values [1, 129])",
+    "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n  File ..."
+    "\nValueError: the mask of row 1 of mine is not binary (values [1, 129])",
+])
+def test_a_bad_row_found_while_training_is_one_line_naming_the_data(message):
+    """A stream's rows are checked as they are read: the training loop reports a bad one as the loaders' errors
+    are reported (one line, exit 2), also when a DataLoader worker found it."""
+    def batches():
+        yield {"pixel_values": 1}
+        raise ValueError(message)
+
+    read = train.data_batches(batches(), "mine")
+    assert next(read) == {"pixel_values": 1}
+    with pytest.raises(UsageError) as error:
+        next(read)
+    assert str(error.value) == "--dataset mine: the mask of row 1 of mine is not binary (values [1, 129])"
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -370,6 +371,21 @@ def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments
     return train_view, train_loader, eval_loader
 
 
+def data_batches(loader: Iterable, source: str) -> Iterator:
+    """The loader's batches. A row that is checked only when read (a stream's) and fails is reported as the
+    loaders' other errors are: one line naming the data, not a traceback in the middle of training."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except ValueError as error:  # from a worker, the message ends with the worker's own error line
+            raise UsageError(f"--dataset {source}: {str(error).strip().splitlines()[-1].removeprefix('ValueError: ')}"
+                             ) from error
+        yield batch
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Train as configured; returns the final state and the folder of the saved model."""
     model_args, data_args, train_args = parse_arguments(argv)
@@ -467,7 +483,7 @@ def run(argv: list[str] | None = None) -> dict:
             loader = accelerator.skip_first_batches(
                 train_loader, state["step_in_epoch"] * train_args.gradient_accumulation_steps)
         loader.set_epoch(state["epoch"])  # Accelerate passes it on to the sampler when iteration starts
-        for batch in loader:
+        for batch in data_batches(loader, data_args.dataset):
             with accelerator.accumulate(model):
                 out = model(**batch)
                 finite = accelerator.reduce(torch.isfinite(out.loss.detach()).float(), reduction="sum")
