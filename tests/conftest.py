@@ -136,3 +136,20 @@ def fresh_accelerator_state():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def assert_predict_refuses(argv: list[str], capture, message: str, output_dir: Path) -> None:
+    """lavt-predict ends with exit 2 and one error line holding `message`, no traceback or load report, and
+    writes nothing."""
+    import pytest
+
+    from lavt_hf.scripts import predict
+
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(argv)
+    assert exit_info.value.code == 2
+    err = capture.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("lavt-predict: error: "), err
+    assert message in errors[0] and "Traceback" not in err and "LOAD REPORT" not in err, err
+    assert not output_dir.exists()

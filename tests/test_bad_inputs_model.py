@@ -15,9 +15,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from lavt_hf.scripts import predict
 from modeling_lavt import LavtForReferringSegmentation, LavtModel
-from tests.conftest import spread_tiny_model
+from tests.conftest import assert_predict_refuses, spread_tiny_model
 from tests.test_pipeline import random_image, save_tiny_checkpoint, tiny_processor
 
 POSITIONS = 64  # tiny_text_config's max_position_embeddings
@@ -316,11 +315,4 @@ def test_predict_prints_one_line_and_exits_2(saved_model, tmp_path, capsys, dama
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "image.png")
     argv = ["--model", str(folder), "--image", str(tmp_path / "image.png"), "--text", *texts,
             "--output-dir", str(tmp_path / "out")]
-    with pytest.raises(SystemExit) as exit_info:
-        predict.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("lavt-predict: error: "), err
-    assert message in errors[0] and "Traceback" not in err and "LOAD REPORT" not in err
-    assert not (tmp_path / "out").exists()
+    assert_predict_refuses(argv, capsys, message, tmp_path / "out")

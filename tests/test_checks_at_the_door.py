@@ -17,14 +17,13 @@ from safetensors.torch import load_file, save_file
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer, pipeline
 
-from lavt_hf.scripts import predict
 from lavt_hf.training.data import ReferTrainDataset, load_refer_dataset
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
 from lavt_hf.training.data.views import check_sample_values
 from modeling_lavt import LavtForReferringSegmentation, LavtImageProcessor, LavtModel, LavtProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from modeling_lavt.validation import CheckedLoadingMixin, check_finite_weights, model_shapes
-from tests.conftest import spread_tiny_model, tiny_lavt_config, tiny_text_config
+from tests.conftest import assert_predict_refuses, spread_tiny_model, tiny_lavt_config, tiny_text_config
 from tests.test_pipeline import random_image, save_tiny_checkpoint, tiny_processor
 
 
@@ -299,14 +298,7 @@ def test_predict_prints_one_line_and_exits_2(saved_model, tmp_path, capfd, damag
     argv = ["--model", str(folder), "--image", str(tmp_path / "image.png"), "--text", "a dog",
             "--output-dir", str(tmp_path / "out")]
     capfd.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        predict.main(argv)
-    assert exit_info.value.code == 2
-    err = capfd.readouterr().err
-    errors = [line for line in err.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("lavt-predict: error: "), err
-    assert message in errors[0] and "Traceback" not in err and "LOAD REPORT" not in err, err
-    assert not (tmp_path / "out").exists()
+    assert_predict_refuses(argv, capfd, message, tmp_path / "out")
 
 
 def test_loading_logs_nothing_for_a_good_folder(saved_model, caplog):
