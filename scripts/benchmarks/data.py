@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from lavt_hf.cli import positive_int
 
-from .common import default_processor, time_workloads
+from .common import default_processor, hardware_record, time_workloads
 
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"num_images": 1000, "image_size": (160, 120), "objects_per_image": (3, 5),
@@ -30,6 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "refcoco-like": {"num_images": 300, "image_size": (640, 480), "objects_per_image": (2, 3),
                      "configs": [("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "umd")]},
 }
+
+
 def add_data_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="synthetic data (demo)")
     parser.add_argument("--num_images", type=positive_int, default=None, help="override the preset's number of images")
@@ -52,8 +53,7 @@ def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "data-format", "preset": args.preset, "num_images": preset["num_images"],
         "image_size": list(preset["image_size"]), "objects_per_image": list(preset["objects_per_image"]),
         "configs": [f"{d}_{s}" for d, s in preset["configs"]], **sizes, **path_rates,
-        "samples": args.samples, "repeats": args.repeats, "torch_threads": 1,
-        "cpu": platform.processor() or platform.machine(),
+        "samples": args.samples, "repeats": args.repeats, "torch_threads": 1, **hardware_record(torch.device("cpu")),
     }
 
 

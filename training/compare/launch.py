@@ -57,20 +57,19 @@ def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Pa
     `NonFiniteLossError`. Raises RuntimeError on any other failure (a rerun resumes the run)."""
     command = [*launcher, "-m", module, *argv]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log_path, "ab") as log:
+    output = bytearray()
+    with open(log_path, "ab") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                       env=env) as child:
         log.write(f"$ {shlex.join(command)}\n".encode())
-        attempt_start = log.tell()
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
-            for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
-                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
-                log.write(chunk)
+        for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+            log.write(chunk)
+            output += chunk
     if child.returncode == 0:
         return "ok", None
-    with open(log_path, "rb") as log:
-        log.seek(attempt_start)
-        output = log.read().decode("utf-8", errors="replace")
-    diverged = [line for line in output.splitlines() if "NonFiniteLossError:" in line]
+    lines = output.decode("utf-8", errors="replace").splitlines()
+    diverged = [line for line in lines if "NonFiniteLossError:" in line]
     if diverged:
         return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
     raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
