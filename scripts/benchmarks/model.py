@@ -14,6 +14,7 @@ import torch
 
 from lavt_hf.cli import positive_int
 from lavt_hf.training import memory
+from modeling_lavt import LavtImageProcessor
 from modeling_lavt.precision import autocast
 
 from . import common
@@ -32,9 +33,9 @@ def random_setup(args: argparse.Namespace, training: bool) -> tuple[torch.device
     """The device, config, random model (in training or eval mode) and inputs (with labels for training) of one
     `train-step` / `inference` configuration."""
     device = common.prepare_device(args)
-    config = common.model_config(args.preset, args.config_json)
+    config, model = common.random_model(args.preset, device, args.config_json)
     inputs = common.random_inputs(config, args.batch_size, args.image_size, device, labels=training)
-    return device, config, common.build_model(config, device).train(training), inputs
+    return device, config, model.train(training), inputs
 
 
 def add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,8 +94,6 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
 def inference_step(model: Callable[..., Any], inputs: dict[str, torch.Tensor], dtype: str, device: torch.device
                    ) -> Callable[[], torch.Tensor]:
     """Forward under inference mode, then the processor's post-processing: the masks at the input size."""
-    from modeling_lavt import LavtImageProcessor
-
     post_processor = LavtImageProcessor()
     sizes = [tuple(inputs["pixel_values"].shape[-2:])] * inputs["pixel_values"].shape[0]
 
@@ -143,7 +142,7 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_targets_arguments(parser: argparse.ArgumentParser) -> None:
-    presets = common.preset_choices()
+    presets = common.PRESET_CHOICES
     parser.add_argument("--comparisons", nargs="+", choices=list(COMPARISONS), default=list(COMPARISONS))
     parser.add_argument("--small-preset", "--small_preset", default="swin-tiny-window7", choices=presets,
                         help="model of the resolution, batch and compile comparisons (%(default)s)")
@@ -166,8 +165,7 @@ def timed_inference(args: argparse.Namespace, device: torch.device, preset: str,
                     cases: dict[str, tuple[int, int, str]]) -> tuple[dict[str, list[float]], dict[str, dict]]:
     """Inference of one random `preset` model for each case name -> (batch, side, dtype), timed interleaved:
     the seconds and the timing record of each case."""
-    config = common.model_config(preset)
-    model = common.build_model(config, device).eval()
+    config, model = common.random_model(preset, device)
     steps = {name: inference_step(model, common.random_inputs(config, batch, side, device), dtype, device)
              for name, (batch, side, dtype) in cases.items()}
     seconds = common.time_workloads(steps, args.repeats, args.warmup, device)
@@ -237,10 +235,10 @@ def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, A
 
 
 def compare_compile(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    config = common.model_config(args.small_preset)
+    config, model = common.random_model(args.small_preset, device)
     inputs = common.random_inputs(config, 1, args.small_image_size, device)
-    comparison = compare_compiled(common.build_model(config, device).eval(), inputs, "fp32", device,
-                                  args.compile_backend, args.repeats, args.warmup)
+    comparison = compare_compiled(model, inputs, "fp32", device, args.compile_backend, args.repeats,
+                                  args.warmup)
     return {"target": f"identical masks, compiled time <= {COMPILE_MAX_RATIO}x eager",
             "met": comparison["masks_identical"] and comparison["compiled_over_eager"] <= COMPILE_MAX_RATIO,
             "preset": args.small_preset, "image_size": args.small_image_size, **comparison}
