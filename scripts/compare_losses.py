@@ -53,8 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="paired bootstrap resamples (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
                         help="run each run's training and evaluation as `COMMAND -m ...`, e.g. 'accelerate launch'")
-    parser.add_argument("--keep-checkpoints", action="store_true",
-                        help="keep the resumable checkpoints of finished runs (default: delete them, model/ stays)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check everything and list the runs with their state; train nothing")
     return parser
@@ -69,7 +67,7 @@ def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
         study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
         seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
         perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
-        bootstrap_resamples=args.bootstrap_resamples, keep_checkpoints=args.keep_checkpoints)
+        bootstrap_resamples=args.bootstrap_resamples)
 
 
 def main(argv: list[str] | None = None) -> int:

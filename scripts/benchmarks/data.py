@@ -11,6 +11,7 @@ the format before the image table, which stored each object's image in its row.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -87,10 +88,8 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
 def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int) -> dict[str, Any]:
     """Decode + mask + resize + normalise + tokenize read from the prepared folder (map-style and streamed) and,
     as the baseline in the same run, from the raw image files."""
-    from datasets import Image as ImageFeature
-
-    from lavt_hf.training.data import decode_mask, load_refer_dataset
-    from lavt_hf.training.data.views import ReferTrainDataset, choose_sentence_index, open_rgb
+    from lavt_hf.training.data import load_refer_dataset
+    from lavt_hf.training.data.views import ReferTrainDataset, ReferTrainStream
 
     processor = default_processor()
     dataset, split_by = preset["configs"][0]
@@ -98,20 +97,14 @@ def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int
     map_style = ReferTrainDataset(load_refer_dataset(scratch / "prepared", name, "train"), processor, seed=0)
     raw_files = ReferTrainDataset(load_refer_dataset(scratch / "refer", name, "train", images_root=scratch / "images"),
                                   processor, seed=0)
-    streamed = load_refer_dataset(scratch / "prepared", name, "train", streaming=True).cast_column(
-        "image", ImageFeature(decode=False))
+    streamed = ReferTrainStream(load_refer_dataset(scratch / "prepared", name, "train", streaming=True), processor)
     count = min(samples, len(map_style))
-
-    def streaming_pass() -> None:
-        for index, row in enumerate(streamed.take(count)):
-            sentence = row["sentences"][choose_sentence_index(0, 0, index, len(row["sentences"]))]
-            processor(images=[open_rgb(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
-                      apply_exif_orientation=False, input_data_format="channels_last", return_tensors="pt")
 
     for index in range(min(8, count)):  # warm-up: tokenizer caches, allocator
         map_style[index]
     seconds = time_workloads({"raw_files": lambda: [raw_files[i] for i in range(count)],
-                              "map_style": lambda: [map_style[i] for i in range(count)], "streaming": streaming_pass},
+                              "map_style": lambda: [map_style[i] for i in range(count)],
+                              "streaming": lambda: list(itertools.islice(streamed, count))},
                              repeats, 0, torch.device("cpu"))  # passes interleaved: a busy machine slows each alike
     median = {key: count / statistics.median(values) for key, values in seconds.items()}
     return {

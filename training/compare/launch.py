@@ -95,10 +95,9 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     argv = ["--model", str(run.directory / "model"), "--dataset", data_args.dataset, "--split", data_args.eval_split,
             "--protocol", protocol, "--output_dir", str(run.eval_dir), "--num_overlays", "0",
             "--batch_size", str(train_args.eval_batch_size), "--num_workers", str(data_args.num_workers)]
-    if data_args.dataset_config:
-        argv += ["--dataset_config", data_args.dataset_config]
-    if data_args.images_root:
-        argv += ["--images_root", data_args.images_root]
+    for option in ("dataset_config", "images_root"):
+        if getattr(data_args, option):
+            argv += [f"--{option}", getattr(data_args, option)]
     if not launcher:
         evaluation.main(argv)
         release_memory()
@@ -121,9 +120,8 @@ def execute_run(run: Run, settings: StudySettings) -> None:
         start = time.perf_counter()
         evaluate_run(run, settings.protocol, settings.launcher)
         record["eval_seconds"] = time.perf_counter() - start
-    if not settings.keep_checkpoints:  # model/ keeps the selected weights; these are for resuming only
-        for folder in ("checkpoints", "best"):
-            shutil.rmtree(run.directory / folder, ignore_errors=True)
+    for folder in ("checkpoints", "best"):  # model/ keeps the selected weights; these are for resuming only
+        shutil.rmtree(run.directory / folder, ignore_errors=True)
     write_atomically(run.done_path, json.dumps(record, indent=1))
 
 

@@ -57,7 +57,6 @@ class StudySettings:
     perceptual_weights: str = "offline"  # or "timm", "random", or a weights file
     protocol: str = "model_input"
     bootstrap_resamples: int = 10_000
-    keep_checkpoints: bool = False
     launcher: list[str] | None = None  # e.g. ["accelerate", "launch", ...]: each run in child processes
 
     @property
