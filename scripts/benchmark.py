@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout. The commands behind
-the recorded numbers are in docs/benchmarks.md and docs/cpu_inference.md.
+"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout. The commands
+behind the recorded numbers are in docs/benchmarks.md and docs/cpu_inference.md.
 
 Model benchmarks time a warm-up, then repeats in alternating order (median / min / max). `peak_memory_mb` is the
 process's peak resident set size on CPU (the Python runtime and libraries included; one configuration per process,
@@ -26,11 +26,11 @@ SUBCOMMANDS = {
                   model.add_inference_arguments, model.run_inference),
     "targets": ("the project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run",
                 model.add_targets_arguments, model.run_targets),
-    "onnx": ("CPU inference paths side by side: eager fp32 and bf16, ONNX Runtime fp32, INT8 dynamic and static",
+    "onnx": ("CPU inference paths side by side: eager fp32 and bf16, ONNX Runtime fp32 and INT8",
              cpu_paths.add_onnx_arguments, cpu_paths.run_onnx),
     "onnx-memory": ("(used by onnx) peak RSS of one CPU inference path in this process",
                     cpu_paths.add_onnx_memory_arguments, cpu_paths.run_onnx_memory),
-    "onnx-accuracy": ("the CPU inference paths with a trained model over a refer split: IoU and agreement with fp32",
+    "onnx-accuracy": ("the CPU inference paths with a trained model over a refer split: IoU, agreement",
                       cpu_paths.add_onnx_accuracy_arguments, cpu_paths.run_onnx_accuracy),
 }
 

@@ -1,9 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Compare training losses over several seeds: train every (arm, seed), evaluate each, test the differences.
 
-The study folder gets results.json, results.md (mean ± std per arm, per-seed values, paired tests and a paired
-bootstrap interval against the baseline arm) and curves.png. Killed, the same command continues where it stopped;
-a finished run is never redone. Examples and the study folder: docs/loss_study.md, docs/training.md.
+The study folder gets results.json, results.md (mean ± std per arm, per-seed values, paired tests and a
+paired bootstrap interval against the baseline arm) and curves.png. Killed, the same command continues where it
+stopped; a finished run is never redone. Examples and the study folder: docs/loss_study.md, docs/training.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""What the benchmarks share: interleaved timing, peak memory, random models and inputs, the common options."""
+"""What the benchmarks share: interleaved timing, peak memory, random models and inputs, common options."""
 
 from __future__ import annotations
 
@@ -146,8 +146,10 @@ def random_model(preset: str, device: torch.device, config_json: str | None = No
     initialised model of it in eval mode (weights do not change the cost), the same in every run."""
     if config_json is not None:
         config = LavtConfig.from_json_file(config_json)
+    elif preset == TINY_TEST_PRESET:
+        config = LavtConfig(**TINY_TEST_CONFIG)
     else:
-        config = LavtConfig(**TINY_TEST_CONFIG) if preset == TINY_TEST_PRESET else LavtConfig.from_preset(preset)
+        config = LavtConfig.from_preset(preset)
     torch.manual_seed(0)
     return config, LavtForReferringSegmentation(config).to(device).eval()
 

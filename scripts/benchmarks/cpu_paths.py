@@ -154,7 +154,7 @@ def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_onnx_memory_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", required=True, choices=CPU_PATHS)
-    parser.add_argument("--folder", required=True, type=Path, help="torch/ (saved model) and the ONNX exports")
+    parser.add_argument("--folder", required=True, type=Path, help="torch/ (the saved model) and ONNX exports")
     for option in ("--image-size", "--batch-size", "--threads"):
         parser.add_argument(option, type=int, required=True)
 
@@ -251,5 +251,6 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         "samples": len(samples), **processor_settings(processor), "protocol": "model_input",
         "target": f">= {MIN_PIXEL_AGREEMENT:.0%} of mask pixels equal to eager float32, mean IoU within "
                   f"{MAX_MEAN_IOU_DROP} point", "ort_fp32_max_logit_difference": ort_fp32_difference,
-        "torch": torch.__version__, **common.hardware_record(device), "threads": args.threads, **export, "paths": records,
+        "torch": torch.__version__, **common.hardware_record(device), "threads": args.threads, **export,
+        "paths": records,
     }

@@ -54,7 +54,8 @@ def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "data-format", "preset": args.preset, "num_images": preset["num_images"],
         "image_size": list(preset["image_size"]), "objects_per_image": list(preset["objects_per_image"]),
         "configs": [f"{d}_{s}" for d, s in preset["configs"]], **sizes, **path_rates,
-        "samples": args.samples, "repeats": args.repeats, "torch_threads": 1, **hardware_record(torch.device("cpu")),
+        "samples": args.samples, "repeats": args.repeats, "torch_threads": 1,
+        **hardware_record(torch.device("cpu")),
     }
 
 
@@ -77,7 +78,8 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
     annotation_bytes = sum(p.stat().st_size for p in (prepared / "data").rglob("*.parquet"))
     total = sum(p.stat().st_size for p in prepared.rglob("*") if p.is_file())
     return {
-        "objects": len(object_images), "distinct_images": len(set(object_images)), "distinct_image_bytes": image_bytes,
+        "objects": len(object_images), "distinct_images": len(set(object_images)),
+        "distinct_image_bytes": image_bytes,
         "prepared_bytes": total, "annotation_bytes": annotation_bytes, "size_ratio": round(total / image_bytes, 4),
         "image_table_bytes": sum(p.stat().st_size for p in (prepared / "images").glob("*.parquet")),
         "embedded_format_bytes": annotation_bytes + per_object_image_bytes,
@@ -97,7 +99,8 @@ def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int
     map_style = ReferTrainDataset(load_refer_dataset(scratch / "prepared", name, "train"), processor, seed=0)
     raw_files = ReferTrainDataset(load_refer_dataset(scratch / "refer", name, "train", images_root=scratch / "images"),
                                   processor, seed=0)
-    streamed = ReferTrainStream(load_refer_dataset(scratch / "prepared", name, "train", streaming=True), processor)
+    stream = load_refer_dataset(scratch / "prepared", name, "train", streaming=True)
+    streamed = ReferTrainStream(stream, processor)
     count = min(samples, len(map_style))
 
     for index in range(min(8, count)):  # warm-up: tokenizer caches, allocator

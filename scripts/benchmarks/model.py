@@ -30,7 +30,7 @@ COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
 
 
 def random_setup(args: argparse.Namespace, training: bool) -> tuple[torch.device, Any, Any, dict]:
-    """The device, config, random model (in training or eval mode) and inputs (with labels for training) of one
+    """The device, config, random model (in training or eval mode) and inputs (labels for training) of one
     `train-step` / `inference` configuration."""
     device = common.prepare_device(args)
     config, model = common.random_model(args.preset, device, args.config_json)
@@ -67,7 +67,7 @@ def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
-    with common.AllocatedPeak() if on_cpu else nullcontext() as allocated:  # CUDA's allocator reports its own peak
+    with common.AllocatedPeak() if on_cpu else nullcontext() as allocated:  # CUDA's allocator has its own peak
         seconds = common.time_workloads({"step": step}, args.repeats, args.warmup, device)["step"]
     # None: glibc's default, a threshold that rises with the blocks freed (or another C library)
     cpu_allocated = {"peak_allocated_mb": allocated.peak_mb,
@@ -135,7 +135,8 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     if args.compile:
         comparison = compare_compiled(model, inputs, args.dtype, device, args.compile_backend, args.repeats,
                                       args.warmup)
-        return {**record, **comparison.pop("compiled"), **common.memory_record(device, setup_peak), **comparison}
+        compiled = comparison.pop("compiled")
+        return {**record, **compiled, **common.memory_record(device, setup_peak), **comparison}
     step = inference_step(model, inputs, args.dtype, device)
     seconds = common.time_workloads({"eager": step}, args.repeats, args.warmup, device)["eager"]
     return {**record, **timing_record(seconds, args.batch_size), **common.memory_record(device, setup_peak)}
@@ -178,8 +179,8 @@ def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, An
     seconds, records = timed_inference(args, device, args.large_preset, cases)
     speedup = median_ratio(seconds, "fp32", "bf16")
     return {"target": f"bf16 autocast inference >= {BF16_MIN_SPEEDUP}x faster than fp32",
-            "met": speedup >= BF16_MIN_SPEEDUP, "speedup": speedup, "preset": args.large_preset, "image_size": side,
-            "batch_size": 1, **records}
+            "met": speedup >= BF16_MIN_SPEEDUP, "speedup": speedup, "preset": args.large_preset,
+            "image_size": side, "batch_size": 1, **records}
 
 
 def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -219,8 +220,8 @@ def compare_resolution(args: argparse.Namespace, device: torch.device) -> dict[s
     seconds, records = timed_inference(args, device, args.small_preset, cases)
     ratio = median_ratio(seconds, "double", "single")
     return {"target": f"time per sample at 4x the pixels <= {RESOLUTION_MAX_RATIO}x",
-            "met": ratio <= RESOLUTION_MAX_RATIO, "ratio": ratio, "preset": args.small_preset, "image_sizes": sizes,
-            **records}
+            "met": ratio <= RESOLUTION_MAX_RATIO, "ratio": ratio, "preset": args.small_preset,
+            "image_sizes": sizes, **records}
 
 
 def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:

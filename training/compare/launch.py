@@ -58,14 +58,14 @@ def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Pa
     command = [*launcher, "-m", module, *argv]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     output = bytearray()
-    with open(log_path, "ab") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                       env=env) as child:
+    with open(log_path, "ab") as log:
         log.write(f"$ {shlex.join(command)}\n".encode())
-        for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
-            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
-            log.write(chunk)
-            output += chunk
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
+            for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+                log.write(chunk)
+                output += chunk
     if child.returncode == 0:
         return "ok", None
     lines = output.decode("utf-8", errors="replace").splitlines()

@@ -1,5 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Planning a loss study: the arms, the settings and every (arm, seed) run with its recipe, all checks first."""
+"""Planning a loss study: the arms, the settings and every (arm, seed) run with its recipe, checks first."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def offline_weights_path(study_dir: Path) -> Path:
 
 
 def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
-    """The perceptual network and weights of the settings where an arm with a perceptual term leaves them unset."""
+    """The settings' perceptual network and weights where an arm with a perceptual term leaves them unset."""
     loss = dict(recipe.get("loss") or {})
     if not loss.get("perceptual_weight"):
         return recipe
@@ -179,8 +179,8 @@ def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
 
 
 def parse_recipe(recipe: dict) -> tuple:
-    """(model, data, training) arguments of a recipe as `lavt-train --config` reads it, without the checks (the
-    recipe as parser defaults, so that values such as `5e-4`, a string to YAML, convert the same way)."""
+    """(model, data, training) arguments of a recipe as `lavt-train --config` reads it, without the checks
+    (the recipe as parser defaults, so that values such as `5e-4`, a string to YAML, convert the same way)."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(ARGUMENT_CLASSES)
@@ -230,8 +230,8 @@ def check_dataset(recipe: dict) -> None:
 
 
 def plan_study(settings: StudySettings) -> list[Run]:
-    """Every (arm, seed) run with its recipe, after every check that can fail before training; a run folder left
-    with another recipe is an error (its results would be mixed in)."""
+    """Every (arm, seed) run with its recipe, after every check that can fail before training; a run folder
+    left with another recipe is an error (its results would be mixed in)."""
     check_settings(settings)
     runs = []
     for arm in settings.arms:

@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""A study's results: results.json's content (every run, each arm over its seeds, each arm against the baseline),
-results.md and curves.png."""
+"""A study's results: results.json's content (every run, each arm over its seeds, each arm against the
+baseline), results.md and curves.png."""
 
 from __future__ import annotations
 
@@ -128,13 +128,14 @@ def markdown_report(results: dict) -> str:
              f"({evaluated['num_samples']} (object, sentence) samples, protocol {evaluated['protocol']}), "
              "selected checkpoint = best validation overall IoU. All metrics x100.", "",
              "## Mean ± std over seeds", "", *table(["arm", *METRICS.values(), "seeds"], summary_rows), "",
-             "std is the sample standard deviation (ddof=1) across seeds. LAVT's own run-to-run spread is about "
-             "±0.5 overall IoU (docs/evaluation.md, section 'Reference numbers').", "", "## Per seed", "",
+             "std is the sample standard deviation (ddof=1) across seeds. LAVT's own run-to-run spread is "
+             "about ±0.5 overall IoU (docs/evaluation.md, section 'Reference numbers').", "", "## Per seed", "",
              *table(["arm", "seed", "status", *METRICS.values(), "best val epoch"], seed_rows),
              *comparison_section(results, baseline, len(seeds))]
     diverged = [r for r in results["runs"] if r["status"] == "diverged"]
     if diverged:
-        lines += ["", "## Diverged runs", "", *(f"- {r['arm']} seed {r['seed']}: {r['error']}" for r in diverged)]
+        lines += ["", "## Diverged runs", ""]
+        lines += [f"- {r['arm']} seed {r['seed']}: {r['error']}" for r in diverged]
     return "\n".join(lines) + "\n"
 
 
@@ -169,11 +170,12 @@ def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str
         intervals.append([arm, f"{interval['mean_difference']:+.2f}",
                           f"[{interval['low']:+.2f}, {interval['high']:+.2f}]",
                           f"{interval['num_samples']} x {len(comparison['seeds'])} seeds"])
+    header = ["arm", "metric", "per-seed differences", "mean difference", "t-test p", "Wilcoxon p"]
     lines = ["", f"## Paired comparison against `{baseline}` (arm − {baseline}, same seeds)", "",
-             *table(["arm", "metric", "per-seed differences", "mean difference", "t-test p", "Wilcoxon p"], tests),
-             "", f"Two-sided p-values. With {num_seeds} seeds the exact Wilcoxon signed-rank test cannot give "
-             f"p below {2 / 2**num_seeds:.3g} (2 / 2^{num_seeds}), however large the effect: it can never "
-             "reach 0.05 with fewer than 6 seeds. The t-test assumes roughly normal per-seed differences.", ""]
+             *table(header, tests), "", f"Two-sided p-values. With {num_seeds} seeds the exact Wilcoxon "
+             f"signed-rank test cannot give p below {2 / 2**num_seeds:.3g} (2 / 2^{num_seeds}), however large the "
+             "effect: it can never reach 0.05 with fewer than 6 seeds. The t-test assumes roughly normal per-seed "
+             "differences.", ""]
     if intervals:
         confidence = next(c["bootstrap_mean_iou"]["confidence"] for c in results["comparisons"].values()
                           if "bootstrap_mean_iou" in c)
