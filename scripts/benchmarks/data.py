@@ -11,8 +11,8 @@ the format before the image table, which stored each object's image in its row.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -22,7 +22,7 @@ import torch
 
 from lavt_hf.cli import positive_int
 
-from .common import default_processor, time_workloads
+from .common import default_processor, hardware_record, time_workloads
 
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"num_images": 1000, "image_size": (160, 120), "objects_per_image": (3, 5),
@@ -30,6 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "refcoco-like": {"num_images": 300, "image_size": (640, 480), "objects_per_image": (2, 3),
                      "configs": [("refcoco", "unc"), ("refcoco+", "unc"), ("refcocog", "umd")]},
 }
+
+
 def add_data_format_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="synthetic data (demo)")
     parser.add_argument("--num_images", type=positive_int, default=None, help="override the preset's number of images")
@@ -53,13 +55,14 @@ def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
         "image_size": list(preset["image_size"]), "objects_per_image": list(preset["objects_per_image"]),
         "configs": [f"{d}_{s}" for d, s in preset["configs"]], **sizes, **path_rates,
         "samples": args.samples, "repeats": args.repeats, "torch_threads": 1,
-        "cpu": platform.processor() or platform.machine(),
+        **hardware_record(torch.device("cpu")),
     }
 
 
 def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
     from lavt_hf.scripts.prepare_refcoco import prepare_refcoco
-    from lavt_hf.training.data import load_refer_dataset
     from lavt_hf.training.data.synthetic import generate_synthetic_refer
 
     for dataset, split_by in preset["configs"]:  # one seed: every configuration over the same image files
@@ -67,23 +70,16 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
                                  image_size=preset["image_size"], dataset=dataset, split_by=split_by,
                                  objects_per_image=preset["objects_per_image"])
     prepared = prepare_refcoco(scratch / "refer", scratch / "images", scratch / "prepared")
-    image_dir = scratch / "images" / "train2014"
-    objects, used, per_object_image_bytes = 0, set(), 0
-    for dataset, split_by in preset["configs"]:
-        for split in ("train", "val", "testA", "testB", "test"):
-            try:
-                rows = load_refer_dataset(scratch / "refer", f"{dataset}_{split_by}", split, images_root=image_dir)
-            except ValueError:  # a split the scheme does not have
-                continue
-            for image in rows.cast_column("image", rows.features["image"].__class__(decode=False))["image"]:
-                objects += 1
-                used.add(image["path"])
-                per_object_image_bytes += Path(image["path"]).stat().st_size
-    image_bytes = sum(Path(path).stat().st_size for path in used)
+    images = pq.read_table(prepared / "images").to_pydict()  # the image files' bytes, each image once
+    sizes = dict(zip(images["image_id"], (len(image["bytes"]) for image in images["image"])))
+    object_images = pq.read_table(prepared / "data", columns=["image_id"])["image_id"].to_pylist()
+    image_bytes = sum(sizes[image_id] for image_id in set(object_images))
+    per_object_image_bytes = sum(sizes[image_id] for image_id in object_images)
     annotation_bytes = sum(p.stat().st_size for p in (prepared / "data").rglob("*.parquet"))
     total = sum(p.stat().st_size for p in prepared.rglob("*") if p.is_file())
     return {
-        "objects": objects, "distinct_images": len(used), "distinct_image_bytes": image_bytes,
+        "objects": len(object_images), "distinct_images": len(set(object_images)),
+        "distinct_image_bytes": image_bytes,
         "prepared_bytes": total, "annotation_bytes": annotation_bytes, "size_ratio": round(total / image_bytes, 4),
         "image_table_bytes": sum(p.stat().st_size for p in (prepared / "images").glob("*.parquet")),
         "embedded_format_bytes": annotation_bytes + per_object_image_bytes,
@@ -94,10 +90,8 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
 def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int) -> dict[str, Any]:
     """Decode + mask + resize + normalise + tokenize read from the prepared folder (map-style and streamed) and,
     as the baseline in the same run, from the raw image files."""
-    from datasets import Image as ImageFeature
-
-    from lavt_hf.training.data import decode_mask, load_refer_dataset
-    from lavt_hf.training.data.views import ReferTrainDataset, choose_sentence_index, open_rgb
+    from lavt_hf.training.data import load_refer_dataset
+    from lavt_hf.training.data.views import ReferTrainDataset, ReferTrainStream
 
     processor = default_processor()
     dataset, split_by = preset["configs"][0]
@@ -105,20 +99,15 @@ def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int
     map_style = ReferTrainDataset(load_refer_dataset(scratch / "prepared", name, "train"), processor, seed=0)
     raw_files = ReferTrainDataset(load_refer_dataset(scratch / "refer", name, "train", images_root=scratch / "images"),
                                   processor, seed=0)
-    streamed = load_refer_dataset(scratch / "prepared", name, "train", streaming=True).cast_column(
-        "image", ImageFeature(decode=False))
+    stream = load_refer_dataset(scratch / "prepared", name, "train", streaming=True)
+    streamed = ReferTrainStream(stream, processor)
     count = min(samples, len(map_style))
-
-    def streaming_pass() -> None:
-        for index, row in enumerate(streamed.take(count)):
-            sentence = row["sentences"][choose_sentence_index(0, 0, index, len(row["sentences"]))]
-            processor(images=[open_rgb(row["image"])], text=[sentence], masks=[decode_mask(row["mask"])],
-                      apply_exif_orientation=False, input_data_format="channels_last", return_tensors="pt")
 
     for index in range(min(8, count)):  # warm-up: tokenizer caches, allocator
         map_style[index]
     seconds = time_workloads({"raw_files": lambda: [raw_files[i] for i in range(count)],
-                              "map_style": lambda: [map_style[i] for i in range(count)], "streaming": streaming_pass},
+                              "map_style": lambda: [map_style[i] for i in range(count)],
+                              "streaming": lambda: list(itertools.islice(streamed, count))},
                              repeats, 0, torch.device("cpu"))  # passes interleaved: a busy machine slows each alike
     median = {key: count / statistics.median(values) for key, values in seconds.items()}
     return {

@@ -1,10 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Loss studies: train every (arm, seed) the same way, evaluate each run, compare every arm with a baseline
-(docs/training.md, "Comparing losses": why, what an arm may set, the study folder, resuming).
-
-Modules: `plan` (arms, settings, runs, every check before training), `launch` (running runs in process or
-through a launcher, the whole study), `results` (results.json's content, results.md, curves.png).
-"""
+(docs/training.md, "Comparing losses"). `plan`: arms, settings, runs and every check before training;
+`launch`: running them; `results`: results.json's content, results.md, curves.png."""
 
 from .launch import REPO_ROOT, execute_run, execute_study, json_safe, launched, run_status, run_study
 from .plan import (

@@ -57,20 +57,19 @@ def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Pa
     `NonFiniteLossError`. Raises RuntimeError on any other failure (a rerun resumes the run)."""
     command = [*launcher, "-m", module, *argv]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    output = bytearray()
     with open(log_path, "ab") as log:
         log.write(f"$ {shlex.join(command)}\n".encode())
-        attempt_start = log.tell()
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
             for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
                 sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                 sys.stdout.flush()
                 log.write(chunk)
+                output += chunk
     if child.returncode == 0:
         return "ok", None
-    with open(log_path, "rb") as log:
-        log.seek(attempt_start)
-        output = log.read().decode("utf-8", errors="replace")
-    diverged = [line for line in output.splitlines() if "NonFiniteLossError:" in line]
+    lines = output.decode("utf-8", errors="replace").splitlines()
+    diverged = [line for line in lines if "NonFiniteLossError:" in line]
     if diverged:
         return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
     raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
@@ -96,10 +95,9 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     argv = ["--model", str(run.directory / "model"), "--dataset", data_args.dataset, "--split", data_args.eval_split,
             "--protocol", protocol, "--output_dir", str(run.eval_dir), "--num_overlays", "0",
             "--batch_size", str(train_args.eval_batch_size), "--num_workers", str(data_args.num_workers)]
-    if data_args.dataset_config:
-        argv += ["--dataset_config", data_args.dataset_config]
-    if data_args.images_root:
-        argv += ["--images_root", data_args.images_root]
+    for option in ("dataset_config", "images_root"):
+        if getattr(data_args, option):
+            argv += [f"--{option}", getattr(data_args, option)]
     if not launcher:
         evaluation.main(argv)
         release_memory()
@@ -122,9 +120,8 @@ def execute_run(run: Run, settings: StudySettings) -> None:
         start = time.perf_counter()
         evaluate_run(run, settings.protocol, settings.launcher)
         record["eval_seconds"] = time.perf_counter() - start
-    if not settings.keep_checkpoints:  # model/ keeps the selected weights; these are for resuming only
-        for folder in ("checkpoints", "best"):
-            shutil.rmtree(run.directory / folder, ignore_errors=True)
+    for folder in ("checkpoints", "best"):  # model/ keeps the selected weights; these are for resuming only
+        shutil.rmtree(run.directory / folder, ignore_errors=True)
     write_atomically(run.done_path, json.dumps(record, indent=1))
 
 

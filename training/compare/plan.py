@@ -1,6 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Planning a loss study: the arms, the settings and every (arm, seed) run with its recipe, after every check that
-can fail before the first run trains."""
+"""Planning a loss study: the arms, the settings and every (arm, seed) run with its recipe, checks first."""
 
 from __future__ import annotations
 
@@ -49,7 +48,6 @@ class Arm:
 @dataclass
 class StudySettings:
     """Everything that defines a study. `base_recipe` is the training recipe every arm starts from."""
-
     study_dir: Path
     base_recipe: dict
     arms: list[Arm]
@@ -59,7 +57,6 @@ class StudySettings:
     perceptual_weights: str = "offline"  # or "timm", "random", or a weights file
     protocol: str = "model_input"
     bootstrap_resamples: int = 10_000
-    keep_checkpoints: bool = False
     launcher: list[str] | None = None  # e.g. ["accelerate", "launch", ...]: each run in child processes
 
     @property
@@ -70,7 +67,6 @@ class StudySettings:
 @dataclass(frozen=True)
 class Run:
     """One (arm, seed) of a study and the recipe it trains with."""
-
     arm: str
     seed: int
     directory: Path
@@ -167,8 +163,7 @@ def offline_weights_path(study_dir: Path) -> Path:
 
 
 def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
-    """Fill in the perceptual network and its weights (--perceptual-network, --perceptual-weights) where an arm
-    with a perceptual term leaves them unset."""
+    """The settings' perceptual network and weights where an arm with a perceptual term leaves them unset."""
     loss = dict(recipe.get("loss") or {})
     if not loss.get("perceptual_weight"):
         return recipe
@@ -184,8 +179,8 @@ def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
 
 
 def parse_recipe(recipe: dict) -> tuple:
-    """(model, data, training) arguments of a recipe exactly as `lavt-train --config` reads it (the recipe as
-    parser defaults, so values such as `5e-4`, a string to YAML, convert the same way), without the checks."""
+    """(model, data, training) arguments of a recipe as `lavt-train --config` reads it, without the checks
+    (the recipe as parser defaults, so that values such as `5e-4`, a string to YAML, convert the same way)."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(ARGUMENT_CLASSES)
@@ -235,8 +230,8 @@ def check_dataset(recipe: dict) -> None:
 
 
 def plan_study(settings: StudySettings) -> list[Run]:
-    """Every (arm, seed) run with its recipe, after every check that can fail before training. A run folder left
-    by an earlier invocation with another recipe is an error: its results would be mixed in."""
+    """Every (arm, seed) run with its recipe, after every check that can fail before training; a run folder
+    left with another recipe is an error (its results would be mixed in)."""
     check_settings(settings)
     runs = []
     for arm in settings.arms:

@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""A study's results: results.json's content (every run, each arm's mean and spread over the seeds, each arm against
-the baseline: paired tests over seeds, a paired bootstrap over evaluation samples), results.md and curves.png."""
+"""A study's results: results.json's content (every run, each arm over its seeds, each arm against the
+baseline), results.md and curves.png."""
 
 from __future__ import annotations
 
@@ -72,11 +72,10 @@ def compare_arm(arm_runs: dict[int, Run], baseline_runs: dict[int, Run], statuse
     result: dict[str, Any] = {"baseline": settings.baseline_arm, "seeds": seeds}
     if len(seeds) < 2:
         return {**result, "skipped": f"only {len(seeds)} seed(s) finished in both arms; a paired test needs 2"}
-    metrics = {s: _eval_results(arm_runs[s]) for s in seeds}
-    base_metrics = {s: _eval_results(baseline_runs[s]) for s in seeds}
-    result["metrics"] = {}
-    for key in METRICS:
-        result["metrics"][key] = paired_comparison([metrics[s][key] for s in seeds], [base_metrics[s][key] for s in seeds])
+    arm_metrics = [_eval_results(arm_runs[s]) for s in seeds]
+    base_metrics = [_eval_results(baseline_runs[s]) for s in seeds]
+    result["metrics"] = {key: paired_comparison([m[key] for m in arm_metrics], [m[key] for m in base_metrics])
+                         for key in METRICS}
     ids, arm_ious = seed_mean_ious([arm_runs[s] for s in seeds])
     base_ids, base_ious = seed_mean_ious([baseline_runs[s] for s in seeds])
     if ids != base_ids:
@@ -105,32 +104,34 @@ def collect_results(settings: StudySettings, runs: Sequence[Run]) -> dict:
     }
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The lines of a markdown table."""
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header),
+            *(f"| {' | '.join(map(str, row))} |" for row in rows)]
+
+
 def markdown_report(results: dict) -> str:
     """results.md: the arm table, the per-seed values and the paired comparisons, with how to read them."""
     evaluated = results["evaluation"]
     baseline, seeds = results["baseline"], results["seeds"]
+    summary_rows = []
+    for arm, summary in results["summary"].items():
+        failed = f" ({len(summary['failed_seeds'])} diverged)" if summary["failed_seeds"] else ""
+        summary_rows.append([arm, *(format_mean_std(summary["metrics"][key]) for key in METRICS),
+                             f"{len(summary['seeds'])}{failed}"])
+    seed_rows = [[r["arm"], r["seed"], r["status"],
+                  *(f"{r['metrics'][key]:.2f}" if key in (r["metrics"] or {}) else "-" for key in METRICS),
+                  best_epoch(r["validation_curve"])] for r in results["runs"]]
     lines = ["# Loss study", "",
              f"{len(results['arms'])} arms x {len(seeds)} seeds ({', '.join(map(str, seeds))}); evaluated on "
              f"{evaluated['dataset_config'] or evaluated['dataset']} {evaluated['split']} "
              f"({evaluated['num_samples']} (object, sentence) samples, protocol {evaluated['protocol']}), "
              "selected checkpoint = best validation overall IoU. All metrics x100.", "",
-             "## Mean ± std over seeds", "",
-             "| arm | " + " | ".join(METRICS.values()) + " | seeds |",
-             "|---|" + "---|" * (len(METRICS) + 1)]
-    for arm, summary in results["summary"].items():
-        cells = [format_mean_std(summary["metrics"][key]) for key in METRICS]
-        failed = f" ({len(summary['failed_seeds'])} diverged)" if summary["failed_seeds"] else ""
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {len(summary['seeds'])}{failed} |")
-    lines += ["", "std is the sample standard deviation (ddof=1) across seeds. LAVT's own run-to-run spread is "
-              "about ±0.5 overall IoU (docs/evaluation.md, section 'Reference numbers').", "", "## Per seed", "",
-              "| arm | seed | status | " + " | ".join(METRICS.values()) + " | best val epoch |",
-              "|---|---|---|" + "---|" * (len(METRICS) + 1)]
-    for record in results["runs"]:
-        metrics = record["metrics"] or {}
-        cells = [f"{metrics[key]:.2f}" if key in metrics else "-" for key in METRICS]
-        lines.append(f"| {record['arm']} | {record['seed']} | {record['status']} | " + " | ".join(cells)
-                     + f" | {best_epoch(record['validation_curve'])} |")
-    lines += comparison_section(results, baseline, len(seeds))
+             "## Mean ± std over seeds", "", *table(["arm", *METRICS.values(), "seeds"], summary_rows), "",
+             "std is the sample standard deviation (ddof=1) across seeds. LAVT's own run-to-run spread is "
+             "about ±0.5 overall IoU (docs/evaluation.md, section 'Reference numbers').", "", "## Per seed", "",
+             *table(["arm", "seed", "status", *METRICS.values(), "best val epoch"], seed_rows),
+             *comparison_section(results, baseline, len(seeds))]
     diverged = [r for r in results["runs"] if r["status"] == "diverged"]
     if diverged:
         lines += ["", "## Diverged runs", ""]
@@ -139,7 +140,6 @@ def markdown_report(results: dict) -> str:
 
 
 def format_mean_std(entry: dict) -> str:
-    """`mean ± std` with two decimals, the form results.md uses (and the tests read back)."""
     mean, std = entry["mean"], entry["std"]
     if mean is None or not math.isfinite(mean):
         return "n/a"
@@ -156,31 +156,31 @@ def best_epoch(curve: list[dict]) -> str:
 
 def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str]:
     """Paired tests per metric and the bootstrap CI of the mean-IoU difference, each arm against the baseline."""
-    lines = ["", f"## Paired comparison against `{baseline}` (arm − {baseline}, same seeds)", "",
-             "| arm | metric | per-seed differences | mean difference | t-test p | Wilcoxon p |",
-             "|---|---|---|---|---|---|"]
-    intervals = []
+    tests, intervals = [], []
     for arm, comparison in results["comparisons"].items():
         if "skipped" in comparison:
-            lines.append(f"| {arm} | - | {comparison['skipped']} | - | - | - |")
+            tests.append([arm, "-", comparison["skipped"], "-", "-", "-"])
             continue
         for key, label in METRICS.items():
             entry = comparison["metrics"][key]
-            differences = ", ".join(f"{d:+.2f}" for d in entry["differences"])
-            lines.append(f"| {arm} | {label} | {differences} | {entry['mean_difference']:+.2f} | "
-                         f"{format_p(entry['t_pvalue'])} | {format_p(entry['wilcoxon_pvalue'])} |")
+            tests.append([arm, label, ", ".join(f"{d:+.2f}" for d in entry["differences"]),
+                          f"{entry['mean_difference']:+.2f}", format_p(entry["t_pvalue"]),
+                          format_p(entry["wilcoxon_pvalue"])])
         interval = comparison["bootstrap_mean_iou"]
-        intervals.append(f"| {arm} | {interval['mean_difference']:+.2f} | [{interval['low']:+.2f}, "
-                         f"{interval['high']:+.2f}] | {interval['num_samples']} x {len(comparison['seeds'])} seeds |")
-    smallest_wilcoxon = 2 / 2**num_seeds
-    lines += ["", f"Two-sided p-values. With {num_seeds} seeds the exact Wilcoxon signed-rank test cannot give "
-              f"p below {smallest_wilcoxon:.3g} (2 / 2^{num_seeds}), however large the effect: it can never "
-              "reach 0.05 with fewer than 6 seeds. The t-test assumes roughly normal per-seed differences.", ""]
+        intervals.append([arm, f"{interval['mean_difference']:+.2f}",
+                          f"[{interval['low']:+.2f}, {interval['high']:+.2f}]",
+                          f"{interval['num_samples']} x {len(comparison['seeds'])} seeds"])
+    header = ["arm", "metric", "per-seed differences", "mean difference", "t-test p", "Wilcoxon p"]
+    lines = ["", f"## Paired comparison against `{baseline}` (arm − {baseline}, same seeds)", "",
+             *table(header, tests), "", f"Two-sided p-values. With {num_seeds} seeds the exact Wilcoxon "
+             f"signed-rank test cannot give p below {2 / 2**num_seeds:.3g} (2 / 2^{num_seeds}), however large the "
+             "effect: it can never reach 0.05 with fewer than 6 seeds. The t-test assumes roughly normal per-seed "
+             "differences.", ""]
     if intervals:
         confidence = next(c["bootstrap_mean_iou"]["confidence"] for c in results["comparisons"].values()
                           if "bootstrap_mean_iou" in c)
         lines += [f"### Mean-IoU difference: {confidence:.0%} paired bootstrap interval over the samples", "",
-                  "| arm | mean IoU difference | interval | samples |", "|---|---|---|---|", *intervals, "",
+                  *table(["arm", "mean IoU difference", "interval", "samples"], intervals), "",
                   "Each resample draws (object, sentence) samples with replacement, the same ones for both arms "
                   "and all seeds (each sample's IoU averaged over the paired seeds). It measures the uncertainty "
                   "from the choice of evaluation samples, not the seed-to-seed spread (the tests above)."]
