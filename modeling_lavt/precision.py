@@ -20,8 +20,8 @@ AUTOCAST_WEIGHT_LAYERS = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
 
 
 def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
-    """For inference under `autocast(device, dtype)`: store the weights of the layers autocast runs in `dtype`
-    (Linear, Conv1d, Conv2d) in that precision, in place, and return `model`; "fp32" leaves it as is.
+    """For inference under `autocast(device, dtype)`: store the weights and biases of the layers autocast runs in
+    `dtype` (Linear, Conv1d, Conv2d) in that precision, in place, and return `model`; "fp32" leaves it as is.
 
     Autocast rounds those weights on every call anyway, so the outputs are bit-identical; what goes is that cast
     (docs/benchmarks/cpu_onnx_eager_paths.json), and their memory halves; norms, embeddings and bias tables stay
