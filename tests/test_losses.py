@@ -167,7 +167,7 @@ def test_perceptual_gradient_reaches_logits_not_the_network():
     total, _ = criterion(logits, labels)
     total.backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
-    network_parameters = list(criterion.perceptual_extractor.parameters())
+    network_parameters = list(criterion.perceptual_extractor.network.parameters())
     assert network_parameters and all(p.grad is None and not p.requires_grad for p in network_parameters)
     assert not criterion.perceptual_extractor.network.training
 
