@@ -35,9 +35,8 @@ from modeling_lavt.weights.conversion import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-convert", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="original checkpoint: a .pth with 'model' and 'bert_model' (lavt) or 'model' with "
                              "'text_encoder.' keys (lavt_one), or the visual state dict as .safetensors")
@@ -51,9 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image_size", type=positive_int, metavar="PIXELS",
                         help="square input side the model was trained at (the processor's size), for a "
                              "checkpoint without args.img_size. Default 480, with a warning")
-    parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a LavtProcessor, "
-                                            "e.g. bert-base-uncased (the checkpoint's args.ck_bert); a "
-                                            "tokenizer that cases text otherwise than args.ck_bert is an error")
+    parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a "
+                                            "LavtProcessor: args.ck_bert's, e.g. bert-base-uncased")
     parser.add_argument("--output_dir", required=True,
                         help="folder to write; must not exist or be empty. It appears complete or not at all")
     parser.add_argument("--push_to_hub", metavar="REPO",
@@ -61,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "pipeline definition and a model card (written to the folder as README.md too)")
     parser.add_argument("--hub_private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--eval_results", action="append", default=[], metavar="JSON",
-                        help="eval_results.json of lavt-evaluate for the model card (repeat for each split); "
-                             "the card has no results otherwise")
+                        help="eval_results.json of lavt-evaluate for the model card (repeat for each split)")
     return parser
 
 

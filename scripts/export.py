@@ -33,25 +33,22 @@ from modeling_lavt.onnx.export import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-export", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                         help="new folder for the export (must not exist)")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
+    parser.add_argument("--quantize", choices=QUANTIZATIONS,
                         help="dynamic: ONNX Runtime dynamic quantization of the linear layers; static: "
                         "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
-    parser.add_argument("--calibration", default=None,
-                        help="with --quantize static: a folder of calibration samples, images and expressions.json "
-                        "(default: generated images)")
-    parser.add_argument("--calibration-size", "--calibration_size", type=positive_int, default=None,
+    parser.add_argument("--calibration", help="with --quantize static: a folder of calibration samples, "
+                                              "images and expressions.json (default: generated images)")
+    parser.add_argument("--calibration-size", "--calibration_size", type=positive_int,
                         help="with --quantize static and no --calibration: how many generated images (8)")
-    parser.add_argument("--image-size", "--image_size", type=positive_int, nargs=2, default=None,
-                        metavar=("HEIGHT", "WIDTH"),
+    parser.add_argument("--image-size", "--image_size", type=positive_int, nargs=2, metavar=("H", "W"),
                         help="input size of the graph (default: the processor's size); the saved processor gets it")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's exporter default)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: torch's exporter default)")
     return parser
 
 
@@ -83,7 +80,15 @@ def main(argv: list[str] | None = None) -> int:
                              "opset")
             quantize_export(args.model, output_dir, args.quantize, **calibration)
         else:
-            model, processor = load_model(parser, args.model)
+            from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+
+            if not Path(args.model).is_dir():
+                parser.error(f"--model {args.model}: no such folder")
+            try:
+                model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
+                processor = LavtProcessor.from_pretrained(args.model)
+            except (OSError, ValueError) as error:
+                parser.error(f"cannot load the model and processor from {args.model}: {error}")
             if args.image_size is not None:
                 processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
             export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
@@ -91,18 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
     return 0
-
-
-def load_model(parser: argparse.ArgumentParser, name: str):
-    """The PyTorch model and its processor from a folder."""
-    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-
-    if not Path(name).is_dir():
-        parser.error(f"--model {name}: no such folder")
-    try:
-        return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
-    except (OSError, ValueError) as error:
-        parser.error(f"cannot load the model and processor from {name}: {error}")
 
 
 if __name__ == "__main__":

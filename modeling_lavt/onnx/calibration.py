@@ -28,18 +28,14 @@ _COLOURS = {"red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215),
 def folder_samples(folder: str | Path) -> list[tuple[Image.Image, str]]:
     """The (RGB image, expression) pairs of a calibration folder, in the order of `expressions.json`.
 
-    Raises:
-        FileNotFoundError: the folder (or it is a file), its `expressions.json` or an image it names does not
-            exist.
-        ValueError: `expressions.json` is not valid JSON, not a mapping of file names to expressions, holds no
-            pair, or an image cannot be read.
-    """
+    Raises FileNotFoundError when the folder, its `expressions.json` or an image it names is missing, and
+    ValueError when `expressions.json` is not a JSON mapping of file names to expressions or holds no pair, or
+    an image cannot be read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"calibration folder {folder} is a file, not a folder; give the folder that holds the images and "
-            f"{EXPRESSIONS_NAME}" if folder.exists() else f"calibration folder {folder} does not exist"
-        )
+            f"{EXPRESSIONS_NAME}" if folder.exists() else f"calibration folder {folder} does not exist")
     index = folder / EXPRESSIONS_NAME
     if not index.is_file():
         raise FileNotFoundError(
@@ -103,10 +99,8 @@ def calibration_set(processor: Any, info: dict[str, Any], num_channels: int,
     """The calibration inputs (batch of 1 each) and a description of their source: the samples of a folder,
     model inputs, or `calibration_size` generated images (None: 8), prepared by `processor`.
 
-    Raises:
-        FileNotFoundError: a calibration folder or a file it names is missing (`folder_samples`).
-        ValueError: `calibration_size` with a folder or inputs; a bad folder; no input, a missing tensor, or a
-            tensor of another shape than the export's (`info`: its image size and text length).
+    Raises FileNotFoundError / ValueError for a bad folder (`folder_samples`), and ValueError for
+    `calibration_size` with a folder or inputs, no input, or a tensor missing or not of `info`'s shapes.
     """
     if calibration is not None and calibration_size is not None:
         raise ValueError("calibration_size sets the number of generated images; a calibration folder or list "

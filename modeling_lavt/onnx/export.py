@@ -14,8 +14,7 @@ import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +50,6 @@ def _not_skipped_folding(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Evaluation failed")
 
 
-@contextmanager
-def _without_skipped_folding_warnings() -> Iterator[None]:
-    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
-    logger.addFilter(_not_skipped_folding)
-    try:
-        yield
-    finally:
-        logger.removeFilter(_not_skipped_folding)
-
-
 class _LogitsOnly(nn.Module):
     """The model as the graph sees it: three tensors in, the logits out."""
 
@@ -73,10 +62,10 @@ class _LogitsOnly(nn.Module):
         return self.model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH, seed: int = 0
+def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH
                    ) -> dict[str, torch.Tensor]:
     """Random inputs of the export's shapes: (batch, C, H, W) pixels, (batch, T) ids, masks of varied lengths."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(0)
     height, width = settings["image_size"]
     tokens = settings["text_length"]
     lengths = torch.randint(2, tokens + 1, (batch, 1), generator=generator)
@@ -91,8 +80,7 @@ def _require_new_folder(output_dir: Path) -> None:
     if output_dir.exists():
         raise FileExistsError(
             f"{output_dir} already exists; an export never overwrites a folder: choose a new output folder or "
-            "remove the old one"
-        )
+            "remove the old one")
 
 
 def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, opset: int | None = None,
@@ -106,12 +94,9 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     anything is written. With `quantize` (and `calibration`, `calibration_size`) the folder holds the INT8
     model instead (see `quantize_export`).
 
-    Raises:
-        FileExistsError: `output_dir` exists.
-        FileNotFoundError: a calibration folder or a file it names is missing.
-        ValueError: weights holding NaN or inf (named), the processor's text length differs from the model's
-            `max_text_length`, an unknown `quantize`, or a bad calibration set.
-        RuntimeError: the exported graph disagrees with the eager model (an exporter bug: nothing is written).
+    Raises FileExistsError when `output_dir` exists; FileNotFoundError / ValueError for a bad calibration set;
+    ValueError for weights holding NaN or inf, a processor text length other than the model's
+    `max_text_length`, or an unknown `quantize`; RuntimeError when the graph disagrees with the eager model.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -125,8 +110,7 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
         raise ValueError(
             f"the processor pads text to {settings['text_length']} tokens but the model reads "
             f"max_text_length={model.config.max_text_length}; save the processor with max_length="
-            f"{model.config.max_text_length}"
-        )
+            f"{model.config.max_text_length}")
     calibration_inputs = None
     if method == "static":  # the calibration set's faults before the minutes of tracing
         calibration_inputs = calibration_set(processor, settings, model.config.num_channels, calibration,
@@ -136,14 +120,18 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
         expected = model(**inputs).logits
     batch = torch.export.Dim("batch", min=1)
     # Attention through the math kernel: the CPU flash kernel's decomposition breaks the exporter.
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings(), _without_skipped_folding_warnings():
-        # torch names the one batch dimension of the three inputs once and says so for the others
-        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
-        program = torch.onnx.export(
-            _LogitsOnly(model).eval(), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True, opset_version=opset,
-            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}, optimize=True, verbose=False,
-        )
+    folding_log = logging.getLogger("onnxscript.optimizer._constant_folding")
+    folding_log.addFilter(_not_skipped_folding)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
+            # torch names the one batch dimension of the three inputs once and says so for the others
+            warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
+            program = torch.onnx.export(
+                _LogitsOnly(model).eval(), tuple(inputs[name] for name in INPUT_NAMES), dynamo=True,
+                opset_version=opset, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={name: {0: batch} for name in INPUT_NAMES}, optimize=True, verbose=False)
+    finally:
+        folding_log.removeFilter(_not_skipped_folding)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     # Built in a sibling folder and renamed at the end: an interrupted export leaves no half-written folder.
     with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as scratch:
@@ -188,12 +176,9 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     `STATIC_OP_TYPES`, activation ranges the min / max seen on the calibration set: a folder of samples, model
     inputs of the export's shapes, or (None) `calibration_size` generated images (calibration.py).
 
-    Raises:
-        FileExistsError: `output_dir` exists.
-        FileNotFoundError: a calibration folder or a file it names is missing.
-        ValueError: `float_dir` is not a float32 export, an unknown `method`, calibration options with dynamic
-            quantization, or a bad calibration set (empty, or inputs of other shapes than the export's).
-    """
+    Raises FileExistsError when `output_dir` exists; FileNotFoundError / ValueError for a bad calibration set;
+    ValueError when `float_dir` is not a float32 export, for an unknown `method`, or calibration options with
+    dynamic quantization."""
     from ..configuration_lavt import LavtConfig
     from ..processing_lavt import LavtProcessor
 
@@ -266,20 +251,15 @@ def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: s
 
 def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor,
                          tolerance: float = FLOAT32_TOLERANCE) -> float:
-    """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`; returns it.
-
-    Raises:
-        ValueError: the export is quantized (an approximation of float32: compare masks instead).
-        RuntimeError: the difference exceeds `tolerance`.
-    """
+    """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`; returns it. Raises
+    ValueError for a quantized export (compare masks instead) and RuntimeError above `tolerance`."""
     from .runtime import LavtOnnxForReferringSegmentation
 
     info = read_export_info(folder)
     if info["quantization"] is not None:
         raise ValueError(
             f"{folder} holds an {info['dtype'].upper()} model; float32 parity within {tolerance} cannot be asked "
-            "of a quantized model: compare its masks with the float32 model's instead"
-        )
+            "of a quantized model: compare its masks with the float32 model's instead")
     logits = LavtOnnxForReferringSegmentation.from_pretrained(folder)(**inputs).logits
     difference = (logits.double() - expected.double()).abs().max().item()
     if not difference <= tolerance:  # also catches NaN

@@ -28,12 +28,8 @@ PRECISIONS = ("float32", "int8")
 
 
 class LavtOnnxForReferringSegmentation:
-    """An ONNX Runtime session of a LAVT export, called like [`LavtForReferringSegmentation`] (inference only).
-
-    Attributes:
-        config: the exported model's `LavtConfig`.
-        export_info: the folder's `onnx_export.json` (image size, text length, dtype, quantization, opset).
-    """
+    """An ONNX Runtime session of a LAVT export, called like [`LavtForReferringSegmentation`] (for inference);
+    `config` is the exported model's, `export_info` the folder's `onnx_export.json`."""
 
     main_input_name = "pixel_values"
     input_modalities = ("image", "text")
@@ -50,11 +46,9 @@ class LavtOnnxForReferringSegmentation:
         """Load an export folder written by `lavt-export`. `precision` ("float32" or "int8") insists on one;
         `num_threads`: ONNX Runtime intra-op threads (None: one per physical core).
 
-        Raises:
-            ImportError: ONNX Runtime (the `onnx` extra) is not installed.
-            FileNotFoundError: not an export folder, or its ONNX file is missing.
-            ValueError: the folder's precision is not `precision`; the ONNX graph's input shapes, the folder's
-                `onnx_export.json` and its processor settings disagree.
+        Raises ImportError without ONNX Runtime, FileNotFoundError when `path` is not an export or lacks its
+        ONNX file, and ValueError when the folder's precision is not `precision`, or the graph's input shapes,
+        `onnx_export.json` and the saved processor disagree.
         """
         try:
             import onnxruntime
@@ -66,13 +60,11 @@ class LavtOnnxForReferringSegmentation:
         if precision not in (None, *PRECISIONS):
             raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
         if precision is not None and info["dtype"] != precision:
-            raise ValueError(
-                f"{path} is an export in {info['dtype']}, but {precision} was asked for: a quantized model cannot give "
-                f"float32 results; load a float32 export (lavt-export without --quantize)"
-                if precision == "float32" else
-                f"{path} is an export in {info['dtype']}, but {precision} was asked for; quantize it with "
-                "lavt-export --quantize dynamic"
-            )
+            advice = ("a quantized model cannot give float32 results; load a float32 export (lavt-export "
+                      "without --quantize)" if precision == "float32" else
+                      "quantize it with lavt-export --quantize dynamic")
+            raise ValueError(f"{path} is an export in {info['dtype']}, but {precision} was asked for: "
+                             f"{advice}")
         if not (path / ONNX_NAME).is_file():
             raise FileNotFoundError(f"{path} has {EXPORT_INFO_NAME} but no {ONNX_NAME}; export the model again")
         options = onnxruntime.SessionOptions()
@@ -104,10 +96,8 @@ class LavtOnnxForReferringSegmentation:
         (batch, 2, ceil(H/4), ceil(W/4)) float32. `original_sizes` is accepted and not used, as by the PyTorch
         model, so that `model(**processor(...))` works.
 
-        Raises:
-            ValueError: (H, W) or T differ from the export's, batches differ, or an option the graph does not
-                have (labels, hidden states) is asked for.
-        """
+        Raises ValueError when (H, W) or T differ from the export's, batches differ, or an option the graph
+        does not have (labels, hidden states) is asked for."""
         unsupported = sorted(name for name, value in kwargs.items() if value is not None and value is not False)
         if unsupported:
             raise ValueError(f"the ONNX model returns logits only; it does not take {unsupported}")

@@ -1,9 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Push a LAVT model to the Hugging Face Hub as a self-contained repo: config, safetensors weights, processor,
-remote code (the modules of the Auto and pipeline classes and everything they import relatively), the pipeline
-definition (`custom_pipelines` in config.json) and a model card rendered from `hub_cards/model_card.md`. The
-modeling code never imports this module, so remote code does not ship it.
-"""
+"""Push a LAVT model to the Hugging Face Hub as a self-contained repo, with remote code, the pipeline
+definition and a model card rendered from `hub_cards/model_card.md`. Remote code does not ship this module."""
 
 from __future__ import annotations
 
@@ -93,17 +90,6 @@ def card_evaluation(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def base_models(recipe: dict[str, Any]) -> list[str]:
-    """Hub repos the weights started from: a fine-tuned LAVT, the text encoder, and the Swin weights (timm
-    hosts them as `timm/<name>`); local files are no Hub models."""
-    found = [recipe[key] for key in ("init_from", "text_encoder")
-             if recipe.get(key) and not Path(recipe[key]).exists()]
-    swin = recipe.get("swin_weights")
-    if swin and not Path(swin).exists():
-        found.append(swin if "/" in swin else f"timm/{swin}")
-    return found
-
-
 def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequence[dict[str, Any]] = (),
                      recipe: dict[str, Any] | None = None, repo_id: str | None = None,
                      converted_from: str | None = None) -> ModelCard:
@@ -121,12 +107,18 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
     recipe = {k: v for k, v in (recipe or {}).items() if v not in (None, {}, [], "")}
     datasets = sorted({row["dataset_id"] for row in rows if is_hub_repo_id(row["dataset_id"], owner_required=True)}
                       | ({recipe["dataset"]} if is_hub_repo_id(recipe.get("dataset"), owner_required=True) else set()))
+    # Hub repos the weights started from (timm hosts Swin weights as timm/<name>), not local files.
+    base_models = [recipe[key] for key in ("init_from", "text_encoder")
+                   if recipe.get(key) and not Path(recipe[key]).exists()]
+    swin = recipe.get("swin_weights")
+    if swin and not Path(swin).exists():
+        base_models.append(swin if "/" in swin else f"timm/{swin}")
     # No `pipeline_tag`: the Hub has no task for (image, text) -> mask, and the image-segmentation widget would
     # send an image without its expression. `inference: false` keeps the Hub from offering a widget that fails.
     card_data = ModelCardData(
         license="apache-2.0", library_name="transformers", inference=False,
         tags=["lavt", "referring-image-segmentation", "vision-language"], datasets=datasets or None,
-        base_model=base_models(recipe) or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
+        base_model=base_models or None, model_name=repo_id or "lavt", eval_results=eval_results or None,
     )
     generalized = any(key in row["metrics"] for row in rows for key in GENERALIZED_CARD_METRICS)
     metric_names = _ALL_CARD_METRICS if generalized else CARD_METRICS
@@ -140,18 +132,11 @@ def write_model_card(folder: str | Path, config: LavtConfig, evaluations: Sequen
     return card
 
 
-def push_lavt_to_hub(
-    model_or_folder: PreTrainedModel | str | Path,
-    repo_id: str,
-    processor: ProcessorMixin | None = None,
-    *,
-    evaluations: Sequence[dict[str, Any]] = (),
-    recipe: dict[str, Any] | None = None,
-    converted_from: str | None = None,
-    private: bool = False,
-    token: str | None = None,
-    commit_message: str = "Upload LAVT model",
-) -> CommitInfo:
+def push_lavt_to_hub(model_or_folder: PreTrainedModel | str | Path, repo_id: str,
+                     processor: ProcessorMixin | None = None, *, evaluations: Sequence[dict[str, Any]] = (),
+                     recipe: dict[str, Any] | None = None, converted_from: str | None = None,
+                     private: bool = False, token: str | None = None,
+                     commit_message: str = "Upload LAVT model") -> CommitInfo:
     """Push a LAVT model (an object, or a folder saved with `save_pretrained`) to `repo_id` in one commit.
 
     The repo gets the safetensors weights (a folder's weights in other formats are left out), the config, the
@@ -159,10 +144,8 @@ def push_lavt_to_hub(
     card written from `evaluations` (one per split), `recipe` and `converted_from` when any is given or the
     folder has no README.md. The repo is assembled in a temporary folder: the caller's is never modified.
 
-    Raises:
-        FileNotFoundError: the folder holds no config.json.
-        ValueError: there are no safetensors weights.
-        HubPushError: the Hub could not be reached or refused the push.
+    Raises FileNotFoundError for a folder without config.json, ValueError without safetensors weights, and
+    `HubPushError` when the Hub could not be reached or refused the push.
     """
     with tempfile.TemporaryDirectory(prefix="lavt-push-") as tmp:
         staging = Path(tmp) / "repo"

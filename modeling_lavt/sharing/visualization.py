@@ -15,25 +15,16 @@ DEFAULT_COLOR = (255, 40, 40)
 MIN_TILE_SIDE = 192
 
 
-def draw_overlay(
-    image: ImageLike,
-    mask: Image.Image | np.ndarray | torch.Tensor,
-    text: str | None = None,
-    color: tuple[int, int, int] = DEFAULT_COLOR,
-    alpha: float = 0.5,
-    outline: bool = True,
-) -> Image.Image:
+def draw_overlay(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str | None = None,
+                 color: tuple[int, int, int] = DEFAULT_COLOR, alpha: float = 0.5, outline: bool = True
+                 ) -> Image.Image:
     """The image (RGB, upright, original size) with the mask blended in `color` (opacity `alpha`) and, with
     `outline`, its edge drawn white beside black (visible on any image, even on an object of the tint's
     colour); with `text`, the expression in a strip of one line above it (shortened to the image width).
 
-    Args:
-        image: anything [`LavtImageProcessor`] accepts; shown the way the model saw it (EXIF applied).
-        mask: (H, W) of the same size as the image; nonzero = the referred object (e.g. the pipeline's 0/255
-            mask image or a 0/1 array).
-
-    Raises:
-        ValueError: `alpha` outside [0, 1], a mask that is not 2-D or not of the image's size.
+    `image` is anything [`LavtImageProcessor`] accepts (shown with EXIF applied); `mask` is (H, W) of the
+    image's size, nonzero on the referred object (e.g. the pipeline's 0/255 mask image or a 0/1 array). Raises
+    ValueError for `alpha` outside [0, 1] or a mask that is not 2-D or not of the image's size.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
@@ -82,14 +73,8 @@ def _with_caption(image: Image.Image, text: str, font_size: int | None = None) -
     return captioned
 
 
-def draw_word_maps(
-    image: ImageLike,
-    mask: Image.Image | np.ndarray | torch.Tensor,
-    text: str,
-    word_maps: list[dict],
-    columns: int = 4,
-    colormap: str = "inferno",
-) -> Image.Image:
+def draw_word_maps(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str,
+                   word_maps: list[dict], columns: int = 4, colormap: str = "inferno") -> Image.Image:
     """One picture: the overlay of the mask, then a heatmap per token of where that token's attention goes.
 
     `image`, `mask`, `text` are as for [`draw_overlay`]; `word_maps` are the pipeline's (`return_word_maps`):

@@ -151,9 +151,7 @@ def rename_swin_key(key: str) -> str | None:
     stage, rest = match.groups()
     if _SWIN_STAGE_KEY.fullmatch(rest):
         return f"stages.{stage}.{rest}"
-    if re.fullmatch(r"blocks\.\d+\.(attn\.relative_position_index|attn_mask)", rest):
-        return ""
-    return None
+    return "" if re.fullmatch(r"blocks\.\d+\.(attn\.relative_position_index|attn_mask)", rest) else None
 
 
 def rename_lavt_visual_key(key: str, num_stages: int = 4) -> str | None:
@@ -198,8 +196,7 @@ def convert_visual_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     if unknown:
         raise UnsupportedCheckpointError(
             f"{len(unknown)} keys of the visual model are not part of LAVT as this converter knows it, e.g. "
-            f"{unknown[:5]}"
-        )
+            f"{unknown[:5]}")
     return converted
 
 
@@ -251,8 +248,7 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
     if text_config.get("hidden_size", text_width) != text_width:
         raise UnsupportedCheckpointError(
             f"the fusion reads {text_width}-wide words but the text config has hidden_size "
-            f"{text_config['hidden_size']}"
-        )
+            f"{text_config['hidden_size']}")
     text_config["hidden_size"] = text_width
     return LavtConfig(
         embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=window, mlp_ratio=mlp_hidden / embed_dim,
@@ -386,7 +382,6 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     if missing or unexpected or mismatched:
         raise UnsupportedCheckpointError(
             f"checkpoint does not fit the inferred architecture: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shape mismatches {mismatched[:5]}"
-        )
+            f"{unexpected[:5]}, shape mismatches {mismatched[:5]}")
     model.load_state_dict(state_dict, strict=False)
     return model.eval()
