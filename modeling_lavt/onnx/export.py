@@ -119,10 +119,10 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
     batch = torch.export.Dim("batch", min=1)
-    # Attention through the math kernel: the CPU flash kernel's decomposition breaks the exporter.
     folding_log = logging.getLogger("onnxscript.optimizer._constant_folding")
     folding_log.addFilter(_not_skipped_folding)
     try:
+        # Attention through the math kernel: the CPU flash kernel's decomposition breaks the exporter.
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
             # torch names the one batch dimension of the three inputs once and says so for the others
             warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
