@@ -3,7 +3,6 @@
 the processor (--tokenizer) and, in one command, push it to the Hub with remote code and a model card.
 
 Examples:
-  lavt-convert --checkpoint refcoco.pth --output_dir lavt-refcoco --tokenizer bert-base-uncased
   lavt-convert --checkpoint refcoco.pth --output_dir lavt-refcoco --tokenizer bert-base-uncased \
       --push_to_hub me/lavt-refcoco --eval_results val/eval_results.json --eval_results testA/eval_results.json
   lavt-convert --checkpoint model.safetensors --text_checkpoint bert.safetensors --text_config bert.json \
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import warnings
@@ -37,9 +35,8 @@ from modeling_lavt.weights.conversion import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-convert", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="original checkpoint: a .pth with 'model' and 'bert_model' (lavt) or 'model' with "
                              "'text_encoder.' keys (lavt_one), or the visual state dict as .safetensors")
@@ -48,16 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text_config", help="JSON file of the text encoder's config (default: a BERT config "
                                               "read off the tensors, 64-wide heads)")
     parser.add_argument("--fusion_num_heads", type=int, nargs=4, metavar="H",
-                        help="pixel-word attention heads per stage. A .pth records them (args.mha) and they are "
-                             "read from there; give them only for a checkpoint without args (.safetensors), "
-                             "where 1 1 1 1 (the released models) is assumed with a warning. A value that "
-                             "contradicts the checkpoint's args is an error")
+                        help="pixel-word attention heads per stage, for a checkpoint without args (a .pth "
+                             "records them as args.mha; a contradiction is an error). Default: 1 1 1 1")
     parser.add_argument("--image_size", type=positive_int, metavar="PIXELS",
-                        help="square input side the model was trained at, saved as the processor's size. Read "
-                             "from args.img_size of a .pth; 480 is assumed, with a warning, without args")
-    parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a LavtProcessor, "
-                                            "e.g. bert-base-uncased (the checkpoint's args.ck_bert); a "
-                                            "tokenizer that cases text otherwise than args.ck_bert is an error")
+                        help="square input side the model was trained at (the processor's size), for a "
+                             "checkpoint without args.img_size. Default 480, with a warning")
+    parser.add_argument("--tokenizer", help="tokenizer folder or Hub id saved with the model as a "
+                                            "LavtProcessor: args.ck_bert's, e.g. bert-base-uncased")
     parser.add_argument("--output_dir", required=True,
                         help="folder to write; must not exist or be empty. It appears complete or not at all")
     parser.add_argument("--push_to_hub", metavar="REPO",
@@ -65,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "pipeline definition and a model card (written to the folder as README.md too)")
     parser.add_argument("--hub_private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--eval_results", action="append", default=[], metavar="JSON",
-                        help="eval_results.json of lavt-evaluate for the model card (repeat for each split); "
-                             "the card has no results otherwise")
+                        help="eval_results.json of lavt-evaluate for the model card (repeat for each split)")
     return parser
 
 
@@ -80,50 +73,26 @@ def read_json(path: str, option: str):
         raise ValueError(f"{option} {path} is not valid JSON ({err})") from None
 
 
-def load_evaluations(paths: list[str]) -> list[dict]:
-    """The evaluation JSONs, checked before any conversion work so that a bad one costs nothing."""
-    evaluations = [read_json(path, "--eval_results") for path in paths]
-    for path, evaluation in zip(paths, evaluations):
-        try:
-            card_evaluation(evaluation)
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"--eval_results {path} is not an eval_results.json of lavt-evaluate ({err})") from None
-    return evaluations
-
-
-def check_output_dir(output_dir: Path) -> None:
-    """Refuse a folder that already holds anything (a model in any form would be mixed with this one); that the
-    location is a writable folder is `check_writable_dir`'s job."""
-    if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
-        raise FileExistsError(f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
-
-
-def staging_dir(output_dir: Path) -> Path:
-    """A hidden folder beside the output, renamed into place once everything is written."""
-    parent = output_dir.absolute().parent
+def load_evaluation(path: str) -> dict:
+    evaluation = read_json(path, "--eval_results")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=parent))
-    except OSError as err:
-        raise OSError(f"--output_dir {output_dir} cannot be written ({err.strerror or err})") from None
-
-
-def load_tokenizer(name: str):
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise OSError(f"--tokenizer {name} could not be loaded: {str(err).splitlines()[0]}") from None
+        card_evaluation(evaluation)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"--eval_results {path} is not an eval_results.json of lavt-evaluate ({err})"
+                         ) from None
+    return evaluation
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-convert")
     output_dir = Path(args.output_dir)
-    staging = None
+    # Everything that can fail is read before anything is written.
     try:
-        check_output_dir(output_dir)
-        evaluations = load_evaluations(args.eval_results)
+        if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
+            raise FileExistsError(
+                f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
+        evaluations = [load_evaluation(path) for path in args.eval_results]
         checkpoint = load_original_checkpoint(args.checkpoint)
         if args.text_checkpoint:
             checkpoint.text = read_safetensors(args.text_checkpoint)
@@ -135,25 +104,35 @@ def main(argv: list[str] | None = None) -> int:
             settings = warn_about_assumed_settings(settings, args.checkpoint)
         for warning in caught:
             print(f"lavt-convert: warning: {warning.message}", file=sys.stderr)
-        tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-        if tokenizer is not None:
+        tokenizer = None
+        if args.tokenizer:
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+            except (OSError, ValueError) as err:
+                raise OSError(f"--tokenizer {args.tokenizer} could not be loaded: {str(err).splitlines()[0]}"
+                              ) from None
             check_tokenizer(tokenizer, settings)
-        staging = staging_dir(output_dir)
         model = convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
     except (OSError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
         exit_with_usage_error("lavt-convert", str(err))
-    try:
-        write_folder(staging, model, tokenizer, settings.image_size, evaluations, args)
+    parent = output_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the output and renamed into place: the folder appears complete or not at all.
+    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}.partial-", dir=parent) as scratch:
+        staging = Path(scratch) / output_dir.name
+        model.save_pretrained(staging)
+        processor = LavtImageProcessor(size=settings.image_size)
+        if tokenizer is not None:
+            processor = LavtProcessor(processor, tokenizer, max_length=model.config.max_text_length)
+        processor.save_pretrained(staging)
+        if args.push_to_hub or evaluations:
+            write_model_card(staging, model.config, evaluations, repo_id=args.push_to_hub,
+                             converted_from=Path(args.checkpoint).name)
         staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    summary = {"output_dir": str(output_dir), "window_size": model.config.window_size,
-               "embed_dim": model.config.embed_dim, "depths": model.config.depths,
-               "fusion_num_heads": model.config.fusion_num_heads, "image_size": settings.image_size,
-               "parameters": sum(p.numel() for p in model.parameters())}
+    config = model.config
+    summary = {"output_dir": str(output_dir), "window_size": config.window_size, "depths": config.depths,
+               "embed_dim": config.embed_dim, "fusion_num_heads": config.fusion_num_heads,
+               "image_size": settings.image_size, "parameters": sum(p.numel() for p in model.parameters())}
     if args.push_to_hub:
         try:
             commit = push_lavt_to_hub(output_dir, args.push_to_hub, private=args.hub_private,
@@ -164,21 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         summary["commit_url"] = commit.commit_url
     print(json.dumps(summary))
     return 0
-
-
-def write_folder(folder: Path, model, tokenizer, image_size: int, evaluations: list[dict],
-                 args: argparse.Namespace) -> None:
-    """The model, its preprocessing at the recorded input size (with the tokenizer: the whole processor), and
-    the card."""
-    model.save_pretrained(folder)
-    image_processor = LavtImageProcessor(size=image_size)
-    if tokenizer is not None:
-        LavtProcessor(image_processor, tokenizer, max_length=model.config.max_text_length).save_pretrained(folder)
-    else:
-        image_processor.save_pretrained(folder)
-    if args.push_to_hub or evaluations:
-        write_model_card(folder, model.config, evaluations, repo_id=args.push_to_hub,
-                         converted_from=Path(args.checkpoint).name)
 
 
 if __name__ == "__main__":

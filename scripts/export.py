@@ -1,18 +1,14 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Export a LAVT model folder to ONNX for ONNX Runtime (`lavt-predict --backend onnx`), optionally INT8.
 
-The output folder holds model.onnx, config.json, the processor files and onnx_export.json (opset, image size,
-text length, dtype, quantization). The batch is dynamic; the image size is the processor's (or --image-size) and
-the text length the model's max_text_length. The float32 graph is checked against eager PyTorch before the
-folder is written. --quantize on an export folder quantizes that export without exporting again: dynamic
-quantizes the linear layers' weights and measures activation ranges on every call; static
-also quantizes the convolutions and fixes activation ranges from a calibration set: --calibration DIR (images
-and expressions.json, which maps each image's file name to its expression(s)) or --calibration-size generated
-images (8). onnx_export.json records the calibration set's source and size.
+The output folder holds model.onnx, config.json, the processor files and onnx_export.json. The batch is
+dynamic; the image size is the processor's (or --image-size), the text length the model's max_text_length.
+--quantize on an export folder quantizes it without exporting again: dynamic quantizes the linear layers;
+static the convolutions too, with activation ranges from --calibration DIR (images and expressions.json,
+which maps each image's file name to its expression(s)) or --calibration-size generated images (8).
 
 Examples:
   lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx
-  lavt-export --model ./lavt-refcoco --output-dir ./lavt-refcoco-onnx-int8 --quantize dynamic
   lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-int8 --quantize dynamic
   lavt-export --model ./lavt-refcoco-onnx --output-dir ./lavt-refcoco-onnx-static --quantize static \
       --calibration ./calibration-samples
@@ -37,24 +33,22 @@ from modeling_lavt.onnx.export import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-export", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
                         help="new folder for the export (must not exist)")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
+    parser.add_argument("--quantize", choices=QUANTIZATIONS,
                         help="dynamic: ONNX Runtime dynamic quantization of the linear layers; static: "
                         "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
-    parser.add_argument("--calibration", default=None,
-                        help="with --quantize static: a folder of calibration samples, images and expressions.json "
-                        "(default: generated images)")
-    parser.add_argument("--calibration-size", "--calibration_size", type=positive_int, default=None,
+    parser.add_argument("--calibration", help="with --quantize static: a folder of calibration samples, "
+                                              "images and expressions.json (default: generated images)")
+    parser.add_argument("--calibration-size", "--calibration_size", type=positive_int,
                         help="with --quantize static and no --calibration: how many generated images (8)")
-    parser.add_argument("--image-size", "--image_size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+    parser.add_argument("--image-size", "--image_size", type=positive_int, nargs=2, metavar=("H", "W"),
                         help="input size of the graph (default: the processor's size); the saved processor gets it")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's exporter default)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: torch's exporter default)")
     return parser
 
 
@@ -68,32 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if output_dir.exists():
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
     check_writable_dir(output_dir, "--output-dir", prog="lavt-export")  # before the minutes of export
-    check_calibration_options(parser, args)
-    if args.image_size is not None and min(args.image_size) < 1:
-        parser.error(f"--image-size must be positive, got {args.image_size}")
-    calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
-    if (Path(args.model) / EXPORT_INFO_NAME).is_file():
-        if args.quantize is None or args.image_size is not None or args.opset is not None:
-            parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
-                         "(--quantize dynamic or static); export the PyTorch model for another size or opset")
-        try:
-            quantize_export(args.model, output_dir, args.quantize, **calibration)
-        except (FileNotFoundError, ValueError) as error:
-            parser.error(str(error))
-    else:
-        model, processor = load_model(parser, args.model)
-        if args.image_size is not None:
-            processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
-        try:
-            export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
-        except (FileNotFoundError, ValueError) as error:
-            parser.error(str(error))
-    print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
-    return 0
-
-
-def check_calibration_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The calibration options in the command's own words (the library's errors name its keyword arguments)."""
+    # The calibration options in the command's own words (the library's name its keyword arguments).
     given = [flag for flag, value in (("--calibration", args.calibration),
                                       ("--calibration-size", args.calibration_size)) if value is not None]
     if given and args.quantize != "static":
@@ -102,18 +71,31 @@ def check_calibration_options(parser: argparse.ArgumentParser, args: argparse.Na
     if len(given) == 2:
         parser.error("--calibration-size sets the number of generated images; a --calibration folder is used "
                      "whole: give one of the two")
-
-
-def load_model(parser: argparse.ArgumentParser, name: str):
-    """The PyTorch model and its processor from a folder; a missing folder fails before anything loads."""
-    from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-
-    if not Path(name).is_dir():
-        parser.error(f"--model {name}: no such folder")
+    calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
     try:
-        return LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
-    except (OSError, ValueError) as error:
-        parser.exit(2, f"lavt-export: error: cannot load the model and processor from {name}: {error}\n")
+        if (Path(args.model) / EXPORT_INFO_NAME).is_file():
+            if args.quantize is None or args.image_size is not None or args.opset is not None:
+                parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
+                             "(--quantize dynamic or static); export the PyTorch model for another size or "
+                             "opset")
+            quantize_export(args.model, output_dir, args.quantize, **calibration)
+        else:
+            from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+
+            if not Path(args.model).is_dir():
+                parser.error(f"--model {args.model}: no such folder")
+            try:
+                model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
+                processor = LavtProcessor.from_pretrained(args.model)
+            except (OSError, ValueError) as error:
+                parser.error(f"cannot load the model and processor from {args.model}: {error}")
+            if args.image_size is not None:
+                processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
+            export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

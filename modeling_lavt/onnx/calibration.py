@@ -1,16 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Calibration sets for static INT8 quantization of an ONNX export (`onnx_export.quantize_export(method="static")`).
-
-Static quantization fixes each quantized activation's range ahead of time, from the ranges seen on a few
-representative inputs (the calibration set), instead of measuring it on every call as dynamic quantization does.
-A calibration set is a list of model inputs of the export's shapes, one (image, expression) pair each, prepared
-by the export's own processor. It comes from one of:
-
-- a folder of samples: image files and `expressions.json`, which maps each image's file name to the expression
-  (or list of expressions) to pair it with, e.g. `{"street.jpg": ["the red car", "the man on the left"]}`;
-- generated images (`generated_samples`): coloured shapes on smooth backgrounds, each named by its colour and
-  shape, when no folder is given. Real images of the deployment's domain calibrate better: the ranges are those
-  of the inputs seen here.
+"""Calibration sets for static INT8 quantization of an ONNX export: model inputs of the export's shapes, from
+which each quantized activation's range is fixed ahead of time. They come from a folder of samples (images and
+`expressions.json`, which maps each image's file name to its expression or list of expressions), from model
+inputs, or from generated images (coloured shapes on smooth backgrounds, each named by its colour and shape);
+real images of the deployment's domain calibrate better.
 """
 
 from __future__ import annotations
@@ -35,18 +28,14 @@ _COLOURS = {"red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215),
 def folder_samples(folder: str | Path) -> list[tuple[Image.Image, str]]:
     """The (RGB image, expression) pairs of a calibration folder, in the order of `expressions.json`.
 
-    Raises:
-        FileNotFoundError: the folder (or it is a file), its `expressions.json` or an image it names does not
-            exist.
-        ValueError: `expressions.json` is not valid JSON, not a mapping of file names to expressions, holds no
-            pair, or an image cannot be read.
-    """
+    Raises FileNotFoundError when the folder, its `expressions.json` or an image it names is missing, and
+    ValueError when `expressions.json` is not a JSON mapping of file names to expressions or holds no pair, or
+    an image cannot be read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
             f"calibration folder {folder} is a file, not a folder; give the folder that holds the images and "
-            f"{EXPRESSIONS_NAME}" if folder.exists() else f"calibration folder {folder} does not exist"
-        )
+            f"{EXPRESSIONS_NAME}" if folder.exists() else f"calibration folder {folder} does not exist")
     index = folder / EXPRESSIONS_NAME
     if not index.is_file():
         raise FileNotFoundError(
@@ -80,29 +69,23 @@ def folder_samples(folder: str | Path) -> list[tuple[Image.Image, str]]:
     return samples
 
 
-def generated_samples(count: int = DEFAULT_GENERATED_SAMPLES, seed: int = 0, size: tuple[int, int] = (640, 480)
-                      ) -> list[tuple[Image.Image, str]]:
-    """`count` generated (RGB image of `size` (width, height), expression) pairs: two to four filled ellipses and
-    rectangles of distinct colours on a vertical colour gradient; the expression names one of them.
-
-    Raises:
-        ValueError: `count` < 1.
-    """
+def generated_samples(count: int) -> list[tuple[Image.Image, str]]:
+    """`count` (640x480 RGB image, expression) pairs: two to four filled ellipses and rectangles of distinct
+    colours on a vertical colour gradient; the expression names one. Raises ValueError for `count` < 1."""
     if count < 1:
         raise ValueError(f"the calibration set needs at least one sample, got {count}")
-    rng = np.random.default_rng(seed)
-    width, height = size
+    rng = np.random.default_rng(0)
+    width, height = 640, 480
     samples = []
     for _ in range(count):
         top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
         ramp = np.linspace(0.0, 1.0, height)[:, None, None]
-        background = (top * (1 - ramp) + bottom * ramp).astype(np.uint8).repeat(width, axis=1)
-        image = Image.fromarray(background)
+        image = Image.fromarray((top * (1 - ramp) + bottom * ramp).astype(np.uint8).repeat(width, axis=1))
         draw = ImageDraw.Draw(image)
         names = []
         for colour in rng.choice(list(_COLOURS), size=int(rng.integers(2, 5)), replace=False):
             shape = str(rng.choice(["circle", "square"]))
-            side = int(rng.integers(min(size) // 8, min(size) // 2))
+            side = int(rng.integers(height // 8, height // 2))
             x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
             (draw.ellipse if shape == "circle" else draw.rectangle)((x, y, x + side, y + side), fill=_COLOURS[colour])
             names.append(f"the {colour} {shape}")
@@ -110,21 +93,29 @@ def generated_samples(count: int = DEFAULT_GENERATED_SAMPLES, seed: int = 0, siz
     return samples
 
 
-def processed_inputs(processor: Any, samples: Sequence[tuple[Image.Image, str]]) -> list[dict[str, torch.Tensor]]:
-    """Model inputs (batch of 1 each) of (image, expression) pairs, prepared by `processor`."""
-    inputs = []
-    for image, text in samples:
-        encoded = processor(images=[image], text=[text], return_tensors="pt")
-        inputs.append({name: encoded[name] for name in INPUT_NAMES})
-    return inputs
+def calibration_set(processor: Any, info: dict[str, Any], num_channels: int,
+                    calibration: str | Path | Sequence[dict[str, torch.Tensor]] | None,
+                    calibration_size: int | None = None) -> tuple[list[dict[str, torch.Tensor]], str]:
+    """The calibration inputs (batch of 1 each) and a description of their source: the samples of a folder,
+    model inputs, or `calibration_size` generated images (None: 8), prepared by `processor`.
 
-
-def check_inputs(inputs: Sequence[dict[str, torch.Tensor]], num_channels: int, info: dict[str, Any]) -> None:
-    """Every calibration input must have the export's shapes (`info`: its onnx_export.json).
-
-    Raises:
-        ValueError: no input, a missing tensor, or a tensor of another image size or text length.
+    Raises FileNotFoundError / ValueError for a bad folder (`folder_samples`), and ValueError for
+    `calibration_size` with a folder or inputs, no input, or a tensor missing or not of `info`'s shapes.
     """
+    if calibration is not None and calibration_size is not None:
+        raise ValueError("calibration_size sets the number of generated images; a calibration folder or list "
+                         "is used whole")
+    if calibration is None or isinstance(calibration, (str, Path)):
+        if calibration is None:
+            count = DEFAULT_GENERATED_SAMPLES if calibration_size is None else calibration_size
+            samples = generated_samples(count)
+            source = "generated images (modeling_lavt/onnx/calibration.py)"
+        else:
+            samples, source = folder_samples(calibration), f"folder {calibration}"
+        encoded = [processor(images=[image], text=[text], return_tensors="pt") for image, text in samples]
+        inputs = [{name: sample[name] for name in INPUT_NAMES} for sample in encoded]
+    else:
+        inputs, source = list(calibration), "model inputs given to quantize_export"
     if not inputs:
         raise ValueError("the calibration set is empty; give a few (image, expression) samples")
     for number, sample in enumerate(inputs):
@@ -132,6 +123,4 @@ def check_inputs(inputs: Sequence[dict[str, torch.Tensor]], num_channels: int, i
         if missing:
             raise ValueError(f"calibration sample {number} lacks {missing}; each sample needs {list(INPUT_NAMES)}")
         check_input_shapes(f"calibration sample {number}", *(sample[name] for name in INPUT_NAMES), num_channels, info)
-
-
-__all__ = ["folder_samples", "generated_samples", "processed_inputs", "check_inputs", "EXPRESSIONS_NAME"]
+    return inputs, source

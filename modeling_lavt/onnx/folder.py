@@ -1,6 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""What an ONNX export folder holds and the inputs its graph takes: file names, `onnx_export.json`, and the one
-check of input shapes that export, calibration and the runtime share."""
+"""What an ONNX export folder holds (file names, `onnx_export.json`) and the check of its graph's inputs."""
 
 from __future__ import annotations
 
@@ -28,17 +27,12 @@ def write_export_info(folder: Path, info: dict[str, Any]) -> None:
 
 
 def read_export_info(folder: str | Path) -> dict[str, Any]:
-    """The folder's `onnx_export.json`.
-
-    Raises:
-        FileNotFoundError: the folder is not an ONNX export.
-        ValueError: the file was written by another format version.
-    """
+    """The folder's `onnx_export.json`. Raises FileNotFoundError (not an export) or ValueError (another format
+    version)."""
     path = Path(folder) / EXPORT_INFO_NAME
     if not path.is_file():
         raise FileNotFoundError(
-            f"{folder} is not an ONNX export of LAVT (no {EXPORT_INFO_NAME}); create one with lavt-export"
-        )
+            f"{folder} is not an ONNX export of LAVT (no {EXPORT_INFO_NAME}); create one with lavt-export")
     info = json.loads(path.read_text())
     if info.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported format_version {info.get('format_version')!r} "
@@ -48,28 +42,22 @@ def read_export_info(folder: str | Path) -> dict[str, Any]:
 
 def check_input_shapes(what: str, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor, num_channels: int, info: dict[str, Any]) -> None:
-    """Inputs must have the shapes the graph was exported for (`info`: its onnx_export.json).
-
-    Raises:
-        ValueError: "{what}: ..." naming the tensor, its shape and the export's.
-    """
+    """Raise ValueError "{what}: ..." naming the tensor, its shape and the export's when an input does not
+    have the shape the graph was exported for (`info`: its onnx_export.json)."""
     (height, width), tokens = info["image_size"], info["text_length"]
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (num_channels, height, width):
         raise ValueError(
             f"{what}: pixel_values of shape {tuple(pixel_values.shape)}, but the export takes (batch, {num_channels}, "
             f"{height}, {width}) (exported for {height}x{width} images); prepare the images with the export's "
-            "processor, or export again at the size you need"
-        )
+            "processor, or export again at the size you need")
     if input_ids.ndim != 2 or input_ids.shape[1] != tokens:
         raise ValueError(
             f"{what}: input_ids of shape {tuple(input_ids.shape)}, but the export takes (batch, {tokens}) (exported "
-            f"for {tokens} tokens); tokenize with the export's processor (max_length={tokens})"
-        )
+            f"for {tokens} tokens); tokenize with the export's processor (max_length={tokens})")
     if attention_mask.shape != input_ids.shape or input_ids.shape[0] != pixel_values.shape[0]:
         raise ValueError(
             f"{what}: batch mismatch: pixel_values {tuple(pixel_values.shape)}, input_ids {tuple(input_ids.shape)}, "
-            f"attention_mask {tuple(attention_mask.shape)}"
-        )
+            f"attention_mask {tuple(attention_mask.shape)}")
 
 
 def compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any], remedy: str | None = None) -> None:
@@ -81,11 +69,9 @@ def compare_settings(what: str, settings: dict[str, Any], info: dict[str, Any], 
         raise ValueError(
             f"{what} is set for {got_h}x{got_w} images, but the ONNX model was exported for {height}x{width} "
             f"({EXPORT_INFO_NAME}); "
-            + (remedy or f"use the processor saved with the export, or export again at {got_h}x{got_w}")
-        )
+            + (remedy or f"use the processor saved with the export, or export again at {got_h}x{got_w}"))
     if settings["text_length"] != tokens:
         raise ValueError(
             f"{what} is set for {settings['text_length']} tokens per expression, but the ONNX model was exported "
             f"for {tokens} ({EXPORT_INFO_NAME}); "
-            + (remedy or f"use the processor saved with the export (max_length={tokens})")
-        )
+            + (remedy or f"use the processor saved with the export (max_length={tokens})"))

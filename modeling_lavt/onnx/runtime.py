@@ -1,20 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""LAVT on ONNX Runtime: an export folder (see export.py) behind the interface of the PyTorch model.
-
-`LavtOnnxForReferringSegmentation(pixel_values=..., input_ids=..., attention_mask=...)` returns the same
-`LavtReferringSegmentationOutput` (logits only), so `LavtProcessor`, `post_process_referring_segmentation`,
-`lavt_hf.training.evaluation.evaluate_model` and the `referring-image-segmentation` pipeline work unchanged:
-
-```python
->>> from modeling_lavt import LavtProcessor, ReferringImageSegmentationPipeline
->>> from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
->>> model = LavtOnnxForReferringSegmentation.from_pretrained("lavt-onnx")  # written by lavt-export
->>> pipe = ReferringImageSegmentationPipeline(model=model, processor=LavtProcessor.from_pretrained("lavt-onnx"),
-...                                           device="cpu")
-```
-
-Runs on the CPU (ONNX Runtime's CPUExecutionProvider). Requires the `onnx` extra.
-"""
+"""LAVT on ONNX Runtime (CPU): an export folder (see export.py) behind the interface of the PyTorch model, so
+that `LavtProcessor`, its post-processing, `evaluate_model` and the pipeline work unchanged
+(docs/cpu_inference.md). Requires the `onnx` extra."""
 
 from __future__ import annotations
 
@@ -41,12 +28,8 @@ PRECISIONS = ("float32", "int8")
 
 
 class LavtOnnxForReferringSegmentation:
-    """An ONNX Runtime session of a LAVT export, called like [`LavtForReferringSegmentation`] (inference only).
-
-    Attributes:
-        config: the exported model's `LavtConfig`.
-        export_info: the folder's `onnx_export.json` (image size, text length, dtype, quantization, opset).
-    """
+    """An ONNX Runtime session of a LAVT export, called like [`LavtForReferringSegmentation`] (for inference);
+    `config` is the exported model's, `export_info` the folder's `onnx_export.json`."""
 
     main_input_name = "pixel_values"
     input_modalities = ("image", "text")
@@ -60,54 +43,46 @@ class LavtOnnxForReferringSegmentation:
     @classmethod
     def from_pretrained(cls, path: str | Path, precision: str | None = None, num_threads: int | None = None
                         ) -> LavtOnnxForReferringSegmentation:
-        """Load an export folder.
+        """Load an export folder written by `lavt-export`. `precision` ("float32" or "int8") insists on one;
+        `num_threads`: ONNX Runtime intra-op threads (None: one per physical core).
 
-        Args:
-            path: a folder written by `lavt-export` / `export_onnx`.
-            precision: "float32" or "int8" to insist on one (e.g. float32 where float32 parity is required);
-                None takes what the folder holds.
-            num_threads: ONNX Runtime intra-op threads (None: ONNX Runtime's default, one per physical core).
-
-        Raises:
-            ImportError: ONNX Runtime (the `onnx` extra) is not installed.
-            FileNotFoundError: not an export folder, or its ONNX file is missing.
-            ValueError: the folder's precision is not `precision`; the ONNX graph's input shapes, the folder's
-                `onnx_export.json` and its processor settings disagree.
+        Raises ImportError without ONNX Runtime, FileNotFoundError when `path` is not an export or lacks its
+        ONNX file, and ValueError when the folder's precision is not `precision`, or the graph's input shapes,
+        `onnx_export.json` and the saved processor disagree.
         """
         try:
             import onnxruntime
-        except ImportError as error:  # the `onnx` extra, not a core dependency
+        except ImportError as error:
             raise ImportError(f"{cls.__name__} needs ONNX Runtime: pip install 'lavt-hf[onnx]'") from error
 
         path = Path(path)
         info = read_export_info(path)
-        if precision is not None and precision not in PRECISIONS:
+        if precision not in (None, *PRECISIONS):
             raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
         if precision is not None and info["dtype"] != precision:
-            raise ValueError(
-                f"{path} is an export in {info['dtype']}, but {precision} was asked for: a quantized model cannot give "
-                f"float32 results; load a float32 export (lavt-export without --quantize)"
-                if precision == "float32" else
-                f"{path} is an export in {info['dtype']}, but {precision} was asked for; quantize it with "
-                "lavt-export --quantize dynamic"
-            )
+            advice = ("a quantized model cannot give float32 results; load a float32 export (lavt-export "
+                      "without --quantize)" if precision == "float32" else
+                      "quantize it with lavt-export --quantize dynamic")
+            raise ValueError(f"{path} is an export in {info['dtype']}, but {precision} was asked for: "
+                             f"{advice}")
         if not (path / ONNX_NAME).is_file():
             raise FileNotFoundError(f"{path} has {EXPORT_INFO_NAME} but no {ONNX_NAME}; export the model again")
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         session = onnxruntime.InferenceSession(str(path / ONNX_NAME), options, providers=["CPUExecutionProvider"])
-        _check_graph_inputs(path, session, info)
-        _check_saved_processor(path, info)
+        # The graph's own input shapes and the saved processor's must be those onnx_export.json describes.
+        shapes = {graph_input.name: graph_input.shape for graph_input in session.get_inputs()}
+        if sorted(shapes) != sorted(INPUT_NAMES):
+            raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, "
+                             f"expected {sorted(INPUT_NAMES)}")
+        graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
+                 "text_length": int(shapes["input_ids"][1])}
+        compare_settings(f"{path / ONNX_NAME}", graph, info,
+                         remedy=f"{EXPORT_INFO_NAME} does not describe this graph; export the model again")
+        saved = processor_settings(LavtProcessor.from_pretrained(path))
+        compare_settings(f"the processor saved in {path}", saved, info)
         return cls(session, LavtConfig.from_pretrained(path), info, path)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.export_info["image_size"])
-
-    @property
-    def text_length(self) -> int:
-        return self.export_info["text_length"]
 
     def check_processor(self, processor: Any) -> None:
         """Raise ValueError naming the difference when `processor` prepares inputs of other shapes than the
@@ -118,14 +93,11 @@ class LavtOnnxForReferringSegmentation:
                  attention_mask: torch.Tensor | None = None, original_sizes: Any = None, **kwargs: Any
                  ) -> LavtReferringSegmentationOutput:
         """pixel_values (batch, C, H, W) float, input_ids / attention_mask (batch, T) -> output whose `logits` are
-        (batch, 2, ceil(H/4), ceil(W/4)) float32, as `LavtForReferringSegmentation`. `original_sizes` (what the
-        processor returns beside `pixel_values`) is accepted and not used, as by the PyTorch model, so that
-        `model(**processor(...))` works.
+        (batch, 2, ceil(H/4), ceil(W/4)) float32. `original_sizes` is accepted and not used, as by the PyTorch
+        model, so that `model(**processor(...))` works.
 
-        Raises:
-            ValueError: (H, W) or T differ from the export's, batches differ, or an option the graph does not
-                have (labels, hidden states) is asked for.
-        """
+        Raises ValueError when (H, W) or T differ from the export's, batches differ, or an option the graph
+        does not have (labels, hidden states) is asked for."""
         unsupported = sorted(name for name, value in kwargs.items() if value is not None and value is not False)
         if unsupported:
             raise ValueError(f"the ONNX model returns logits only; it does not take {unsupported}")
@@ -159,22 +131,3 @@ class LavtOnnxForReferringSegmentation:
 
     def can_generate(self) -> bool:
         return False
-
-
-def _check_graph_inputs(path: Path, session: Any, info: dict[str, Any]) -> None:
-    """The ONNX graph's own input shapes must be those `onnx_export.json` describes."""
-    shapes = {graph_input.name: graph_input.shape for graph_input in session.get_inputs()}
-    if sorted(shapes) != sorted(INPUT_NAMES):
-        raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, expected {sorted(INPUT_NAMES)}")
-    graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
-             "text_length": int(shapes["input_ids"][1])}
-    compare_settings(f"{path / ONNX_NAME}", graph, info,
-                      remedy=f"{EXPORT_INFO_NAME} does not describe this graph; export the model again")
-
-
-def _check_saved_processor(path: Path, info: dict[str, Any]) -> None:
-    """The processor saved in the folder must prepare inputs of the graph's shapes."""
-    compare_settings(f"the processor saved in {path}", processor_settings(LavtProcessor.from_pretrained(path)), info)
-
-
-__all__ = ["LavtOnnxForReferringSegmentation"]

@@ -11,37 +11,29 @@ from PIL import Image, ImageDraw, ImageFont
 from ..image_processing_lavt import ImageLike, to_rgb_uint8
 
 DEFAULT_COLOR = (255, 40, 40)
-# Word-map tiles are enlarged (nearest neighbour) until their shorter side has this many pixels, so that the labels
-# stay readable on small images.
+# Word-map tiles are enlarged to at least this shorter side, so that the labels stay readable on small images.
 MIN_TILE_SIDE = 192
 
 
-def draw_overlay(
-    image: ImageLike,
-    mask: Image.Image | np.ndarray | torch.Tensor,
-    text: str | None = None,
-    color: tuple[int, int, int] = DEFAULT_COLOR,
-    alpha: float = 0.5,
-    outline: bool = True,
-) -> Image.Image:
-    """The image (RGB, upright, original size) with the mask blended in `color` and outlined; with `text`, a strip
-    of one line above it holds the expression, so the picture is taller by that strip and no image pixel is covered.
+def draw_overlay(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str | None = None,
+                 color: tuple[int, int, int] = DEFAULT_COLOR, alpha: float = 0.5, outline: bool = True
+                 ) -> Image.Image:
+    """The image (RGB, upright, original size) with the mask blended in `color` (opacity `alpha`) and, with
+    `outline`, its edge drawn white beside black (visible on any image, even on an object of the tint's
+    colour); with `text`, the expression in a strip of one line above it (shortened to the image width).
 
-    Args:
-        image: anything [`LavtImageProcessor`] accepts; it is shown the way the model saw it (EXIF applied).
-        mask: (H, W) of the same size as the image; nonzero = the referred object (e.g. the pipeline's 0/255
-            mask image or a 0/1 array).
-        text: the referring expression; shortened with "…" to the image width. `None` or empty adds no strip.
-        color: RGB tint of the mask.
-        alpha: opacity of the tint, in [0, 1].
-        outline: draw the mask's edge as a white line (its boundary pixels, `mask_outline`) beside a black one
-            (the background pixels touching it): visible on any image, and on an object of the tint's own colour,
-            where a tint alone vanishes (a red tint on a red circle).
+    `image` is anything [`LavtImageProcessor`] accepts (shown with EXIF applied); `mask` is (H, W) of the
+    image's size, nonzero on the referred object (e.g. the pipeline's 0/255 mask image or a 0/1 array). Raises
+    ValueError for `alpha` outside [0, 1] or a mask that is not 2-D or not of the image's size.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     rgb = to_rgb_uint8(image).astype(np.float32)
-    selected = _mask_array(mask) != 0
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    selected = np.asarray(mask) != 0
+    if selected.ndim != 2:
+        raise ValueError(f"A mask must be 2-D (height, width), got shape {selected.shape}")
     if selected.shape != rgb.shape[:2]:
         raise ValueError(f"Mask size {selected.shape} (h, w) differs from the image size {rgb.shape[:2]}")
     rgb[selected] = (1.0 - alpha) * rgb[selected] + alpha * np.asarray(color, dtype=np.float32)
@@ -63,27 +55,17 @@ def mask_outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def _mask_array(mask: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
-    """A mask image, array or tensor -> a 2-D NumPy array."""
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise ValueError(f"A mask must be 2-D (height, width), got shape {array.shape}")
-    return array
-
-
 def _with_caption(image: Image.Image, text: str, font_size: int | None = None) -> Image.Image:
-    """`image` under a dark strip holding `text` in white on one line, shortened with "…" to fit the width.
-
-    The caption gets a strip of its own rather than lying over the image: on a small image a written-over caption
-    hides much of it, at times the referred object itself. `font_size` defaults to 1/20 of the shorter side (at
-    least 10 pixels).
-    """
+    """`image` under a dark strip holding `text` in white on one line, shortened with "…" to fit the width (a
+    caption over a small image would hide much of it). `font_size` defaults to 1/20 of the shorter side."""
     font = ImageFont.load_default(size=font_size or max(10, min(image.width, image.height) // 20))
     margin = 2
     measure = ImageDraw.Draw(image)
-    line = _shorten(text, measure, font, image.width - 2 * margin)
+    line = text
+    if measure.textlength(line, font=font) > image.width - 2 * margin:
+        while line and measure.textlength(line.rstrip() + "…", font=font) > image.width - 2 * margin:
+            line = line[:-1]
+        line = line.rstrip() + "…"
     strip = measure.textbbox((0, 0), "Ag", font=font)[3] + 2 * margin
     captioned = Image.new("RGB", (image.width, image.height + strip), (0, 0, 0))
     captioned.paste(image, (0, strip))
@@ -91,34 +73,14 @@ def _with_caption(image: Image.Image, text: str, font_size: int | None = None) -
     return captioned
 
 
-def _shorten(text: str, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, max_width: int) -> str:
-    """`text`, or its longest start that fits `max_width` pixels with "…" appended."""
-    if draw.textlength(text, font=font) <= max_width:
-        return text
-    while text and draw.textlength(text.rstrip() + "…", font=font) > max_width:
-        text = text[:-1]
-    return text.rstrip() + "…"
-
-
-def draw_word_maps(
-    image: ImageLike,
-    mask: Image.Image | np.ndarray | torch.Tensor,
-    text: str,
-    word_maps: list[dict],
-    columns: int = 4,
-    colormap: str = "inferno",
-) -> Image.Image:
+def draw_word_maps(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str,
+                   word_maps: list[dict], columns: int = 4, colormap: str = "inferno") -> Image.Image:
     """One picture: the overlay of the mask, then a heatmap per token of where that token's attention goes.
 
-    Args:
-        image, mask, text: as for [`draw_overlay`] (the first tile).
-        word_maps: the pipeline's `word_maps` (`return_word_maps=True`): dicts with `token` and `map` (H, W) of
-            the image's size; each map is the share of the pixel's attention that goes to that token.
-        columns: tiles per row.
-        colormap: a matplotlib colormap name for the heatmaps.
-
-    The heatmaps share one colour scale, from the smallest to the largest value of all the maps (dark to bright), so
-    that tokens can be compared; each label gives the token and its mean share of the attention over the image.
+    `image`, `mask`, `text` are as for [`draw_overlay`]; `word_maps` are the pipeline's (`return_word_maps`):
+    dicts with `token` and `map` (H, W), the share of each pixel's attention that goes to that token. The
+    heatmaps (matplotlib `colormap`, `columns` tiles per row) share one colour scale so that tokens can be
+    compared; each label gives the token and its mean share of the attention. Raises ValueError without maps.
     """
     from matplotlib import colormaps
 
@@ -144,5 +106,3 @@ def draw_word_maps(
         sheet.paste(tile, ((index % columns) * width, (index // columns) * height))
     return sheet
 
-
-__all__ = ["draw_overlay", "draw_word_maps"]

@@ -1,11 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Original LAVT checkpoints -> this package's parameter names and configuration (docs/conversion.md).
 
-The original stores `{model, bert_model, optimizer, epoch, args, lr_scheduler}` (or, for `lavt_one`, a single
-`model` dict whose text encoder sits under `text_encoder.`). Tensors and `args` are read; `args` is a pickled
-`argparse.Namespace`, the one class allowed when unpickling. Some of `args` changes the computed function
-without showing in any tensor shape (the pixel-word attention heads `mha`, the input size `img_size`), so the
-converter reads it, checks it against what the tensors show, and refuses a contradiction.
+Tensors and `args` (a pickled `argparse.Namespace`, the one class allowed when unpickling) are read. Some of
+`args` changes the function without showing in any tensor shape (`mha`, `img_size`), so it is read, checked
+against the tensors, and a contradiction is refused.
 """
 
 from __future__ import annotations
@@ -24,8 +22,9 @@ import torch
 from ..configuration_lavt import _SWIN_SIZES, LavtConfig
 from ..validation import check_finite_weights
 
-# Swin parts shared by LAVT's backbone and Microsoft's Swin checkpoints: original suffix -> ours.
-_BLOCK_PARTS = ("norm1", "norm2", "attn.qkv", "attn.proj", "attn.relative_position_bias_table", "mlp.fc1", "mlp.fc2")
+# Swin keys of a stage, the same in LAVT's backbone, Microsoft's Swin checkpoints and ours.
+_SWIN_STAGE_KEY = re.compile(r"blocks\.\d+\.((norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)"
+                             r"|attn\.relative_position_bias_table)|downsample\.(norm|reduction)\.(weight|bias)")
 _FUSION_PARTS = {
     "fusion.vis_project.0": "fusion.vision_projection",
     "fusion.image_lang_att.f_query.0": "fusion.query",
@@ -45,10 +44,8 @@ class UnsupportedCheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class OriginalSettings:
-    """How an original model was built, as its checkpoint's `args` records it; None = not recorded.
-
-    Read by :func:`settings_from_args` (docs/conversion.md lists the `args` fields and what each becomes).
-    """
+    """How an original model was built, as its checkpoint's `args` records it (docs/conversion.md); None = not
+    recorded."""
 
     fusion_num_heads: tuple[int, ...] | None = None  # `mha`: '' = 1 head per stage, 'a-b-c-d' otherwise
     window_size: int | None = None  # `window12`: 12, else 7
@@ -61,9 +58,12 @@ class OriginalSettings:
     text_model: str | None = None  # `ck_bert`: the BERT checkpoint (and tokenizer) it started from
 
 
-# Defaults of the released models for the settings that change the function: what a checkpoint without `args`
-# (e.g. a pair of safetensors files) is converted with, with a warning that says so.
+# The released models' values of the settings that change the function, assumed (loudly) without `args`.
 ASSUMED_WITHOUT_ARGS = {"fusion_num_heads": (1, 1, 1, 1), "image_size": 480}
+# `args` fields read as they are: (name in `args`, OriginalSettings field, type).
+_ARGS_FIELDS = (("swin_type", "swin_type", str), ("model", "model", str), ("fusion_drop", "fusion_dropout", float),
+                ("img_size", "image_size", int), ("dataset", "dataset", str), ("splitBy", "split_by", str),
+                ("ck_bert", "text_model", str))
 
 
 def settings_from_args(args: argparse.Namespace | dict | None) -> OriginalSettings:
@@ -71,25 +71,16 @@ def settings_from_args(args: argparse.Namespace | dict | None) -> OriginalSettin
     if args is None:
         return OriginalSettings()
     values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
-    found = {}
+    found = {field: kind(values[name]) for name, field, kind in _ARGS_FIELDS if values.get(name) is not None}
     if "mha" in values:
         found["fusion_num_heads"] = _parse_mha(values["mha"])
     if "window12" in values:
         found["window_size"] = 12 if values["window12"] else 7
-    if values.get("swin_type") is not None:
-        found["swin_type"] = str(values["swin_type"])
-        if found["swin_type"] not in _SWIN_SIZES:
-            raise UnsupportedCheckpointError(
-                f"args.swin_type={found['swin_type']!r} is not one of {sorted(_SWIN_SIZES)}")
-    if values.get("model") is not None:
-        found["model"] = str(values["model"])
-        if found["model"] not in ("lavt", "lavt_one"):
-            raise UnsupportedCheckpointError(f"args.model={found['model']!r} is neither 'lavt' nor 'lavt_one'")
-    for name, field, kind in (("fusion_drop", "fusion_dropout", float), ("img_size", "image_size", int),
-                              ("dataset", "dataset", str), ("splitBy", "split_by", str),
-                              ("ck_bert", "text_model", str)):
-        if values.get(name) is not None:
-            found[field] = kind(values[name])
+    if found.get("swin_type", "tiny") not in _SWIN_SIZES:
+        raise UnsupportedCheckpointError(
+            f"args.swin_type={found['swin_type']!r} is not one of {sorted(_SWIN_SIZES)}")
+    if found.get("model", "lavt") not in ("lavt", "lavt_one"):
+        raise UnsupportedCheckpointError(f"args.model={found['model']!r} is neither 'lavt' nor 'lavt_one'")
     if found.get("image_size", 1) < 1:
         raise UnsupportedCheckpointError(f"args.img_size={found['image_size']} is not a positive input size")
     return OriginalSettings(**found)
@@ -106,9 +97,8 @@ def _parse_mha(value: object) -> tuple[int, ...]:
 
 
 def resolve_settings(settings: OriginalSettings, source: str = "the checkpoint", **requested) -> OriginalSettings:
-    """Merge settings asked for by the user (e.g. command-line flags; None = not asked) into what the checkpoint
-    records. A request that contradicts the checkpoint is an `UnsupportedCheckpointError` naming both values: a
-    flag never silently overrides what the model was built with."""
+    """Merge settings the user asks for (None = not asked) into what the checkpoint records; a contradiction is
+    an `UnsupportedCheckpointError` naming both values."""
     merged = {}
     for name, value in requested.items():
         if value is None:
@@ -151,24 +141,17 @@ class OriginalCheckpoint:
 
 
 def rename_swin_key(key: str) -> str | None:
-    """Rename a key of the original (Microsoft) Swin layout below the backbone prefix; None = not a Swin key.
-
-    Buffers that are recomputed from the window size (`relative_position_index`, `attn_mask`) map to "".
-    """
+    """Rename a key of the original (Microsoft) Swin layout below the backbone prefix; None = not a Swin key,
+    "" = a buffer recomputed from the window size."""
     if key.startswith("patch_embed."):
         return key.replace("patch_embed.proj.", "patch_embed.projection.")
     match = re.fullmatch(r"layers\.(\d+)\.(.+)", key)
     if not match:
         return None
     stage, rest = match.groups()
-    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias|relative_position_bias_table)", rest)
-    if block and (block.group(2) in _BLOCK_PARTS or rest.endswith("relative_position_bias_table")):
+    if _SWIN_STAGE_KEY.fullmatch(rest):
         return f"stages.{stage}.{rest}"
-    if re.fullmatch(r"blocks\.\d+\.(attn\.relative_position_index|attn_mask)", rest):
-        return ""
-    if re.fullmatch(r"downsample\.(norm|reduction)\.(weight|bias)", rest):
-        return f"stages.{stage}.{rest}"
-    return None
+    return "" if re.fullmatch(r"blocks\.\d+\.(attn\.relative_position_index|attn_mask)", rest) else None
 
 
 def rename_lavt_visual_key(key: str, num_stages: int = 4) -> str | None:
@@ -213,15 +196,8 @@ def convert_visual_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     if unknown:
         raise UnsupportedCheckpointError(
             f"{len(unknown)} keys of the visual model are not part of LAVT as this converter knows it, e.g. "
-            f"{unknown[:5]}"
-        )
+            f"{unknown[:5]}")
     return converted
-
-
-def convert_text_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """BERT weights (without pooler, as in the original) under our `text_encoder.` prefix."""
-    return {f"text_encoder.{k}": v for k, v in state_dict.items()
-            if not k.startswith("pooler.") and not k.endswith("position_ids")}
 
 
 def window_size_from_table(rows: int) -> int:
@@ -234,9 +210,8 @@ def window_size_from_table(rows: int) -> int:
 
 def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = None,
                  settings: OriginalSettings | None = None) -> LavtConfig:
-    """Read the architecture off the tensors (widths, depths, heads and window size are not stored as numbers)
-    and check it against the recorded `settings`; the settings no tensor shows (pixel-word attention heads,
-    fusion dropout) come from `settings` (default: the released models' 1 head per stage)."""
+    """The architecture read off the tensors and checked against `settings`, which give what no tensor shows
+    (pixel-word attention heads, default 1 per stage; fusion dropout)."""
     settings = settings or OriginalSettings()
     try:
         embed_dim = visual["backbone.patch_embed.proj.weight"].shape[0]
@@ -252,7 +227,16 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
         text_width = visual["backbone.layers.0.fusion.image_lang_att.f_key.0.weight"].shape[1]
     except KeyError as err:
         raise UnsupportedCheckpointError(f"not an original LAVT visual state dict: missing {err}") from None
-    _check_recorded_architecture(settings, embed_dim, depths, heads, window)
+    # `window12` and `swin_type` must agree with the tensors, else the args belong to another model.
+    if settings.window_size is not None and settings.window_size != window:
+        raise UnsupportedCheckpointError(
+            f"args.window12 says window {settings.window_size}, but the relative position bias tables are for "
+            f"window {window}")
+    expected = _SWIN_SIZES.get(settings.swin_type)
+    if expected is not None and (embed_dim, tuple(depths), tuple(heads)) != expected:
+        raise UnsupportedCheckpointError(
+            f"args.swin_type={settings.swin_type!r} means embed_dim {expected[0]}, depths {list(expected[1])}, "
+            f"heads {list(expected[2])}, but the tensors hold embed_dim {embed_dim}, depths {depths}, heads {heads}")
     fusion_heads = settings.fusion_num_heads or ASSUMED_WITHOUT_ARGS["fusion_num_heads"]
     for stage, count in enumerate(fusion_heads):
         if (embed_dim * 2**stage) % count:
@@ -264,32 +248,13 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
     if text_config.get("hidden_size", text_width) != text_width:
         raise UnsupportedCheckpointError(
             f"the fusion reads {text_width}-wide words but the text config has hidden_size "
-            f"{text_config['hidden_size']}"
-        )
+            f"{text_config['hidden_size']}")
     text_config["hidden_size"] = text_width
     return LavtConfig(
         embed_dim=embed_dim, depths=depths, num_heads=heads, window_size=window, mlp_ratio=mlp_hidden / embed_dim,
         decoder_hidden_size=decoder_hidden, fusion_num_heads=list(fusion_heads),
         fusion_dropout=settings.fusion_dropout or 0.0, text_config=text_config,
     )
-
-
-def _check_recorded_architecture(settings: OriginalSettings, embed_dim: int, depths: list[int], heads: list[int],
-                                 window: int) -> None:
-    """`window12` and `swin_type` must agree with the tensors; a contradiction means the args belong to
-    another model (or the tensors were edited), and either way the conversion would not be the recorded model."""
-    if settings.window_size is not None and settings.window_size != window:
-        raise UnsupportedCheckpointError(
-            f"args.window12 says window {settings.window_size}, but the relative position bias tables are for "
-            f"window {window}")
-    if settings.swin_type is not None:
-        expected = _SWIN_SIZES[settings.swin_type]
-        found = (embed_dim, tuple(depths), tuple(heads))
-        if found != expected:
-            raise UnsupportedCheckpointError(
-                f"args.swin_type={settings.swin_type!r} means embed_dim {expected[0]}, depths {list(expected[1])}, "
-                f"heads {list(expected[2])}, but the tensors hold embed_dim {embed_dim}, depths {depths}, "
-                f"heads {heads}")
 
 
 def text_config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> dict:
@@ -306,12 +271,11 @@ def text_config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> dict:
 
 
 def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
-    """The state dicts and recorded settings of an original `.pth` checkpoint, or of a visual `.safetensors`
-    file (no text encoder, no settings).
+    """The state dicts and recorded settings of an original `.pth` checkpoint (unpickled with `weights_only`,
+    allowing `argparse.Namespace`), or of a visual `.safetensors` file (no text encoder, no settings).
 
-    `.pth` files are unpickled with `weights_only=True`, allowing only `argparse.Namespace` besides tensors and
-    plain containers. Raises `FileNotFoundError` for a missing file and `UnsupportedCheckpointError` for a file
-    that is not such a checkpoint, a refused pickle, or `args.model` contradicting the layout.
+    Raises `FileNotFoundError` for a missing file and `UnsupportedCheckpointError` for a file that is not such a
+    checkpoint, a refused pickle, or `args.model` contradicting the layout.
     """
     path = Path(path)
     if not path.is_file():
@@ -337,8 +301,7 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
 
 
 def _unpickle_weights_only(path: Path) -> object:
-    """torch.load with the allow-list; failures in this project's words (torch's advice to turn the safety off
-    is not passed on)."""
+    """torch.load with the allow-list; failures in our words (not torch's advice to turn the safety off)."""
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -359,7 +322,6 @@ def _unpickle_weights_only(path: Path) -> object:
 
 
 def _first_line(err: Exception) -> str:
-    """The part of a library's message that says what is wrong, without its advice."""
     text = str(err).split("WeightsUnpickler error:", 1)[-1]
     return next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)[:200]
 
@@ -377,8 +339,7 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
-    """A tokenizer that cases text differently from the recorded BERT (`ck_bert`, e.g. bert-base-uncased) would
-    give other word pieces than the model was trained on."""
+    """Refuse a tokenizer that cases text otherwise than the recorded BERT (`ck_bert`): other word pieces."""
     name = (settings.text_model or "").lower()
     if "cased" not in name:
         return
@@ -392,12 +353,11 @@ def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
 
 def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tensor],
                      text_config: dict | None = None, settings: OriginalSettings | None = None):
-    """Build a `LavtForReferringSegmentation` holding an original checkpoint's weights, in eval mode.
+    """A `LavtForReferringSegmentation` in eval mode holding an original checkpoint's weights; `settings` are
+    what the checkpoint records (None = nothing).
 
-    `settings` are what the checkpoint records (see :func:`load_original_checkpoint`); None = nothing recorded
-    (then 1 pixel-word attention head per stage, the released models' setting). Raises
-    `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture or contradict the
-    settings, and ValueError (`validation.check_finite_weights`, naming them) when they hold NaN / inf.
+    Raises `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture or contradict the
+    settings, and ValueError (naming them) when they hold NaN / inf.
     """
     from ..modeling_lavt import LavtForReferringSegmentation
 
@@ -406,7 +366,10 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     text_config = {**text_config_from_state_dict(text), **(text_config or {})}
     config = infer_config(visual, text_config, settings)
     model = LavtForReferringSegmentation(config)
-    state_dict = {**convert_visual_state_dict(visual), **convert_text_state_dict(text)}
+    # BERT without its pooler, as in the original
+    text = {f"text_encoder.{k}": v for k, v in text.items()
+            if not k.startswith("pooler.") and not k.endswith("position_ids")}
+    state_dict = {**convert_visual_state_dict(visual), **text}
     check_finite_weights(state_dict, "the checkpoint")
     # The text encoder and backbone live in the headless model (`model.lavt`), the decoder in the head.
     state_dict = {key if key.startswith("decoder.") else f"{model.base_model_prefix}.{key}": value
@@ -419,7 +382,6 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     if missing or unexpected or mismatched:
         raise UnsupportedCheckpointError(
             f"checkpoint does not fit the inferred architecture: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shape mismatches {mismatched[:5]}"
-        )
+            f"{unexpected[:5]}, shape mismatches {mismatched[:5]}")
     model.load_state_dict(state_dict, strict=False)
     return model.eval()

@@ -13,12 +13,12 @@ from transformers import AutoConfig, AutoModel
 
 from ..configuration_lavt import LavtConfig
 from ..modeling_lavt import LavtForReferringSegmentation
-from .conversion import rename_swin_key, window_size_from_table
+from .conversion import read_safetensors, rename_swin_key, window_size_from_table
 
 
 def resize_position_bias_table(table: torch.Tensor, window: int) -> torch.Tensor:
-    """Bicubic resize (align_corners=False, computed in float32) of a ((2w-1)^2, heads) relative position bias
-    table to another window size, as Swin fine-tuning at a new window does; timm's plain bicubic resize.
+    """Bicubic resize (timm's, in float32) of a ((2w-1)^2, heads) relative position bias table to another window
+    size, as Swin fine-tuning at a new window does.
 
     Raises `UnsupportedCheckpointError` when the table's rows are not (2w-1)^2 for a whole w.
     """
@@ -28,45 +28,35 @@ def resize_position_bias_table(table: torch.Tensor, window: int) -> torch.Tensor
 
 
 def read_swin_state_dict(source: str | Path, pretrained: bool = True) -> dict[str, torch.Tensor]:
-    """Swin weights from a file (Microsoft `.pth` with a 'model' entry, or `.safetensors`) or a timm model name.
-
-    timm places patch merging at the start of the next stage; Microsoft's layout (and ours) at the end of a
-    stage. The timm layout is renamed to the Microsoft one here.
-    """
+    """Swin weights in Microsoft's layout from a file (`.pth` with a 'model' entry, or `.safetensors`) or a timm
+    model name."""
     path = Path(source)
+    if path.suffix == ".safetensors" and path.is_file():
+        return read_safetensors(path)
     if path.is_file():
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state_dict = load_file(path)
-        else:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-            state_dict = state_dict.get("model", state_dict)
-        return state_dict
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        return state_dict.get("model", state_dict)
     import timm
 
     if not timm.is_model(str(source).split(".")[0]):
         raise ValueError(f"{source!r} is neither a file nor a timm model name (e.g. swin_base_patch4_window12_384)")
     state_dict = timm.create_model(str(source), pretrained=pretrained).state_dict()
+    # timm merges patches at the start of the next stage, Microsoft (and we) at the end of a stage
     return {re.sub(r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", k): v
             for k, v in state_dict.items()}
 
 
 def load_swin_backbone(model: LavtForReferringSegmentation, source: str | Path, pretrained: bool = True
                        ) -> list[str]:
-    """Copy Swin weights into `model.lavt.backbone`; returns the parameter names loaded.
-
-    Relative position bias tables are resized (bicubic) when the source window differs from the config's.
-    Classification heads and the final norm are ignored; any other mismatch raises a ValueError.
-    """
+    """Copy Swin weights into `model.lavt.backbone`, resizing the relative position bias tables to the config's
+    window; returns the parameter names loaded. The classification head and final norm are ignored; any other
+    mismatch raises a ValueError."""
     source_state = read_swin_state_dict(source, pretrained)
     target = model.lavt.backbone.state_dict()
     loaded = {}
     for key, tensor in source_state.items():
-        if key.startswith(("head.", "norm.")) or key in ("norm.weight", "norm.bias"):
-            continue
         new_key = rename_swin_key(key)
-        if new_key == "":
+        if key.startswith(("head.", "norm.")) or new_key == "":
             continue
         if new_key is None or new_key not in target:
             raise ValueError(f"Swin weight {key!r} from {source} has no place in this LAVT backbone "
