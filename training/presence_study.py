@@ -1,15 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""How to tell "no target" from a LAVT output: a short synthetic run that compares presence rules over a sweep of
-thresholds and picks the threshold (docs/benchmarks/presence_threshold.json).
-
-Data: the synthetic shapes task (training.data.synthetic). Targeted samples are its (image, expression, mask)
-triples; a no-target sample pairs an image with "the [size] <colour> <shape>" for a (colour, shape) pair that is
-not in it, its target all background. A tiny model (the embedded demo's, the pretrained text encoder frozen)
-trains for a fixed time with a share of no-target samples; the threshold of each rule is chosen on val (best
-gIoU) and reported on testA + testB.
-
-Metrics as gRefCOCO defines them: N-acc (no-target samples answered "no target"), T-acc (targeted samples not
-answered "no target"), gIoU (mean per-sample IoU; a no-target sample scores 1 when answered "no target", else 0).
+"""How to tell "no target" from a LAVT output: a tiny model trained a fixed time on the synthetic shapes task
+with no-target samples (an expression naming a (colour, shape) pair the image lacks); each presence rule's
+threshold is chosen on val (best gIoU) and reported on testA + testB (docs/presence.md).
 
   python -m lavt_hf.training.presence_study --output docs/benchmarks/presence_threshold.json
 """
@@ -32,9 +24,10 @@ from transformers import AutoTokenizer
 from lavt_hf.training.data import load_refer_dataset
 from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer
 from lavt_hf.training.demo import offline_text_encoder
+from lavt_hf.training.evaluation import foreground_masks
+from lavt_hf.training.metrics import compute_generalized_metrics, intersection_and_union
 from modeling_lavt import LavtConfig, LavtImageProcessor, LavtProcessor
 from modeling_lavt.image_processing_lavt import presence_scores
-from modeling_lavt.resize import upsample_logits
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 SHAPE_OF_CATEGORY = {1: "circle", 2: "square", 3: "triangle"}
@@ -97,27 +90,20 @@ def predict(model, data: dict[str, torch.Tensor], batch_size: int = 64) -> torch
 
 
 def sweep(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
-    """Per rule and threshold: N-acc, T-acc, gIoU (the argmax mask, emptied where the score < threshold)."""
-    masks = upsample_logits(logits.float(), labels.shape[-2:]).argmax(dim=1).bool()
-    truth = labels.bool()
-    has_target = truth.flatten(1).any(dim=1)
-    intersection = (masks & truth).flatten(1).sum(1).float()
-    union = (masks | truth).flatten(1).sum(1).float()
-    iou = torch.where(has_target, intersection / union.clamp(min=1), 0.0)
+    """Per rule and threshold: N-acc, T-acc and gIoU as fractions, a sample being answered "no target" when its
+    argmax mask is empty or its score is under the threshold."""
+    masks = foreground_masks(logits, labels.shape[-2:])
+    intersections, unions = intersection_and_union(masks, labels)
+    no_target = (~labels.flatten(1).any(dim=1)).numpy()
     mask_empty = ~masks.flatten(1).any(dim=1)
     table = {}
     for rule, scores in presence_rules(logits).items():
-        rows = []
+        table[rule] = []
         for threshold in THRESHOLDS:
-            no_target = mask_empty | (scores < threshold)
-            per_sample = torch.where(has_target, torch.where(no_target, 0.0, iou), no_target.float())
-            rows.append({
-                "threshold": threshold,
-                "N-acc": round(no_target[~has_target].float().mean().item(), 4),
-                "T-acc": round((~no_target[has_target]).float().mean().item(), 4),
-                "gIoU": round(per_sample.mean().item(), 4),
-            })
-        table[rule] = rows
+            answered = (mask_empty | (scores < threshold)).numpy()
+            found = compute_generalized_metrics(intersections, unions, no_target, answered)
+            table[rule].append({"threshold": threshold, "N-acc": round(found["n_acc"] / 100, 4),
+                                "T-acc": round(found["t_acc"] / 100, 4), "gIoU": round(found["giou"] / 100, 4)})
     return table
 
 
