@@ -47,65 +47,34 @@ from modeling_lavt.validation import check_processor_files, check_referring_expr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-predict", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
-    parser.add_argument(
-        "--text", required=True, nargs="+", metavar="EXPRESSION", help="one or more referring expressions"
-    )
-    parser.add_argument(
-        "--output-dir",
-        "--output_dir",
-        dest="output_dir",
-        default="predictions",
-        help="folder for the mask and overlay PNGs (created; default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where to run; auto picks cuda when available (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=("auto", *DTYPES),
-        default="auto",
-        help="compute precision; bf16 / fp16 run the model under autocast (its linear and convolution weights stored in "
-        "that precision, same results, faster); auto: bf16 on a CPU with native "
-        "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own precision "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--backend",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by ONNX Runtime on the "
-        "CPU (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as the original)",
-    )
-    parser.add_argument(
-        "--presence-threshold",
-        "--presence_threshold",
-        dest="presence_threshold",
-        type=float,
-        default=None,
-        help="answer 'no target' (an empty mask) where the presence score is below this value, in [0, 1] "
-        "(default: no presence rule, the mask as the original gives it)",
-    )
-    parser.add_argument(
-        "--word-maps",
-        "--word_maps",
-        dest="word_maps",
-        action="store_true",
-        help="also write, per pair, a picture of where each word of the expression looks (the pixel-word attention)",
-    )
+    parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION",
+                        help="one or more referring expressions")
+    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="predictions",
+                        help="folder for the mask and overlay PNGs (created; default: %(default)s)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to run; auto picks cuda when available (default: %(default)s)")
+    parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
+                        help="compute precision; bf16 / fp16 run the model under autocast (its linear and "
+                             "convolution weights stored in that precision, same results, faster); auto: bf16 on a "
+                             "CPU with native bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the "
+                             "export's own precision (default: %(default)s)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by ONNX "
+                             "Runtime on the CPU (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as "
+                             "the original)")
+    parser.add_argument("--presence-threshold", "--presence_threshold", dest="presence_threshold", type=float,
+                        default=None, help="answer 'no target' (an empty mask) where the presence score is below "
+                                           "this value, in [0, 1] (default: no presence rule, the mask as the "
+                                           "original gives it)")
+    parser.add_argument("--word-maps", "--word_maps", dest="word_maps", action="store_true",
+                        help="also write, per pair, a picture of where each word of the expression looks (the "
+                             "pixel-word attention)")
     return parser
 
 
@@ -116,16 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(missing)
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
-    pairs = pair_inputs(parser, args.image, args.text)
+    check_texts(parser, args.text)
+    try:
+        pairs = pair_images_with_texts(args.image, args.text)
+    except ValueError as error:
+        parser.error(str(error))
     for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"{option} must lie in [0, 1], got {value}")
-    images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
+    images = {}
+    for path in dict.fromkeys(args.image):  # decoded up front: a bad file fails before the model loads
+        try:
+            images[path] = open_image(path)
+        except ValueError as error:
+            parser.error(f"--image: {error}")
     if args.backend == "onnx":
         device, dtype = check_onnx_options(parser, args.device, args.dtype, args.word_maps), "fp32"
         pipe = load_onnx_pipeline(parser, args.model, args.dtype)
     else:
-        device = resolve_device(parser, args.device)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available")
+        available = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(available if args.device == "auto" else args.device)
         dtype = resolve_dtype(device, args.dtype)
         pipe = load_pipeline(parser, args.model, device)
         store_weights_for_autocast(pipe.model, dtype)
@@ -134,48 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with autocast(device, dtype):
-        results = pipe(
-            [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
-            presence_threshold=args.presence_threshold, return_word_maps=args.word_maps,
-        )
-    summary = [
-        save_prediction(output_dir, index, path, images[path], text, result)
-        for index, ((path, text), result) in enumerate(zip(pairs, results))
-    ]
+        results = pipe([{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
+                       presence_threshold=args.presence_threshold, return_word_maps=args.word_maps)
+    summary = [save_prediction(output_dir, index, path, images[path], text, result)
+               for index, ((path, text), result) in enumerate(zip(pairs, results))]
     print(json.dumps(summary, indent=2))
     return 0
 
 
-def pair_inputs(
-    parser: argparse.ArgumentParser, images: list[str], texts: list[str]
-) -> list[tuple[str, str]]:
-    """(image, expression) pairs by the processor's rule (`pair_images_with_texts`)."""
-    check_texts(parser, texts)
-    try:
-        return pair_images_with_texts(images, texts)
-    except ValueError as error:
-        parser.error(str(error))
-
-
-def read_image(parser: argparse.ArgumentParser, path: str) -> Image.Image:
-    """Decode an image file up front, so that a missing or corrupt file fails before the model loads."""
-    try:
-        return open_image(path)
-    except ValueError as error:
-        parser.error(f"--image: {error}")
-
-
-def resolve_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def load_pipeline(
-    parser: argparse.ArgumentParser, model_name: str, device: torch.device
-) -> ReferringImageSegmentationPipeline:
+def load_pipeline(parser: argparse.ArgumentParser, model_name: str, device: torch.device
+                  ) -> ReferringImageSegmentationPipeline:
     """The model and its processor from a folder or Hub id, wrapped in the pipeline."""
     if (Path(model_name) / EXPORT_INFO_NAME).is_file():
         parser.error(f"--model {model_name} is an ONNX export (lavt-export); run it with --backend onnx")
@@ -185,7 +134,7 @@ def load_pipeline(
         processor = LavtProcessor.from_pretrained(model_name)
         return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
     except (OSError, ValueError) as error:
-        parser.error(f"--model: cannot load the model and processor from {model_name}: {one_line(error)}")
+        parser.error(f"--model: cannot load the model and processor from {model_name}: {error}")
 
 
 def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
@@ -194,11 +143,6 @@ def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: An
         check_referring_expressions(texts, tokenizer)
     except ValueError as error:
         parser.error(f"--text: {error}")
-
-
-def one_line(error: Exception) -> str:
-    """An error message on one line (transformers' and huggingface_hub's span several)."""
-    return " ".join(str(error).split())
 
 
 def check_onnx_options(parser: argparse.ArgumentParser, device: str, dtype: str, word_maps: bool) -> torch.device:
@@ -213,9 +157,8 @@ def check_onnx_options(parser: argparse.ArgumentParser, device: str, dtype: str,
     return torch.device("cpu")
 
 
-def load_onnx_pipeline(
-    parser: argparse.ArgumentParser, model_name: str, dtype: str
-) -> ReferringImageSegmentationPipeline:
+def load_onnx_pipeline(parser: argparse.ArgumentParser, model_name: str, dtype: str
+                       ) -> ReferringImageSegmentationPipeline:
     """An ONNX export folder (lavt-export) and its processor, wrapped in the pipeline."""
     from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 
@@ -227,35 +170,24 @@ def load_onnx_pipeline(
                      f"or export it first (lavt-export --model {model_name} --output-dir NEW_FOLDER)")
     try:
         check_processor_files(model_name)
-        model = LavtOnnxForReferringSegmentation.from_pretrained(
-            model_name, precision="float32" if dtype == "fp32" else None
-        )
+        model = LavtOnnxForReferringSegmentation.from_pretrained(model_name,
+                                                                 precision="float32" if dtype == "fp32" else None)
         processor = LavtProcessor.from_pretrained(model_name)
         return ReferringImageSegmentationPipeline(model=model, processor=processor, device="cpu")
     except (OSError, ValueError) as error:
-        parser.error(f"--model {model_name}: {one_line(error)}")
+        parser.error(f"--model {model_name}: {error}")
 
 
-def save_prediction(
-    output_dir: Path, index: int, path: str, image: Image.Image, text: str, result: dict[str, Any]
-) -> dict[str, Any]:
+def save_prediction(output_dir: Path, index: int, path: str, image: Image.Image, text: str, result: dict[str, Any]
+                    ) -> dict[str, Any]:
     """Write the mask and overlay PNGs of one pair; return its summary entry."""
     stem = f"{index:03d}_{slug(Path(path).stem)}_{slug(text)}"
-    mask_path = output_dir / f"{stem}_mask.png"
-    overlay_path = output_dir / f"{stem}_overlay.png"
+    mask_path, overlay_path = output_dir / f"{stem}_mask.png", output_dir / f"{stem}_overlay.png"
     result["mask"].save(mask_path)
     draw_overlay(image, result["mask"], text).save(overlay_path)
-    summary = {
-        "image": path,
-        "text": text,
-        "mask_path": str(mask_path),
-        "overlay_path": str(overlay_path),
-        "score": result["score"],
-        "box": result["box"],
-        "presence_score": result["presence_score"],
-        "no_target": result["no_target"],
-        "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean()),
-    }
+    summary = {"image": path, "text": text, "mask_path": str(mask_path), "overlay_path": str(overlay_path),
+               **{key: result[key] for key in ("score", "box", "presence_score", "no_target")},
+               "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean())}
     if "word_maps" in result:
         words_path = output_dir / f"{stem}_words.png"
         draw_word_maps(image, result["mask"], text, result["word_maps"]).save(words_path)
