@@ -125,19 +125,20 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
     order = np.argsort(np.concatenate(stores[0]), kind="stable")
     sample_ids, intersections, unions, no_target, presence = (np.concatenate(x)[order] for x in stores)
     no_target = no_target.astype(bool)
-    flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold} if no_target.any() else {}
+    flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold}
+    flags = flags if no_target.any() else {}
     # Kept in memory: it only sees the gathered counts, so no process needs its cache files or rendezvous.
     metric = evaluate.load(str(REFER_IOU_DIR), GENERALIZED_CONFIG if flags else None, keep_in_memory=True)
-    columns = (sample_ids, intersections, unions, per_sample_iou(intersections, unions), no_target, presence)
-    keys = ("sample_id", "intersection", "union", "iou", "no_target", "presence")
+    per_sample = {"sample_id": sample_ids, "intersection": intersections, "union": unions,
+                  "iou": per_sample_iou(intersections, unions), "no_target": no_target, "presence": presence}
+    rows = zip(*(column.tolist() for column in per_sample.values()))
     return {**metric.compute(intersection=intersections, union=unions, **flags), "protocol": protocol,
-            "per_sample": [dict(zip(keys, row)) for row in zip(*(c.tolist() for c in columns))]}
+            "per_sample": [dict(zip(per_sample, row)) for row in rows]}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
     parser.add_argument("--dataset", required=True,
@@ -227,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         records = []
         for sample in results["per_sample"]:
             ref_id, sentence_index, sentence = pairs[sample["sample_id"]]
-            records.append({"sample_id": sample["sample_id"], "ref_id": ref_id, "sentence_index": sentence_index,
-                            "sentence": sentence, **sample})
+            records.append({"sample_id": sample["sample_id"], "ref_id": ref_id,
+                            "sentence_index": sentence_index, "sentence": sentence, **sample})
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / summary["per_sample_file"]).write_text(json.dumps(records, indent=1))
         (output_dir / "eval_results.json").write_text(json.dumps(summary, indent=1))
@@ -256,12 +257,13 @@ def load_model_and_processor(parser: argparse.ArgumentParser, name: str
 @torch.no_grad()
 def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset | ReferEvalStream,
                    records: list[dict[str, Any]], count: int, folder: Path) -> None:
-    """Overlays of the `count` best and worst samples by IoU (ties to the lower sample id) at their image size.
-    The few chosen are run again: cheaper than keeping every prediction (a stream is read once more)."""
+    """Overlays of the `count` best and worst samples by IoU (ties to the lower sample id) at their image
+    size. The few chosen are run again: cheaper than keeping every prediction (a stream is read once more)."""
     folder.mkdir(parents=True, exist_ok=True)
     best = sorted(records, key=lambda r: (-r["iou"], r["sample_id"]))[:count]
     worst = sorted(records, key=lambda r: (r["iou"], r["sample_id"]))[:count]
-    chosen = [(tag, rank, r) for tag, ranked in (("best", best), ("worst", worst)) for rank, r in enumerate(ranked, 1)]
+    chosen = [(tag, rank, record) for tag, ranked in (("best", best), ("worst", worst))
+              for rank, record in enumerate(ranked, 1)]
     samples = view.samples([record["sample_id"] for _, _, record in chosen])
     device = next(model.parameters()).device
     for tag, rank, record in chosen:

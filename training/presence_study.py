@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from transformers import AutoTokenizer
 
-from lavt_hf.training.data import load_refer_dataset
+from lavt_hf.training.data import decode_mask, load_refer_dataset
 from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer
 from lavt_hf.training.demo import offline_text_encoder
 from lavt_hf.training.evaluation import foreground_masks
@@ -32,6 +31,8 @@ from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 SHAPE_OF_CATEGORY = {1: "circle", 2: "square", 3: "triangle"}
 THRESHOLDS = [round(0.02 * i, 2) for i in range(51)]
+# The sweep's columns (as fractions) and the metric module's keys (x100) they come from.
+REPORTED = {"N-acc": "n_acc", "T-acc": "t_acc", "gIoU": "giou"}
 
 
 def presence_rules(logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -58,7 +59,7 @@ def build_samples(rows, rng: np.random.Generator, no_target_per_image: int, all_
     samples, present = [], {}
     for row in rows:
         image = row["image"].convert("RGB")
-        mask = mask_utils.decode(row["mask"]).astype(np.uint8)
+        mask = decode_mask(row["mask"])
         if row["category_id"] in SHAPE_OF_CATEGORY:
             pairs = present.setdefault(row["image_id"], (image, set()))[1]
             pairs.add((colour_of(np.asarray(image)[mask > 0]), SHAPE_OF_CATEGORY[row["category_id"]]))
@@ -80,18 +81,16 @@ def encode(processor: LavtProcessor, samples: list[dict]) -> dict[str, torch.Ten
     return {key: encoded[key] for key in ("pixel_values", "input_ids", "attention_mask", "labels")}
 
 
+@torch.no_grad()
 def predict(model, data: dict[str, torch.Tensor], batch_size: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([
-            model(pixel_values=data["pixel_values"][i:i + batch_size], input_ids=data["input_ids"][i:i + batch_size],
-                  attention_mask=data["attention_mask"][i:i + batch_size]).logits
-            for i in range(0, len(data["input_ids"]), batch_size)
-        ])
+    inputs = {key: data[key] for key in ("pixel_values", "input_ids", "attention_mask")}
+    return torch.cat([model(**{key: value[i : i + batch_size] for key, value in inputs.items()}).logits
+                      for i in range(0, len(data["input_ids"]), batch_size)])
 
 
 def sweep(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
-    """Per rule and threshold: N-acc, T-acc and gIoU as fractions, a sample being answered "no target" when its
-    argmax mask is empty or its score is under the threshold."""
+    """Per rule and threshold: N-acc, T-acc and gIoU as fractions, a sample being answered "no target" when
+    its argmax mask is empty or its score is under the threshold."""
     masks = foreground_masks(logits, labels.shape[-2:])
     intersections, unions = intersection_and_union(masks, labels)
     no_target = (~labels.flatten(1).any(dim=1)).numpy()
@@ -102,8 +101,8 @@ def sweep(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
         for threshold in THRESHOLDS:
             answered = (mask_empty | (scores < threshold)).numpy()
             found = compute_generalized_metrics(intersections, unions, no_target, answered)
-            table[rule].append({"threshold": threshold, "N-acc": round(found["n_acc"] / 100, 4),
-                                "T-acc": round(found["t_acc"] / 100, 4), "gIoU": round(found["giou"] / 100, 4)})
+            row = {name: round(found[key] / 100, 4) for name, key in REPORTED.items()}
+            table[rule].append({"threshold": threshold, **row})
     return table
 
 
@@ -144,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
 
     text_encoder = offline_text_encoder()
-    processor = LavtProcessor(LavtImageProcessor(size=args.image_size),
-                              AutoTokenizer.from_pretrained(text_encoder))
+    tokenizer = AutoTokenizer.from_pretrained(text_encoder)
+    processor = LavtProcessor(LavtImageProcessor(size=args.image_size), tokenizer)
     with tempfile.TemporaryDirectory() as folder:
         generate_synthetic_refer(Path(folder) / "refer", Path(folder) / "images", num_images=args.num_images,
                                  seed=args.seed, image_size=(80, 64))
@@ -179,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                  "val_samples": len(val_samples), "test_samples": len(test_samples),
                  "test_no_target": int((~data["test"]["labels"].flatten(1).any(1)).sum())},
         "training": {"seconds": args.train_seconds, "steps": steps, "batch_size": args.batch_size},
-        "chosen": chosen,
-        "sweep_test": test,
-        "sweep_val": val,
+        "chosen": chosen, "sweep_test": test, "sweep_val": val,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")

@@ -1,8 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Referring-segmentation IoU metrics (oIoU, mIoU, precision@k; and gIoU, cIoU, N-acc, T-acc of gRefCOCO's
 no-target expressions) as an `evaluate` module, from per-sample intersection and union pixel counts (masks
-through `datasets` features would cost tens of milliseconds each). Self-contained: `evaluate.load` imports this
-one file on its own; `lavt_hf.training.metrics` re-exports its functions, the one copy of the formulas.
+through `datasets` features would cost tens of milliseconds each). Self-contained: `evaluate.load` imports
+this one file on its own; `lavt_hf.training.metrics` re-exports its functions, the one copy of the formulas.
 """
 
 import datasets
@@ -60,8 +60,8 @@ _CITATION = """
 
 
 def per_sample_iou(intersections: np.ndarray, unions: np.ndarray) -> np.ndarray:
-    """I / U per sample, 0 where U = 0 (an empty prediction of an empty mask), as in the original evaluation."""
-    return np.divide(intersections, unions, out=np.zeros(np.shape(unions), dtype=np.float64), where=unions > 0)
+    """I / U per sample, 0 where U = 0 (an empty prediction of an empty mask), as the original evaluation."""
+    return np.divide(intersections, unions, out=np.zeros(np.shape(unions)), where=unions > 0)
 
 
 def _percent(part, whole) -> float:
@@ -88,7 +88,8 @@ def compute_refer_metrics(intersections, unions) -> dict:
     """
     intersections, unions = _checked_counts(intersections, unions)
     ious = per_sample_iou(intersections, unions)
-    results = {"overall_iou": _percent(intersections.sum(), unions.sum()), "mean_iou": 100.0 * float(ious.mean())}
+    results = {"overall_iou": _percent(intersections.sum(), unions.sum()),
+               "mean_iou": 100.0 * float(ious.mean())}
     for threshold in PRECISION_THRESHOLDS:
         results[f"precision@{threshold}"] = 100.0 * float((ious >= threshold).mean())
     results["num_samples"] = int(intersections.size)
