@@ -65,6 +65,8 @@ PROTOCOLS = ("model_input", "original")
 # Presence scores under it are the answer "no target"; at 0.5 that is an empty argmax mask.
 DEFAULT_PRESENCE_THRESHOLD = 0.5
 _GROUND_TRUTH_COLOR = (40, 220, 40)
+_LABELS = {"overall_iou": "overall IoU", "mean_iou": "mean IoU", "giou": "gIoU", "ciou": "cIoU",
+           "n_acc": "N-acc", "t_acc": "T-acc"}
 
 
 def check_protocol(protocol: str) -> None:
@@ -99,10 +101,10 @@ presence_threshold_type.__name__ = "float"  # argparse names the type in "invali
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
-    """Metrics over every (object, sentence) pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
-    `ReferEvalStream`), identical on every process and whatever their number, with the generalized ones when a
-    sample is no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol"
-    and "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target and presence.
+    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
+    `ReferEvalStream`), the same on every process and for any number of them, generalized too when a sample is
+    no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol" and
+    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence.
 
     Raises:
         ValueError: an unknown protocol.
@@ -142,9 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True,
                         help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
     parser.add_argument("--dataset", required=True,
-                        help="raw refer root, prepared parquet folder / Hub id, community parquet, or a dataset "
-                             "of one's own (Hub id or folder with image, mask and text columns, or a folder with "
-                             "expressions.jsonl)")
+                        help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
+                             "(image, mask and text columns, or a folder with expressions.jsonl)")
     parser.add_argument("--dataset_config", default=None,
                         help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
@@ -164,18 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_samples", type=positive_int, default=None,
                         help="evaluate only the first N (object, sentence) pairs")
     parser.add_argument("--streaming", action="store_true",
-                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the same "
-                             "samples in the same order, read by one worker; with several processes the main "
-                             "one reads and dispatches the batches (model_input protocol only)")
+                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the "
+                             "same samples in the same order (several processes: model_input protocol only)")
     parser.add_argument("--output_dir", default="eval_outputs",
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
-                        help="draw the N best and N worst samples by IoU into output_dir/overlays "
-                             "(0: none; default: %(default)s)")
+                        help="draw the N best and N worst samples by IoU (default: %(default)s)")
     parser.add_argument("--presence_threshold", type=presence_threshold_type, default=DEFAULT_PRESENCE_THRESHOLD,
-                        help="a sample whose presence score (largest foreground probability) is under it is "
-                             "predicted 'no target', for the generalized metrics; 0.5 is an empty argmax mask "
-                             "(default: %(default)s)")
+                        help="a presence score (largest foreground probability) under it is 'no target', "
+                             "for the generalized metrics; 0.5: an empty argmax mask (default: %(default)s)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                         help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)")
     return parser
@@ -200,7 +198,14 @@ def main(argv: list[str] | None = None) -> int:
                                   sentence_field=args.sentence_field, streaming=args.streaming,
                                   image_column=args.image_column, mask_column=args.mask_column,
                                   text_column=args.text_column)
-    model, processor = load_model_and_processor(parser, args.model)
+    if not Path(args.model).exists() and not is_hub_repo_id(args.model):  # not a Hub request: fail at once
+        exit_with_usage_error(parser.prog, f"--model {args.model}: no such model folder (and not a Hub id)")
+    try:
+        model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
+        processor = LavtProcessor.from_pretrained(args.model)
+        check_tokenizer_fits(processor.tokenizer, model.config)
+    except (OSError, ValueError) as error:
+        exit_with_usage_error(parser.prog, f"cannot load the model and processor from {args.model}: {error}")
     if args.image_size:
         processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
     original_mask = args.protocol == "original"
@@ -241,19 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_model_and_processor(parser: argparse.ArgumentParser, name: str
-                             ) -> tuple[LavtForReferringSegmentation, LavtProcessor]:
-    """Both from a folder or Hub id; a missing folder fails at once instead of becoming a Hub request."""
-    if not Path(name).exists() and not is_hub_repo_id(name):
-        exit_with_usage_error(parser.prog, f"--model {name}: no such model folder (and not a Hub id)")
-    try:
-        model, processor = LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
-        check_tokenizer_fits(processor.tokenizer, model.config)
-        return model, processor
-    except (OSError, ValueError) as error:
-        exit_with_usage_error(parser.prog, f"cannot load the model and processor from {name}: {error}")
-
-
 @torch.no_grad()
 def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset | ReferEvalStream,
                    records: list[dict[str, Any]], count: int, folder: Path) -> None:
@@ -283,15 +275,12 @@ def print_table(summary: dict[str, Any], results_path: Path) -> None:
     print(f"LAVT evaluation of {summary['model']} on {summary['dataset_config'] or summary['dataset']} "
           f"{summary['split']}: {summary['num_samples']} samples, protocol {summary['protocol']} "
           f"(model input {height}x{width}), {summary['num_processes']} process(es)")
-    rows = [("overall IoU", "overall_iou"), ("mean IoU", "mean_iou")]
-    rows += [(key, key) for key in summary if key.startswith("precision@")]
-    if "giou" in summary:
-        print(f"  generalized: {summary['num_no_target']} no-target sample(s), presence threshold "
-              f"{summary['presence_threshold']}")
-        rows += [("gIoU", "giou"), ("cIoU", "ciou"), ("N-acc", "n_acc"), ("T-acc", "t_acc")]
-        rows += [(key.replace("generalized_", "g"), key) for key in summary if key.startswith("generalized_")]
-    for label, key in rows:
-        print(f"  {label:<15} {summary[key]:6.2f}")
+    for key, value in summary.items():
+        if key == "giou":
+            print(f"  generalized: {summary['num_no_target']} no-target sample(s), presence threshold "
+                  f"{summary['presence_threshold']}")
+        if key in _LABELS or "precision@" in key:
+            print(f"  {_LABELS.get(key, key.replace('generalized_', 'g')):<15} {value:6.2f}")
     print(f"results: {results_path}")
 
 
