@@ -47,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
-    parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION",
-                        help="one or more referring expressions")
+    parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION", help="the expressions")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="predictions",
                         help="folder for the mask and overlay PNGs (created; default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -6,13 +6,10 @@ sample, on one process or several with the same numbers (docs/evaluation.md: pro
   accelerate launch -m lavt_hf.training.evaluation --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
   lavt-evaluate --model ./lavt-refcoco --dataset owner/refcoco-parquet --dataset_config refcoco_unc --streaming
 
-Outputs, in --output_dir:
-  eval_results.json  the metrics (x100; with no-target samples the generalized ones too) and what was
-                     evaluated (protocol, model, dataset, split, presence_threshold, image_size, dtype, ...).
-  per_sample.json    per sample in dataset order: sample_id, ref_id, sentence_index, sentence, intersection,
-                     union, iou, no_target, presence.
-  overlays/          best_<k>_sample<id>.png and worst_<k>_sample<id>.png: the prediction in red, the ground
-                     truth outlined in green, on the original image.
+Writes to --output_dir: eval_results.json (the metrics, x100, generalized too when a sample is no-target,
+and what was evaluated: protocol, model, dataset, split, image_size, dtype, ...), per_sample.json (in dataset
+order: sample_id, ref_id, sentence_index, sentence, intersection, union, iou, no_target, presence) and
+overlays/ (the best and worst samples by IoU: the prediction in red, the ground truth outlined in green).
 """
 
 from __future__ import annotations
@@ -64,7 +61,6 @@ from modeling_lavt.validation import check_tokenizer_fits, is_hub_repo_id
 PROTOCOLS = ("model_input", "original")
 # Presence scores under it are the answer "no target"; at 0.5 that is an empty argmax mask.
 DEFAULT_PRESENCE_THRESHOLD = 0.5
-_GROUND_TRUTH_COLOR = (40, 220, 40)
 _LABELS = {"overall_iou": "overall IoU", "mean_iou": "mean IoU", "giou": "gIoU", "ciou": "cIoU",
            "n_acc": "N-acc", "t_acc": "T-acc"}
 
@@ -77,14 +73,6 @@ def check_protocol(protocol: str) -> None:
 def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Argmax masks at `size` from (B, 2, h, w) logits (bilinear, align_corners=True, as the original)."""
     return upsample_logits(logits.float(), size).argmax(dim=1)
-
-
-def batch_counts(logits: torch.Tensor, batch: dict, protocol: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample intersections and unions of one batch."""
-    if protocol == "model_input":
-        return intersection_and_union(foreground_masks(logits, batch["labels"].shape[-2:]), batch["labels"])
-    return np.concatenate([intersection_and_union(foreground_masks(logits[i : i + 1], mask.shape), mask[None])
-                           for i, mask in enumerate(batch["original_mask"])], axis=1)
 
 
 def presence_threshold_type(text: str) -> float:
@@ -116,8 +104,14 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
     for batch in tqdm(dataloader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
         logits = model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"],
                        attention_mask=batch["attention_mask"]).logits
-        device = batch["sample_id"].device
-        counts = [torch.from_numpy(c).to(device) for c in batch_counts(logits, batch, protocol)]
+        if protocol == "model_input":
+            labels = batch["labels"]
+            counts = intersection_and_union(foreground_masks(logits, labels.shape[-2:]), labels)
+        else:  # each sample at its own image size
+            masks = [(foreground_masks(logits[i : i + 1], truth.shape), truth[None])
+                     for i, truth in enumerate(batch["original_mask"])]
+            counts = np.concatenate([intersection_and_union(*pair) for pair in masks], axis=1)
+        counts = [torch.from_numpy(c).to(batch["sample_id"].device) for c in counts]
         # gather_for_metrics drops the samples repeated to pad the last batch.
         gathered = accelerator.gather_for_metrics(
             (batch["sample_id"], *counts, batch["no_target"].to(torch.int64), presence_scores(logits)))
@@ -141,8 +135,7 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True,
-                        help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
+    parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--dataset", required=True,
                         help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
                              "(image, mask and text columns, or a folder with expressions.jsonl)")
@@ -159,11 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "masks at each image's own size (default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="per process (default: %(default)s)")
     parser.add_argument("--num_workers", type=non_negative_int, default=2,
-                        help="data loader worker processes per process (default: %(default)s)")
-    parser.add_argument("--image_size", type=positive_int, default=None,
-                        help="square model input side, overriding the processor's size (default: the processor's)")
-    parser.add_argument("--max_samples", type=positive_int, default=None,
-                        help="evaluate only the first N (object, sentence) pairs")
+                        help="data loader workers per process (default: %(default)s)")
+    parser.add_argument("--image_size", type=positive_int,
+                        help="square model input side (default: the processor's)")
+    parser.add_argument("--max_samples", type=positive_int, help="only the first N (object, sentence) pairs")
     parser.add_argument("--streaming", action="store_true",
                         help="stream prepared parquet (folder or Hub id) instead of loading the split: the "
                              "same samples in the same order (several processes: model_input protocol only)")
@@ -265,7 +257,7 @@ def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset |
         image, truth = open_image(row["image"]), decode_mask(row["mask"]).astype(bool)
         prediction = foreground_masks(logits, truth.shape)[0].cpu().numpy()
         caption = f"{tag} {rank}: IoU {record['iou']:.2f} | {record['sentence']}"
-        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=_GROUND_TRUTH_COLOR, alpha=1.0,
+        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=(40, 220, 40), alpha=1.0,
                                             outline=False), prediction, caption)
         overlay.save(folder / f"{tag}_{rank:02d}_sample{record['sample_id']:06d}.png")
 

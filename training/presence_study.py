@@ -40,11 +40,8 @@ def presence_rules(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     probabilities = torch.sigmoid((logits[:, 1] - logits[:, 0]).float()).flatten(1)
     in_mask = probabilities > 0.5
     top = probabilities.topk(max(1, probabilities.shape[1] // 100), dim=1).values
-    return {
-        "max_probability": presence_scores(logits),
-        "top1pct_mean_probability": top.mean(dim=1),
-        "mask_mean_probability": (probabilities * in_mask).sum(1) / in_mask.sum(1).clamp(min=1),
-    }
+    return {"max_probability": presence_scores(logits), "top1pct_mean_probability": top.mean(dim=1),
+            "mask_mean_probability": (probabilities * in_mask).sum(1) / in_mask.sum(1).clamp(min=1)}
 
 
 def colour_of(pixels: np.ndarray) -> str:
@@ -54,8 +51,7 @@ def colour_of(pixels: np.ndarray) -> str:
 
 
 def build_samples(rows, rng: np.random.Generator, no_target_per_image: int, all_sentences: bool) -> list[dict]:
-    """Targeted samples (every sentence of every ref, or its first) and `no_target_per_image` no-target samples
-    per image."""
+    """Targeted samples (every sentence of every ref, or its first), and no-target ones for each image."""
     samples, present = [], {}
     for row in rows:
         image = row["image"].convert("RGB")

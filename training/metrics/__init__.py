@@ -11,7 +11,6 @@ import torch
 
 from .refer_iou.refer_iou import (
     GENERALIZED_CONFIG,
-    PRECISION_THRESHOLDS,
     compute_generalized_metrics,
     compute_refer_metrics,
     per_sample_iou,
@@ -31,9 +30,8 @@ def intersection_and_union(
         ValueError: the shapes differ or are not (B, H, W).
     """
     if tuple(prediction.shape) != tuple(target.shape):
-        raise ValueError(
-            f"prediction and ground truth masks differ in shape: {tuple(prediction.shape)} vs {tuple(target.shape)}"
-        )
+        raise ValueError(f"prediction and ground truth masks differ in shape: {tuple(prediction.shape)} vs "
+                         f"{tuple(target.shape)}")
     if len(prediction.shape) != 3:
         raise ValueError(f"expected batched masks of shape (B, H, W), got {tuple(prediction.shape)}")
     pred = torch.as_tensor(prediction).bool()
@@ -43,5 +41,5 @@ def intersection_and_union(
     return intersections, unions
 
 
-__all__ = ["GENERALIZED_CONFIG", "PRECISION_THRESHOLDS", "REFER_IOU_DIR", "compute_generalized_metrics",
-           "compute_refer_metrics", "intersection_and_union", "per_sample_iou"]
+__all__ = ["GENERALIZED_CONFIG", "REFER_IOU_DIR", "compute_generalized_metrics", "compute_refer_metrics",
+           "intersection_and_union", "per_sample_iou"]

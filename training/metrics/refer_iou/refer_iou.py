@@ -1,9 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Referring-segmentation IoU metrics (oIoU, mIoU, precision@k; and gIoU, cIoU, N-acc, T-acc of gRefCOCO's
-no-target expressions) as an `evaluate` module, from per-sample intersection and union pixel counts (masks
-through `datasets` features would cost tens of milliseconds each). Self-contained: `evaluate.load` imports
-this one file on its own; `lavt_hf.training.metrics` re-exports its functions, the one copy of the formulas.
-"""
+"""The `refer_iou` evaluate module and the one copy of the metric formulas. Self-contained: `evaluate.load`
+imports this file alone. It takes per-sample counts (masks through `datasets` features: tens of ms each)."""
 
 import datasets
 import evaluate
@@ -88,12 +85,10 @@ def compute_refer_metrics(intersections, unions) -> dict:
     """
     intersections, unions = _checked_counts(intersections, unions)
     ious = per_sample_iou(intersections, unions)
-    results = {"overall_iou": _percent(intersections.sum(), unions.sum()),
-               "mean_iou": 100.0 * float(ious.mean())}
-    for threshold in PRECISION_THRESHOLDS:
-        results[f"precision@{threshold}"] = 100.0 * float((ious >= threshold).mean())
-    results["num_samples"] = int(intersections.size)
-    return results
+    return {"overall_iou": _percent(intersections.sum(), unions.sum()),
+            "mean_iou": 100.0 * float(ious.mean()),
+            **{f"precision@{k}": 100.0 * float((ious >= k).mean()) for k in PRECISION_THRESHOLDS},
+            "num_samples": int(intersections.size)}
 
 
 def compute_generalized_metrics(intersections, unions, no_target, predicted_no_target) -> dict:
@@ -114,29 +109,23 @@ def compute_generalized_metrics(intersections, unions, no_target, predicted_no_t
         raise ValueError("a no-target sample has a nonzero intersection: its ground truth must be empty")
     targeted = ~no_target
     scores = np.where(no_target, predicted, np.where(predicted, 0.0, per_sample_iou(intersections, unions)))
-    results = {
+    return {
         "giou": 100.0 * float(scores.mean()),
         "ciou": _percent(intersections[targeted & ~predicted].sum(), unions[~(no_target & predicted)].sum()),
         "n_acc": _percent(predicted[no_target].sum(), no_target.sum()),
         # As the evaluator: 0 without no-target samples.
         "t_acc": _percent((~predicted[targeted]).sum(), targeted.sum()) if no_target.any() else 0.0,
+        **{f"generalized_precision@{k}": _percent((scores[targeted] >= k).sum(), targeted.sum())
+           for k in PRECISION_THRESHOLDS},
+        "num_no_target": int(no_target.sum()),
     }
-    for threshold in PRECISION_THRESHOLDS:
-        results[f"generalized_precision@{threshold}"] = _percent((scores[targeted] >= threshold).sum(),
-                                                                 targeted.sum())
-    results["num_no_target"] = int(no_target.sum())
-    return results
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class ReferIou(evaluate.Metric):
-    """Accumulates per-sample (intersection, union) counts with `add_batch`, reduces them in `compute`."""
-
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
+            description=_DESCRIPTION, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({
                 "intersection": datasets.Value("int64"), "union": datasets.Value("int64"),
                 **({"no_target": datasets.Value("bool"), "predicted_no_target": datasets.Value("bool")}
