@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 from PIL import Image
+from transformers import pipeline
 
 import modeling_lavt  # noqa: F401  (registers the pipeline and Auto classes)
 from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
@@ -29,8 +30,6 @@ EXAMPLES = [("shapes_1.jpg", "the red circle"), ("shapes_1.jpg", "the shape on t
 @functools.lru_cache(maxsize=2)
 def load_segmenter(model: str):
     """One pipeline per model, kept between requests."""
-    from transformers import pipeline
-
     check_model_location(model)  # a missing folder named as such, not as a malformed Hub id
     return pipeline("referring-image-segmentation", model=model)
 

@@ -147,12 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         splits = {split: load_refer_dataset(Path(folder) / "refer", "refcoco_unc", split,
                                             images_root=Path(folder) / "images")
                   for split in ("train", "val", "testA", "testB")}
-        train_samples = build_samples(splits["train"], rng, args.no_target_per_image, all_sentences=True)
-        val_samples = build_samples(splits["val"], rng, 2, all_sentences=False)
-        test_samples = [sample for split in ("testA", "testB")
-                        for sample in build_samples(splits[split], rng, 2, all_sentences=False)]
-        data = {name: encode(processor, samples) for name, samples in
-                (("train", train_samples), ("val", val_samples), ("test", test_samples))}
+        samples = {"train": build_samples(splits["train"], rng, args.no_target_per_image, all_sentences=True),
+                   "val": build_samples(splits["val"], rng, 2, all_sentences=False),
+                   "test": [sample for split in ("testA", "testB")
+                            for sample in build_samples(splits[split], rng, 2, all_sentences=False)]}
+        data = {name: encode(processor, group) for name, group in samples.items()}
 
     config = LavtConfig.from_preset("swin-tiny-window7", embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6],
                                     window_size=4, drop_path_rate=0.0, dice_weight=1.0)
@@ -170,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m lavt_hf.training.presence_study " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", torch {torch.__version__}",
         "data": {"num_images": args.num_images, "image_size": [80, 64], "model_input": args.image_size,
-                 "train_samples": len(train_samples), "train_no_target_per_image": args.no_target_per_image,
-                 "val_samples": len(val_samples), "test_samples": len(test_samples),
+                 **{f"{name}_samples": len(group) for name, group in samples.items()},
+                 "train_no_target_per_image": args.no_target_per_image,
                  "test_no_target": int((~data["test"]["labels"].flatten(1).any(1)).sum())},
         "training": {"seconds": args.train_seconds, "steps": steps, "batch_size": args.batch_size},
         "chosen": chosen, "sweep_test": test, "sweep_val": val,

@@ -17,13 +17,12 @@ overall IoU = sum(I) / sum(U) (0 when it is 0 / 0); mean IoU = mean of the per-s
 precision@k = share of samples with IoU >= k for k in 0.5, 0.6, 0.7, 0.8, 0.9. All reported x100.
 
 Given each sample's `no_target` (its expression names nothing: empty ground truth) and `predicted_no_target`
-(the model's separate no-target decision), the generalized metrics follow the GRES evaluator's rules:
-a sample's score is 1 for a no-target sample predicted no-target, 0 for one that is not, 0 for a targeted
-sample predicted no-target and I / U otherwise; gIoU = mean score; cIoU = sum(I) / sum(U) where a no-target
-sample predicted no-target adds nothing, a missed one its predicted area to U, and a targeted sample predicted
-no-target I = 0 and its U; N-acc = share of no-target samples predicted no-target; T-acc = share of targeted
-samples not predicted no-target (both 0 when no sample is no-target); generalized precision@k = share of
-targeted samples whose score >= k. All reported x100.
+(the model's separate decision), the generalized metrics follow the GRES evaluator: a sample scores 1 for a
+no-target sample predicted no-target, 0 for a missed one or a targeted sample predicted no-target, else I / U;
+gIoU = mean score; cIoU = sum(I) / sum(U) without the no-target samples predicted no-target (a missed one adds
+its predicted area to U) and with I = 0 for a targeted sample predicted no-target; N-acc = share of no-target
+samples predicted no-target; T-acc = share of targeted samples not predicted no-target (both 0 without
+no-target samples); generalized precision@k = share of targeted samples scoring >= k. All reported x100.
 """
 
 _KWARGS_DESCRIPTION = """
