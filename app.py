@@ -41,12 +41,8 @@ def user_error(message: str) -> gr.Error:
 
 def predict(image: Image.Image, text: str, model: str = DEFAULT_MODEL) -> tuple[Image.Image, float, Image.Image]:
     """The overlay of the referred object, the score (3 decimals) and the word maps (the overlay, then a
-    labelled heatmap of the pixel-word attention per token).
-
-    Raises:
-        gr.Error: a missing image, a blank expression, a model that cannot be loaded, or an input the
-            pipeline refuses.
-    """
+    labelled heatmap of the pixel-word attention per token). Raises gr.Error naming a missing image, a blank
+    expression, a model that cannot be loaded, or an input the pipeline refuses."""
     if image is None:
         raise user_error("Upload an image first.")
     if not text or not text.strip():

@@ -92,10 +92,8 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
     """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
     `ReferEvalStream`), the same on every process and for any number of them, generalized too when a sample is
     no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol" and
-    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence.
-
-    Raises:
-        ValueError: an unknown protocol.
+    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises
+    ValueError for an unknown protocol.
     """
     check_protocol(protocol)
     was_training = model.training
@@ -139,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True,
                         help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
                              "(image, mask and text columns, or a folder with expressions.jsonl)")
-    parser.add_argument("--dataset_config", default=None,
-                        help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
+    parser.add_argument("--dataset_config", help="e.g. refcoco_unc, refcocog_umd (optional if only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
     add_column_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
