@@ -119,8 +119,9 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
     order = np.argsort(np.concatenate(stores[0]), kind="stable")
     sample_ids, intersections, unions, no_target, presence = (np.concatenate(x)[order] for x in stores)
     no_target = no_target.astype(bool)
-    flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold}
-    flags = flags if no_target.any() else {}
+    flags = {}
+    if no_target.any():
+        flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold}
     # Kept in memory: it only sees the gathered counts, so no process needs its cache files or rendezvous.
     metric = evaluate.load(str(REFER_IOU_DIR), GENERALIZED_CONFIG if flags else None, keep_in_memory=True)
     per_sample = {"sample_id": sample_ids, "intersection": intersections, "union": unions,
