@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 from PIL import Image
+from transformers import pipeline
 
 import modeling_lavt  # noqa: F401  (registers the pipeline and Auto classes)
 from modeling_lavt.sharing.visualization import draw_overlay, draw_word_maps
@@ -22,37 +23,26 @@ from modeling_lavt.validation import check_model_location
 DEFAULT_MODEL = os.environ.get("LAVT_MODEL", "outputs/demo/run/model")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "docs" / "examples"
 # Images of the synthetic shapes task the demo model learns (training.data.synthetic, val split), with expressions.
-EXAMPLES = [
-    ("shapes_1.jpg", "the red circle"),
-    ("shapes_1.jpg", "the shape on the left"),
-    ("shapes_2.jpg", "the big blue circle"),
-    ("shapes_3.jpg", "the big yellow triangle"),
-]
+EXAMPLES = [("shapes_1.jpg", "the red circle"), ("shapes_1.jpg", "the shape on the left"),
+            ("shapes_2.jpg", "the big blue circle"), ("shapes_3.jpg", "the big yellow triangle")]
 
 
 @functools.lru_cache(maxsize=2)
 def load_segmenter(model: str):
     """One pipeline per model, kept between requests."""
-    from transformers import pipeline
-
     check_model_location(model)  # a missing folder named as such, not as a malformed Hub id
     return pipeline("referring-image-segmentation", model=model)
 
 
 def user_error(message: str) -> gr.Error:
-    """A user's mistake: Gradio shows the message on the page (other exceptions show a bare "Error"), and the
-    server log gets no traceback."""
+    """Shown on the page (other exceptions show a bare "Error"), with no traceback in the server log."""
     return gr.Error(message, print_exception=False)
 
 
 def predict(image: Image.Image, text: str, model: str = DEFAULT_MODEL) -> tuple[Image.Image, float, Image.Image]:
-    """The overlay of the referred object on the image, the model's confidence score (rounded to 3 decimals), and
-    the word maps: the overlay again, then per token a heatmap of the model's pixel-word attention, labelled.
-
-    Raises:
-        gr.Error: naming the problem, for a missing image, a blank expression, a model that cannot be loaded, or
-            an input the pipeline refuses.
-    """
+    """The overlay of the referred object, the score (3 decimals) and the word maps (the overlay, then a
+    labelled heatmap of the pixel-word attention per token). Raises gr.Error naming a missing image, a blank
+    expression, a model that cannot be loaded, or an input the pipeline refuses."""
     if image is None:
         raise user_error("Upload an image first.")
     if not text or not text.strip():

@@ -1,18 +1,14 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Segment the object each referring expression describes, and save the masks and overlays.
 
-Pairing: one image with any number of expressions (each expression on the same image), or as many images as
-expressions (image i with expression i). For every pair the command writes <n>_<image>_<words>_mask.png
-(0 / 255, the original image size) and <n>_<image>_<words>_overlay.png (the mask tinted over the image, under a
-strip holding the expression), and prints a JSON list on stdout:
-[{"image", "text", "mask_path", "overlay_path", "score", "box", "presence_score", "no_target",
-  "foreground_fraction"}, ...]
-where score is the mean foreground probability over the predicted mask (0 when the mask is empty), box its
-{"xmin", "ymin", "xmax", "ymax"} in image pixels (inclusive; null when empty), presence_score how sure the model
-is that the expression names something in the image (the largest foreground probability) and no_target whether
-the mask is empty (with --presence-threshold T, a presence score below T empties it).
-With --word-maps it also writes <n>_<image>_<words>_words.png (the overlay, then a labelled heatmap per token of
-where the model's pixel-word attention puts that token) and adds "word_maps_path" to each entry.
+One image with any number of expressions, or image i with expression i. Per pair it writes
+<n>_<image>_<words>_mask.png (0 / 255, at the image size) and ..._overlay.png (the mask tinted over the image,
+under the expression), and prints a JSON list of {"image", "text", "mask_path", "overlay_path", "score" (the
+mean foreground probability over the mask, 0 when empty), "box" ({"xmin", "ymin", "xmax", "ymax"}, inclusive,
+in image pixels; null when empty), "presence_score" (the largest foreground probability: how sure the model is
+that the expression names something), "no_target" (the mask is empty; with --presence-threshold T a presence
+score below T empties it), "foreground_fraction"}. --word-maps also writes ..._words.png (the overlay, then a
+labelled heatmap per token of where the pixel-word attention puts it) and adds "word_maps_path".
 
 Examples:
   lavt-predict --model ./lavt-refcoco --image photo.jpg --text "the man on the left" "the red car"
@@ -47,65 +43,33 @@ from modeling_lavt.validation import check_processor_files, check_referring_expr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(prog="lavt-predict", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
-    parser.add_argument(
-        "--text", required=True, nargs="+", metavar="EXPRESSION", help="one or more referring expressions"
-    )
-    parser.add_argument(
-        "--output-dir",
-        "--output_dir",
-        dest="output_dir",
-        default="predictions",
-        help="folder for the mask and overlay PNGs (created; default: %(default)s)",
-    )
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where to run; auto picks cuda when available (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=("auto", *DTYPES),
-        default="auto",
-        help="compute precision; bf16 / fp16 run the model under autocast (its linear and convolution weights stored in "
-        "that precision, same results, faster); auto: bf16 on a CPU with native "
-        "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own precision "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--backend",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by ONNX Runtime on the "
-        "CPU (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="foreground where its probability >= this value, in [0, 1] (default: the argmax, as the original)",
-    )
-    parser.add_argument(
-        "--presence-threshold",
-        "--presence_threshold",
-        dest="presence_threshold",
-        type=float,
-        default=None,
-        help="answer 'no target' (an empty mask) where the presence score is below this value, in [0, 1] "
-        "(default: no presence rule, the mask as the original gives it)",
-    )
-    parser.add_argument(
-        "--word-maps",
-        "--word_maps",
-        dest="word_maps",
-        action="store_true",
-        help="also write, per pair, a picture of where each word of the expression looks (the pixel-word attention)",
-    )
+    parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION", help="the expressions")
+    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="predictions",
+                        help="folder for the mask and overlay PNGs (created; default: %(default)s)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to run; auto picks cuda when available (default: %(default)s)")
+    parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
+                        help="compute precision; bf16 / fp16 run the model under autocast (its linear and "
+                             "convolution weights stored in that precision, same results, faster); auto: "
+                             "bf16 on a CPU with native bfloat16 (AVX512-BF16 / AMX), else fp32; with "
+                             "--backend onnx, the export's own precision (default: %(default)s)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by "
+                             "ONNX Runtime on the CPU (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="foreground where its probability >= this value, in [0, 1] (default: the "
+                             "argmax, as the original)")
+    parser.add_argument("--presence-threshold", "--presence_threshold", dest="presence_threshold", type=float,
+                        help="answer 'no target' (an empty mask) where the presence score is below this "
+                             "value, in [0, 1] (default: no presence rule, the mask as the original gives "
+                             "it)")
+    parser.add_argument("--word-maps", "--word_maps", dest="word_maps", action="store_true",
+                        help="also write, per pair, a picture of where each word of the expression looks "
+                             "(the pixel-word attention)")
     return parser
 
 
@@ -116,76 +80,79 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(missing)
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
-    pairs = pair_inputs(parser, args.image, args.text)
+    check_texts(parser, args.text)
+    try:
+        pairs = pair_images_with_texts(args.image, args.text)
+    except ValueError as error:
+        parser.error(str(error))
     for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"{option} must lie in [0, 1], got {value}")
-    images = {path: read_image(parser, path) for path in dict.fromkeys(args.image)}
-    if args.backend == "onnx":
-        device, dtype = check_onnx_options(parser, args.device, args.dtype, args.word_maps), "fp32"
-        pipe = load_onnx_pipeline(parser, args.model, args.dtype)
+    images = {}
+    for path in dict.fromkeys(args.image):  # decoded up front: a bad file fails before the model loads
+        try:
+            images[path] = open_image(path)
+        except ValueError as error:
+            parser.error(f"--image: {error}")
+    if args.backend == "onnx":  # on the CPU, in the export's precision (fp32 insists on a float32 export)
+        if args.word_maps:
+            parser.error("--word-maps: the ONNX export returns logits only, not the attentions; "
+                         "use --backend torch")
+        if args.device == "cuda":
+            parser.error("--device cuda: the onnx backend runs on the CPU (ONNX Runtime); "
+                         "use --backend torch on a GPU")
+        if args.dtype not in ("auto", "fp32"):
+            parser.error(f"--dtype {args.dtype}: the onnx backend runs the export's own precision "
+                         "(float32 or int8); use --dtype auto, or fp32 to insist on a float32 export")
+        device, dtype = torch.device("cpu"), "fp32"
     else:
-        device = resolve_device(parser, args.device)
+        if args.device == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available")
+        available = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(available if args.device == "auto" else args.device)
         dtype = resolve_dtype(device, args.dtype)
-        pipe = load_pipeline(parser, args.model, device)
-        store_weights_for_autocast(pipe.model, dtype)
+    pipe = load_pipeline(parser, args.model, args.backend, device, args.dtype)
+    store_weights_for_autocast(pipe.model, dtype)
     check_texts(parser, args.text, pipe.tokenizer)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with autocast(device, dtype):
-        results = pipe(
-            [{"image": images[path], "text": text} for path, text in pairs], threshold=args.threshold,
-            presence_threshold=args.presence_threshold, return_word_maps=args.word_maps,
-        )
-    summary = [
-        save_prediction(output_dir, index, path, images[path], text, result)
-        for index, ((path, text), result) in enumerate(zip(pairs, results))
-    ]
+        results = pipe([{"image": images[path], "text": text} for path, text in pairs],
+                       threshold=args.threshold, presence_threshold=args.presence_threshold,
+                       return_word_maps=args.word_maps)
+    summary = [save_prediction(output_dir, index, path, images[path], text, result)
+               for index, ((path, text), result) in enumerate(zip(pairs, results))]
     print(json.dumps(summary, indent=2))
     return 0
 
 
-def pair_inputs(
-    parser: argparse.ArgumentParser, images: list[str], texts: list[str]
-) -> list[tuple[str, str]]:
-    """(image, expression) pairs by the processor's rule (`pair_images_with_texts`)."""
-    check_texts(parser, texts)
+def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, device: torch.device, dtype: str
+                  ) -> ReferringImageSegmentationPipeline:
+    """The model (a folder or Hub id; with backend onnx, a lavt-export folder) and its processor, in the
+    pipeline."""
+    folder = Path(name)
+    exported = (folder / EXPORT_INFO_NAME).is_file()
+    if backend == "torch" and exported:
+        parser.error(f"--model {name} is an ONNX export (lavt-export); run it with --backend onnx")
+    if backend == "onnx" and not folder.is_dir():
+        parser.error(f"--model {name}: no such folder; give a folder written by lavt-export")
+    if backend == "onnx" and not exported and (folder / "config.json").is_file():
+        parser.error(f"--model {name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
+                     f"or export it first (lavt-export --model {name} --output-dir NEW_FOLDER)")
     try:
-        return pair_images_with_texts(images, texts)
-    except ValueError as error:
-        parser.error(str(error))
+        check_processor_files(name)
+        if backend == "onnx":
+            from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 
-
-def read_image(parser: argparse.ArgumentParser, path: str) -> Image.Image:
-    """Decode an image file up front, so that a missing or corrupt file fails before the model loads."""
-    try:
-        return open_image(path)
-    except ValueError as error:
-        parser.error(f"--image: {error}")
-
-
-def resolve_device(parser: argparse.ArgumentParser, name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def load_pipeline(
-    parser: argparse.ArgumentParser, model_name: str, device: torch.device
-) -> ReferringImageSegmentationPipeline:
-    """The model and its processor from a folder or Hub id, wrapped in the pipeline."""
-    if (Path(model_name) / EXPORT_INFO_NAME).is_file():
-        parser.error(f"--model {model_name} is an ONNX export (lavt-export); run it with --backend onnx")
-    try:
-        check_processor_files(model_name)
-        model = LavtForReferringSegmentation.from_pretrained(model_name).eval()
-        processor = LavtProcessor.from_pretrained(model_name)
+            precision = "float32" if dtype == "fp32" else None
+            model = LavtOnnxForReferringSegmentation.from_pretrained(name, precision=precision)
+        else:
+            model = LavtForReferringSegmentation.from_pretrained(name).eval()
+        processor = LavtProcessor.from_pretrained(name)
         return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
     except (OSError, ValueError) as error:
-        parser.error(f"--model: cannot load the model and processor from {model_name}: {one_line(error)}")
+        parser.error(f"--model: cannot load the model and processor from {name}: {error}")
 
 
 def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
@@ -196,66 +163,16 @@ def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: An
         parser.error(f"--text: {error}")
 
 
-def one_line(error: Exception) -> str:
-    """An error message on one line (transformers' and huggingface_hub's span several)."""
-    return " ".join(str(error).split())
-
-
-def check_onnx_options(parser: argparse.ArgumentParser, device: str, dtype: str, word_maps: bool) -> torch.device:
-    """The device of --backend onnx (the CPU); its precision is the export's, fp32 insists on a float32 one."""
-    if word_maps:
-        parser.error("--word-maps: the ONNX export returns logits only, not the attentions; use --backend torch")
-    if device == "cuda":
-        parser.error("--device cuda: the onnx backend runs on the CPU (ONNX Runtime); use --backend torch on a GPU")
-    if dtype not in ("auto", "fp32"):
-        parser.error(f"--dtype {dtype}: the onnx backend runs the export's own precision (float32 or int8); "
-                     "use --dtype auto, or fp32 to insist on a float32 export")
-    return torch.device("cpu")
-
-
-def load_onnx_pipeline(
-    parser: argparse.ArgumentParser, model_name: str, dtype: str
-) -> ReferringImageSegmentationPipeline:
-    """An ONNX export folder (lavt-export) and its processor, wrapped in the pipeline."""
-    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
-
-    folder = Path(model_name)
-    if not folder.is_dir():
-        parser.error(f"--model {model_name}: no such folder; give a folder written by lavt-export")
-    if not (folder / EXPORT_INFO_NAME).is_file() and (folder / "config.json").is_file():
-        parser.error(f"--model {model_name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
-                     f"or export it first (lavt-export --model {model_name} --output-dir NEW_FOLDER)")
-    try:
-        check_processor_files(model_name)
-        model = LavtOnnxForReferringSegmentation.from_pretrained(
-            model_name, precision="float32" if dtype == "fp32" else None
-        )
-        processor = LavtProcessor.from_pretrained(model_name)
-        return ReferringImageSegmentationPipeline(model=model, processor=processor, device="cpu")
-    except (OSError, ValueError) as error:
-        parser.error(f"--model {model_name}: {one_line(error)}")
-
-
-def save_prediction(
-    output_dir: Path, index: int, path: str, image: Image.Image, text: str, result: dict[str, Any]
-) -> dict[str, Any]:
+def save_prediction(output_dir: Path, index: int, path: str, image: Image.Image, text: str,
+                    result: dict[str, Any]) -> dict[str, Any]:
     """Write the mask and overlay PNGs of one pair; return its summary entry."""
     stem = f"{index:03d}_{slug(Path(path).stem)}_{slug(text)}"
-    mask_path = output_dir / f"{stem}_mask.png"
-    overlay_path = output_dir / f"{stem}_overlay.png"
+    mask_path, overlay_path = output_dir / f"{stem}_mask.png", output_dir / f"{stem}_overlay.png"
     result["mask"].save(mask_path)
     draw_overlay(image, result["mask"], text).save(overlay_path)
-    summary = {
-        "image": path,
-        "text": text,
-        "mask_path": str(mask_path),
-        "overlay_path": str(overlay_path),
-        "score": result["score"],
-        "box": result["box"],
-        "presence_score": result["presence_score"],
-        "no_target": result["no_target"],
-        "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean()),
-    }
+    summary = {"image": path, "text": text, "mask_path": str(mask_path), "overlay_path": str(overlay_path),
+               **{key: result[key] for key in ("score", "box", "presence_score", "no_target")},
+               "foreground_fraction": float((np.asarray(result["mask"]) > 0).mean())}
     if "word_maps" in result:
         words_path = output_dir / f"{stem}_words.png"
         draw_word_maps(image, result["mask"], text, result["word_maps"]).save(words_path)

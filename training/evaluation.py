@@ -1,34 +1,15 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Evaluate a LAVT model on one split of a referring-segmentation dataset (docs/evaluation.md).
-
-Every (object, sentence) pair of the split is one sample. Runs on one process or several: each process
-evaluates a shard and the per-sample counts are gathered, so the numbers do not depend on the process count.
+"""Evaluate a LAVT model on one split of a referring-segmentation dataset, every (object, sentence) pair one
+sample, on one process or several with the same numbers (docs/evaluation.md: protocols, metrics, no-target).
 
   lavt-evaluate --model ./lavt-refcoco --dataset ./refer --dataset_config refcoco_unc --images_root ./coco
   accelerate launch -m lavt_hf.training.evaluation --model ./lavt-refcoco --dataset ./refcoco-parquet --split testA
   lavt-evaluate --model ./lavt-refcoco --dataset owner/refcoco-parquet --dataset_config refcoco_unc --streaming
 
-Protocols:
-  model_input  the original's: prediction = argmax of logits upsampled to the model input size, against the
-               ground truth nearest-resized to that size.
-  original     masks at each image's own size: logits upsampled to the original image size (what other
-               methods report).
-
-No-target expressions (gRefCOCO): a sample is predicted "no target" when its presence score (the largest
-foreground probability) is under --presence_threshold; a split holding a no-target sample is reported with the
-generalized metrics too (gIoU, cIoU, N-acc, T-acc, generalized precision@k; docs/evaluation.md).
-
-Outputs, in --output_dir (written by the main process only):
-  eval_results.json  the metrics (x100: overall_iou, mean_iou, precision@0.5 ... precision@0.9, num_samples;
-                     with no-target samples also giou, ciou, n_acc, t_acc, generalized_precision@0.5 ... 0.9,
-                     num_no_target) and what was evaluated (protocol, model, dataset, dataset_config, split,
-                     sentence_field, presence_threshold, image_size, dtype, num_processes, per_sample_file).
-                     Metrics-only readers (model cards) can use it as is.
-  per_sample.json    one entry per sample in dataset order: sample_id, ref_id, sentence_index, sentence,
-                     intersection, union, iou, no_target, presence (kept apart: it grows with the split, the
-                     summary does not).
-  overlays/          best_<k>_sample<id>.png and worst_<k>_sample<id>.png: the original image with the
-                     prediction (upsampled to the image size) in red and the ground truth outlined in green.
+Writes to --output_dir: eval_results.json (the metrics, x100, generalized too when a sample is no-target,
+and what was evaluated: protocol, model, dataset, split, image_size, dtype, ...), per_sample.json (in dataset
+order: sample_id, ref_id, sentence_index, sentence, intersection, union, iou, no_target, presence) and
+overlays/ (the best and worst samples by IoU: the prediction in red, the ground truth outlined in green).
 """
 
 from __future__ import annotations
@@ -39,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import datasets
 import evaluate
 import numpy as np
 import torch
@@ -69,7 +49,7 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.data.user import add_column_arguments
 from lavt_hf.training.data.views import open_image
-from lavt_hf.training.metrics import GENERALIZED_CONFIG, REFER_IOU_DIR, intersection_and_union
+from lavt_hf.training.metrics import GENERALIZED_CONFIG, REFER_IOU_DIR, intersection_and_union, per_sample_iou
 from modeling_lavt.image_processing_lavt import presence_scores
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.precision import DTYPES, autocast
@@ -81,7 +61,8 @@ from modeling_lavt.validation import check_tokenizer_fits, is_hub_repo_id
 PROTOCOLS = ("model_input", "original")
 # Presence scores under it are the answer "no target"; at 0.5 that is an empty argmax mask.
 DEFAULT_PRESENCE_THRESHOLD = 0.5
-_GROUND_TRUTH_COLOR = (40, 220, 40)
+_LABELS = {"overall_iou": "overall IoU", "mean_iou": "mean IoU", "giou": "gIoU", "ciou": "cIoU",
+           "n_acc": "N-acc", "t_acc": "T-acc"}
 
 
 def check_protocol(protocol: str) -> None:
@@ -91,24 +72,7 @@ def check_protocol(protocol: str) -> None:
 
 def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Argmax masks at `size` from (B, 2, h, w) logits (bilinear, align_corners=True, as the original)."""
-    logits = upsample_logits(logits.float(), size)
-    return logits.argmax(dim=1)
-
-
-def batch_counts(logits: torch.Tensor, batch: dict, protocol: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample intersections and unions of one batch."""
-    if protocol == "model_input":
-        return intersection_and_union(foreground_masks(logits, batch["labels"].shape[-2:]), batch["labels"])
-    counts = [intersection_and_union(foreground_masks(logits[i : i + 1], tuple(mask.shape)), mask[None])
-              for i, mask in enumerate(batch["original_mask"])]
-    return np.concatenate([c[0] for c in counts]), np.concatenate([c[1] for c in counts])
-
-
-def refer_iou_metric(generalized: bool = False) -> evaluate.EvaluationModule:
-    """The project's `evaluate` module (loaded from its folder, offline), in its generalized configuration
-    (no-target flags too) when asked. Kept in memory: it only sees the already gathered per-sample counts, so
-    no process needs the module's own cache files or rendezvous."""
-    return evaluate.load(str(REFER_IOU_DIR), GENERALIZED_CONFIG if generalized else None, keep_in_memory=True)
+    return upsample_logits(logits.float(), size).argmax(dim=1)
 
 
 def presence_threshold_type(text: str) -> float:
@@ -125,14 +89,11 @@ presence_threshold_type.__name__ = "float"  # argparse names the type in "invali
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
-    """Metrics over every (object, sentence) pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
-    `ReferEvalStream`).
-
-    Returns the metric dict (computed by the `evaluate` module, identical on every process; with the
-    generalized metrics when a sample is no-target, a sample being predicted no-target when its presence score
-    is under `presence_threshold`) plus per-sample `sample_ids`, `intersections`, `unions`, `ious`,
-    `no_target` and `presence` (numpy, by sample id), equal whatever the number of processes
-    (`gather_for_metrics` drops the padding of the last batch).
+    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
+    `ReferEvalStream`), the same on every process and for any number of them, generalized too when a sample is
+    no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol" and
+    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises
+    ValueError for an unknown protocol.
     """
     check_protocol(protocol)
     was_training = model.training
@@ -141,38 +102,43 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
     for batch in tqdm(dataloader, desc=description, disable=not accelerator.is_local_main_process, leave=False):
         logits = model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"],
                        attention_mask=batch["attention_mask"]).logits
-        intersection, union = batch_counts(logits, batch, protocol)
-        device = batch["sample_id"].device
+        if protocol == "model_input":
+            labels = batch["labels"]
+            counts = intersection_and_union(foreground_masks(logits, labels.shape[-2:]), labels)
+        else:  # each sample at its own image size
+            masks = [(foreground_masks(logits[i : i + 1], truth.shape), truth[None])
+                     for i, truth in enumerate(batch["original_mask"])]
+            counts = np.concatenate([intersection_and_union(*pair) for pair in masks], axis=1)
+        counts = [torch.from_numpy(c).to(batch["sample_id"].device) for c in counts]
+        # gather_for_metrics drops the samples repeated to pad the last batch.
         gathered = accelerator.gather_for_metrics(
-            (batch["sample_id"], torch.from_numpy(intersection).to(device), torch.from_numpy(union).to(device),
-             batch["no_target"].to(torch.int64), presence_scores(logits))
-        )
+            (batch["sample_id"], *counts, batch["no_target"].to(torch.int64), presence_scores(logits)))
         for store, values in zip(stores, gathered):
             store.append(values.cpu().numpy())
     model.train(was_training)
     order = np.argsort(np.concatenate(stores[0]), kind="stable")
-    sample_ids, intersections, union_counts, no_target, presence = (np.concatenate(x)[order] for x in stores)
+    sample_ids, intersections, unions, no_target, presence = (np.concatenate(x)[order] for x in stores)
     no_target = no_target.astype(bool)
-    ious = np.where(union_counts > 0, intersections / np.maximum(union_counts, 1), 0.0)
-    generalized = bool(no_target.any())
-    flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold} if generalized else {}
-    metrics = refer_iou_metric(generalized).compute(intersection=intersections, union=union_counts, **flags)
-    return {**metrics, "protocol": protocol, "sample_ids": sample_ids, "intersections": intersections,
-            "unions": union_counts, "ious": ious, "no_target": no_target, "presence": presence}
+    flags = {}
+    if no_target.any():
+        flags = {"no_target": no_target, "predicted_no_target": presence < presence_threshold}
+    # Kept in memory: it only sees the gathered counts, so no process needs its cache files or rendezvous.
+    metric = evaluate.load(str(REFER_IOU_DIR), GENERALIZED_CONFIG if flags else None, keep_in_memory=True)
+    per_sample = {"sample_id": sample_ids, "intersection": intersections, "union": unions,
+                  "iou": per_sample_iou(intersections, unions), "no_target": no_target, "presence": presence}
+    rows = zip(*(column.tolist() for column in per_sample.values()))
+    return {**metric.compute(intersection=intersections, union=unions, **flags), "protocol": protocol,
+            "per_sample": [dict(zip(per_sample, row)) for row in rows]}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="lavt-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True,
-                        help="model folder or Hub id holding the model and its LavtProcessor (save_pretrained)")
+    parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--dataset", required=True,
-                        help="raw refer root, prepared parquet folder / Hub id, community parquet, or a dataset "
-                             "of one's own (Hub id or folder with image, mask and text columns, or a folder with "
-                             "expressions.jsonl)")
-    parser.add_argument("--dataset_config", default=None,
-                        help="e.g. refcoco_unc, refcocog_umd (optional when the source has only one)")
+                        help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
+                             "(image, mask and text columns, or a folder with expressions.jsonl)")
+    parser.add_argument("--dataset_config", help="e.g. refcoco_unc, refcocog_umd (optional if only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
     add_column_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
@@ -184,24 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "masks at each image's own size (default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="per process (default: %(default)s)")
     parser.add_argument("--num_workers", type=non_negative_int, default=2,
-                        help="data loader worker processes per process (default: %(default)s)")
-    parser.add_argument("--image_size", type=positive_int, default=None,
-                        help="square model input side, overriding the processor's size (default: the processor's)")
-    parser.add_argument("--max_samples", type=positive_int, default=None,
-                        help="evaluate only the first N (object, sentence) pairs")
+                        help="data loader workers per process (default: %(default)s)")
+    parser.add_argument("--image_size", type=positive_int,
+                        help="square model input side (default: the processor's)")
+    parser.add_argument("--max_samples", type=positive_int, help="only the first N (object, sentence) pairs")
     parser.add_argument("--streaming", action="store_true",
-                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the same "
-                             "samples in the same order, read by one worker; with several processes the main "
-                             "one reads and dispatches the batches (model_input protocol only)")
+                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the "
+                             "same samples in the same order (several processes: model_input protocol only)")
     parser.add_argument("--output_dir", default="eval_outputs",
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
-                        help="draw the N best and N worst samples by IoU into output_dir/overlays "
-                             "(0: none; default: %(default)s)")
+                        help="draw the N best and N worst samples by IoU (default: %(default)s)")
     parser.add_argument("--presence_threshold", type=presence_threshold_type, default=DEFAULT_PRESENCE_THRESHOLD,
-                        help="a sample whose presence score (largest foreground probability) is under it is "
-                             "predicted 'no target', for the generalized metrics; 0.5 is an empty argmax mask "
-                             "(default: %(default)s)")
+                        help="a presence score (largest foreground probability) under it is 'no target', "
+                             "for the generalized metrics; 0.5: an empty argmax mask (default: %(default)s)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                         help="compute precision; bf16 / fp16 run the model under autocast (default: %(default)s)")
     return parser
@@ -218,8 +180,22 @@ def main(argv: list[str] | None = None) -> int:
         # Dispatched batches are concatenated and split as tensors; masks of several sizes cannot be.
         exit_with_usage_error(parser.prog, "--streaming with --protocol original runs on one process only, not "
                                            f"{accelerator.num_processes}: launch one process, or drop --streaming")
-    rows = load_rows(parser, args)
-    model, processor = load_model_and_processor(parser, args.model)
+    with usage_errors_exit(parser.prog), dataset_errors(args.dataset):
+        problem = args.streaming and streaming_problem(args.dataset)
+        if problem:
+            exit_with_usage_error(parser.prog, f"--streaming: {problem}")
+        rows = load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
+                                  sentence_field=args.sentence_field, streaming=args.streaming,
+                                  image_column=args.image_column, mask_column=args.mask_column,
+                                  text_column=args.text_column)
+    if not Path(args.model).exists() and not is_hub_repo_id(args.model):  # not a Hub request: fail at once
+        exit_with_usage_error(parser.prog, f"--model {args.model}: no such model folder (and not a Hub id)")
+    try:
+        model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
+        processor = LavtProcessor.from_pretrained(args.model)
+        check_tokenizer_fits(processor.tokenizer, model.config)
+    except (OSError, ValueError) as error:
+        exit_with_usage_error(parser.prog, f"cannot load the model and processor from {args.model}: {error}")
     if args.image_size:
         processor.image_processor.size = {"height": args.image_size, "width": args.image_size}
     original_mask = args.protocol == "original"
@@ -236,93 +212,40 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_model(model, loader, accelerator, args.protocol,
                                  presence_threshold=args.presence_threshold)
     if accelerator.is_main_process:
-        summary = run_summary(args, results, processor, accelerator.num_processes)
-        records = per_sample_records(view, results)
-        results_path = write_results(Path(args.output_dir), summary, records)
+        output_dir = Path(args.output_dir)
+        size = processor.image_processor.size
+        summary = {**{k: v for k, v in results.items() if k != "per_sample"}, "model": args.model,
+                   "dataset": args.dataset, "dataset_config": args.dataset_config, "split": args.split,
+                   "sentence_field": args.sentence_field, "presence_threshold": args.presence_threshold,
+                   "image_size": [size["height"], size["width"]], "dtype": args.dtype,
+                   "num_processes": accelerator.num_processes, "per_sample_file": "per_sample.json"}
+        pairs = view.pairs()  # sample ids number the view's pairs
+        records = []
+        for sample in results["per_sample"]:
+            ref_id, sentence_index, sentence = pairs[sample["sample_id"]]
+            records.append({"sample_id": sample["sample_id"], "ref_id": ref_id,
+                            "sentence_index": sentence_index, "sentence": sentence, **sample})
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / summary["per_sample_file"]).write_text(json.dumps(records, indent=1))
+        (output_dir / "eval_results.json").write_text(json.dumps(summary, indent=1))
         if args.num_overlays:
             with autocast(accelerator.device, args.dtype):
-                write_overlays(model, view, records, args.num_overlays, Path(args.output_dir) / "overlays")
-        print_table(summary, results_path)
+                write_overlays(model, view, records, args.num_overlays, output_dir / "overlays")
+        print_table(summary, output_dir / "eval_results.json")
     accelerator.wait_for_everyone()
     return 0
-
-
-def load_rows(parser: argparse.ArgumentParser, args: argparse.Namespace
-              ) -> datasets.Dataset | datasets.IterableDataset:
-    """The split's rows (streamed with --streaming); a missing split, folder or image, or a source that cannot
-    stream, ends the command with the loader's message."""
-    with usage_errors_exit(parser.prog), dataset_errors(args.dataset):
-        problem = args.streaming and streaming_problem(args.dataset)
-        if problem:
-            exit_with_usage_error(parser.prog, f"--streaming: {problem}")
-        return load_refer_dataset(args.dataset, args.dataset_config, args.split, images_root=args.images_root,
-                                  sentence_field=args.sentence_field, streaming=args.streaming,
-                                  image_column=args.image_column, mask_column=args.mask_column,
-                                  text_column=args.text_column)
-
-
-def load_model_and_processor(parser: argparse.ArgumentParser, name: str
-                             ) -> tuple[LavtForReferringSegmentation, LavtProcessor]:
-    """Both from a folder or Hub id; a missing folder fails at once instead of becoming a Hub request."""
-    if not Path(name).exists() and not is_hub_repo_id(name):
-        exit_with_usage_error(parser.prog, f"--model {name}: no such model folder (and not a Hub id)")
-    try:
-        model, processor = LavtForReferringSegmentation.from_pretrained(name).eval(), LavtProcessor.from_pretrained(name)
-        check_tokenizer_fits(processor.tokenizer, model.config)
-        return model, processor
-    except (OSError, ValueError) as error:
-        exit_with_usage_error(parser.prog, f"cannot load the model and processor from {name}: {error}")
-
-
-def run_summary(args: argparse.Namespace, results: dict, processor: LavtProcessor, num_processes: int
-                ) -> dict[str, Any]:
-    """The metrics and everything needed to tell what they measure."""
-    metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    size = processor.image_processor.size
-    return {**metrics, "protocol": args.protocol, "model": args.model, "dataset": args.dataset,
-            "dataset_config": args.dataset_config, "split": args.split, "sentence_field": args.sentence_field,
-            "presence_threshold": args.presence_threshold, "image_size": [size["height"], size["width"]], "dtype": args.dtype, "num_processes": num_processes,
-            "per_sample_file": "per_sample.json"}
-
-
-def per_sample_records(view: ReferEvalDataset | ReferEvalStream, results: dict) -> list[dict[str, Any]]:
-    """One entry per evaluated sample; sample ids number the view's pairs, so they name them."""
-    pairs = view.pairs()
-    records = []
-    for sample_id, intersection, union, iou, no_target, presence in zip(
-        results["sample_ids"], results["intersections"], results["unions"], results["ious"], results["no_target"],
-        results["presence"]
-    ):
-        ref_id, sentence_index, sentence = pairs[int(sample_id)]
-        records.append({"sample_id": int(sample_id), "ref_id": ref_id, "sentence_index": sentence_index,
-                        "sentence": sentence, "intersection": int(intersection), "union": int(union),
-                        "iou": float(iou), "no_target": bool(no_target), "presence": float(presence)})
-    return records
-
-
-def write_results(output_dir: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / summary["per_sample_file"]).write_text(json.dumps(records, indent=1))
-    results_path = output_dir / "eval_results.json"
-    results_path.write_text(json.dumps(summary, indent=1))
-    return results_path
-
-
-def best_and_worst(records: list[dict[str, Any]], count: int) -> list[tuple[str, int, dict[str, Any]]]:
-    """(tag, rank, record) of the `count` highest and lowest IoUs; ties go to the lower sample id."""
-    by_iou = sorted(records, key=lambda r: (-r["iou"], r["sample_id"]))
-    lowest = sorted(records, key=lambda r: (r["iou"], r["sample_id"]))
-    return ([("best", rank, r) for rank, r in enumerate(by_iou[:count], 1)]
-            + [("worst", rank, r) for rank, r in enumerate(lowest[:count], 1)])
 
 
 @torch.no_grad()
 def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset | ReferEvalStream,
                    records: list[dict[str, Any]], count: int, folder: Path) -> None:
-    """Overlays of the best and worst samples at their original image size. The few selected samples are run
-    again (cheaper than keeping every prediction of the split in memory; a stream is read once more for them)."""
+    """Overlays of the `count` best and worst samples by IoU (ties to the lower sample id) at their image
+    size. The few chosen are run again: cheaper than keeping every prediction (a stream is read once more)."""
     folder.mkdir(parents=True, exist_ok=True)
-    chosen = best_and_worst(records, count)
+    best = sorted(records, key=lambda r: (-r["iou"], r["sample_id"]))[:count]
+    worst = sorted(records, key=lambda r: (r["iou"], r["sample_id"]))[:count]
+    chosen = [(tag, rank, record) for tag, ranked in (("best", best), ("worst", worst))
+              for rank, record in enumerate(ranked, 1)]
     samples = view.samples([record["sample_id"] for _, _, record in chosen])
     device = next(model.parameters()).device
     for tag, rank, record in chosen:
@@ -332,7 +255,7 @@ def write_overlays(model: LavtForReferringSegmentation, view: ReferEvalDataset |
         image, truth = open_image(row["image"]), decode_mask(row["mask"]).astype(bool)
         prediction = foreground_masks(logits, truth.shape)[0].cpu().numpy()
         caption = f"{tag} {rank}: IoU {record['iou']:.2f} | {record['sentence']}"
-        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=_GROUND_TRUTH_COLOR, alpha=1.0,
+        overlay = draw_overlay(draw_overlay(image, mask_outline(truth), color=(40, 220, 40), alpha=1.0,
                                             outline=False), prediction, caption)
         overlay.save(folder / f"{tag}_{rank:02d}_sample{record['sample_id']:06d}.png")
 
@@ -342,15 +265,12 @@ def print_table(summary: dict[str, Any], results_path: Path) -> None:
     print(f"LAVT evaluation of {summary['model']} on {summary['dataset_config'] or summary['dataset']} "
           f"{summary['split']}: {summary['num_samples']} samples, protocol {summary['protocol']} "
           f"(model input {height}x{width}), {summary['num_processes']} process(es)")
-    rows = [("overall IoU", "overall_iou"), ("mean IoU", "mean_iou")]
-    rows += [(key, key) for key in summary if key.startswith("precision@")]
-    if "giou" in summary:
-        print(f"  generalized: {summary['num_no_target']} no-target sample(s), presence threshold "
-              f"{summary['presence_threshold']}")
-        rows += [("gIoU", "giou"), ("cIoU", "ciou"), ("N-acc", "n_acc"), ("T-acc", "t_acc")]
-        rows += [(key.replace("generalized_", "g"), key) for key in summary if key.startswith("generalized_")]
-    for label, key in rows:
-        print(f"  {label:<15} {summary[key]:6.2f}")
+    for key, value in summary.items():
+        if key == "giou":
+            print(f"  generalized: {summary['num_no_target']} no-target sample(s), presence threshold "
+                  f"{summary['presence_threshold']}")
+        if key in _LABELS or "precision@" in key:
+            print(f"  {_LABELS.get(key, key.replace('generalized_', 'g')):<15} {value:6.2f}")
     print(f"results: {results_path}")
 
 

@@ -1,15 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""How to tell "no target" from a LAVT output: a short synthetic run that compares presence rules over a sweep of
-thresholds and picks the threshold (docs/benchmarks/presence_threshold.json).
-
-Data: the synthetic shapes task (training.data.synthetic). Targeted samples are its (image, expression, mask)
-triples; a no-target sample pairs an image with "the [size] <colour> <shape>" for a (colour, shape) pair that is
-not in it, its target all background. A tiny model (the embedded demo's, the pretrained text encoder frozen)
-trains for a fixed time with a share of no-target samples; the threshold of each rule is chosen on val (best
-gIoU) and reported on testA + testB.
-
-Metrics as gRefCOCO defines them: N-acc (no-target samples answered "no target"), T-acc (targeted samples not
-answered "no target"), gIoU (mean per-sample IoU; a no-target sample scores 1 when answered "no target", else 0).
+"""How to tell "no target" from a LAVT output: a tiny model trained a fixed time on the synthetic shapes task
+with no-target samples (an expression naming a (colour, shape) pair the image lacks); each presence rule's
+threshold is chosen on val (best gIoU) and reported on testA + testB (docs/presence.md).
 
   python -m lavt_hf.training.presence_study --output docs/benchmarks/presence_threshold.json
 """
@@ -26,19 +18,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from transformers import AutoTokenizer
 
-from lavt_hf.training.data import load_refer_dataset
+from lavt_hf.training.data import decode_mask, load_refer_dataset
 from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer
 from lavt_hf.training.demo import offline_text_encoder
+from lavt_hf.training.evaluation import foreground_masks
+from lavt_hf.training.metrics import compute_generalized_metrics, intersection_and_union
 from modeling_lavt import LavtConfig, LavtImageProcessor, LavtProcessor
 from modeling_lavt.image_processing_lavt import presence_scores
-from modeling_lavt.resize import upsample_logits
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 SHAPE_OF_CATEGORY = {1: "circle", 2: "square", 3: "triangle"}
 THRESHOLDS = [round(0.02 * i, 2) for i in range(51)]
+# The sweep's columns (as fractions) and the metric module's keys (x100) they come from.
+REPORTED = {"N-acc": "n_acc", "T-acc": "t_acc", "gIoU": "giou"}
 
 
 def presence_rules(logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -46,11 +40,8 @@ def presence_rules(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     probabilities = torch.sigmoid((logits[:, 1] - logits[:, 0]).float()).flatten(1)
     in_mask = probabilities > 0.5
     top = probabilities.topk(max(1, probabilities.shape[1] // 100), dim=1).values
-    return {
-        "max_probability": presence_scores(logits),
-        "top1pct_mean_probability": top.mean(dim=1),
-        "mask_mean_probability": (probabilities * in_mask).sum(1) / in_mask.sum(1).clamp(min=1),
-    }
+    return {"max_probability": presence_scores(logits), "top1pct_mean_probability": top.mean(dim=1),
+            "mask_mean_probability": (probabilities * in_mask).sum(1) / in_mask.sum(1).clamp(min=1)}
 
 
 def colour_of(pixels: np.ndarray) -> str:
@@ -60,12 +51,11 @@ def colour_of(pixels: np.ndarray) -> str:
 
 
 def build_samples(rows, rng: np.random.Generator, no_target_per_image: int, all_sentences: bool) -> list[dict]:
-    """Targeted samples (every sentence of every ref, or its first) and `no_target_per_image` no-target samples
-    per image."""
+    """Targeted samples (every sentence of every ref, or its first), and no-target ones for each image."""
     samples, present = [], {}
     for row in rows:
         image = row["image"].convert("RGB")
-        mask = mask_utils.decode(row["mask"]).astype(np.uint8)
+        mask = decode_mask(row["mask"])
         if row["category_id"] in SHAPE_OF_CATEGORY:
             pairs = present.setdefault(row["image_id"], (image, set()))[1]
             pairs.add((colour_of(np.asarray(image)[mask > 0]), SHAPE_OF_CATEGORY[row["category_id"]]))
@@ -87,37 +77,28 @@ def encode(processor: LavtProcessor, samples: list[dict]) -> dict[str, torch.Ten
     return {key: encoded[key] for key in ("pixel_values", "input_ids", "attention_mask", "labels")}
 
 
+@torch.no_grad()
 def predict(model, data: dict[str, torch.Tensor], batch_size: int = 64) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([
-            model(pixel_values=data["pixel_values"][i:i + batch_size], input_ids=data["input_ids"][i:i + batch_size],
-                  attention_mask=data["attention_mask"][i:i + batch_size]).logits
-            for i in range(0, len(data["input_ids"]), batch_size)
-        ])
+    inputs = {key: data[key] for key in ("pixel_values", "input_ids", "attention_mask")}
+    return torch.cat([model(**{key: value[i : i + batch_size] for key, value in inputs.items()}).logits
+                      for i in range(0, len(data["input_ids"]), batch_size)])
 
 
 def sweep(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[dict]]:
-    """Per rule and threshold: N-acc, T-acc, gIoU (the argmax mask, emptied where the score < threshold)."""
-    masks = upsample_logits(logits.float(), labels.shape[-2:]).argmax(dim=1).bool()
-    truth = labels.bool()
-    has_target = truth.flatten(1).any(dim=1)
-    intersection = (masks & truth).flatten(1).sum(1).float()
-    union = (masks | truth).flatten(1).sum(1).float()
-    iou = torch.where(has_target, intersection / union.clamp(min=1), 0.0)
+    """Per rule and threshold: N-acc, T-acc and gIoU as fractions, a sample being answered "no target" when
+    its argmax mask is empty or its score is under the threshold."""
+    masks = foreground_masks(logits, labels.shape[-2:])
+    intersections, unions = intersection_and_union(masks, labels)
+    no_target = (~labels.flatten(1).any(dim=1)).numpy()
     mask_empty = ~masks.flatten(1).any(dim=1)
     table = {}
     for rule, scores in presence_rules(logits).items():
-        rows = []
+        table[rule] = []
         for threshold in THRESHOLDS:
-            no_target = mask_empty | (scores < threshold)
-            per_sample = torch.where(has_target, torch.where(no_target, 0.0, iou), no_target.float())
-            rows.append({
-                "threshold": threshold,
-                "N-acc": round(no_target[~has_target].float().mean().item(), 4),
-                "T-acc": round((~no_target[has_target]).float().mean().item(), 4),
-                "gIoU": round(per_sample.mean().item(), 4),
-            })
-        table[rule] = rows
+            answered = (mask_empty | (scores < threshold)).numpy()
+            found = compute_generalized_metrics(intersections, unions, no_target, answered)
+            row = {name: round(found[key] / 100, 4) for name, key in REPORTED.items()}
+            table[rule].append({"threshold": threshold, **row})
     return table
 
 
@@ -158,20 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
 
     text_encoder = offline_text_encoder()
-    processor = LavtProcessor(LavtImageProcessor(size=args.image_size),
-                              AutoTokenizer.from_pretrained(text_encoder))
+    tokenizer = AutoTokenizer.from_pretrained(text_encoder)
+    processor = LavtProcessor(LavtImageProcessor(size=args.image_size), tokenizer)
     with tempfile.TemporaryDirectory() as folder:
         generate_synthetic_refer(Path(folder) / "refer", Path(folder) / "images", num_images=args.num_images,
                                  seed=args.seed, image_size=(80, 64))
         splits = {split: load_refer_dataset(Path(folder) / "refer", "refcoco_unc", split,
                                             images_root=Path(folder) / "images")
                   for split in ("train", "val", "testA", "testB")}
-        train_samples = build_samples(splits["train"], rng, args.no_target_per_image, all_sentences=True)
-        val_samples = build_samples(splits["val"], rng, 2, all_sentences=False)
-        test_samples = [sample for split in ("testA", "testB")
-                        for sample in build_samples(splits[split], rng, 2, all_sentences=False)]
-        data = {name: encode(processor, samples) for name, samples in
-                (("train", train_samples), ("val", val_samples), ("test", test_samples))}
+        samples = {"train": build_samples(splits["train"], rng, args.no_target_per_image, all_sentences=True),
+                   "val": build_samples(splits["val"], rng, 2, all_sentences=False),
+                   "test": [sample for split in ("testA", "testB")
+                            for sample in build_samples(splits[split], rng, 2, all_sentences=False)]}
+        data = {name: encode(processor, group) for name, group in samples.items()}
 
     config = LavtConfig.from_preset("swin-tiny-window7", embed_dim=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6],
                                     window_size=4, drop_path_rate=0.0, dice_weight=1.0)
@@ -189,13 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m lavt_hf.training.presence_study " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip() + f", torch {torch.__version__}",
         "data": {"num_images": args.num_images, "image_size": [80, 64], "model_input": args.image_size,
-                 "train_samples": len(train_samples), "train_no_target_per_image": args.no_target_per_image,
-                 "val_samples": len(val_samples), "test_samples": len(test_samples),
+                 **{f"{name}_samples": len(group) for name, group in samples.items()},
+                 "train_no_target_per_image": args.no_target_per_image,
                  "test_no_target": int((~data["test"]["labels"].flatten(1).any(1)).sum())},
         "training": {"seconds": args.train_seconds, "steps": steps, "batch_size": args.batch_size},
-        "chosen": chosen,
-        "sweep_test": test,
-        "sweep_val": val,
+        "chosen": chosen, "sweep_test": test, "sweep_val": val,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(record, indent=1) + "\n")
