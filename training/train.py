@@ -24,6 +24,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedConfig
 
 from lavt_hf.cli import UsageError, dataset_errors, usage_errors_exit
 from lavt_hf.training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
@@ -38,7 +39,6 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.evaluation import DEFAULT_PRESENCE_THRESHOLD, evaluate_model
 from lavt_hf.training.memory import return_freed_blocks_to_system
-from lavt_hf.training.reporting import plot_training_curves
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
@@ -48,8 +48,11 @@ from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before
-# loading), the settings that define the run's schedule and the model's settings (both compared on resume).
+# loading), the run's schedule and the model's settings (both compared on resume).
 CHECKPOINT_RECORD = "lavt_checkpoint.json"
+# The options that decide which samples each optimizer step sees and at which learning rate.
+SCHEDULE_OPTIONS = ("per_device_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps", "seed",
+                    "optimizer", "learning_rate", "poly_power")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,16 +60,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 def data_loader_configuration(seed: int) -> DataLoaderConfiguration:
-    """Accelerate's seedable shuffling: `prepare` swaps the training loader's RandomSampler for a
-    SeedableRandomSampler, whose epoch-e order is a permutation drawn from `data_seed + e` alone (the same on
-    every process, each taking its shard), so a resumed run replays the same order. `data_seed` = seed * 100_003
-    keeps the orders of neighbouring seeds apart (seed s + 1 would replay seed s's orders one epoch later)."""
+    """Accelerate's seedable sampler: epoch e's order is drawn from `data_seed + e` alone, on every process, so a
+    resumed run replays it. seed * 100_003 keeps neighbouring seeds apart (not seed s + 1 = seed s one epoch on)."""
     return DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed * 100_003)
 
 
 def build_processor(model_args: ModelArguments, data_args: DataArguments) -> LavtProcessor:
-    from transformers import AutoTokenizer
-
     if model_args.init_from:
         processor = LavtProcessor.from_pretrained(model_args.init_from)
         processor.image_processor.size = {"height": data_args.image_size, "width": data_args.image_size}
@@ -106,43 +105,15 @@ def parameter_groups(model: LavtForReferringSegmentation, train_args: TrainingAr
     return [{"params": decay, "weight_decay": train_args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model, train_args: TrainingArguments) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train_args)
-    if train_args.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=train_args.learning_rate)
-    return torch.optim.AdamW(groups, lr=train_args.learning_rate)
-
-
 def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay."""
-    # Not transformers' get_polynomial_decay_schedule_with_warmup(optimizer, 0, total, lr_end=0.0, power=...): same
-    # lrs bit for bit at lr > 0 and power > 0, but it refuses learning_rate 0 and gives 0 past the end at power 0.
+    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay (transformers'
+    polynomial schedule refuses learning rate 0 and gives 0 past the end at power 0)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(1.0 - step / total_steps, 0.0) ** power)
-
-
-def checkpoints_in(directory: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def run_schedule(train_args: TrainingArguments, num_processes: int, training_objects: int) -> dict:
-    """The settings that decide which samples each optimizer step sees and at which learning rate: a resumed
-    run must have the same ones, or it continues on another schedule than the one it started."""
-    return {"per_device_batch_size": train_args.per_device_batch_size,
-            "gradient_accumulation_steps": train_args.gradient_accumulation_steps, "num_processes": num_processes,
-            "num_epochs": train_args.num_epochs, "max_steps": train_args.max_steps,
-            "training_objects": training_objects, "seed": train_args.seed, "optimizer": train_args.optimizer,
-            "learning_rate": train_args.learning_rate, "poly_power": train_args.poly_power}
 
 
 def model_settings(config: LavtConfig) -> dict:
     """The model's own settings (its text encoder's as `text_config.<name>`), without the generic fields every
     transformers config has (dtype, architectures, versions)."""
-    from transformers import PreTrainedConfig
-
     generic = set(PreTrainedConfig().to_dict())
     settings = {}
     for key, value in config.to_dict().items():
@@ -153,15 +124,16 @@ def model_settings(config: LavtConfig) -> dict:
     return json.loads(json.dumps(settings))  # tuples as lists, as read back from the checkpoint
 
 
-def differences(saved: dict, current: dict) -> list[str]:
-    """'name: saved in the checkpoint, current now' for each setting whose values differ."""
-    return [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
-            for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
+def checkpoints_in(directory: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def link_tree(source: Path, destination: Path) -> None:
-    """A copy of the folder `source` made of hard links where the file system allows (no space used: the
-    files are only ever replaced, never written in place), else of copies."""
+    """A copy of `source` made of hard links where the file system allows (files are replaced, never edited)."""
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
@@ -172,12 +144,8 @@ def link_tree(source: Path, destination: Path) -> None:
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
-    """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable.
-
-    The best model so far is kept with the checkpoint (hard links to `output_dir/best`), so that a run resumed
-    from it, in any output folder, has the best model its state refers to. `record` (the run's schedule and
-    model settings) is written to `CHECKPOINT_RECORD` with the size of every file saved.
-    """
+    """`save_state` into a folder renamed when complete (a kill mid-save leaves nothing loadable), with the best
+    model so far (hard links to `output_dir/best`) and `record` plus every file's size in `CHECKPOINT_RECORD`."""
     directory = output_dir / "checkpoints"
     final = directory / f"checkpoint-{state['global_step']}"
     staging = directory / f".incomplete-checkpoint-{state['global_step']}"
@@ -200,16 +168,11 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
     return final
 
 
-def checkpoint_record(checkpoint: Path) -> dict:
-    """What `save_checkpoint` recorded beside the state."""
-    return json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
-
-
 def checkpoint_damage(checkpoint: Path) -> str | None:
     """What is wrong with a checkpoint's files (missing, or another size than saved), or None."""
     try:
         json.loads((checkpoint / "trainer_state.json").read_text())
-        files = checkpoint_record(checkpoint)["files"]
+        files = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())["files"]
     except (OSError, ValueError, KeyError) as error:
         return f"its state or record cannot be read ({error})"
     for name, size in files.items():
@@ -222,12 +185,9 @@ def checkpoint_damage(checkpoint: Path) -> str | None:
 
 
 def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
-    """The checkpoint to resume from: the folder given, or with `latest` the newest complete and undamaged one
-    in `output_dir/checkpoints` (each damaged one is named, via `say`, and skipped); None when there is none.
-
-    Raises `UsageError` for a given folder that is not a complete, undamaged checkpoint, and when every
-    checkpoint in `output_dir` is damaged.
-    """
+    """The folder `value`, or for `latest` the newest undamaged checkpoint in `output_dir/checkpoints` (each
+    damaged one is named via `say` and skipped); None when there is none. Raises `UsageError` for a folder that
+    is not a complete, undamaged checkpoint, and when every checkpoint is damaged."""
     if value != "latest":
         path = Path(value)
         if not (path / "trainer_state.json").is_file():
@@ -253,25 +213,26 @@ def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
                      "damaged (see the warnings above); remove them to start from scratch")
 
 
-def check_resumable(checkpoint: Path, schedule: dict, settings: dict) -> None:
+def check_resumable(checkpoint: Path, record: dict) -> None:
     """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
-    record = checkpoint_record(checkpoint)
-    for what, saved, current, advice in (
-        ("schedule", record["schedule"], schedule,
-         "resume with the checkpoint's values, or start a new run (another --output_dir, no resume)"),
-        ("model", record["model_settings"], settings,
-         "resume with the recipe that saved it (preset, model_overrides, text_config, loss)"),
+    saved_record = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
+    for what, key, advice in (
+        ("schedule", "schedule", "resume with the checkpoint's values, or start a new run (another --output_dir, "
+                                 "no resume)"),
+        ("model", "model_settings", "resume with the recipe that saved it (preset, model_overrides, text_config, "
+                                    "loss)"),
     ):
-        found = differences(saved, current)
+        saved, current = saved_record[key], record[key]
+        found = [f"{name}: {saved.get(name)!r} in the checkpoint, {current.get(name)!r} now"
+                 for name in sorted(saved.keys() | current.keys()) if saved.get(name) != current.get(name)]
         if found:
             raise UsageError(f"--resume_from_checkpoint {checkpoint}: the {what} settings differ from the "
                              f"checkpoint's ({'; '.join(found)}); {advice}")
 
 
 def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, state: dict) -> None:
-    """`output_dir/best` as it was when `checkpoint` was saved (the checkpoint may come from another run, or be
-    older than the best model there). A checkpoint without it, resumed into a folder without one, cannot say
-    which model its best score belongs to: the best is then chosen anew from here on, saying so."""
+    """`output_dir/best` as it was when `checkpoint` was saved. Without it there nor in `output_dir`, the best
+    score cannot be matched to a model: the best is chosen anew from here on, saying so."""
     if (checkpoint / "best").is_dir():
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
@@ -285,26 +246,9 @@ def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, s
     accelerator.wait_for_everyone()
 
 
-def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) -> None:
-    """`save_pretrained` of model and processor into `folder`, atomically replaced."""
-    if accelerator.is_main_process:
-        staging = folder.with_name(f".incomplete-{folder.name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        processor.save_pretrained(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
-    accelerator.wait_for_everyone()
-
-
 class WorkerItems(torch.utils.data.IterableDataset):
-    """The items of a streamed view read by `num_workers` DataLoader workers, to be batched in this process.
-
-    Workers that batched their own share of the stream would each drop their last partial batch, so the batches
-    of an epoch would depend on how the stream's shards fall to the workers; batched after the workers' items
-    are merged (in a fixed round-robin order), an epoch has `len(view) // batch_size` of them, as the schedule
-    says. Workers start when iteration starts, so a process that only receives dispatched batches starts none.
-    """
+    """A streamed view's items read by `num_workers` DataLoader workers, merged in a fixed round-robin order and
+    batched in this process: an epoch has `len(view) // batch_size` batches, however the shards fall to workers."""
 
     def __init__(self, view: ReferTrainStream, num_workers: int) -> None:
         self.view, self.num_workers = view, num_workers
@@ -346,14 +290,9 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
 
 def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor,
                          train_rows, eval_rows):
-    """The loaders of `--streaming`: streamed views whose training length comes from the split's recorded row
-    count, so that the schedule is known before the first step (no sampler: the stream's shard order and a
-    shuffle buffer, both drawn from (seed, epoch), replace it).
-
-    Several processes: Accelerate's `prepare` dispatches an iterable loader (its default): the main process reads
-    the stream (with its workers) and sends each process its own batch, so every object is seen once per epoch
-    across processes, each step's batches do not depend on how the stream's shards fall to processes, and a
-    resume skips the same batches on the same stream (docs/training.md, "Streaming")."""
+    """The loaders of `--streaming`. The split's recorded row count gives the schedule before the first step; the
+    stream's shard order and shuffle buffer, drawn from (seed, epoch), replace a sampler. On several processes
+    Accelerate dispatches the main process's batches (docs/training.md, "Streaming")."""
     num_rows = stream_num_rows(train_rows)
     if num_rows is None:
         raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
@@ -372,18 +311,34 @@ def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments
 
 
 def data_batches(loader: Iterable, source: str) -> Iterator:
-    """The loader's batches. A row that is checked only when read (a stream's) and fails is reported as the
-    loaders' other errors are: one line naming the data, not a traceback in the middle of training."""
-    batches = iter(loader)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except ValueError as error:  # from a worker, the message ends with the worker's own error line
-            raise UsageError(f"--dataset {source}: {str(error).strip().splitlines()[-1].removeprefix('ValueError: ')}"
-                             ) from error
-        yield batch
+    """The loader's batches; a row found bad only when read (a stream's) ends in one line naming the data."""
+    try:
+        yield from loader
+    except ValueError as error:  # from a worker, the message ends with the worker's own error line
+        raise UsageError(f"--dataset {source}: {str(error).strip().splitlines()[-1].removeprefix('ValueError: ')}"
+                         ) from error
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    """Training loss per logged step and validation IoUs per evaluation, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, iou_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [h for h in history if "overall_iou" in h]
+    if losses:
+        loss_ax.plot(*zip(*losses), color="tab:blue")
+    loss_ax.set(title="training loss", xlabel="step", ylabel="loss")
+    for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
+        iou_ax.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=label)
+    iou_ax.legend()
+    iou_ax.set(title="validation", xlabel="step", ylabel="IoU (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -420,7 +375,8 @@ def run(argv: list[str] | None = None) -> dict:
                                   "more go back to the system (malloc mmap threshold)")
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":  # PyTorch syncs BatchNorm on GPUs only
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = build_optimizer(model, train_args)
+    optimizer_class = torch.optim.Adam if train_args.optimizer == "adam" else torch.optim.AdamW
+    optimizer = optimizer_class(parameter_groups(model, train_args), lr=train_args.learning_rate)
 
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
     if len(train_loader) == 0:
@@ -428,9 +384,7 @@ def run(argv: list[str] | None = None) -> dict:
                          f"objects do not fill one batch per process ({accelerator.num_processes} processes); give "
                          "a smaller batch size or more training objects")
     steps_per_epoch = math.ceil(len(train_loader) / train_args.gradient_accumulation_steps)  # per process
-    total_steps = train_args.num_epochs * steps_per_epoch
-    if train_args.max_steps:
-        total_steps = min(total_steps, train_args.max_steps)
+    total_steps = min(train_args.num_epochs * steps_per_epoch, train_args.max_steps or math.inf)
     # Stepped by hand once per optimizer step (not through `prepare`, which would step it once per process).
     scheduler = poly_schedule(optimizer, total_steps, train_args.poly_power)
     accelerator.register_for_checkpointing(scheduler)
@@ -446,31 +400,37 @@ def run(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("lavt", config={k: v for k, v in vars(train_args).items()
                                                   if isinstance(v, (int, float, str, bool))})
 
-    record = {"schedule": run_schedule(train_args, accelerator.num_processes, len(train_view)),
-              "model_settings": model_settings(accelerator.unwrap_model(model).config)}
+    schedule = {name: getattr(train_args, name) for name in SCHEDULE_OPTIONS}
+    schedule.update(num_processes=accelerator.num_processes, training_objects=len(train_view))
     if data_args.streaming:  # the order of a streamed epoch: its shuffle buffer and how workers interleave shards
-        record["schedule"].update(streaming_shuffle_buffer=data_args.shuffle_buffer,
-                                  streaming_num_workers=data_args.num_workers)
+        schedule.update(streaming_shuffle_buffer=data_args.shuffle_buffer, streaming_num_workers=data_args.num_workers)
+    record = {"schedule": schedule, "model_settings": model_settings(accelerator.unwrap_model(model).config)}
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
-        check_resumable(checkpoint, record["schedule"], record["model_settings"])
+        check_resumable(checkpoint, record)
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / "trainer_state.json").read_text())
         restore_best(accelerator, checkpoint, output_dir, state)
         accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
 
-    def run_evaluation() -> dict:
+    def run_evaluation() -> None:
         results = evaluate_model(model, eval_loader, accelerator, description=f"eval step {state['global_step']}")
         metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         state["history"].append({"step": state["global_step"], "epoch": state["epoch"], **metrics})
         accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=state["global_step"])
         accelerator.print(f"step {state['global_step']}: overall IoU {metrics['overall_iou']:.2f}, "
                           f"mean IoU {metrics['mean_iou']:.2f}")
-        if metrics["overall_iou"] > state["best_overall_iou"]:
-            state["best_overall_iou"] = metrics["overall_iou"]
-            state["best_metrics"] = metrics
-            save_model_folder(accelerator, model, processor, output_dir / "best")
-        return metrics
+        if metrics["overall_iou"] <= state["best_overall_iou"]:
+            return
+        state.update(best_overall_iou=metrics["overall_iou"], best_metrics=metrics)
+        if accelerator.is_main_process:  # saved aside, then renamed: a kill mid-save keeps the previous best
+            staging = output_dir / ".incomplete-best"
+            shutil.rmtree(staging, ignore_errors=True)
+            accelerator.unwrap_model(model).save_pretrained(staging)
+            processor.save_pretrained(staging)
+            shutil.rmtree(output_dir / "best", ignore_errors=True)
+            os.replace(staging, output_dir / "best")
+        accelerator.wait_for_everyone()
 
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="train",
                     disable=not accelerator.is_local_main_process)
