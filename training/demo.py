@@ -36,19 +36,12 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True, cwd=REPO_ROOT, env=env)
 
 
-def accelerate_binary() -> str:
-    return str(Path(sys.executable).with_name("accelerate"))
-
-
 def first_val_pairs(refer_root: Path, images_root: Path, count: int) -> list[tuple[Path, str]]:
     """A few (image, expression) pairs from the val split to show predictions on."""
     from lavt_hf.training.data import load_refer_dataset
 
     rows = load_refer_dataset(refer_root, "refcoco_unc", "val", images_root=images_root)
-    pairs = []
-    for row in rows.select(range(min(count, len(rows)))):
-        pairs.append((Path(row["image"].filename), row["sentences"][0]))
-    return pairs
+    return [(Path(row["image"].filename), row["sentences"][0]) for row in rows.select(range(min(count, len(rows))))]
 
 
 def overview_grid(overlays: list[Path], path: Path, columns: int = 2, scale: int = 2) -> Path:
@@ -84,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reusing {data}")
 
     step("2/4 training (accelerate launch, CPU)")
-    run([accelerate_binary(), "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+    run([str(Path(sys.executable).with_name("accelerate")), "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--cpu", str(REPO_ROOT / "training" / "train.py"), "--config", str(DEMO_RECIPE),
          "--dataset", str(data / "refer"), "--images_root", str(data / "images"), "--output_dir", str(run_dir),
          "--text_encoder", offline_text_encoder(), *extra])
