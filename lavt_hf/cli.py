@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Checks shared by the command-line tools: a user's mistake is found before any work starts and reported as one
-line, ``<prog>: error: <what>, <where>; <what to do>``, with exit status 2; a traceback is left for bugs."""
+"""Checks shared by the command-line tools: a user's mistake is found before any work starts and reported as
+one line, ``<prog>: error: <what>, <where>; <what to do>``, exit status 2; a traceback is left for bugs."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def exit_with_usage_error(prog: str, message: str) -> NoReturn:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser whose mistakes are one line (no usage block), and which takes no option from a prefix:
-    a misspelt option is an error, not silently another option."""
+    """argparse's parser whose mistakes are one line (no usage block), and which takes no option from a
+    prefix: a misspelt option is an error, not silently another option."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
@@ -44,7 +44,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
-    """A `UsageError` (or one of `kinds`, a library's words for the user's input) raised inside: one line, exit 2."""
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line, exit 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
@@ -56,8 +56,8 @@ reports_usage_errors = usage_errors_exit
 
 
 def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
-    """argparse's "unrecognized arguments" message for `extras`, with the closest known option of each misspelt
-    one, e.g. ``unrecognized arguments: --learning_rte 0.1; did you mean --learning_rate?``."""
+    """argparse's "unrecognized arguments" message for `extras`, with the closest known option of each
+    misspelt one, e.g. ``unrecognized arguments: --learning_rte 0.1; did you mean --learning_rate?``."""
     known = list(parser._option_string_actions)
     hints = {}
     for token in extras:
@@ -75,8 +75,9 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[
 
 
 def unwritable_reason(path: str | Path) -> str | None:
-    """Why the folder `path` cannot be created or written into, or None. The nearest existing part must be a
-    folder that accepts a new file, tried for real: permission bits miss read-only file systems, quotas, /proc."""
+    """Why the folder `path` cannot be created or written into, or None. The nearest existing part must be
+    a folder that accepts a new file, tried for real: permission bits miss read-only file systems, quotas,
+    /proc."""
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
@@ -91,8 +92,8 @@ def unwritable_reason(path: str | Path) -> str | None:
 
 
 def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> None:
-    """Refuse an output folder that cannot be written: raises `UsageError` naming `flag` and the reason, or with
-    `prog` prints the one-line error and exits with status 2."""
+    """Refuse an output folder that cannot be written: raises `UsageError` naming `flag` and the reason, or
+    with `prog` prints the one-line error and exits with status 2."""
     reason = unwritable_reason(path)
     if reason is None:
         return
@@ -112,8 +113,8 @@ def check_source_exists(source: str, flag: str) -> None:
 
 @contextlib.contextmanager
 def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
-    """The data loader's errors about the user's data as `UsageError`s naming `flag` and `source` (one not found
-    locally nor on the Hub is said to be so)."""
+    """The data loader's errors about the user's data as `UsageError`s naming `flag` and `source` (one not
+    found locally nor on the Hub is said to be so)."""
     check_source_exists(source, flag)
     try:
         yield

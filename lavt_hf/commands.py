@@ -1,6 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Console-script entry points of the commands that need the `train` extra (pyproject.toml `[project.scripts]`):
-each checks its extra first, so a missing one is one line naming the `pip install` that brings it, exit status 2."""
+"""Console-script entry points of the commands that need the `train` extra (pyproject.toml
+`[project.scripts]`): each checks the extra first, so a missing one is one line naming the `pip install` that
+brings it, with exit status 2."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def missing_extra_message(extra: str, what: str) -> str | None:
     missing = [module for module in EXTRA_MODULES[extra] if not _installed(module)]
     if not missing:
         return None
-    return f"{what} needs the `{extra}` extra ({', '.join(missing)} not installed): pip install 'lavt-hf[{extra}]'"
+    return (f"{what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
+            f"pip install 'lavt-hf[{extra}]'")
 
 
 def _run(prog: str, module: str) -> int:

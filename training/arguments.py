@@ -1,6 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Training options: three dataclasses read from a YAML recipe (every key a field below, or `base: other.yaml`,
-a recipe relative to this one that it changes), then overridden from the command line."""
+"""Training options: three dataclasses read from a YAML recipe (every key a field below, or `base:
+other.yaml`, a recipe relative to this one that it changes), then overridden from the command line."""
 
 from __future__ import annotations
 
@@ -109,11 +109,11 @@ class TrainingArguments:
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
 # The lowest value of each numeric option (max_grad_norm: above it); None is allowed where it is the default.
-MINIMUMS = {"image_size": 1, "max_train_objects": 1, "max_eval_samples": 1, "num_workers": 0, "shuffle_buffer": 1,
-            "seed": 0, "num_epochs": 1, "max_steps": 1, "per_device_batch_size": 1, "eval_batch_size": 1,
-            "gradient_accumulation_steps": 1, "learning_rate": 0.0, "weight_decay": 0.0, "poly_power": 0.0,
-            "text_trainable_layers": 0, "max_grad_norm": 0.0, "eval_every_steps": 1, "checkpointing_steps": 1,
-            "checkpoints_total_limit": 1, "log_every_steps": 1}
+MINIMUMS = {"image_size": 1, "max_train_objects": 1, "max_eval_samples": 1, "num_workers": 0,
+            "shuffle_buffer": 1, "seed": 0, "num_epochs": 1, "max_steps": 1, "per_device_batch_size": 1,
+            "eval_batch_size": 1, "gradient_accumulation_steps": 1, "learning_rate": 0.0, "weight_decay": 0.0,
+            "poly_power": 0.0, "text_trainable_layers": 0, "max_grad_norm": 0.0, "eval_every_steps": 1,
+            "checkpointing_steps": 1, "checkpoints_total_limit": 1, "log_every_steps": 1}
 CHOICES = {"preset": sorted(PRESETS), "optimizer": ["adamw", "adam"]}
 
 
@@ -124,12 +124,10 @@ def field_names() -> dict[str, type]:
 def merge_recipe(base: dict, override: dict) -> dict:
     """`override` over `base`; the mapping options (loss, model_overrides, text_config) merge key by key, so an
     override that adds `{loss: {dice_weight: 1}}` keeps the base's other loss settings."""
-    merged = dict(base)
-    for key, value in override.items():
-        if key in MERGED_OPTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = {**base[key], **value}
-        else:
-            merged[key] = value
+    merged = {**base, **override}
+    for key in MERGED_OPTIONS:
+        if isinstance(base.get(key), dict) and isinstance(override.get(key), dict):
+            merged[key] = {**base[key], **override[key]}
     return merged
 
 
@@ -168,9 +166,10 @@ def check_numeric_options(*arguments) -> None:
             value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)
             if name not in MINIMUMS or (value is None and type(None) in allowed):
                 continue
+            wanted = "an integer" if int in allowed else "a number"
             if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
-                raise UsageError(f"--{name} {value!r}: must be {'an integer' if int in allowed else 'a number'}; "
-                                 "fix it on the command line or in the recipe")
+                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
+                                 "the recipe")
             problem = range_problem(value, MINIMUMS[name], exclusive=name == "max_grad_norm")
             if problem:
                 raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
@@ -267,9 +266,9 @@ class TrainingArgumentParser(HfArgumentParser):
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """`--config recipe.yaml` gives defaults that other options override; a mapping option takes a YAML or JSON
-    mapping (`--loss '{perceptual_weight: 1.0}'`) or one key at a time (`--loss.perceptual_weight 1.0`), merged
-    over the recipe's. Raises `UsageError` for an unknown option (naming the closest) or a value not valid."""
+    """`--config recipe.yaml` gives defaults that other options override; a mapping option takes a YAML or
+    JSON mapping (`--loss '{perceptual_weight: 1.0}'`) or one key at a time (`--loss.perceptual_weight 1.0`),
+    merged over the recipe's. Raises `UsageError` for an unknown option (naming the closest), a bad value."""
     parser = TrainingArgumentParser(
         ARGUMENT_CLASSES, prog="lavt-train", allow_abbrev=False, description="Train LAVT with Accelerate. Options come from --config "
         "(YAML) and are overridden by the command line; a mapping option also takes one key at a time, e.g. "

@@ -41,7 +41,8 @@ def first_val_pairs(refer_root: Path, images_root: Path, count: int) -> list[tup
     from lavt_hf.training.data import load_refer_dataset
 
     rows = load_refer_dataset(refer_root, "refcoco_unc", "val", images_root=images_root)
-    return [(Path(row["image"].filename), row["sentences"][0]) for row in rows.select(range(min(count, len(rows))))]
+    rows = rows.select(range(min(count, len(rows))))
+    return [(Path(row["image"].filename), row["sentences"][0]) for row in rows]
 
 
 def overview_grid(overlays: list[Path], path: Path, columns: int = 2, scale: int = 2) -> Path:
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reusing {data}")
 
     step("2/4 training (accelerate launch, CPU)")
-    run([str(Path(sys.executable).with_name("accelerate")), "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    run([accelerate, "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--cpu", str(REPO_ROOT / "training" / "train.py"), "--config", str(DEMO_RECIPE),
          "--dataset", str(data / "refer"), "--images_root", str(data / "images"), "--output_dir", str(run_dir),
          "--text_encoder", offline_text_encoder(), *extra])

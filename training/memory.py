@@ -1,8 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Host memory of CPU training: glibc serves blocks above its mmap threshold from mappings returned to the
-system when freed, smaller ones from its heap, whose freed pages stay resident. The threshold rises with each
-mapped block freed (up to 32 MiB), so the heap of checkpointed training keeps gigabytes of freed activations; a
-fixed 4 MiB threshold returns them for a little more step time (docs/benchmarks.md)."""
+system when freed, smaller ones from its heap, whose freed pages stay resident. The threshold rises with
+each mapped block freed (up to 32 MiB), so the heap of checkpointed training keeps gigabytes of freed
+activations; a fixed 4 MiB threshold returns them for a little more step time (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -44,9 +44,9 @@ def configured_mmap_threshold() -> int | None:
 
 
 def return_freed_blocks_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> int | None:
-    """Serve blocks of at least `threshold_bytes` from their own mappings from now on (glibc's `mallopt`). Returns
-    the threshold in effect: the environment's where set (the user's choice wins), else `threshold_bytes`; None
-    where the C library is not glibc."""
+    """Serve blocks of at least `threshold_bytes` from their own mappings from now on (glibc's `mallopt`).
+    Returns the threshold in effect: the environment's where set (the user's choice wins), else
+    `threshold_bytes`; None where the C library is not glibc."""
     configured = configured_mmap_threshold()
     if configured is not None:
         return configured

@@ -46,7 +46,6 @@ from modeling_lavt.sharing.hub import push_lavt_to_hub, write_model_card
 from modeling_lavt.validation import check_tokenizer_fits
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before
 # loading), the run's schedule and the model's settings (both compared on resume).
 CHECKPOINT_RECORD = "lavt_checkpoint.json"
@@ -60,8 +59,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 def data_loader_configuration(seed: int) -> DataLoaderConfiguration:
-    """Accelerate's seedable sampler: epoch e's order is drawn from `data_seed + e` alone, on every process, so a
-    resumed run replays it. seed * 100_003 keeps neighbouring seeds apart (not seed s + 1 = seed s one epoch on)."""
+    """Accelerate's seedable sampler: epoch e's order is drawn from `data_seed + e` alone, on every process,
+    so a resumed run replays it. seed * 100_003 keeps seed s + 1 from replaying seed s one epoch later."""
     return DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed * 100_003)
 
 
@@ -106,8 +105,8 @@ def parameter_groups(model: LavtForReferringSegmentation, train_args: TrainingAr
 
 
 def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay (transformers'
-    polynomial schedule refuses learning rate 0 and gives 0 past the end at power 0)."""
+    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay
+    (transformers' polynomial schedule refuses learning rate 0 and gives 0 past the end at power 0)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(1.0 - step / total_steps, 0.0) ** power)
 
 
@@ -126,14 +125,12 @@ def model_settings(config: LavtConfig) -> dict:
 
 def checkpoints_in(directory: Path) -> list[Path]:
     """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
+    found = [p for p in directory.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
 
 
 def link_tree(source: Path, destination: Path) -> None:
-    """A copy of `source` made of hard links where the file system allows (files are replaced, never edited)."""
+    """A copy of `source` of hard links where the file system allows (files are replaced, never edited)."""
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
@@ -144,8 +141,9 @@ def link_tree(source: Path, destination: Path) -> None:
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
-    """`save_state` into a folder renamed when complete (a kill mid-save leaves nothing loadable), with the best
-    model so far (hard links to `output_dir/best`) and `record` plus every file's size in `CHECKPOINT_RECORD`."""
+    """`save_state` into a folder renamed when complete (a kill mid-save leaves nothing loadable), with the
+    best model so far (hard links to `output_dir/best`), and `record` and each file's size in
+    `CHECKPOINT_RECORD`."""
     directory = output_dir / "checkpoints"
     final = directory / f"checkpoint-{state['global_step']}"
     staging = directory / f".incomplete-checkpoint-{state['global_step']}"
@@ -186,8 +184,8 @@ def checkpoint_damage(checkpoint: Path) -> str | None:
 
 def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
     """The folder `value`, or for `latest` the newest undamaged checkpoint in `output_dir/checkpoints` (each
-    damaged one is named via `say` and skipped); None when there is none. Raises `UsageError` for a folder that
-    is not a complete, undamaged checkpoint, and when every checkpoint is damaged."""
+    damaged one is named via `say` and skipped); None when there is none. Raises `UsageError` for a folder
+    that is not a complete, undamaged checkpoint, and when every checkpoint is damaged."""
     if value != "latest":
         path = Path(value)
         if not (path / "trainer_state.json").is_file():
@@ -217,10 +215,10 @@ def check_resumable(checkpoint: Path, record: dict) -> None:
     """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
     saved_record = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
     for what, key, advice in (
-        ("schedule", "schedule", "resume with the checkpoint's values, or start a new run (another --output_dir, "
-                                 "no resume)"),
-        ("model", "model_settings", "resume with the recipe that saved it (preset, model_overrides, text_config, "
-                                    "loss)"),
+        ("schedule", "schedule",
+         "resume with the checkpoint's values, or start a new run (another --output_dir, no resume)"),
+        ("model", "model_settings",
+         "resume with the recipe that saved it (preset, model_overrides, text_config, loss)"),
     ):
         saved, current = saved_record[key], record[key]
         found = [f"{name}: {saved.get(name)!r} in the checkpoint, {current.get(name)!r} now"
@@ -247,8 +245,8 @@ def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, s
 
 
 class WorkerItems(torch.utils.data.IterableDataset):
-    """A streamed view's items read by `num_workers` DataLoader workers, merged in a fixed round-robin order and
-    batched in this process: an epoch has `len(view) // batch_size` batches, however the shards fall to workers."""
+    """A streamed view's items read by `num_workers` DataLoader workers, merged in a fixed round-robin order
+    and batched in this process: `len(view) // batch_size` batches an epoch, however shards fall."""
 
     def __init__(self, view: ReferTrainStream, num_workers: int) -> None:
         self.view, self.num_workers = view, num_workers
@@ -264,7 +262,10 @@ class WorkerItems(torch.utils.data.IterableDataset):
 
 
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
-    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
+    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A stream's
+    recorded row count gives the schedule before the first step; its shard order and shuffle buffer, drawn
+    from (seed, epoch), replace a sampler, and on several processes Accelerate dispatches the main process's
+    batches (docs/training.md, "Streaming")."""
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
@@ -272,41 +273,33 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
                                image_column=data_args.image_column, mask_column=data_args.mask_column,
                                text_column=data_args.text_column)
             for split in (data_args.train_split, data_args.eval_split))
+    limit, eval_workers = data_args.max_train_objects, data_args.num_workers
     if data_args.streaming:
-        return build_stream_loaders(data_args, train_args, processor, train_rows, eval_rows)
-    if data_args.max_train_objects:
-        train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
-    train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
-    eval_view = ReferEvalDataset(eval_rows, processor)
-    if data_args.max_eval_samples:
-        eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
-    # Shuffled by the seedable sampler that `accelerator.prepare` puts in (see `data_loader_configuration`).
-    train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
-                              collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
+        num_rows = stream_num_rows(train_rows)
+        if num_rows is None:
+            raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
+                             f"{data_args.train_split!r} split has (no split sizes in its card, no readable parquet "
+                             "footers), which the schedule needs; train without --streaming")
+        if limit:
+            train_rows, num_rows = train_rows.take(limit), min(limit, num_rows)
+        train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
+        train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
+        eval_view = ReferEvalStream(eval_rows, processor, max_samples=data_args.max_eval_samples)
+        train_loader = DataLoader(WorkerItems(train_view, data_args.num_workers), collate_fn=collate,
+                                  batch_size=train_args.per_device_batch_size, drop_last=True)
+        eval_workers = min(eval_workers, 1)  # a stream's evaluation pairs are numbered in stream order
+    else:
+        if limit:
+            train_rows = train_rows.select(range(min(limit, len(train_rows))))
+        train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
+        eval_view = ReferEvalDataset(eval_rows, processor)
+        if data_args.max_eval_samples:
+            eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
+        # Shuffled by the seedable sampler that `accelerator.prepare` puts in (see `data_loader_configuration`).
+        train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
+                                  collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
     eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
-                             num_workers=data_args.num_workers)
-    return train_view, train_loader, eval_loader
-
-
-def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor,
-                         train_rows, eval_rows):
-    """The loaders of `--streaming`. The split's recorded row count gives the schedule before the first step; the
-    stream's shard order and shuffle buffer, drawn from (seed, epoch), replace a sampler. On several processes
-    Accelerate dispatches the main process's batches (docs/training.md, "Streaming")."""
-    num_rows = stream_num_rows(train_rows)
-    if num_rows is None:
-        raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
-                         f"{data_args.train_split!r} split has (no split sizes in its card, no readable parquet "
-                         "footers), which the schedule needs; train without --streaming")
-    if data_args.max_train_objects:
-        train_rows, num_rows = train_rows.take(data_args.max_train_objects), min(data_args.max_train_objects, num_rows)
-    train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
-    train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
-    eval_view = ReferEvalStream(eval_rows, processor, max_samples=data_args.max_eval_samples)
-    train_loader = DataLoader(WorkerItems(train_view, data_args.num_workers), collate_fn=collate,
-                              batch_size=train_args.per_device_batch_size, drop_last=True)
-    eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
-                             num_workers=min(data_args.num_workers, 1))  # its pairs are numbered in stream order
+                             num_workers=eval_workers)
     return train_view, train_loader, eval_loader
 
 
@@ -315,8 +308,8 @@ def data_batches(loader: Iterable, source: str) -> Iterator:
     try:
         yield from loader
     except ValueError as error:  # from a worker, the message ends with the worker's own error line
-        raise UsageError(f"--dataset {source}: {str(error).strip().splitlines()[-1].removeprefix('ValueError: ')}"
-                         ) from error
+        problem = str(error).strip().splitlines()[-1].removeprefix("ValueError: ")
+        raise UsageError(f"--dataset {source}: {problem}") from error
 
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
@@ -359,7 +352,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     processor = build_processor(model_args, data_args)
     train_view, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
-    eval_size = "streamed" if data_args.streaming else len(eval_loader.dataset)
+    eval_pairs = "streamed" if data_args.streaming else len(eval_loader.dataset)
 
     model = build_model(model_args, train_args)
     try:
@@ -391,7 +384,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     total_batch = train_args.per_device_batch_size * accelerator.num_processes * train_args.gradient_accumulation_steps
     accelerator.print(
-        f"LAVT training: {len(train_view)} objects, {eval_size} evaluation pairs; batch {total_batch} in total "
+        f"LAVT training: {len(train_view)} objects, {eval_pairs} evaluation pairs; batch {total_batch} in total "
         f"({train_args.per_device_batch_size} per device x {accelerator.num_processes} processes x "
         f"{train_args.gradient_accumulation_steps} accumulation); {steps_per_epoch} steps per epoch, "
         f"{total_steps} steps; mixed precision: {accelerator.mixed_precision}"
@@ -403,7 +396,8 @@ def run(argv: list[str] | None = None) -> dict:
     schedule = {name: getattr(train_args, name) for name in SCHEDULE_OPTIONS}
     schedule.update(num_processes=accelerator.num_processes, training_objects=len(train_view))
     if data_args.streaming:  # the order of a streamed epoch: its shuffle buffer and how workers interleave shards
-        schedule.update(streaming_shuffle_buffer=data_args.shuffle_buffer, streaming_num_workers=data_args.num_workers)
+        schedule.update(streaming_shuffle_buffer=data_args.shuffle_buffer,
+                        streaming_num_workers=data_args.num_workers)
     record = {"schedule": schedule, "model_settings": model_settings(accelerator.unwrap_model(model).config)}
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
