@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from accelerate.utils import LoggerType
 from transformers import HfArgumentParser
 
 from lavt_hf.cli import (
@@ -29,8 +30,7 @@ from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
 MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
-KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab",
-                  "trackio", "none", "all")
+KNOWN_TRACKERS = (*(tracker.value for tracker in LoggerType), "none")
 
 
 @dataclass

@@ -211,8 +211,9 @@ def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
                      "damaged (see the warnings above); remove them to start from scratch")
 
 
-def check_resumable(checkpoint: Path, record: dict) -> None:
-    """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
+def resume(accelerator: Accelerator, checkpoint: Path, output_dir: Path, record: dict) -> dict:
+    """Load `checkpoint` and return its trainer state, with `output_dir/best` as it was when saved. Raises
+    `UsageError` for a checkpoint of another schedule or model, naming each setting with both values."""
     saved_record = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
     for what, key, advice in (
         ("schedule", "schedule",
@@ -226,22 +227,22 @@ def check_resumable(checkpoint: Path, record: dict) -> None:
         if found:
             raise UsageError(f"--resume_from_checkpoint {checkpoint}: the {what} settings differ from the "
                              f"checkpoint's ({'; '.join(found)}); {advice}")
-
-
-def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, state: dict) -> None:
-    """`output_dir/best` as it was when `checkpoint` was saved. Without it there nor in `output_dir`, the best
-    score cannot be matched to a model: the best is chosen anew from here on, saying so."""
+    accelerator.load_state(str(checkpoint))
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
     if (checkpoint / "best").is_dir():
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
             output_dir.mkdir(parents=True, exist_ok=True)
             link_tree(checkpoint / "best", output_dir / "best")
     elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
+        # The best score cannot be matched to a model: the best is chosen anew.
         accelerator.print(f"warning: {checkpoint} holds no best model and {output_dir / 'best'} does not exist; "
                           "the best model is chosen among the evaluations from now on")
         state["best_overall_iou"] = -1.0
         state.pop("best_metrics", None)
     accelerator.wait_for_everyone()
+    accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+    return state
 
 
 class WorkerItems(torch.utils.data.IterableDataset):
@@ -314,24 +315,20 @@ def data_batches(loader: Iterable, source: str) -> Iterator:
 
 def plot_training_curves(history: list[dict], path: Path) -> None:
     """Training loss per logged step and validation IoUs per evaluation, one PNG."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (loss_ax, iou_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
-    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    evals = [h for h in history if "overall_iou" in h]
-    if losses:
-        loss_ax.plot(*zip(*losses), color="tab:blue")
+    fig = Figure(figsize=(10, 3.6))
+    loss_ax, iou_ax = fig.subplots(1, 2)
+    logged = [h for h in history if "loss" in h]
+    loss_ax.plot([h["step"] for h in logged], [h["loss"] for h in logged], color="tab:blue")
     loss_ax.set(title="training loss", xlabel="step", ylabel="loss")
+    evals = [h for h in history if "overall_iou" in h]
     for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
         iou_ax.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=label)
     iou_ax.legend()
     iou_ax.set(title="validation", xlabel="step", ylabel="IoU (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -401,11 +398,7 @@ def run(argv: list[str] | None = None) -> dict:
     record = {"schedule": schedule, "model_settings": model_settings(accelerator.unwrap_model(model).config)}
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
-        check_resumable(checkpoint, record)
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "trainer_state.json").read_text())
-        restore_best(accelerator, checkpoint, output_dir, state)
-        accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+        state = resume(accelerator, checkpoint, output_dir, record)
 
     def run_evaluation() -> None:
         results = evaluate_model(model, eval_loader, accelerator, description=f"eval step {state['global_step']}")
