@@ -76,8 +76,7 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[
 
 def unwritable_reason(path: str | Path) -> str | None:
     """Why the folder `path` cannot be created or written into, or None. The nearest existing part must be
-    a folder that accepts a new file, tried for real: permission bits miss read-only file systems, quotas,
-    /proc."""
+    a folder that takes a new file, tried for real (permission bits miss read-only file systems, quotas)."""
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():

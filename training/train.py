@@ -142,8 +142,7 @@ def link_tree(source: Path, destination: Path) -> None:
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
     """`save_state` into a folder renamed when complete (a kill mid-save leaves nothing loadable), with the
-    best model so far (hard links to `output_dir/best`), and `record` and each file's size in
-    `CHECKPOINT_RECORD`."""
+    best model so far (hard links) and `record` plus each file's size in `CHECKPOINT_RECORD`."""
     directory = output_dir / "checkpoints"
     final = directory / f"checkpoint-{state['global_step']}"
     staging = directory / f".incomplete-checkpoint-{state['global_step']}"
