@@ -159,22 +159,6 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     return merge_recipe(load_recipe(path.parent / base, (*_seen, path.resolve())), recipe)
 
 
-def check_numeric_options(*arguments) -> None:
-    """Every numeric option a number in its range; recipe values reach the dataclasses unconverted."""
-    for instance in arguments:
-        for name, hint in typing.get_type_hints(type(instance)).items():
-            value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)
-            if name not in MINIMUMS or (value is None and type(None) in allowed):
-                continue
-            wanted = "an integer" if int in allowed else "a number"
-            if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
-                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
-                                 "the recipe")
-            problem = range_problem(value, MINIMUMS[name], exclusive=name == "max_grad_norm")
-            if problem:
-                raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
-
-
 def validate(model_args: ModelArguments, data_args: DataArguments, train_args: TrainingArguments) -> None:
     """Refuse what would fail later, before any model is built or data read: raises `UsageError` (a
     `NotFoundError` for a missing path)."""
@@ -186,7 +170,18 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
         unknown = sorted(set(mapping) - config_fields)
         if unknown:
             raise UsageError(f"{name} names unknown LavtConfig field(s) {unknown}")
-    check_numeric_options(data_args, train_args)
+    for instance in (data_args, train_args):  # recipe values reach the dataclasses unconverted
+        for name, hint in typing.get_type_hints(type(instance)).items():
+            value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)
+            if name not in MINIMUMS or (value is None and type(None) in allowed):
+                continue
+            wanted = "an integer" if int in allowed else "a number"
+            if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
+                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
+                                 "the recipe")
+            problem = range_problem(value, MINIMUMS[name], exclusive=name == "max_grad_norm")
+            if problem:
+                raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
     if not data_args.dataset:
         raise UsageError("no dataset given: set `dataset` in the config or pass --dataset")
     check_source_exists(data_args.dataset, "--dataset")
@@ -233,14 +228,10 @@ def yaml_mapping(text: str) -> dict:
     return value
 
 
-yaml_mapping.__name__ = "mapping"  # argparse names the type in "invalid <name> value"
-
-
 def dotted_overrides(extras: list[str]) -> tuple[dict[str, dict], list[str]]:
     """The `--<mapping option>.<key> VALUE` (or `=VALUE`) arguments among those argparse did not know, as
     {option: {key: value}} with YAML values, and the arguments left unknown."""
-    overrides: dict[str, dict] = {}
-    unknown: list[str] = []
+    overrides, unknown = {}, []
     tokens = iter(extras)
     for token in tokens:
         name, dot, key = token[2:].partition(".") if token.startswith("--") else ("", "", "")
