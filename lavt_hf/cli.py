@@ -103,8 +103,7 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
 
 
 def check_source_exists(source: str, flag: str) -> None:
-    """A local path that does not exist is refused as not found; only the "name" or "owner/name" form of a
-    Hub id is left to be looked up on the Hub."""
+    """Refuse a local path that does not exist; only a Hub id ("name" or "owner/name") is left to the Hub."""
     if not Path(source).exists() and not is_hub_repo_id(source):
         raise NotFoundError(f"{flag} {source}: not found (no such file or folder, from {Path.cwd()}); "
                             "give an existing path or a Hub id of the form owner/name")

@@ -111,8 +111,7 @@ def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_s
 
 
 def model_settings(config: LavtConfig) -> dict:
-    """The model's own settings (its text encoder's as `text_config.<name>`), without the generic fields every
-    transformers config has (dtype, architectures, versions)."""
+    """The model's settings (the text encoder's as `text_config.<name>`), less transformers' generic ones."""
     generic = set(PreTrainedConfig().to_dict())
     settings = {}
     for key, value in config.to_dict().items():
@@ -129,15 +128,12 @@ def checkpoints_in(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
 
 
-def link_tree(source: Path, destination: Path) -> None:
-    """A copy of `source` of hard links where the file system allows (files are replaced, never edited)."""
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, destination, copy_function=link_or_copy)
+def link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows (files are replaced, never edited), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
@@ -153,7 +149,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
     accelerator.wait_for_everyone()  # every process's files are there before their sizes are recorded
     if accelerator.is_main_process:
         if (output_dir / "best").is_dir():
-            link_tree(output_dir / "best", staging / "best")
+            shutil.copytree(output_dir / "best", staging / "best", copy_function=link_or_copy)
         files = {str(p.relative_to(staging)): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
         (staging / CHECKPOINT_RECORD).write_text(json.dumps({**record, "files": files}, indent=1))
         (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
@@ -232,7 +228,7 @@ def resume(accelerator: Accelerator, checkpoint: Path, output_dir: Path, record:
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
             output_dir.mkdir(parents=True, exist_ok=True)
-            link_tree(checkpoint / "best", output_dir / "best")
+            shutil.copytree(checkpoint / "best", output_dir / "best", copy_function=link_or_copy)
     elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
         # The best score cannot be matched to a model: the best is chosen anew.
         accelerator.print(f"warning: {checkpoint} holds no best model and {output_dir / 'best'} does not exist; "
@@ -262,10 +258,10 @@ class WorkerItems(torch.utils.data.IterableDataset):
 
 
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
-    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A stream's
-    recorded row count gives the schedule before the first step; its shard order and shuffle buffer, drawn
-    from (seed, epoch), replace a sampler, and on several processes Accelerate dispatches the main process's
-    batches (docs/training.md, "Streaming")."""
+    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A
+    stream's recorded row count gives the schedule before the first step; its shard order and shuffle buffer,
+    drawn from (seed, epoch), replace a sampler; Accelerate dispatches the main process's batches to the
+    others (docs/training.md, "Streaming")."""
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
@@ -273,33 +269,34 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
                                image_column=data_args.image_column, mask_column=data_args.mask_column,
                                text_column=data_args.text_column)
             for split in (data_args.train_split, data_args.eval_split))
-    limit, eval_workers = data_args.max_train_objects, data_args.num_workers
+    limit, eval_limit = data_args.max_train_objects, data_args.max_eval_samples
+    workers = data_args.num_workers
     if data_args.streaming:
         num_rows = stream_num_rows(train_rows)
         if num_rows is None:
             raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
-                             f"{data_args.train_split!r} split has (no split sizes in its card, no readable parquet "
-                             "footers), which the schedule needs; train without --streaming")
+                             f"{data_args.train_split!r} split has (no split sizes in its card, no readable "
+                             "parquet footers), which the schedule needs; train without --streaming")
         if limit:
             train_rows, num_rows = train_rows.take(limit), min(limit, num_rows)
         train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
         train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
-        eval_view = ReferEvalStream(eval_rows, processor, max_samples=data_args.max_eval_samples)
-        train_loader = DataLoader(WorkerItems(train_view, data_args.num_workers), collate_fn=collate,
+        eval_view = ReferEvalStream(eval_rows, processor, max_samples=eval_limit)
+        train_loader = DataLoader(WorkerItems(train_view, workers), collate_fn=collate,
                                   batch_size=train_args.per_device_batch_size, drop_last=True)
-        eval_workers = min(eval_workers, 1)  # a stream's evaluation pairs are numbered in stream order
     else:
         if limit:
             train_rows = train_rows.select(range(min(limit, len(train_rows))))
         train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
         eval_view = ReferEvalDataset(eval_rows, processor)
-        if data_args.max_eval_samples:
-            eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
-        # Shuffled by the seedable sampler that `accelerator.prepare` puts in (see `data_loader_configuration`).
+        if eval_limit:
+            eval_view = torch.utils.data.Subset(eval_view, range(min(eval_limit, len(eval_view))))
+        # Shuffled by the seedable sampler `accelerator.prepare` puts in (see `data_loader_configuration`).
         train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
-                                  collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
+                                  collate_fn=collate, num_workers=workers, drop_last=True)
+    # A stream's evaluation pairs are numbered in stream order: one reader.
     eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
-                             num_workers=eval_workers)
+                             num_workers=min(workers, 1) if data_args.streaming else workers)
     return train_view, train_loader, eval_loader
 
 
@@ -348,7 +345,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     processor = build_processor(model_args, data_args)
     train_view, train_loader, eval_loader = build_dataloaders(data_args, train_args, processor)
-    eval_pairs = "streamed" if data_args.streaming else len(eval_loader.dataset)
+    eval_size = "streamed" if data_args.streaming else len(eval_loader.dataset)
 
     model = build_model(model_args, train_args)
     try:
@@ -380,7 +377,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     total_batch = train_args.per_device_batch_size * accelerator.num_processes * train_args.gradient_accumulation_steps
     accelerator.print(
-        f"LAVT training: {len(train_view)} objects, {eval_pairs} evaluation pairs; batch {total_batch} in total "
+        f"LAVT training: {len(train_view)} objects, {eval_size} evaluation pairs; batch {total_batch} in total "
         f"({train_args.per_device_batch_size} per device x {accelerator.num_processes} processes x "
         f"{train_args.gradient_accumulation_steps} accumulation); {steps_per_epoch} steps per epoch, "
         f"{total_steps} steps; mixed precision: {accelerator.mixed_precision}"
@@ -437,8 +434,7 @@ def run(argv: list[str] | None = None) -> dict:
                     raise NonFiniteLossError(
                         f"non-finite loss at step {state['global_step']} (epoch {state['epoch']}); the last good "
                         f"checkpoint is in {output_dir / 'checkpoints'}. Lower the learning rate or enable "
-                        "max_grad_norm, then resume with --resume_from_checkpoint latest"
-                    )
+                        "max_grad_norm, then resume with --resume_from_checkpoint latest")
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and train_args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
@@ -502,8 +498,7 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """lavt-train: a mistake in the options, the recipe, the data or the checkpoint to resume ends the command
-    with one line and exit status 2."""
+    """lavt-train: a mistake in the options, recipe, data or checkpoint is one line and exit status 2."""
     with usage_errors_exit("lavt-train"):
         run(argv)
     return 0
