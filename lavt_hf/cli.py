@@ -1,16 +1,12 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Checks shared by the command-line tools (lavt-train, lavt-evaluate, lavt-convert, lavt-predict,
-lavt-prepare-refcoco, lavt-benchmark): a user's mistake is found before any work starts and reported as one
-line, ``<prog>: error: <what>, <where>; <what to do>``, with exit status 2 (argparse's convention); a
-traceback is left for bugs.
-"""
+"""Checks shared by the command-line tools: a user's mistake is found before any work starts and reported as
+one line, ``<prog>: error: <what>, <where>; <what to do>``, exit status 2; a traceback is left for bugs."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import difflib
-import functools
 import math
 import sys
 import tempfile
@@ -20,12 +16,9 @@ from typing import Any, NoReturn
 
 from modeling_lavt.validation import is_hub_repo_id
 
-# "name" or "owner/name": the only forms a Hub id can take; any other path that does not exist is a typo.
-
 
 class UsageError(ValueError):
-    """A mistake in a tool's options or inputs (not a bug): the tools print its message as one line and exit
-    with status 2."""
+    """A mistake in a tool's options or inputs (not a bug): one line and exit status 2."""
 
 
 class NotFoundError(UsageError, FileNotFoundError):
@@ -33,16 +26,14 @@ class NotFoundError(UsageError, FileNotFoundError):
 
 
 def exit_with_usage_error(prog: str, message: str) -> NoReturn:
-    """Print ``<prog>: error: <message>`` as one line on stderr and exit with status 2 (as `parser.error`,
-    without repeating the usage)."""
+    """Print ``<prog>: error: <message>`` as one line on stderr and exit with status 2."""
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
     sys.exit(2)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser whose mistakes (a bad value, a missing option) are one line, as every other error of
-    the tools, instead of the usage block followed by the error. No option is taken from a prefix: a misspelt
-    option is an error, not silently another option."""
+    """argparse's parser whose mistakes are one line (no usage block), and which takes no option from a
+    prefix: a misspelt option is an error, not silently another option."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **{"allow_abbrev": False, **kwargs})
@@ -53,32 +44,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
-    """Turn a `UsageError` (and the given exception kinds, where a library reports the user's input that
-    way) raised inside the block into `exit_with_usage_error`."""
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line, exit 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
         exit_with_usage_error(prog, str(error))
 
 
-def reports_usage_errors(prog: str, *kinds: type[Exception]) -> Callable[[Callable], Callable]:
-    """`usage_errors_exit` as a decorator of a tool's `main`."""
-
-    def decorate(main: Callable) -> Callable:
-        @functools.wraps(main)
-        def wrapper(*args, **kwargs):
-            with usage_errors_exit(prog, *kinds):
-                return main(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
+# The same as a decorator of a tool's `main` (a context manager made by `contextmanager` also decorates).
+reports_usage_errors = usage_errors_exit
 
 
 def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
-    """argparse's "unrecognized arguments" message for `extras` (what `parse_known_args` left over), with the
-    closest known option of each misspelt one, e.g. ``unrecognized arguments: --learning_rte 0.1; did you mean
-    --learning_rate?`` (argparse of Python 3.11 suggests none)."""
+    """argparse's "unrecognized arguments" message for `extras`, with the closest known option of each
+    misspelt one, e.g. ``unrecognized arguments: --learning_rte 0.1; did you mean --learning_rate?``."""
     known = list(parser._option_string_actions)
     hints = {}
     for token in extras:
@@ -96,13 +75,8 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[
 
 
 def unwritable_reason(path: str | Path) -> str | None:
-    """Why the folder `path` cannot be created or written into, or None when it can.
-
-    Looks at the nearest part of `path` that exists: a file there (the path itself or a parent) can never
-    hold a folder; a folder there must accept a new file, which is tried for real (a temporary file, removed
-    at once) because permission bits do not tell a read-only file system, a full quota or a virtual file
-    system such as /proc apart, and root ignores them.
-    """
+    """Why the folder `path` cannot be created or written into, or None. The nearest existing part must be
+    a folder that takes a new file, tried for real (permission bits miss read-only file systems, quotas)."""
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
@@ -117,11 +91,8 @@ def unwritable_reason(path: str | Path) -> str | None:
 
 
 def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> None:
-    """Refuse an output folder that cannot be written before any work starts.
-
-    Raises `UsageError` naming `flag` and the reason; with `prog`, prints the one-line error and exits with
-    status 2 instead (for a tool's `main`).
-    """
+    """Refuse an output folder that cannot be written: raises `UsageError` naming `flag` and the reason, or
+    with `prog` prints the one-line error and exits with status 2."""
     reason = unwritable_reason(path)
     if reason is None:
         return
@@ -132,8 +103,7 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
 
 
 def check_source_exists(source: str, flag: str) -> None:
-    """A local path that does not exist is refused as not found; only the "name" or "owner/name" form of a
-    Hub id is left to be looked up on the Hub."""
+    """Refuse a local path that does not exist; only a Hub id ("name" or "owner/name") is left to the Hub."""
     if not Path(source).exists() and not is_hub_repo_id(source):
         raise NotFoundError(f"{flag} {source}: not found (no such file or folder, from {Path.cwd()}); "
                             "give an existing path or a Hub id of the form owner/name")
@@ -141,11 +111,8 @@ def check_source_exists(source: str, flag: str) -> None:
 
 @contextlib.contextmanager
 def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
-    """Report the data loader's errors about the user's data as `UsageError`s naming `flag` and `source`.
-
-    A `source` that is not a local path is looked up on the Hub by the loader; when that fails the message
-    says that it was not found, locally or on the Hub (instead of only "couldn't reach ... on the Hub").
-    """
+    """The data loader's errors about the user's data as `UsageError`s naming `flag` and `source` (one not
+    found locally nor on the Hub is said to be so)."""
     check_source_exists(source, flag)
     try:
         yield
@@ -168,8 +135,7 @@ def range_problem(value: float, minimum: float, exclusive: bool = False) -> str 
 
 
 def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str], float]:
-    """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses, so that a bad value
-    ends the command when it is parsed."""
+    """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses."""
 
     def convert(text: str):
         value = kind(text)

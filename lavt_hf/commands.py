@@ -1,17 +1,14 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Console-script entry points of the commands that need an extra (pyproject.toml `[project.scripts]`).
-
-`pip install lavt-hf` brings what inference needs; training, evaluation, data preparation, the loss study and the
-benchmarks need the `train` extra (README, "Install"; docs/design.md, "Modules"). Each entry point here checks that
-its extra is installed before it imports the command, so a missing extra is one line naming the `pip install` that brings it,
-with exit status 2, instead of an ImportError traceback from deep inside the command's imports.
-"""
+"""Console-script entry points of the commands that need the `train` extra (pyproject.toml
+`[project.scripts]`): each checks the extra first, so a missing one is one line naming the `pip install` that
+brings it, with exit status 2."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import sys
+from functools import partial
 
 # The modules an extra brings that its commands import (the rest of each extra is pulled in by these).
 EXTRA_MODULES = {
@@ -36,30 +33,16 @@ def missing_extra_message(extra: str, what: str) -> str | None:
             f"pip install 'lavt-hf[{extra}]'")
 
 
-def _run(prog: str, extra: str, target: str) -> int:
-    message = missing_extra_message(extra, prog)
+def _run(prog: str, module: str) -> int:
+    message = missing_extra_message("train", prog)
     if message is not None:
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
-    module, function = target.split(":")
-    return getattr(importlib.import_module(module), function)()
+    return importlib.import_module(module).main()
 
 
-def train() -> int:
-    return _run("lavt-train", "train", "lavt_hf.training.train:main")
-
-
-def evaluate() -> int:
-    return _run("lavt-evaluate", "train", "lavt_hf.training.evaluation:main")
-
-
-def prepare_refcoco() -> int:
-    return _run("lavt-prepare-refcoco", "train", "lavt_hf.scripts.prepare_refcoco:main")
-
-
-def benchmark() -> int:
-    return _run("lavt-benchmark", "train", "lavt_hf.scripts.benchmark:main")
-
-
-def compare() -> int:
-    return _run("lavt-compare", "train", "lavt_hf.scripts.compare_losses:main")
+train = partial(_run, "lavt-train", "lavt_hf.training.train")
+evaluate = partial(_run, "lavt-evaluate", "lavt_hf.training.evaluation")
+prepare_refcoco = partial(_run, "lavt-prepare-refcoco", "lavt_hf.scripts.prepare_refcoco")
+benchmark = partial(_run, "lavt-benchmark", "lavt_hf.scripts.benchmark")
+compare = partial(_run, "lavt-compare", "lavt_hf.scripts.compare_losses")

@@ -1,9 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Training configuration: three dataclasses read from a YAML recipe, then overridden from the command line.
-
-Every key of a recipe must be a field below (or `base`); a typo fails before any work starts. A recipe may
-start from another one with `base: other.yaml` (a path relative to the recipe) and state only its differences.
-"""
+"""Training options: three dataclasses read from a YAML recipe (every key a field below, or `base:
+other.yaml`, a recipe relative to this one that it changes), then overridden from the command line."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from accelerate.utils import LoggerType
 from transformers import HfArgumentParser
 
 from lavt_hf.cli import (
@@ -32,8 +30,7 @@ from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
 MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
-KNOWN_TRACKERS = ("tensorboard", "wandb", "comet_ml", "mlflow", "aim", "clearml", "dvclive", "swanlab",
-                  "trackio", "none", "all")
+KNOWN_TRACKERS = (*(tracker.value for tracker in LoggerType), "none")
 
 
 @dataclass
@@ -111,16 +108,13 @@ class TrainingArguments:
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
-# The range of each numeric option: (lowest value, whether the lowest itself is excluded). A None value (the
-# option's "off" or "all") is always allowed where the field's default is None.
-NUMERIC_RANGES: dict[str, tuple[float, bool]] = {
-    "image_size": (1, False), "max_train_objects": (1, False), "max_eval_samples": (1, False),
-    "num_workers": (0, False), "shuffle_buffer": (1, False), "seed": (0, False), "num_epochs": (1, False), "max_steps": (1, False),
-    "per_device_batch_size": (1, False), "eval_batch_size": (1, False), "gradient_accumulation_steps": (1, False),
-    "learning_rate": (0.0, False), "weight_decay": (0.0, False), "poly_power": (0.0, False),
-    "text_trainable_layers": (0, False), "max_grad_norm": (0.0, True), "eval_every_steps": (1, False),
-    "checkpointing_steps": (1, False), "checkpoints_total_limit": (1, False), "log_every_steps": (1, False),
-}
+# The lowest value of each numeric option (max_grad_norm: above it); None is allowed where it is the default.
+MINIMUMS = {"image_size": 1, "max_train_objects": 1, "max_eval_samples": 1, "num_workers": 0,
+            "shuffle_buffer": 1, "seed": 0, "num_epochs": 1, "max_steps": 1, "per_device_batch_size": 1,
+            "eval_batch_size": 1, "gradient_accumulation_steps": 1, "learning_rate": 0.0, "weight_decay": 0.0,
+            "poly_power": 0.0, "text_trainable_layers": 0, "max_grad_norm": 0.0, "eval_every_steps": 1,
+            "checkpointing_steps": 1, "checkpoints_total_limit": 1, "log_every_steps": 1}
+CHOICES = {"preset": sorted(PRESETS), "optimizer": ["adamw", "adam"]}
 
 
 def field_names() -> dict[str, type]:
@@ -130,12 +124,10 @@ def field_names() -> dict[str, type]:
 def merge_recipe(base: dict, override: dict) -> dict:
     """`override` over `base`; the mapping options (loss, model_overrides, text_config) merge key by key, so an
     override that adds `{loss: {dice_weight: 1}}` keeps the base's other loss settings."""
-    merged = dict(base)
-    for key, value in override.items():
-        if key in MERGED_OPTIONS and isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = {**base[key], **value}
-        else:
-            merged[key] = value
+    merged = {**base, **override}
+    for key in MERGED_OPTIONS:
+        if isinstance(base.get(key), dict) and isinstance(override.get(key), dict):
+            merged[key] = {**base[key], **override[key]}
     return merged
 
 
@@ -167,35 +159,29 @@ def load_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     return merge_recipe(load_recipe(path.parent / base, (*_seen, path.resolve())), recipe)
 
 
-def check_numeric_options(*arguments) -> None:
-    """Every numeric option a number in its range (`NUMERIC_RANGES`); recipe values reach the dataclasses
-    unconverted, so their type is checked too."""
-    for instance in arguments:
-        hints = typing.get_type_hints(type(instance))
-        for name in [n for n in NUMERIC_RANGES if n in hints]:
-            value, allowed = getattr(instance, name), typing.get_args(hints[name]) or (hints[name],)
-            if value is None and type(None) in allowed:
-                continue
-            wanted = "an integer" if int in allowed else "a number"
-            if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
-                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
-                                 "the recipe")
-            problem = range_problem(value, *NUMERIC_RANGES[name])
-            if problem:
-                raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
-
-
 def validate(model_args: ModelArguments, data_args: DataArguments, train_args: TrainingArguments) -> None:
     """Refuse what would fail later, before any model is built or data read: raises `UsageError` (a
     `NotFoundError` for a missing path)."""
-    if model_args.preset not in PRESETS:
-        raise UsageError(f"unknown preset {model_args.preset!r}; choose one of {sorted(PRESETS)}")
+    for name, value in (("preset", model_args.preset), ("optimizer", train_args.optimizer)):
+        if value not in CHOICES[name]:
+            raise UsageError(f"--{name} {value!r}: unknown {name}; choose one of {CHOICES[name]}")
     config_fields = {f.name for f in dataclasses.fields(LavtConfig)}
     for name, mapping in (("model_overrides", model_args.model_overrides), ("loss", train_args.loss)):
         unknown = sorted(set(mapping) - config_fields)
         if unknown:
             raise UsageError(f"{name} names unknown LavtConfig field(s) {unknown}")
-    check_numeric_options(data_args, train_args)
+    for instance in (data_args, train_args):  # recipe values reach the dataclasses unconverted
+        for name, hint in typing.get_type_hints(type(instance)).items():
+            value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)
+            if name not in MINIMUMS or (value is None and type(None) in allowed):
+                continue
+            wanted = "an integer" if int in allowed else "a number"
+            if isinstance(value, bool) or not isinstance(value, int if int in allowed else (int, float)):
+                raise UsageError(f"--{name} {value!r}: must be {wanted}; fix it on the command line or in "
+                                 "the recipe")
+            problem = range_problem(value, MINIMUMS[name], exclusive=name == "max_grad_norm")
+            if problem:
+                raise UsageError(f"--{name} {value}: {problem}; fix it on the command line or in the recipe")
     if not data_args.dataset:
         raise UsageError("no dataset given: set `dataset` in the config or pass --dataset")
     check_source_exists(data_args.dataset, "--dataset")
@@ -221,8 +207,6 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
     unknown_trackers = [t for t in trackers if t not in KNOWN_TRACKERS]
     if unknown_trackers:
         raise UsageError(f"unknown tracker(s) {unknown_trackers}; choose from {list(KNOWN_TRACKERS)}")
-    if train_args.optimizer not in ("adamw", "adam"):
-        raise UsageError(f"optimizer must be 'adamw' or 'adam', got {train_args.optimizer!r}")
     if train_args.push_to_hub and not train_args.hub_model_id:
         raise UsageError("--push_to_hub needs --hub_model_id")
     resume = train_args.resume_from_checkpoint
@@ -244,14 +228,10 @@ def yaml_mapping(text: str) -> dict:
     return value
 
 
-yaml_mapping.__name__ = "mapping"  # argparse names the type in "invalid <name> value"
-
-
 def dotted_overrides(extras: list[str]) -> tuple[dict[str, dict], list[str]]:
     """The `--<mapping option>.<key> VALUE` (or `=VALUE`) arguments among those argparse did not know, as
     {option: {key: value}} with YAML values, and the arguments left unknown."""
-    overrides: dict[str, dict] = {}
-    unknown: list[str] = []
+    overrides, unknown = {}, []
     tokens = iter(extras)
     for token in tokens:
         name, dot, key = token[2:].partition(".") if token.startswith("--") else ("", "", "")
@@ -277,13 +257,9 @@ class TrainingArgumentParser(HfArgumentParser):
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """`--config recipe.yaml` supplies defaults; any other option overrides it. The mapping options (loss,
-    model_overrides, text_config) take a YAML or JSON mapping (`--loss '{perceptual_weight: 1.0}'`) or one key
-    at a time (`--loss.perceptual_weight 1.0`), merged key by key over the recipe's.
-
-    Raises:
-        UsageError: for an unknown option (naming the closest known one) or a value that is not valid.
-    """
+    """`--config recipe.yaml` gives defaults that other options override; a mapping option takes a YAML or
+    JSON mapping (`--loss '{perceptual_weight: 1.0}'`) or one key at a time (`--loss.perceptual_weight 1.0`),
+    merged over the recipe's. Raises `UsageError` for an unknown option (naming the closest), a bad value."""
     parser = TrainingArgumentParser(
         ARGUMENT_CLASSES, prog="lavt-train", allow_abbrev=False, description="Train LAVT with Accelerate. Options come from --config "
         "(YAML) and are overridden by the command line; a mapping option also takes one key at a time, e.g. "

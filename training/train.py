@@ -24,6 +24,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedConfig
 
 from lavt_hf.cli import UsageError, dataset_errors, usage_errors_exit
 from lavt_hf.training.arguments import DataArguments, ModelArguments, TrainingArguments, parse_arguments
@@ -38,7 +39,6 @@ from lavt_hf.training.data import (
 )
 from lavt_hf.training.evaluation import DEFAULT_PRESENCE_THRESHOLD, evaluate_model
 from lavt_hf.training.memory import return_freed_blocks_to_system
-from lavt_hf.training.reporting import plot_training_curves
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
@@ -46,10 +46,12 @@ from modeling_lavt.sharing.hub import push_lavt_to_hub, write_model_card
 from modeling_lavt.validation import check_tokenizer_fits
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 # Beside accelerate's files in each checkpoint: the size of every file saved (a truncated file is found before
-# loading), the settings that define the run's schedule and the model's settings (both compared on resume).
+# loading), the run's schedule and the model's settings (both compared on resume).
 CHECKPOINT_RECORD = "lavt_checkpoint.json"
+# The options that decide which samples each optimizer step sees and at which learning rate.
+SCHEDULE_OPTIONS = ("per_device_batch_size", "gradient_accumulation_steps", "num_epochs", "max_steps", "seed",
+                    "optimizer", "learning_rate", "poly_power")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,16 +59,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 def data_loader_configuration(seed: int) -> DataLoaderConfiguration:
-    """Accelerate's seedable shuffling: `prepare` swaps the training loader's RandomSampler for a
-    SeedableRandomSampler, whose epoch-e order is a permutation drawn from `data_seed + e` alone (the same on
-    every process, each taking its shard), so a resumed run replays the same order. `data_seed` = seed * 100_003
-    keeps the orders of neighbouring seeds apart (seed s + 1 would replay seed s's orders one epoch later)."""
+    """Accelerate's seedable sampler: epoch e's order is drawn from `data_seed + e` alone, on every process,
+    so a resumed run replays it. seed * 100_003 keeps seed s + 1 from replaying seed s one epoch later."""
     return DataLoaderConfiguration(use_seedable_sampler=True, data_seed=seed * 100_003)
 
 
 def build_processor(model_args: ModelArguments, data_args: DataArguments) -> LavtProcessor:
-    from transformers import AutoTokenizer
-
     if model_args.init_from:
         processor = LavtProcessor.from_pretrained(model_args.init_from)
         processor.image_processor.size = {"height": data_args.image_size, "width": data_args.image_size}
@@ -106,43 +104,14 @@ def parameter_groups(model: LavtForReferringSegmentation, train_args: TrainingAr
     return [{"params": decay, "weight_decay": train_args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model, train_args: TrainingArguments) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train_args)
-    if train_args.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=train_args.learning_rate)
-    return torch.optim.AdamW(groups, lr=train_args.learning_rate)
-
-
 def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay."""
-    # Not transformers' get_polynomial_decay_schedule_with_warmup(optimizer, 0, total, lr_end=0.0, power=...): same
-    # lrs bit for bit at lr > 0 and power > 0, but it refuses learning_rate 0 and gives 0 past the end at power 0.
+    """Each group's lr * max(1 - step / total_steps, 0) ** power, the original's per-step poly decay
+    (transformers' polynomial schedule refuses learning rate 0 and gives 0 past the end at power 0)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(1.0 - step / total_steps, 0.0) ** power)
 
 
-def checkpoints_in(directory: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def run_schedule(train_args: TrainingArguments, num_processes: int, training_objects: int) -> dict:
-    """The settings that decide which samples each optimizer step sees and at which learning rate: a resumed
-    run must have the same ones, or it continues on another schedule than the one it started."""
-    return {"per_device_batch_size": train_args.per_device_batch_size,
-            "gradient_accumulation_steps": train_args.gradient_accumulation_steps, "num_processes": num_processes,
-            "num_epochs": train_args.num_epochs, "max_steps": train_args.max_steps,
-            "training_objects": training_objects, "seed": train_args.seed, "optimizer": train_args.optimizer,
-            "learning_rate": train_args.learning_rate, "poly_power": train_args.poly_power}
-
-
 def model_settings(config: LavtConfig) -> dict:
-    """The model's own settings (its text encoder's as `text_config.<name>`), without the generic fields every
-    transformers config has (dtype, architectures, versions)."""
-    from transformers import PreTrainedConfig
-
+    """The model's settings (the text encoder's as `text_config.<name>`), less transformers' generic ones."""
     generic = set(PreTrainedConfig().to_dict())
     settings = {}
     for key, value in config.to_dict().items():
@@ -153,31 +122,23 @@ def model_settings(config: LavtConfig) -> dict:
     return json.loads(json.dumps(settings))  # tuples as lists, as read back from the checkpoint
 
 
-def differences(saved: dict, current: dict) -> list[str]:
-    """'name: saved in the checkpoint, current now' for each setting whose values differ."""
-    return [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
-            for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
+def checkpoints_in(directory: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (incomplete ones never get their final name)."""
+    found = [p for p in directory.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
 
 
-def link_tree(source: Path, destination: Path) -> None:
-    """A copy of the folder `source` made of hard links where the file system allows (no space used: the
-    files are only ever replaced, never written in place), else of copies."""
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, destination, copy_function=link_or_copy)
+def link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows (files are replaced, never edited), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, limit: int, record: dict) -> Path:
-    """`save_state` into a temporary folder renamed when complete: a kill mid-save leaves nothing loadable.
-
-    The best model so far is kept with the checkpoint (hard links to `output_dir/best`), so that a run resumed
-    from it, in any output folder, has the best model its state refers to. `record` (the run's schedule and
-    model settings) is written to `CHECKPOINT_RECORD` with the size of every file saved.
-    """
+    """`save_state` into a folder renamed when complete (a kill mid-save leaves nothing loadable), with the
+    best model so far (hard links) and `record` plus each file's size in `CHECKPOINT_RECORD`."""
     directory = output_dir / "checkpoints"
     final = directory / f"checkpoint-{state['global_step']}"
     staging = directory / f".incomplete-checkpoint-{state['global_step']}"
@@ -188,7 +149,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
     accelerator.wait_for_everyone()  # every process's files are there before their sizes are recorded
     if accelerator.is_main_process:
         if (output_dir / "best").is_dir():
-            link_tree(output_dir / "best", staging / "best")
+            shutil.copytree(output_dir / "best", staging / "best", copy_function=link_or_copy)
         files = {str(p.relative_to(staging)): p.stat().st_size for p in sorted(staging.rglob("*")) if p.is_file()}
         (staging / CHECKPOINT_RECORD).write_text(json.dumps({**record, "files": files}, indent=1))
         (staging / "trainer_state.json").write_text(json.dumps(state, indent=1))
@@ -200,16 +161,11 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, lim
     return final
 
 
-def checkpoint_record(checkpoint: Path) -> dict:
-    """What `save_checkpoint` recorded beside the state."""
-    return json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
-
-
 def checkpoint_damage(checkpoint: Path) -> str | None:
     """What is wrong with a checkpoint's files (missing, or another size than saved), or None."""
     try:
         json.loads((checkpoint / "trainer_state.json").read_text())
-        files = checkpoint_record(checkpoint)["files"]
+        files = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())["files"]
     except (OSError, ValueError, KeyError) as error:
         return f"its state or record cannot be read ({error})"
     for name, size in files.items():
@@ -222,12 +178,9 @@ def checkpoint_damage(checkpoint: Path) -> str | None:
 
 
 def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
-    """The checkpoint to resume from: the folder given, or with `latest` the newest complete and undamaged one
-    in `output_dir/checkpoints` (each damaged one is named, via `say`, and skipped); None when there is none.
-
-    Raises `UsageError` for a given folder that is not a complete, undamaged checkpoint, and when every
-    checkpoint in `output_dir` is damaged.
-    """
+    """The folder `value`, or for `latest` the newest undamaged checkpoint in `output_dir/checkpoints` (each
+    damaged one is named via `say` and skipped); None when there is none. Raises `UsageError` for a folder
+    that is not a complete, undamaged checkpoint, and when every checkpoint is damaged."""
     if value != "latest":
         path = Path(value)
         if not (path / "trainer_state.json").is_file():
@@ -253,58 +206,43 @@ def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
                      "damaged (see the warnings above); remove them to start from scratch")
 
 
-def check_resumable(checkpoint: Path, schedule: dict, settings: dict) -> None:
-    """Refuse a checkpoint saved with another schedule or another model, naming each setting with both values."""
-    record = checkpoint_record(checkpoint)
-    for what, saved, current, advice in (
-        ("schedule", record["schedule"], schedule,
+def resume(accelerator: Accelerator, checkpoint: Path, output_dir: Path, record: dict) -> dict:
+    """Load `checkpoint` and return its trainer state, with `output_dir/best` as it was when saved. Raises
+    `UsageError` for a checkpoint of another schedule or model, naming each setting with both values."""
+    saved_record = json.loads((checkpoint / CHECKPOINT_RECORD).read_text())
+    for what, key, advice in (
+        ("schedule", "schedule",
          "resume with the checkpoint's values, or start a new run (another --output_dir, no resume)"),
-        ("model", record["model_settings"], settings,
+        ("model", "model_settings",
          "resume with the recipe that saved it (preset, model_overrides, text_config, loss)"),
     ):
-        found = differences(saved, current)
+        saved, current = saved_record[key], record[key]
+        found = [f"{name}: {saved.get(name)!r} in the checkpoint, {current.get(name)!r} now"
+                 for name in sorted(saved.keys() | current.keys()) if saved.get(name) != current.get(name)]
         if found:
             raise UsageError(f"--resume_from_checkpoint {checkpoint}: the {what} settings differ from the "
                              f"checkpoint's ({'; '.join(found)}); {advice}")
-
-
-def restore_best(accelerator: Accelerator, checkpoint: Path, output_dir: Path, state: dict) -> None:
-    """`output_dir/best` as it was when `checkpoint` was saved (the checkpoint may come from another run, or be
-    older than the best model there). A checkpoint without it, resumed into a folder without one, cannot say
-    which model its best score belongs to: the best is then chosen anew from here on, saying so."""
+    accelerator.load_state(str(checkpoint))
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
     if (checkpoint / "best").is_dir():
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
             output_dir.mkdir(parents=True, exist_ok=True)
-            link_tree(checkpoint / "best", output_dir / "best")
+            shutil.copytree(checkpoint / "best", output_dir / "best", copy_function=link_or_copy)
     elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
+        # The best score cannot be matched to a model: the best is chosen anew.
         accelerator.print(f"warning: {checkpoint} holds no best model and {output_dir / 'best'} does not exist; "
                           "the best model is chosen among the evaluations from now on")
         state["best_overall_iou"] = -1.0
         state.pop("best_metrics", None)
     accelerator.wait_for_everyone()
-
-
-def save_model_folder(accelerator: Accelerator, model, processor, folder: Path) -> None:
-    """`save_pretrained` of model and processor into `folder`, atomically replaced."""
-    if accelerator.is_main_process:
-        staging = folder.with_name(f".incomplete-{folder.name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        processor.save_pretrained(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
-    accelerator.wait_for_everyone()
+    accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+    return state
 
 
 class WorkerItems(torch.utils.data.IterableDataset):
-    """The items of a streamed view read by `num_workers` DataLoader workers, to be batched in this process.
-
-    Workers that batched their own share of the stream would each drop their last partial batch, so the batches
-    of an epoch would depend on how the stream's shards fall to the workers; batched after the workers' items
-    are merged (in a fixed round-robin order), an epoch has `len(view) // batch_size` of them, as the schedule
-    says. Workers start when iteration starts, so a process that only receives dispatched batches starts none.
-    """
+    """A streamed view's items read by `num_workers` DataLoader workers, merged in a fixed round-robin order
+    and batched in this process: `len(view) // batch_size` batches an epoch, however shards fall."""
 
     def __init__(self, view: ReferTrainStream, num_workers: int) -> None:
         self.view, self.num_workers = view, num_workers
@@ -320,7 +258,10 @@ class WorkerItems(torch.utils.data.IterableDataset):
 
 
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
-    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation."""
+    """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A
+    stream's recorded row count gives the schedule before the first step; its shard order and shuffle buffer,
+    drawn from (seed, epoch), replace a sampler; Accelerate dispatches the main process's batches to the
+    others (docs/training.md, "Streaming")."""
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
@@ -328,62 +269,62 @@ def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, p
                                image_column=data_args.image_column, mask_column=data_args.mask_column,
                                text_column=data_args.text_column)
             for split in (data_args.train_split, data_args.eval_split))
+    limit, eval_limit = data_args.max_train_objects, data_args.max_eval_samples
+    workers = data_args.num_workers
     if data_args.streaming:
-        return build_stream_loaders(data_args, train_args, processor, train_rows, eval_rows)
-    if data_args.max_train_objects:
-        train_rows = train_rows.select(range(min(data_args.max_train_objects, len(train_rows))))
-    train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
-    eval_view = ReferEvalDataset(eval_rows, processor)
-    if data_args.max_eval_samples:
-        eval_view = torch.utils.data.Subset(eval_view, range(min(data_args.max_eval_samples, len(eval_view))))
-    # Shuffled by the seedable sampler that `accelerator.prepare` puts in (see `data_loader_configuration`).
-    train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
-                              collate_fn=collate, num_workers=data_args.num_workers, drop_last=True)
+        num_rows = stream_num_rows(train_rows)
+        if num_rows is None:
+            raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
+                             f"{data_args.train_split!r} split has (no split sizes in its card, no readable "
+                             "parquet footers), which the schedule needs; train without --streaming")
+        if limit:
+            train_rows, num_rows = train_rows.take(limit), min(limit, num_rows)
+        train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
+        train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
+        eval_view = ReferEvalStream(eval_rows, processor, max_samples=eval_limit)
+        train_loader = DataLoader(WorkerItems(train_view, workers), collate_fn=collate,
+                                  batch_size=train_args.per_device_batch_size, drop_last=True)
+    else:
+        if limit:
+            train_rows = train_rows.select(range(min(limit, len(train_rows))))
+        train_view = ReferTrainDataset(train_rows, processor, seed=train_args.seed)
+        eval_view = ReferEvalDataset(eval_rows, processor)
+        if eval_limit:
+            eval_view = torch.utils.data.Subset(eval_view, range(min(eval_limit, len(eval_view))))
+        # Shuffled by the seedable sampler `accelerator.prepare` puts in (see `data_loader_configuration`).
+        train_loader = DataLoader(train_view, batch_size=train_args.per_device_batch_size, shuffle=True,
+                                  collate_fn=collate, num_workers=workers, drop_last=True)
+    # A stream's evaluation pairs are numbered in stream order: one reader.
     eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
-                             num_workers=data_args.num_workers)
-    return train_view, train_loader, eval_loader
-
-
-def build_stream_loaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor,
-                         train_rows, eval_rows):
-    """The loaders of `--streaming`: streamed views whose training length comes from the split's recorded row
-    count, so that the schedule is known before the first step (no sampler: the stream's shard order and a
-    shuffle buffer, both drawn from (seed, epoch), replace it).
-
-    Several processes: Accelerate's `prepare` dispatches an iterable loader (its default): the main process reads
-    the stream (with its workers) and sends each process its own batch, so every object is seen once per epoch
-    across processes, each step's batches do not depend on how the stream's shards fall to processes, and a
-    resume skips the same batches on the same stream (docs/training.md, "Streaming")."""
-    num_rows = stream_num_rows(train_rows)
-    if num_rows is None:
-        raise UsageError(f"--streaming: {data_args.dataset} does not say how many rows its "
-                         f"{data_args.train_split!r} split has (no split sizes in its card, no readable parquet "
-                         "footers), which the schedule needs; train without --streaming")
-    if data_args.max_train_objects:
-        train_rows, num_rows = train_rows.take(data_args.max_train_objects), min(data_args.max_train_objects, num_rows)
-    train_rows = train_rows.shuffle(seed=train_args.seed, buffer_size=data_args.shuffle_buffer)
-    train_view = ReferTrainStream(train_rows, processor, seed=train_args.seed, num_rows=num_rows)
-    eval_view = ReferEvalStream(eval_rows, processor, max_samples=data_args.max_eval_samples)
-    train_loader = DataLoader(WorkerItems(train_view, data_args.num_workers), collate_fn=collate,
-                              batch_size=train_args.per_device_batch_size, drop_last=True)
-    eval_loader = DataLoader(eval_view, batch_size=train_args.eval_batch_size, collate_fn=collate,
-                             num_workers=min(data_args.num_workers, 1))  # its pairs are numbered in stream order
+                             num_workers=min(workers, 1) if data_args.streaming else workers)
     return train_view, train_loader, eval_loader
 
 
 def data_batches(loader: Iterable, source: str) -> Iterator:
-    """The loader's batches. A row that is checked only when read (a stream's) and fails is reported as the
-    loaders' other errors are: one line naming the data, not a traceback in the middle of training."""
-    batches = iter(loader)
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except ValueError as error:  # from a worker, the message ends with the worker's own error line
-            raise UsageError(f"--dataset {source}: {str(error).strip().splitlines()[-1].removeprefix('ValueError: ')}"
-                             ) from error
-        yield batch
+    """The loader's batches; a row found bad only when read (a stream's) ends in one line naming the data."""
+    try:
+        yield from loader
+    except ValueError as error:  # from a worker, the message ends with the worker's own error line
+        problem = str(error).strip().splitlines()[-1].removeprefix("ValueError: ")
+        raise UsageError(f"--dataset {source}: {problem}") from error
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    """Training loss per logged step and validation IoUs per evaluation, one PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6))
+    loss_ax, iou_ax = fig.subplots(1, 2)
+    logged = [h for h in history if "loss" in h]
+    loss_ax.plot([h["step"] for h in logged], [h["loss"] for h in logged], color="tab:blue")
+    loss_ax.set(title="training loss", xlabel="step", ylabel="loss")
+    evals = [h for h in history if "overall_iou" in h]
+    for key, label in (("overall_iou", "overall IoU"), ("mean_iou", "mean IoU")):
+        iou_ax.plot([h["step"] for h in evals], [h[key] for h in evals], marker="o", label=label)
+    iou_ax.legend()
+    iou_ax.set(title="validation", xlabel="step", ylabel="IoU (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -420,7 +361,8 @@ def run(argv: list[str] | None = None) -> dict:
                                   "more go back to the system (malloc mmap threshold)")
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":  # PyTorch syncs BatchNorm on GPUs only
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = build_optimizer(model, train_args)
+    optimizer_class = torch.optim.Adam if train_args.optimizer == "adam" else torch.optim.AdamW
+    optimizer = optimizer_class(parameter_groups(model, train_args), lr=train_args.learning_rate)
 
     model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
     if len(train_loader) == 0:
@@ -428,9 +370,7 @@ def run(argv: list[str] | None = None) -> dict:
                          f"objects do not fill one batch per process ({accelerator.num_processes} processes); give "
                          "a smaller batch size or more training objects")
     steps_per_epoch = math.ceil(len(train_loader) / train_args.gradient_accumulation_steps)  # per process
-    total_steps = train_args.num_epochs * steps_per_epoch
-    if train_args.max_steps:
-        total_steps = min(total_steps, train_args.max_steps)
+    total_steps = min(train_args.num_epochs * steps_per_epoch, train_args.max_steps or math.inf)
     # Stepped by hand once per optimizer step (not through `prepare`, which would step it once per process).
     scheduler = poly_schedule(optimizer, total_steps, train_args.poly_power)
     accelerator.register_for_checkpointing(scheduler)
@@ -446,31 +386,34 @@ def run(argv: list[str] | None = None) -> dict:
         accelerator.init_trackers("lavt", config={k: v for k, v in vars(train_args).items()
                                                   if isinstance(v, (int, float, str, bool))})
 
-    record = {"schedule": run_schedule(train_args, accelerator.num_processes, len(train_view)),
-              "model_settings": model_settings(accelerator.unwrap_model(model).config)}
+    schedule = {name: getattr(train_args, name) for name in SCHEDULE_OPTIONS}
+    schedule.update(num_processes=accelerator.num_processes, training_objects=len(train_view))
     if data_args.streaming:  # the order of a streamed epoch: its shuffle buffer and how workers interleave shards
-        record["schedule"].update(streaming_shuffle_buffer=data_args.shuffle_buffer,
-                                  streaming_num_workers=data_args.num_workers)
+        schedule.update(streaming_shuffle_buffer=data_args.shuffle_buffer,
+                        streaming_num_workers=data_args.num_workers)
+    record = {"schedule": schedule, "model_settings": model_settings(accelerator.unwrap_model(model).config)}
     state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_overall_iou": -1.0, "history": []}
     if checkpoint is not None:
-        check_resumable(checkpoint, record["schedule"], record["model_settings"])
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "trainer_state.json").read_text())
-        restore_best(accelerator, checkpoint, output_dir, state)
-        accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+        state = resume(accelerator, checkpoint, output_dir, record)
 
-    def run_evaluation() -> dict:
+    def run_evaluation() -> None:
         results = evaluate_model(model, eval_loader, accelerator, description=f"eval step {state['global_step']}")
         metrics = {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         state["history"].append({"step": state["global_step"], "epoch": state["epoch"], **metrics})
         accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=state["global_step"])
         accelerator.print(f"step {state['global_step']}: overall IoU {metrics['overall_iou']:.2f}, "
                           f"mean IoU {metrics['mean_iou']:.2f}")
-        if metrics["overall_iou"] > state["best_overall_iou"]:
-            state["best_overall_iou"] = metrics["overall_iou"]
-            state["best_metrics"] = metrics
-            save_model_folder(accelerator, model, processor, output_dir / "best")
-        return metrics
+        if metrics["overall_iou"] <= state["best_overall_iou"]:
+            return
+        state.update(best_overall_iou=metrics["overall_iou"], best_metrics=metrics)
+        if accelerator.is_main_process:  # saved aside, then renamed: a kill mid-save keeps the previous best
+            staging = output_dir / ".incomplete-best"
+            shutil.rmtree(staging, ignore_errors=True)
+            accelerator.unwrap_model(model).save_pretrained(staging)
+            processor.save_pretrained(staging)
+            shutil.rmtree(output_dir / "best", ignore_errors=True)
+            os.replace(staging, output_dir / "best")
+        accelerator.wait_for_everyone()
 
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="train",
                     disable=not accelerator.is_local_main_process)
@@ -491,8 +434,7 @@ def run(argv: list[str] | None = None) -> dict:
                     raise NonFiniteLossError(
                         f"non-finite loss at step {state['global_step']} (epoch {state['epoch']}); the last good "
                         f"checkpoint is in {output_dir / 'checkpoints'}. Lower the learning rate or enable "
-                        "max_grad_norm, then resume with --resume_from_checkpoint latest"
-                    )
+                        "max_grad_norm, then resume with --resume_from_checkpoint latest")
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients and train_args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
@@ -556,8 +498,7 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """lavt-train: a mistake in the options, the recipe, the data or the checkpoint to resume ends the command
-    with one line and exit status 2."""
+    """lavt-train: a mistake in the options, recipe, data or checkpoint is one line and exit status 2."""
     with usage_errors_exit("lavt-train"):
         run(argv)
     return 0
