@@ -1,9 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions.
 
-The tokenization reproduces the original by default (docs/model.md, "Text side"): encode with special tokens and no
-truncation, keep the first `max_length` ids, pad with the pad id. A sentence longer than `max_length - 2`
-wordpieces therefore loses its [SEP]; `truncation_mode="keep_sep"` gives the modern behaviour instead.
+By default the ids are the original's (docs/model.md, "Text side"): encoded with special tokens, cut at
+`max_length` (a sentence longer than `max_length - 2` word pieces loses its [SEP]), padded with the pad id;
+`truncation_mode="keep_sep"` keeps [SEP] as the last token instead.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import numpy as np
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .image_processing_lavt import ImageLike, MaskLike, make_image_list, make_mask_list
+from .image_processing_lavt import ImageLike, MaskLike, make_list
 from .validation import check_referring_expressions, check_text_argument
 
 TRUNCATION_MODES = ("original", "keep_sep")
 PADDING_MODES = ("max_length", "longest")
-# Keyword arguments of `__call__` that go to the text side; the image side takes those of the image processor's
-# `preprocess`.
+# `__call__`'s keyword arguments for the text side; the image side takes those of the image processor.
 TEXT_OPTIONS = ("max_length", "truncation_mode", "padding", "truncation")
 
 
@@ -38,9 +37,11 @@ class LavtProcessor(ProcessorMixin):
             warning when it was saved (or is later set) otherwise.
         max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
         truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
-            `max_length` (the [SEP] of a long expression is lost, exactly like the released models were trained);
-            `"keep_sep"` uses the tokenizer's own truncation, which keeps [SEP] as the last token.
+            `max_length` (the [SEP] of a long expression is lost, as the released models were trained);
+            `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does.
     """
+
+    model_input_names = ["pixel_values", "input_ids", "attention_mask"]
 
     def __init__(
         self,
@@ -55,10 +56,6 @@ class LavtProcessor(ProcessorMixin):
         super().__init__(image_processor, tokenizer)
         _right_sides(self.tokenizer)
 
-    @property
-    def model_input_names(self) -> list[str]:
-        return ["pixel_values", "input_ids", "attention_mask"]
-
     def __call__(
         self,
         images: ImageLike | Sequence[ImageLike] | None = None,
@@ -67,24 +64,20 @@ class LavtProcessor(ProcessorMixin):
         return_tensors: str | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Prepare (image, expression) rows for the model.
-
-        Pairing: one image and N expressions give N rows (the image is repeated); N images and N expressions
-        give N pairs. Masks, when given, are one per row or one per image.
+        """Prepare (image, expression) rows for the model, paired by [`pair_images_with_texts`]; masks, when
+        given, are one per row or one per image.
 
         Args:
             images: what [`LavtImageProcessor.preprocess`] accepts.
             text: one referring expression or a list of them.
             masks: binary ground-truth masks -> `labels`.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
-            kwargs: routed like `ProcessorMixin` does: text options (`max_length`, `truncation_mode`, `padding`,
-                `truncation`; see [`~LavtProcessor.tokenize`]) to the tokenization, image options (those of
-                [`LavtImageProcessor.preprocess`], e.g. `size`) to the image processor.
+            kwargs: text options (`max_length`, `truncation_mode`, `padding`, `truncation`; see
+                [`~LavtProcessor.tokenize`]) or options of [`LavtImageProcessor.preprocess`] (e.g. `size`).
 
         Returns:
-            [`BatchFeature`] with `pixel_values` (N, 3, H, W), `original_sizes` (one `(h, w)` per row),
-            `input_ids` and `attention_mask` (N, max_length) int64, and `labels` (N, H, W) when masks are given.
-            Only the keys of the given modalities are present.
+            [`BatchFeature`] with, for the modalities given, `pixel_values` (N, 3, H, W), `original_sizes`
+            (one `(h, w)` per row), `input_ids` and `attention_mask` (N, L) int64, `labels` (N, H, W).
 
         Raises:
             ValueError: for a keyword argument that is neither a text nor an image option.
@@ -96,10 +89,10 @@ class LavtProcessor(ProcessorMixin):
             raise ValueError("masks need their images")
         data: dict[str, Any] = {}
         if text is not None:
-            texts = _as_text_list(text)
-            data.update(self.tokenize(texts, **text_kwargs))
+            check_text_argument(text)
+            data.update(self.tokenize([text] if isinstance(text, str) else list(text), **text_kwargs))
         if images is not None:
-            image_list = make_image_list(images)
+            image_list = make_list(images, "images")
             num_rows = (
                 len(image_list) if text is None else len(pair_images_with_texts(image_list, data["input_ids"]))
             )
@@ -131,32 +124,29 @@ class LavtProcessor(ProcessorMixin):
             raise ValueError(f"padding must be one of {PADDING_MODES} (or True for 'longest'), got {padding!r}")
         if not isinstance(truncation, bool):
             raise ValueError(f"truncation must be True or False, got {truncation!r}")
+        if not texts:
+            raise ValueError("Got an empty list of referring expressions")
         check_referring_expressions(texts, self.tokenizer)
         _right_sides(self.tokenizer)
 
-        full_ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        longest = max(len(ids) for ids in full_ids)
-        if truncation and longest > max_length:
+        kept = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        if truncation and max(map(len, kept)) > max_length:
             warnings.warn(
                 f"A referring expression has more than {max_length} tokens and was truncated to {max_length} "
                 f"({truncation_mode!r} mode{': its [SEP] is dropped' if truncation_mode == 'original' else ''}).",
                 stacklevel=2,
             )
-        if truncation_mode == "keep_sep":
-            encoded = self.tokenizer(
-                list(texts),
-                truncation=truncation,
-                max_length=max_length,
-                padding=padding,
-                return_attention_mask=True,
-            )
-            return {
-                "input_ids": np.asarray(encoded["input_ids"], dtype=np.int64),
-                "attention_mask": np.asarray(encoded["attention_mask"], dtype=np.int64),
-            }
-        kept = [ids[:max_length] if truncation else ids for ids in full_ids]
+            keep_sep = truncation_mode == "keep_sep"
+            kept = [ids[: max_length - 1] + ids[-1:] if keep_sep and len(ids) > max_length
+                    else ids[:max_length] for ids in kept]
         width = max(map(len, kept)) if padding == "longest" else max(max_length, *map(len, kept))
-        return _pad(kept, width, self._pad_id())
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = np.full((len(kept), width), 0 if pad_id is None else pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(kept), width), dtype=np.int64)
+        for row, ids in enumerate(kept):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def post_process_referring_segmentation(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """See [`LavtImageProcessor.post_process_referring_segmentation`]."""
@@ -174,17 +164,8 @@ class LavtProcessor(ProcessorMixin):
         target_sizes: Sequence[tuple[int, int]] | None = None,
         stages: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
-        """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens filled in
-        from `input_ids` (B, T) by the tokenizer.
-
-        ```python
-        >>> inputs = processor(images=image, text="the red circle on the left", return_tensors="pt")
-        >>> outputs = model(**inputs, output_attentions=True)
-        >>> maps = processor.post_process_word_attention(outputs, inputs["input_ids"], inputs["attention_mask"],
-        ...                                              target_sizes=inputs["original_sizes"])[0]
-        >>> maps["tokens"][1], maps["maps"][1].shape  # ("the", (height, width))
-        ```
-        """
+        """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens read
+        from `input_ids` (B, T) by the tokenizer (docs/usage.md, "Word maps")."""
         rows = [list(map(int, row)) for row in input_ids.tolist()]
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in rows]
         special = [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in rows]
@@ -206,11 +187,6 @@ class LavtProcessor(ProcessorMixin):
         text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
         return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
-    def _pad_id(self) -> int:
-        """The tokenizer's pad id; 0 (BERT's, which the original hard-codes) when it has none."""
-        pad_id = getattr(self.tokenizer, "pad_token_id", None)
-        return 0 if pad_id is None else int(pad_id)
-
     def _image_rows(
         self,
         image_list: list[ImageLike],
@@ -218,39 +194,27 @@ class LavtProcessor(ProcessorMixin):
         num_rows: int,
         image_kwargs: dict[str, Any],
     ) -> dict[str, Any]:
-        """Preprocess each image once, then repeat it for the rows that share it."""
+        """Preprocess each image once, then repeat it (and its mask) for the rows that share it."""
         features = self.image_processor(image_list, **image_kwargs)
+        image_sizes = features["original_sizes"]
         row_image = [0] * num_rows if len(image_list) == 1 else list(range(num_rows))
-        original_sizes = [features["original_sizes"][i] for i in row_image]
         pixel_values = features["pixel_values"]
         if row_image != list(range(len(pixel_values))):  # a row per image needs no (copying) re-indexing
             pixel_values = pixel_values[row_image]
-        rows = {"pixel_values": pixel_values, "original_sizes": original_sizes}
-        if masks is not None:
-            rows["labels"] = self._mask_rows(
-                make_mask_list(masks), features["original_sizes"], row_image, image_kwargs
+        rows = {"pixel_values": pixel_values, "original_sizes": [image_sizes[i] for i in row_image]}
+        if masks is None:
+            return rows
+        mask_list, size = make_list(masks, "masks"), image_kwargs.get("size")
+        if len(mask_list) == num_rows:
+            rows["labels"] = self.image_processor.preprocess_masks(mask_list, size, rows["original_sizes"])
+        elif len(mask_list) == len(image_sizes):
+            rows["labels"] = self.image_processor.preprocess_masks(mask_list, size, image_sizes)[row_image]
+        else:
+            raise ValueError(
+                f"Got {len(mask_list)} masks for {num_rows} (image, expression) rows and {len(image_sizes)} "
+                "images; give one mask per row or one per image"
             )
         return rows
-
-    def _mask_rows(
-        self,
-        mask_list: list[MaskLike],
-        image_sizes: list[tuple[int, int]],
-        row_image: list[int],
-        image_kwargs: dict[str, Any],
-    ) -> np.ndarray:
-        """Labels for every row: masks are given either one per row or one per image."""
-        size = image_kwargs.get("size")
-        if len(mask_list) == len(row_image):
-            sizes = [image_sizes[i] for i in row_image]
-            return self.image_processor.preprocess_masks(mask_list, size=size, original_sizes=sizes)
-        if len(mask_list) == len(image_sizes):
-            labels = self.image_processor.preprocess_masks(mask_list, size=size, original_sizes=image_sizes)
-            return labels[row_image]
-        raise ValueError(
-            f"Got {len(mask_list)} masks for {len(row_image)} (image, expression) rows and {len(image_sizes)} "
-            "images; give one mask per row or one per image"
-        )
 
 
 def _check_text_settings(max_length: int, truncation_mode: str) -> None:
@@ -262,9 +226,8 @@ def _check_text_settings(max_length: int, truncation_mode: str) -> None:
 
 
 def _right_sides(tokenizer: Any) -> None:
-    """The model reads ids padded on the right and cut at the end (the original's text contract); a tokenizer
-    saved or set with a "left" padding_side or truncation_side would change them silently, so its sides are
-    set back to "right", with a warning naming the setting."""
+    """The model reads ids padded on the right and cut at the end (the original's text contract): a tokenizer
+    saved or set with a "left" padding_side or truncation_side is set back to "right", with a warning."""
     for name in ("padding_side", "truncation_side"):
         side = getattr(tokenizer, name, "right")
         if side != "right":
@@ -273,24 +236,9 @@ def _right_sides(tokenizer: Any) -> None:
             setattr(tokenizer, name, "right")
 
 
-def _as_text_list(text: str | Sequence[str]) -> list[str]:
-    """One expression or a list of them -> a non-empty list."""
-    check_text_argument(text)
-    if isinstance(text, str):
-        return [text]
-    texts = list(text)
-    if not texts:
-        raise ValueError("Got an empty list of referring expressions")
-    return texts
-
-
 def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[tuple[Any, Any]]:
-    """The (image, expression) pairs of one call: one image for every expression, or image i with expression i.
-    The one pairing rule of the processor, the pipeline and lavt-predict.
-
-    Raises:
-        ValueError: for any other pair of counts.
-    """
+    """The (image, expression) pairs of one call: one image for every expression, or image i with expression
+    i. The one pairing rule of the processor, the pipeline and lavt-predict; a ValueError for other counts."""
     if len(images) == 1:
         return [(images[0], text) for text in texts]
     if len(images) == len(texts):
@@ -299,16 +247,6 @@ def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[
         f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for all "
         "expressions, or one image per expression"
     )
-
-
-def _pad(kept_ids: list[list[int]], width: int, pad_id: int) -> dict[str, np.ndarray]:
-    """The original's text preparation after the cut: pad to `width` with the pad id, mask 1 on kept ids."""
-    input_ids = np.full((len(kept_ids), width), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(kept_ids), width), dtype=np.int64)
-    for row, kept in enumerate(kept_ids):
-        input_ids[row, : len(kept)] = kept
-        attention_mask[row, : len(kept)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 __all__ = ["LavtProcessor", "TRUNCATION_MODES"]
