@@ -1,7 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Image processor of LAVT: PIL-exact preprocessing (docs/data.md, "Images and masks") and mask
-post-processing (docs/evaluation.md). Pure PIL + NumPy, so that the numbers match the original, which resizes
-the uint8 RGB image with PIL's antialiased bilinear filter before `ToTensor` and `Normalize`."""
+"""Image processor of LAVT: PIL-exact preprocessing (docs/data.md, "Images and masks"), in PIL + NumPy so that
+the numbers match the original's, and mask post-processing (docs/presence.md)."""
 
 from __future__ import annotations
 
@@ -36,16 +35,14 @@ class LavtImageProcessorKwargs(ImagesKwargs, total=False):
 
 class LavtImageProcessor(BaseImageProcessor):
     r"""
-    Image processor of LAVT, exactly the original's preprocessing: 8-bit RGB, resized to `size` with PIL's
-    filter `resample` without keeping the aspect ratio, divided by 255, normalized with `image_mean` and
-    `image_std` (ImageNet's by default). Binary masks become `labels`, resized with nearest neighbour.
+    Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks").
 
     Args:
         size (`dict[str, int]`, *optional*, defaults to `{"height": 480, "width": 480}`): model input size.
         resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`).
-        image_mean, image_std (`tuple[float, float, float]`, *optional*).
-        apply_exif_orientation (`bool`, *optional*, defaults to `True`): show a phone photo upright. The
-            original ignores EXIF; datasets whose annotations refer to the raw pixel layout set it to `False`.
+        image_mean, image_std (`tuple[float, float, float]`, *optional*, default to ImageNet's).
+        apply_exif_orientation (`bool`, *optional*, defaults to `True`): `False` reads the raw pixel layout,
+            as the original does and as COCO's annotations need.
     """
 
     model_input_names = ["pixel_values"]
@@ -83,24 +80,21 @@ class LavtImageProcessor(BaseImageProcessor):
         """One image or a batch -> `pixel_values` (B, 3, H, W) float32, plus `labels` when masks are given.
 
         Args:
-            images: PIL images, NumPy arrays (HW, HWC or CHW; uint8, uint16 = 16-bit, bool, or float in [0,
-                1]), torch tensors (CHW or HWC, same dtypes), file paths, or a list of them; a 4-D array is a
-                batch.
-            masks: one binary mask per image (HxW, or a (B, H, W) array; nonzero = the referred object), of
-                the size of its (oriented) image.
+            images: PIL images, NumPy arrays (HW, HWC or CHW; uint8, uint16, bool, or float in [0, 1]), torch
+                tensors (CHW or HWC), file paths, or a list of them; a 4-D array is a batch.
+            masks: one binary mask (h, w) per image, of its (oriented) size, or a (B, h, w) array.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
             size, image_mean, image_std, apply_exif_orientation: override the settings for this call.
-            input_data_format: `"channels_first"` or `"channels_last"` for 3-D arrays; by default arrays are
-                read as HWC and tensors as CHW, or the other layout when the channel count does not fit.
+            input_data_format: `"channels_first"` or `"channels_last"`; by default arrays are HWC and tensors
+                CHW unless their channel count says otherwise.
 
         Returns:
-            [`BatchFeature`] with `pixel_values`, `original_sizes` (one `(height, width)` per image, before
-            resizing) and, with masks, `labels` int64 (B, H, W) of 0 / 1.
+            [`BatchFeature`] with `pixel_values`, `original_sizes` (one `(height, width)` per image) and, with
+            masks, `labels` int64 (B, H, W) of 0 / 1.
 
         Raises:
-            ValueError: an image or mask that cannot be read (named), a float image with NaN or infinite
-                values, or an image_mean / image_std that is not finite or a zero std (every pixel would be
-                NaN or inf).
+            ValueError: an image or mask that cannot be read (named), a float image that is not finite, or an
+                image_mean / image_std that is not finite or a zero std.
         """
         size = self.size if size is None else _size_dict(size)
         mean = np.asarray(self.image_mean if image_mean is None else image_mean, dtype=np.float32)
@@ -110,9 +104,9 @@ class LavtImageProcessor(BaseImageProcessor):
                              f"{mean.tolist()} and image_std {std.tolist()}; fix them (preprocessor_config.json)")
         orient = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
 
-        rgb_images = [_rgb_image(image, orient, input_data_format) for image in make_list(images, "images")]
-        original_sizes = [(image.height, image.width) for image in rgb_images]
-        resized = (np.asarray(image.resize((size["width"], size["height"]), self.resample)) for image in rgb_images)
+        rgbs = [_rgb_image(image, orient, input_data_format) for image in make_list(images, "images")]
+        original_sizes = [(rgb.height, rgb.width) for rgb in rgbs]
+        resized = (np.asarray(rgb.resize((size["width"], size["height"]), self.resample)) for rgb in rgbs)
         planes = [_normalize(rgb, mean, std) for rgb in resized]
         pixel_values = planes[0][None] if len(planes) == 1 else np.stack(planes)  # one image: no copy
         data: dict[str, Any] = {"pixel_values": pixel_values, "original_sizes": original_sizes}
@@ -126,11 +120,8 @@ class LavtImageProcessor(BaseImageProcessor):
         size: dict[str, int] | int | Sequence[int] | None = None,
         original_sizes: Sequence[tuple[int, int]] | None = None,
     ) -> np.ndarray:
-        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets.
-
-        `original_sizes`, when given, are the sizes of the masks' images, which each mask must have: another
-        size would be silently misaligned with its image after resizing.
-        """
+        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets; each
+        mask must have the size of its image, `original_sizes[i]`, when given."""
         size = self.size if size is None else _size_dict(size)
         mask_list = make_list(masks, "masks")
         if original_sizes is not None and len(original_sizes) != len(mask_list):
@@ -159,31 +150,26 @@ class LavtImageProcessor(BaseImageProcessor):
         presence_threshold: float | None = None,
         split_parts: bool = False,
     ) -> list[dict[str, Any]]:
-        """Model logits -> one mask per sample, at the size asked for, with scores and box (docs/presence.md).
+        """Model logits -> one mask per sample, at the size asked for, with scores and box.
 
-        Each sample's (2, h, w) logits are upsampled in float32, bilinearly with `align_corners=True` as the
-        original does: with target size = input size and no thresholds, the mask is the original's prediction.
+        The (2, h, w) logits are upsampled in float32, bilinearly with `align_corners=True`: with target
+        size = input size and no thresholds, the mask is the original's prediction.
 
         Args:
             outputs: the model output (with `.logits`) or the logits (B, 2, h, w); class 1 is the object.
-            target_sizes: one `(height, width)` per sample (e.g. the processor's `original_sizes`); `None`
-                keeps the logits' size.
-            threshold: `None` takes the argmax (ties go to background); a float in [0, 1] marks foreground
-                where its softmax probability is >= threshold.
+            target_sizes: one `(height, width)` per sample; `None` keeps the logits' size.
+            threshold: a probability in [0, 1]: foreground where the foreground probability is >= threshold;
+                `None` takes the argmax (ties go to background).
             presence_threshold: a sample whose `presence_score` is below it gets an empty mask ("no target").
             split_parts: also give the mask's 8-connected parts in `parts`.
 
         Returns:
-            One dict per sample: `mask` int64 (h, w) of 0 / 1; `probabilities` float32 (h, w), the foreground
-            probability; `score`, its mean over the mask (0.0 when empty); `presence_score`
-            ([`presence_scores`]); `no_target`, `True` when the mask is empty; `box`, `{"xmin", "ymin",
-            "xmax", "ymax"}`, the mask's first and last pixel column and row (inclusive), `None` when empty;
-            with `split_parts`, `parts`: one `{"mask", "score", "box"}` per connected part, highest score
-            first.
+            One dict per sample (docs/presence.md, "API"): `mask` int64 (h, w) of 0 / 1, `probabilities`
+            float32 (h, w), `score`, `presence_score`, `no_target`, `box` (pixels) and `parts`.
 
         Raises:
-            ValueError: for logits of another shape or holding NaN or infinite values, a threshold outside
-                [0, 1] or not a number, or target sizes that do not match the batch.
+            ValueError: logits of another shape or not finite, a threshold that is not a number in [0, 1],
+                target sizes that do not match the batch.
         """
         logits = outputs if isinstance(outputs, torch.Tensor) else outputs.logits
         if logits.ndim != 4 or logits.shape[1] != 2:
@@ -239,25 +225,24 @@ class LavtImageProcessor(BaseImageProcessor):
         """Pixel-word attentions (docs/model.md, "Pixel-word attention (PWAM)") -> one heatmap per token.
 
         Per sample, each chosen stage's map (a softmax over the tokens at every pixel) is averaged over the
-        heads and upsampled bilinearly (`align_corners=False`) to the target size, then the stages are
-        averaged: the result still sums to 1 over the tokens at every pixel. No display normalisation.
+        heads, upsampled bilinearly to the target size, and the stages are averaged: the maps still sum to 1
+        over the tokens at every pixel.
 
         Args:
-            outputs: the model output of `output_attentions=True` or its tuple of per-stage attentions, each
-                (B, heads, T, H_i, W_i).
-            attention_mask: (B, T) 1 on real tokens, 0 on padding.
+            outputs: the model output of `output_attentions=True` or its per-stage attentions, each (B, heads,
+                T, H_i, W_i).
+            attention_mask, special_tokens_mask: (B, T), 1 on real tokens, resp. on [CLS], [SEP], [PAD].
             target_sizes: one `(height, width)` per sample; `None` gives the size of the finest chosen stage.
             stages: the stages to average (0 = finest, 1/4 of the input; 3 = coarsest); all by default.
             tokens: per sample, the T token strings.
-            special_tokens_mask: (B, T) 1 on special tokens ([CLS], [SEP], [PAD]).
 
         Returns:
-            One dict per sample: `maps` float32 (T, height, width); `tokens` (T strings, or `None`); `padding`
-            and `special` (T bools; all `False` without their mask); `stages` (the stage indices used).
+            One dict per sample: `maps` float32 (T, height, width); `tokens`; `padding` and `special` (T
+            bools, all `False` without their mask); `stages`.
 
         Raises:
-            ValueError: for outputs without attentions, a stage index out of range, or sizes, masks or tokens
-                that do not match the batch.
+            ValueError: outputs without attentions, a stage out of range, sizes, masks or tokens that do not
+                match the batch.
         """
         attentions = outputs if isinstance(outputs, list | tuple) else getattr(outputs, "attentions", None)
         if not attentions:
@@ -353,12 +338,9 @@ def to_rgb_uint8(
     apply_exif_orientation: bool = True,
     input_data_format: str | None = None,
 ) -> np.ndarray:
-    """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized.
-
-    PIL images go through `convert("RGB")` like the original (alpha is dropped, not composited), except modes
-    I;16* and I (16-bit data, which PIL would clip at 255: scaled to 8 bits, v / 257 rounded) and F (read like
-    a float array, intensities in [0, 1]).
-    """
+    """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized: PIL's
+    `convert("RGB")` (alpha dropped), except for modes I;16* and I (16-bit, which PIL would clip at 255:
+    v / 257 rounded) and F (floats in [0, 1])."""
     if isinstance(image, str | os.PathLike):
         image = open_image(image)
     if isinstance(image, Image.Image):
@@ -401,42 +383,30 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 
 def _array_to_rgb(array: np.ndarray | torch.Tensor, input_data_format: str | None) -> np.ndarray:
     """NumPy array or torch tensor (HW, HWC or CHW) -> (H, W, 3) uint8."""
-    channels_first_default = isinstance(array, torch.Tensor)
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu()
-        array = (array.float() if array.dtype in (torch.bfloat16, torch.float16) else array).numpy()
-    if array.ndim == 3:
-        array = _to_channels_last(array, input_data_format, channels_first_default)
-    elif array.ndim == 2:
-        array = array[..., None]
-    else:
-        raise ValueError(f"An image must have 2 (HW) or 3 (HWC / CHW) dimensions, got shape {array.shape}")
-    array = _to_uint8(array)
-    if array.shape[2] < 3:  # gray, gray + alpha
-        return _gray_to_rgb(array[..., 0])
-    return np.ascontiguousarray(array[..., :3])  # RGB, RGBA (alpha dropped like PIL's RGBA -> RGB)
-
-
-def _to_channels_last(
-    array: np.ndarray, input_data_format: str | None, channels_first_default: bool
-) -> np.ndarray:
-    """Put the channel axis last, as the explicit format says or where the channel count is plausible."""
     if input_data_format not in (None, "channels_first", "channels_last"):
         raise ValueError(
             f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
         )
-    if input_data_format is None:
-        first_ok, last_ok = array.shape[0] in _CHANNEL_COUNTS, array.shape[2] in _CHANNEL_COUNTS
-        if not (first_ok or last_ok):
-            raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got an array of shape {array.shape}")
-        channels_first = first_ok if channels_first_default else not last_ok
-    else:
+    channels_first = isinstance(array, torch.Tensor)  # each type's default layout
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu()
+        array = (array.float() if array.dtype in (torch.bfloat16, torch.float16) else array).numpy()
+    if array.ndim == 2:
+        array, channels_first = array[..., None], False
+    elif array.ndim != 3:
+        raise ValueError(f"An image must have 2 (HW) or 3 (HWC / CHW) dimensions, got shape {array.shape}")
+    elif input_data_format is not None:
         channels_first = input_data_format == "channels_first"
+    elif array.shape[0 if channels_first else 2] not in _CHANNEL_COUNTS:  # then the other layout
+        channels_first = not channels_first
     if channels_first:
         array = np.moveaxis(array, 0, -1)
     if array.shape[2] not in _CHANNEL_COUNTS:
         raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got {array.shape[2]} (shape {array.shape})")
-    return array
+    array = _to_uint8(array)
+    if array.shape[2] < 3:  # gray, gray + alpha
+        return _gray_to_rgb(array[..., 0])
+    return np.ascontiguousarray(array[..., :3])  # RGB, RGBA (alpha dropped like PIL's RGBA -> RGB)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:

@@ -1,10 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions.
-
-By default the ids are the original's (docs/model.md, "Text side"): encoded with special tokens, cut at
-`max_length` (a sentence longer than `max_length - 2` word pieces loses its [SEP]), padded with the pad id;
-`truncation_mode="keep_sep"` keeps [SEP] as the last token instead.
-"""
+"""Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions."""
 
 from __future__ import annotations
 
@@ -33,11 +28,10 @@ class LavtProcessor(ProcessorMixin):
     Args:
         image_processor ([`LavtImageProcessor`]): the image processor.
         tokenizer ([`PreTrainedTokenizerBase`]): a BERT-family tokenizer (bert-base-uncased for the released
-            models). Its `padding_side` and `truncation_side` are set to `"right"`, what the model reads, with a
-            warning when it was saved (or is later set) otherwise.
+            models); its `padding_side` and `truncation_side` are set to `"right"`, what the model reads.
         max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
         truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
-            `max_length` (the [SEP] of a long expression is lost, as the released models were trained);
+            `max_length`, as the original (docs/model.md, "Text side"): a long expression loses its [SEP];
             `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does.
     """
 
@@ -64,16 +58,14 @@ class LavtProcessor(ProcessorMixin):
         return_tensors: str | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Prepare (image, expression) rows for the model, paired by [`pair_images_with_texts`]; masks, when
-        given, are one per row or one per image.
+        """Prepare (image, expression) rows for the model, paired by [`pair_images_with_texts`].
 
         Args:
             images: what [`LavtImageProcessor.preprocess`] accepts.
             text: one referring expression or a list of them.
-            masks: binary ground-truth masks -> `labels`.
+            masks: binary ground-truth masks -> `labels`, one per row or one per image.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
-            kwargs: text options (`max_length`, `truncation_mode`, `padding`, `truncation`; see
-                [`~LavtProcessor.tokenize`]) or options of [`LavtImageProcessor.preprocess`] (e.g. `size`).
+            kwargs: the options of [`~LavtProcessor.tokenize`] and [`LavtImageProcessor.preprocess`].
 
         Returns:
             [`BatchFeature`] with, for the modalities given, `pixel_values` (N, 3, H, W), `original_sizes`
@@ -93,10 +85,8 @@ class LavtProcessor(ProcessorMixin):
             data.update(self.tokenize([text] if isinstance(text, str) else list(text), **text_kwargs))
         if images is not None:
             image_list = make_list(images, "images")
-            num_rows = (
-                len(image_list) if text is None else len(pair_images_with_texts(image_list, data["input_ids"]))
-            )
-            data.update(self._image_rows(image_list, masks, num_rows, image_kwargs))
+            rows = image_list if text is None else pair_images_with_texts(image_list, data["input_ids"])
+            data.update(self._image_rows(image_list, masks, len(rows), image_kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
 
     def tokenize(
@@ -111,10 +101,8 @@ class LavtProcessor(ProcessorMixin):
 
         Args:
             max_length, truncation_mode: override the processor's settings for this call.
-            padding: `"max_length"` (the original: L = max_length) or `"longest"` / `True` (L = the longest
-                expression of the call after truncation).
-            truncation: `True` cuts at `max_length`; `False` keeps every token (the text encoder reads up to its
-                `max_position_embeddings`).
+            padding: `"max_length"` (L = max_length, the original) or `"longest"` / `True` (the longest row).
+            truncation: `False` keeps every token (the text encoder reads up to `max_position_embeddings`).
         """
         max_length = self.max_length if max_length is None else max_length
         truncation_mode = self.truncation_mode if truncation_mode is None else truncation_mode
