@@ -25,6 +25,9 @@ _CHANNEL_COUNTS = (1, 2, 3, 4)
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 MaskLike = Image.Image | np.ndarray | torch.Tensor
+SizeLike = dict[str, int] | int | Sequence[int]
+Sizes = Sequence[tuple[int, int]] | torch.Tensor  # one (height, width) per sample
+TokenMask = torch.Tensor | np.ndarray | Sequence[Sequence[int]]  # (B, T) of 0 / 1
 
 
 class LavtImageProcessorKwargs(ImagesKwargs, total=False):
@@ -48,15 +51,9 @@ class LavtImageProcessor(BaseImageProcessor):
     model_input_names = ["pixel_values"]
     valid_kwargs = LavtImageProcessorKwargs
 
-    def __init__(
-        self,
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        resample: int = Image.Resampling.BILINEAR,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
-        apply_exif_orientation: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, size: SizeLike | None = None, resample: int = Image.Resampling.BILINEAR,
+                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD,
+                 apply_exif_orientation: bool = True, **kwargs: Any) -> None:
         # `image_processor_type` is written by `to_dict` for the Auto classes; it is not a setting.
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
@@ -66,17 +63,11 @@ class LavtImageProcessor(BaseImageProcessor):
         self.image_std = [float(v) for v in image_std]
         self.apply_exif_orientation = bool(apply_exif_orientation)
 
-    def preprocess(
-        self,
-        images: ImageLike | Sequence[ImageLike],
-        masks: MaskLike | Sequence[MaskLike] | None = None,
-        return_tensors: str | None = None,
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        image_mean: Sequence[float] | None = None,
-        image_std: Sequence[float] | None = None,
-        apply_exif_orientation: bool | None = None,
-        input_data_format: str | None = None,
-    ) -> BatchFeature:
+    def preprocess(self, images: ImageLike | Sequence[ImageLike],
+                   masks: MaskLike | Sequence[MaskLike] | None = None, return_tensors: str | None = None,
+                   size: SizeLike | None = None, image_mean: Sequence[float] | None = None,
+                   image_std: Sequence[float] | None = None, apply_exif_orientation: bool | None = None,
+                   input_data_format: str | None = None) -> BatchFeature:
         """One image or a batch -> `pixel_values` (B, 3, H, W) float32, plus `labels` when masks are given.
 
         Args:
@@ -114,42 +105,30 @@ class LavtImageProcessor(BaseImageProcessor):
             data["labels"] = self.preprocess_masks(masks, size=size, original_sizes=original_sizes)
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
 
-    def preprocess_masks(
-        self,
-        masks: MaskLike | Sequence[MaskLike],
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        original_sizes: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray:
-        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets; each
-        mask must have the size of its image, `original_sizes[i]`, when given."""
+    def preprocess_masks(self, masks: MaskLike | Sequence[MaskLike], size: SizeLike | None,
+                         original_sizes: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets; mask i
+        must have the size (h, w) of its image, `original_sizes[i]`."""
         size = self.size if size is None else _size_dict(size)
         mask_list = make_list(masks, "masks")
-        if original_sizes is not None and len(original_sizes) != len(mask_list):
+        if len(original_sizes) != len(mask_list):
             raise ValueError(
                 f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask per image"
             )
         labels = np.empty((len(mask_list), size["height"], size["width"]), dtype=np.int64)
-        for index, mask in enumerate(mask_list):
+        for index, (mask, image_size) in enumerate(zip(mask_list, original_sizes)):
             binary = _binary_mask(mask)
-            if original_sizes is not None and tuple(binary.shape) != tuple(original_sizes[index]):
-                raise ValueError(
-                    f"Mask {index} has size {tuple(binary.shape)} (h, w) but its image has size "
-                    f"{tuple(original_sizes[index])}"
-                )
-            resized = Image.fromarray(binary).resize(
-                (size["width"], size["height"]), Image.Resampling.NEAREST
-            )
+            if binary.shape != tuple(image_size):
+                raise ValueError(f"Mask {index} has size {binary.shape} (h, w) but its image has size "
+                                 f"{tuple(image_size)}")
+            resized = Image.fromarray(binary).resize((size["width"], size["height"]), Image.NEAREST)
             labels[index] = np.asarray(resized)  # widened to int64 as it is written: no stacking copy
         return labels
 
-    def post_process_referring_segmentation(
-        self,
-        outputs: Any,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool = False,
-    ) -> list[dict[str, Any]]:
+    def post_process_referring_segmentation(self, outputs: Any, target_sizes: Sizes | None = None,
+                                            threshold: float | None = None,
+                                            presence_threshold: float | None = None,
+                                            split_parts: bool = False) -> list[dict[str, Any]]:
         """Model logits -> one mask per sample, at the size asked for, with scores and box.
 
         The (2, h, w) logits are upsampled in float32, bilinearly with `align_corners=True`: with target
@@ -204,24 +183,16 @@ class LavtImageProcessor(BaseImageProcessor):
             results.append(result)
         return results
 
-    def post_process_semantic_segmentation(
-        self,
-        outputs: Any,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-    ) -> list[torch.Tensor]:
+    def post_process_semantic_segmentation(self, outputs: Any,
+                                           target_sizes: Sizes | None = None) -> list[torch.Tensor]:
         """As transformers' semantic-segmentation models: one int64 (height, width) label map per sample, 1 on
         the referred object (the `mask` of [`~LavtImageProcessor.post_process_referring_segmentation`])."""
         return [result["mask"] for result in self.post_process_referring_segmentation(outputs, target_sizes)]
 
-    def post_process_word_attention(
-        self,
-        outputs: Any,
-        attention_mask: torch.Tensor | np.ndarray | None = None,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-        stages: Sequence[int] | None = None,
-        tokens: Sequence[Sequence[str]] | None = None,
-        special_tokens_mask: Sequence[Sequence[int]] | torch.Tensor | np.ndarray | None = None,
-    ) -> list[dict[str, Any]]:
+    def post_process_word_attention(self, outputs: Any, attention_mask: TokenMask | None = None,
+                                    target_sizes: Sizes | None = None, stages: Sequence[int] | None = None,
+                                    tokens: Sequence[Sequence[str]] | None = None,
+                                    special_tokens_mask: TokenMask | None = None) -> list[dict[str, Any]]:
         """Pixel-word attentions (docs/model.md, "Pixel-word attention (PWAM)") -> one heatmap per token.
 
         Per sample, each chosen stage's map (a softmax over the tokens at every pixel) is averaged over the
@@ -333,11 +304,8 @@ def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[
     return [bool(v) for v in (row.tolist() if hasattr(row, "tolist") else row)]
 
 
-def to_rgb_uint8(
-    image: ImageLike,
-    apply_exif_orientation: bool = True,
-    input_data_format: str | None = None,
-) -> np.ndarray:
+def to_rgb_uint8(image: ImageLike, apply_exif_orientation: bool = True,
+                 input_data_format: str | None = None) -> np.ndarray:
     """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized: PIL's
     `convert("RGB")` (alpha dropped), except for modes I;16* and I (16-bit, which PIL would clip at 255:
     v / 257 rounded) and F (floats in [0, 1])."""
@@ -499,7 +467,7 @@ def make_list(items: Any, what: str) -> list[Any]:
     return [items]
 
 
-def _size_dict(size: dict[str, int] | int | Sequence[int]) -> dict[str, int]:
+def _size_dict(size: SizeLike) -> dict[str, int]:
     """`{"height", "width"}`, an int (square) or `(height, width)` -> the dict, of positive ints."""
     if isinstance(size, int):
         size = (size, size)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,12 +75,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
         self.tokenizer = self.processor.tokenizer
         check_tokenizer_fits(self.tokenizer, self.model.config)
 
-    def __call__(
-        self,
-        image: ImageLike | dict | Iterable[Any],
-        text: str | list[str] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
+    def __call__(self, image: ImageLike | dict | Iterable[Any], text: str | list[str] | None = None,
+                 **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
         """Segment `text` in `image`; see the class docstring for the accepted forms."""
         if text is None:
             items = image if isinstance(image, list | tuple) else []
@@ -98,17 +93,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
             return super().__call__(pairs[0], **kwargs)
         return super().__call__(pairs, **kwargs)
 
-    def _sanitize_parameters(
-        self,
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool | None = None,
-        return_list: bool | None = None,
-        return_probabilities: bool | None = None,
-        return_word_maps: bool | None = None,
-        timeout: float | None = None,
-        **unknown: Any,
-    ) -> tuple[dict, dict, dict]:
+    def _sanitize_parameters(self, threshold: float | None = None, presence_threshold: float | None = None,
+                             split_parts: bool | None = None, return_list: bool | None = None,
+                             return_probabilities: bool | None = None, return_word_maps: bool | None = None,
+                             timeout: float | None = None, **unknown: Any) -> tuple[dict, dict, dict]:
         if unknown:
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {sorted(unknown)}")
         check_probability_threshold("threshold", threshold)
@@ -134,8 +122,6 @@ class ReferringImageSegmentationPipeline(Pipeline):
         image = inputs["image"]
         if isinstance(image, str) and image.startswith(("http://", "https://")):
             image = load_image_url(image, timeout=timeout)
-        elif isinstance(image, os.PathLike):
-            image = os.fspath(image)
         encoded = self.processor(images=image, text=inputs["text"], return_tensors="pt")
         return {
             "label": inputs["text"],
@@ -155,16 +141,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
                           attention_mask=model_inputs["attention_mask"])
         return result
 
-    def postprocess(
-        self,
-        model_outputs: dict[str, Any],
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool = False,
-        return_list: bool = False,
-        return_probabilities: bool = False,
-        return_word_maps: bool = False,
-    ) -> dict[str, Any] | list[dict[str, Any]]:
+    def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None,
+                    presence_threshold: float | None = None, split_parts: bool = False,
+                    return_list: bool = False, return_probabilities: bool = False,
+                    return_word_maps: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
         result = self.image_processor.post_process_referring_segmentation(
             model_outputs["logits"], target_sizes=model_outputs["target_size"].tolist(), threshold=threshold,
             presence_threshold=presence_threshold, split_parts=split_parts,

@@ -37,27 +37,17 @@ class LavtProcessor(ProcessorMixin):
 
     model_input_names = ["pixel_values", "input_ids", "attention_mask"]
 
-    def __init__(
-        self,
-        image_processor: Any = None,
-        tokenizer: Any = None,
-        max_length: int = 20,
-        truncation_mode: str = "original",
-    ) -> None:
+    def __init__(self, image_processor: Any = None, tokenizer: Any = None, max_length: int = 20,
+                 truncation_mode: str = "original") -> None:
         _check_text_settings(max_length, truncation_mode)
         self.max_length = int(max_length)
         self.truncation_mode = truncation_mode
         super().__init__(image_processor, tokenizer)
         _right_sides(self.tokenizer)
 
-    def __call__(
-        self,
-        images: ImageLike | Sequence[ImageLike] | None = None,
-        text: str | Sequence[str] | None = None,
-        masks: MaskLike | Sequence[MaskLike] | None = None,
-        return_tensors: str | None = None,
-        **kwargs: Any,
-    ) -> BatchFeature:
+    def __call__(self, images: ImageLike | Sequence[ImageLike] | None = None,
+                 text: str | Sequence[str] | None = None, masks: MaskLike | Sequence[MaskLike] | None = None,
+                 return_tensors: str | None = None, **kwargs: Any) -> BatchFeature:
         """Prepare (image, expression) rows for the model, paired by [`pair_images_with_texts`].
 
         Args:
@@ -89,14 +79,9 @@ class LavtProcessor(ProcessorMixin):
             data.update(self._image_rows(image_list, masks, len(rows), image_kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
 
-    def tokenize(
-        self,
-        texts: Sequence[str],
-        max_length: int | None = None,
-        truncation_mode: str | None = None,
-        padding: str | bool = "max_length",
-        truncation: bool = True,
-    ) -> dict[str, np.ndarray]:
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None,
+                 truncation_mode: str | None = None, padding: str | bool = "max_length",
+                 truncation: bool = True) -> dict[str, np.ndarray]:
         """Expressions -> `input_ids`, `attention_mask` int64 (N, L), cut and padded the way the settings say.
 
         Args:
@@ -144,14 +129,9 @@ class LavtProcessor(ProcessorMixin):
         """See [`LavtImageProcessor.post_process_semantic_segmentation`]."""
         return self.image_processor.post_process_semantic_segmentation(*args, **kwargs)
 
-    def post_process_word_attention(
-        self,
-        outputs: Any,
-        input_ids: Any,
-        attention_mask: Any = None,
-        target_sizes: Sequence[tuple[int, int]] | None = None,
-        stages: Sequence[int] | None = None,
-    ) -> list[dict[str, Any]]:
+    def post_process_word_attention(self, outputs: Any, input_ids: Any, attention_mask: Any = None,
+                                    target_sizes: Sequence[tuple[int, int]] | None = None,
+                                    stages: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens read
         from `input_ids` (B, T) by the tokenizer (docs/usage.md, "Word maps")."""
         rows = [list(map(int, row)) for row in input_ids.tolist()]
@@ -175,13 +155,8 @@ class LavtProcessor(ProcessorMixin):
         text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
         return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
-    def _image_rows(
-        self,
-        image_list: list[ImageLike],
-        masks: MaskLike | Sequence[MaskLike] | None,
-        num_rows: int,
-        image_kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
+    def _image_rows(self, image_list: list[ImageLike], masks: MaskLike | Sequence[MaskLike] | None,
+                    num_rows: int, image_kwargs: dict[str, Any]) -> dict[str, Any]:
         """Preprocess each image once, then repeat it (and its mask) for the rows that share it."""
         features = self.image_processor(image_list, **image_kwargs)
         image_sizes = features["original_sizes"]

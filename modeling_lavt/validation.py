@@ -48,9 +48,7 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
     """
     if target_sizes is None:
         return None
-    if isinstance(target_sizes, torch.Tensor):
-        target_sizes = target_sizes.tolist()
-    sizes = list(target_sizes)
+    sizes = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else list(target_sizes)
     if len(sizes) == 2 and all(isinstance(v, int | float) for v in sizes):
         raise ValueError(
             f"target_sizes must hold one (height, width) pair per sample, got the single pair {tuple(sizes)} for "
@@ -72,9 +70,8 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
 
 def check_probability_threshold(name: str, value: Any) -> None:
     """A threshold on a probability: `None` (not used) or a real number in [0, 1]."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
