@@ -231,11 +231,8 @@ class LavtImageProcessor(BaseImageProcessor):
         for index in range(batch):
             size = tuple(attentions[finest].shape[-2:]) if target_sizes is None else (
                 tuple(int(v) for v in target_sizes[index]))
-            per_stage = [
-                F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
-                              mode="bilinear", align_corners=False)[0]
-                for stage in stages
-            ]
+            per_stage = [F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
+                                       mode="bilinear", align_corners=False)[0] for stage in stages]
             real = _token_flags(attention_mask, index, num_tokens, default=True)
             results.append({
                 "maps": torch.stack(per_stage).mean(dim=0),

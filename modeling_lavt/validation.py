@@ -31,9 +31,8 @@ _LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
 def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model) unless autocast
-    picks the compute dtype: a mixed-dtype call can only mean that, and the first convolution would fail on
-    it."""
+    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model: the first
+    convolution would fail on mixed dtypes), unless autocast picks the compute dtype."""
     if pixel_values.dtype == dtype or torch.is_autocast_enabled(pixel_values.device.type):
         return pixel_values
     return pixel_values.to(dtype)
@@ -203,11 +202,8 @@ def is_finite(tensor: torch.Tensor) -> bool:
 
 
 def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.PathLike | None) -> None:
-    """Refuse weights that hold NaN or inf (the model would predict empty masks without a word).
-
-    Raises:
-        ValueError: "{source}: N weight tensors hold NaN or inf values (their names)".
-    """
+    """Refuse weights that hold NaN or inf (the model would predict empty masks without a word): a ValueError
+    "{source}: N weight tensors hold NaN or inf values (their names)"."""
     bad = [name for name, tensor in tensors.items()
            if tensor.is_floating_point() and tensor.numel() and tensor.device.type != "meta" and not is_finite(tensor)]
     if bad:
@@ -345,12 +341,10 @@ _REMAPPED_LOADING = frozenset({"key_mapping", "variant", "gguf_file", "state_dic
 
 
 class CheckedLoadingMixin:
-    """`from_pretrained` that names the problem where transformers would load a wrong model or print a long
-    load report. A local folder's safetensors headers are compared with the model built on the meta device
-    before anything is loaded; then `PreTrainedModel.from_pretrained` loads (from the Hub as usual), its
-    missing and unexpected weights are checked, and the weights must be finite. Mixed in before
-    `PreTrainedModel`.
-    """
+    """`from_pretrained` that names the problem where transformers would load a wrong model: a local folder's
+    safetensors headers are compared with the model built on the meta device before anything is loaded, then
+    the missing and unexpected weights of any source, and the loaded weights must be finite. Mixed in before
+    `PreTrainedModel`."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True,
