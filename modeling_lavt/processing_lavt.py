@@ -113,7 +113,7 @@ class LavtProcessor(ProcessorMixin):
             kept = [ids[: max_length - 1] + ids[-1:] if keep_sep and len(ids) > max_length
                     else ids[:max_length] for ids in kept]
         width = max(map(len, kept)) if padding == "longest" else max(max_length, *map(len, kept))
-        pad_id = self.tokenizer.pad_token_id
+        pad_id = self.tokenizer.pad_token_id  # None: 0, BERT's, which the original hard-codes
         input_ids = np.full((len(kept), width), 0 if pad_id is None else pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(kept), width), dtype=np.int64)
         for row, ids in enumerate(kept):
