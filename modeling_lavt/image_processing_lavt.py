@@ -323,9 +323,7 @@ def to_rgb_uint8(image: ImageLike, apply_exif_orientation: bool = True,
     elif isinstance(image, np.ndarray | torch.Tensor):
         array = _array_to_rgb(image, input_data_format)
     else:
-        raise ValueError(
-            f"Unsupported image type {type(image).__name__}: use a PIL image, an array or a path"
-        )
+        raise ValueError(f"Unsupported image type {type(image).__name__}: use a PIL image, array or path")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"Image has zero size: {array.shape[0]}x{array.shape[1]} (height x width)")
     return array
@@ -440,9 +438,7 @@ def _binary_mask(mask: MaskLike) -> np.ndarray:
     elif isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     elif not isinstance(mask, np.ndarray):
-        raise ValueError(
-            f"Unsupported mask type {type(mask).__name__}: use a PIL image, an array or a tensor"
-        )
+        raise ValueError(f"Unsupported mask type {type(mask).__name__}: use a PIL image, array or tensor")
     if mask.ndim != 2:
         raise ValueError(f"A mask must be 2-D (height, width), got shape {mask.shape}; one channel only")
     if mask.shape[0] == 0 or mask.shape[1] == 0:
