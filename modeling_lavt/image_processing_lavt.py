@@ -1,9 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Image processor of LAVT: PIL-exact preprocessing (docs/data.md, "Images and masks") and mask post-processing (docs/evaluation.md).
-
-Pure PIL + NumPy (no torchvision), so that the numbers match the original pipeline, which resizes the uint8 RGB
-image with PIL's antialiased bilinear filter before `ToTensor` and `Normalize`.
-"""
+"""Image processor of LAVT: PIL-exact preprocessing (docs/data.md, "Images and masks"), in PIL + NumPy so that
+the numbers match the original's, and mask post-processing (docs/presence.md)."""
 
 from __future__ import annotations
 
@@ -24,52 +21,39 @@ from .validation import check_probability_threshold, check_target_sizes
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_MAX_16_BIT = 65535
 _CHANNEL_COUNTS = (1, 2, 3, 4)
 
 ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 MaskLike = Image.Image | np.ndarray | torch.Tensor
+SizeLike = dict[str, int] | int | Sequence[int]
+Sizes = Sequence[tuple[int, int]] | torch.Tensor  # one (height, width) per sample
+TokenMask = torch.Tensor | np.ndarray | Sequence[Sequence[int]]  # (B, T) of 0 / 1
 
 
 class LavtImageProcessorKwargs(ImagesKwargs, total=False):
-    """Keyword arguments accepted by [`LavtImageProcessor`] on top of the standard ones.
-
-    apply_exif_orientation (`bool`): rotate / flip PIL images by their EXIF orientation tag before anything else.
-    """
+    """The standard image keyword arguments, and `apply_exif_orientation`."""
 
     apply_exif_orientation: bool
 
 
 class LavtImageProcessor(BaseImageProcessor):
     r"""
-    Image processor of LAVT.
-
-    Preprocessing follows the original exactly: convert to 8-bit RGB, resize to `size` with PIL's bilinear filter
-    without keeping the aspect ratio, divide by 255, normalize with the ImageNet mean and std. Optional binary masks
-    become `labels` resized with nearest neighbour to the same size.
+    Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks").
 
     Args:
         size (`dict[str, int]`, *optional*, defaults to `{"height": 480, "width": 480}`): model input size.
-        resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`): PIL filter for images.
-        image_mean (`tuple[float, float, float]`, *optional*, defaults to the ImageNet mean).
-        image_std (`tuple[float, float, float]`, *optional*, defaults to the ImageNet std).
-        apply_exif_orientation (`bool`, *optional*, defaults to `True`): apply the EXIF orientation of PIL images,
-            so that a phone photo is seen upright. The original ignores EXIF; datasets whose annotations refer to
-            the raw pixel layout should set this to `False`.
+        resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`).
+        image_mean, image_std (`tuple[float, float, float]`, *optional*, default to ImageNet's).
+        apply_exif_orientation (`bool`, *optional*, defaults to `True`): `False` reads the raw pixel layout,
+            as the original does and as COCO's annotations need.
     """
 
     model_input_names = ["pixel_values"]
     valid_kwargs = LavtImageProcessorKwargs
 
-    def __init__(
-        self,
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        resample: int = Image.Resampling.BILINEAR,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
-        apply_exif_orientation: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, size: SizeLike | None = None, resample: int = Image.Resampling.BILINEAR,
+                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD,
+                 apply_exif_orientation: bool = True, **kwargs: Any) -> None:
         # `image_processor_type` is written by `to_dict` for the Auto classes; it is not a setting.
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
@@ -79,127 +63,92 @@ class LavtImageProcessor(BaseImageProcessor):
         self.image_std = [float(v) for v in image_std]
         self.apply_exif_orientation = bool(apply_exif_orientation)
 
-    def preprocess(
-        self,
-        images: ImageLike | Sequence[ImageLike],
-        masks: MaskLike | Sequence[MaskLike] | None = None,
-        return_tensors: str | None = None,
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        image_mean: Sequence[float] | None = None,
-        image_std: Sequence[float] | None = None,
-        apply_exif_orientation: bool | None = None,
-        input_data_format: str | None = None,
-    ) -> BatchFeature:
-        """Turn one image or a batch into `pixel_values` (B, 3, H, W) float32, plus `labels` when masks are given.
+    def preprocess(self, images: ImageLike | Sequence[ImageLike],
+                   masks: MaskLike | Sequence[MaskLike] | None = None, return_tensors: str | None = None,
+                   size: SizeLike | None = None, image_mean: Sequence[float] | None = None,
+                   image_std: Sequence[float] | None = None, apply_exif_orientation: bool | None = None,
+                   input_data_format: str | None = None) -> BatchFeature:
+        """One image or a batch -> `pixel_values` (B, 3, H, W) float32, plus `labels` when masks are given.
 
         Args:
-            images: PIL images, NumPy arrays (HW, HWC or CHW; uint8, uint16 = 16-bit, bool, or float in [0, 1]),
-                torch tensors (CHW or HWC, same dtypes), file paths, or a list of them; a 4-D array is a batch.
-            masks: one binary mask per image (PIL, NumPy or torch, HxW, or a (B, H, W) array; nonzero = the
-                referred object), each of the same size as its (oriented) image.
+            images: PIL images, NumPy arrays (HW, HWC or CHW; uint8, uint16, bool, or float in [0, 1]), torch
+                tensors (CHW or HWC), file paths, or a list of them; a 4-D array is a batch.
+            masks: one binary mask (h, w) per image, of its (oriented) size, or a (B, h, w) array.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
-            size, image_mean, image_std, apply_exif_orientation: override the processor's settings for this call.
-            input_data_format: `"channels_first"` or `"channels_last"` for ambiguous 3-D arrays; by default NumPy
-                arrays are read as HWC and tensors as CHW, falling back to the other layout when the channel
-                count does not fit.
+            size, image_mean, image_std, apply_exif_orientation: override the settings for this call.
+            input_data_format: `"channels_first"` or `"channels_last"`; by default arrays are HWC and tensors
+                CHW unless their channel count says otherwise.
 
         Returns:
-            [`BatchFeature`] with `pixel_values`, `original_sizes` (list of `(height, width)` before resizing,
-            used by [`~LavtImageProcessor.post_process_referring_segmentation`]) and, with masks, `labels`
-            int64 (B, H, W) with values 0 / 1.
+            [`BatchFeature`] with `pixel_values`, `original_sizes` (one `(height, width)` per image) and, with
+            masks, `labels` int64 (B, H, W) of 0 / 1.
 
         Raises:
-            ValueError: an image or mask that cannot be read (named), a float image with NaN or infinite values,
-                or an image_mean / image_std that is not finite or a zero std (every pixel would be NaN or inf).
+            ValueError: an image or mask that cannot be read (named), a float image that is not finite, or an
+                image_mean / image_std that is not finite or a zero std.
         """
         size = self.size if size is None else _size_dict(size)
         mean = np.asarray(self.image_mean if image_mean is None else image_mean, dtype=np.float32)
         std = np.asarray(self.image_std if image_std is None else image_std, dtype=np.float32)
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.all(std != 0)):
-            # Every pixel would be NaN or infinite: (x / 255 - mean) / std.
             raise ValueError(f"image_mean and image_std must be finite and image_std nonzero, got image_mean "
                              f"{mean.tolist()} and image_std {std.tolist()}; fix them (preprocessor_config.json)")
         orient = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
 
-        rgb_images = [_rgb_image(image, orient, input_data_format) for image in make_image_list(images)]
-        original_sizes = [(image.height, image.width) for image in rgb_images]
-        planes = [_normalize(_resize(image, size, self.resample), mean, std) for image in rgb_images]
+        rgbs = [_rgb_image(image, orient, input_data_format) for image in make_list(images, "images")]
+        original_sizes = [(rgb.height, rgb.width) for rgb in rgbs]
+        resized = (np.asarray(rgb.resize((size["width"], size["height"]), self.resample)) for rgb in rgbs)
+        planes = [_normalize(rgb, mean, std) for rgb in resized]
         pixel_values = planes[0][None] if len(planes) == 1 else np.stack(planes)  # one image: no copy
         data: dict[str, Any] = {"pixel_values": pixel_values, "original_sizes": original_sizes}
         if masks is not None:
             data["labels"] = self.preprocess_masks(masks, size=size, original_sizes=original_sizes)
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
 
-    def preprocess_masks(
-        self,
-        masks: MaskLike | Sequence[MaskLike],
-        size: dict[str, int] | int | Sequence[int] | None = None,
-        original_sizes: Sequence[tuple[int, int]] | None = None,
-    ) -> np.ndarray:
-        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets.
-
-        `original_sizes`, when given, are the image sizes the masks must match (one per mask): a mask of another
-        size would be silently misaligned with its image after resizing.
-        """
+    def preprocess_masks(self, masks: MaskLike | Sequence[MaskLike], size: SizeLike | None,
+                         original_sizes: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Binary masks -> int64 (B, H, W) 0 / 1 labels, nearest-resized like the original's targets; mask i
+        must have the size (h, w) of its image, `original_sizes[i]`."""
         size = self.size if size is None else _size_dict(size)
-        mask_list = make_mask_list(masks)
-        if original_sizes is not None and len(original_sizes) != len(mask_list):
+        mask_list = make_list(masks, "masks")
+        if len(original_sizes) != len(mask_list):
             raise ValueError(
                 f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask per image"
             )
         labels = np.empty((len(mask_list), size["height"], size["width"]), dtype=np.int64)
-        for index, mask in enumerate(mask_list):
+        for index, (mask, image_size) in enumerate(zip(mask_list, original_sizes)):
             binary = _binary_mask(mask)
-            if original_sizes is not None and tuple(binary.shape) != tuple(original_sizes[index]):
-                raise ValueError(
-                    f"Mask {index} has size {tuple(binary.shape)} (h, w) but its image has size "
-                    f"{tuple(original_sizes[index])}"
-                )
-            resized = Image.fromarray(binary).resize(
-                (size["width"], size["height"]), Image.Resampling.NEAREST
-            )
+            if binary.shape != tuple(image_size):
+                raise ValueError(f"Mask {index} has size {binary.shape} (h, w) but its image has size "
+                                 f"{tuple(image_size)}")
+            resized = Image.fromarray(binary).resize((size["width"], size["height"]), Image.NEAREST)
             labels[index] = np.asarray(resized)  # widened to int64 as it is written: no stacking copy
         return labels
 
-    def post_process_referring_segmentation(
-        self,
-        outputs: Any,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Model logits -> one mask per sample, at the size asked for, with its presence score and box.
+    def post_process_referring_segmentation(self, outputs: Any, target_sizes: Sizes | None = None,
+                                            threshold: float | None = None,
+                                            presence_threshold: float | None = None,
+                                            split_parts: bool = False) -> list[dict[str, Any]]:
+        """Model logits -> one mask per sample, at the size asked for, with scores and box.
 
-        Each sample's (2, h, w) logits are upsampled bilinearly with `align_corners=True` (as the original does)
-        to its target size, in float32 whatever the model's dtype. With target size = model input size and no
-        thresholds, the mask is exactly the original's test-time prediction.
+        The (2, h, w) logits are upsampled in float32, bilinearly with `align_corners=True`: with target
+        size = input size and no thresholds, the mask is the original's prediction.
 
         Args:
-            outputs: the model output (anything with `.logits`) or the logits tensor (B, 2, h, w); class 1 is the
-                referred object.
-            target_sizes: one `(height, width)` per sample, e.g. the processor's `original_sizes` to get masks
-                at the original image size, or `(480, 480)` pairs for the original protocol; `None` keeps the
-                logits' size.
-            threshold: `None` takes the argmax (foreground where logit 1 > logit 0, ties go to background);
-                a float in [0, 1] marks foreground where the foreground softmax probability is >= threshold.
-            presence_threshold: a float in [0, 1]: a sample whose `presence_score` is below it gets the answer
-                "no target" (an empty mask). `None`: no presence rule, the mask as the original gives it.
-            split_parts: also give the mask's connected parts (8-connected), one entry each in `parts`.
+            outputs: the model output (with `.logits`) or the logits (B, 2, h, w); class 1 is the object.
+            target_sizes: one `(height, width)` per sample; `None` keeps the logits' size.
+            threshold: a probability in [0, 1]: foreground where the foreground probability is >= threshold;
+                `None` takes the argmax (ties go to background).
+            presence_threshold: a sample whose `presence_score` is below it gets an empty mask ("no target").
+            split_parts: also give the mask's 8-connected parts in `parts`.
 
         Returns:
-            One dict per sample: `mask` int64 (h, w) of 0 / 1; `probabilities` float32 (h, w) foreground softmax
-            probability; `score`, the mean foreground probability over the mask (0.0 when it is empty), a
-            confidence for the mask that was returned; `presence_score` ([`presence_scores`]), how sure the model
-            is that the expression names something in the image; `no_target`, `True` when the mask is empty;
-            `box`, `{"xmin", "ymin", "xmax", "ymax"}` in pixels of the mask (the first and last column and row
-            it covers, inclusive), `None` when the mask is empty; with `split_parts`, `parts`: a list of
-            `{"mask", "score", "box"}`, one per connected part of the mask, highest score first (empty when
-            the mask is).
+            One dict per sample (docs/presence.md, "API"): `mask` int64 (h, w) of 0 / 1, `probabilities`
+            float32 (h, w), `score`, `presence_score`, `no_target`, `box` (pixels) and `parts`.
 
         Raises:
-            ValueError: for logits of another shape or holding NaN or infinite values, a threshold outside
-                [0, 1] or not a number, or target sizes that do not match the batch.
+            ValueError: logits of another shape or not finite, a threshold that is not a number in [0, 1],
+                target sizes that do not match the batch.
         """
         logits = outputs if isinstance(outputs, torch.Tensor) else outputs.logits
         if logits.ndim != 4 or logits.shape[1] != 2:
@@ -216,8 +165,7 @@ class LavtImageProcessor(BaseImageProcessor):
         for index in range(logits.shape[0]):
             sample = logits[index : index + 1].float()
             if target_sizes is not None:
-                height, width = target_sizes[index]
-                sample = upsample_logits(sample, (height, width))
+                sample = upsample_logits(sample, target_sizes[index])
             background, foreground = sample[0, 0], sample[0, 1]
             probabilities = torch.sigmoid(foreground - background)  # = softmax(...)[1] for two classes
             is_foreground = foreground > background if threshold is None else probabilities >= threshold
@@ -235,59 +183,37 @@ class LavtImageProcessor(BaseImageProcessor):
             results.append(result)
         return results
 
-    def post_process_semantic_segmentation(
-        self,
-        outputs: Any,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-    ) -> list[torch.Tensor]:
-        """Model logits -> one label map per sample, as transformers' semantic-segmentation models return them.
-
-        Args:
-            outputs: the model output (anything with `.logits`) or the logits tensor (B, 2, h, w).
-            target_sizes: one `(height, width)` per sample; `None` keeps the logits' size.
-
-        Returns:
-            One int64 (height, width) tensor per sample: 1 on the referred object, 0 elsewhere (the argmax of
-            [`~LavtImageProcessor.post_process_referring_segmentation`], which also gives probabilities and a score).
-        """
+    def post_process_semantic_segmentation(self, outputs: Any,
+                                           target_sizes: Sizes | None = None) -> list[torch.Tensor]:
+        """As transformers' semantic-segmentation models: one int64 (height, width) label map per sample, 1 on
+        the referred object (the `mask` of [`~LavtImageProcessor.post_process_referring_segmentation`])."""
         return [result["mask"] for result in self.post_process_referring_segmentation(outputs, target_sizes)]
 
-    def post_process_word_attention(
-        self,
-        outputs: Any,
-        attention_mask: torch.Tensor | np.ndarray | None = None,
-        target_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None,
-        stages: Sequence[int] | None = None,
-        tokens: Sequence[Sequence[str]] | None = None,
-        special_tokens_mask: Sequence[Sequence[int]] | torch.Tensor | np.ndarray | None = None,
-    ) -> list[dict[str, Any]]:
-        """Pixel-word attentions -> one heatmap per token: where in the image each word of the expression looks.
+    def post_process_word_attention(self, outputs: Any, attention_mask: TokenMask | None = None,
+                                    target_sizes: Sizes | None = None, stages: Sequence[int] | None = None,
+                                    tokens: Sequence[Sequence[str]] | None = None,
+                                    special_tokens_mask: TokenMask | None = None) -> list[dict[str, Any]]:
+        """Pixel-word attentions (docs/model.md, "Pixel-word attention (PWAM)") -> one heatmap per token.
 
-        Each stage's pixel-word attention (docs/model.md, "Pixel-word attention (PWAM)"; `output_attentions=True`) gives, for every pixel of that
-        stage's map, a softmax over the tokens. Per sample, the maps of the chosen stages are averaged over the
-        heads, upsampled bilinearly (`align_corners=False`) to the target size and averaged over the stages: every
-        step averages distributions, so the result still sums to 1 over the tokens at every pixel, and padding
-        tokens keep ~0. No display normalisation is applied.
+        Per sample, each chosen stage's map (a softmax over the tokens at every pixel) is averaged over the
+        heads, upsampled bilinearly to the target size, and the stages are averaged: the maps still sum to 1
+        over the tokens at every pixel.
 
         Args:
-            outputs: the model output (anything with `.attentions`) or the tuple of per-stage attentions, each
-                (B, heads, T, H_i, W_i).
-            attention_mask: (B, T) 1 on real tokens, 0 on padding; marks `padding` in the result.
-            target_sizes: one `(height, width)` per sample, e.g. the processor's `original_sizes`; `None` gives the
-                size of the finest chosen stage.
-            stages: indices of the stages to average (0 = finest, 1/4 of the input; 3 = coarsest, 1/32).
-                Default `(0, 1, 2, 3)`: all four; the fine stages are sharp, the coarse ones follow whole objects.
-            tokens: per sample, the T token strings (the processor's `post_process_word_attention` fills them in).
-            special_tokens_mask: (B, T) 1 on special tokens ([CLS], [SEP], [PAD]), e.g. from the tokenizer.
+            outputs: the model output of `output_attentions=True` or its per-stage attentions, each (B, heads,
+                T, H_i, W_i).
+            attention_mask, special_tokens_mask: (B, T), 1 on real tokens, resp. on [CLS], [SEP], [PAD].
+            target_sizes: one `(height, width)` per sample; `None` gives the size of the finest chosen stage.
+            stages: the stages to average (0 = finest, 1/4 of the input; 3 = coarsest); all by default.
+            tokens: per sample, the T token strings.
 
         Returns:
-            One dict per sample: `maps` float32 (T, height, width); `tokens` (list of T strings, or `None`);
-            `padding` and `special` (lists of T bools; all `False` when the corresponding mask is not given);
-            `stages` (the stage indices used).
+            One dict per sample: `maps` float32 (T, height, width); `tokens`; `padding` and `special` (T
+            bools, all `False` without their mask); `stages`.
 
         Raises:
-            ValueError: when the outputs hold no attentions (run the model with `output_attentions=True`), a stage
-                index is out of range, or the sizes, masks or tokens do not match the batch.
+            ValueError: outputs without attentions, a stage out of range, sizes, masks or tokens that do not
+                match the batch.
         """
         attentions = outputs if isinstance(outputs, list | tuple) else getattr(outputs, "attentions", None)
         if not attentions:
@@ -305,11 +231,8 @@ class LavtImageProcessor(BaseImageProcessor):
         for index in range(batch):
             size = tuple(attentions[finest].shape[-2:]) if target_sizes is None else (
                 tuple(int(v) for v in target_sizes[index]))
-            per_stage = [
-                F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
-                              mode="bilinear", align_corners=False)[0]
-                for stage in stages
-            ]
+            per_stage = [F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
+                                       mode="bilinear", align_corners=False)[0] for stage in stages]
             real = _token_flags(attention_mask, index, num_tokens, default=True)
             results.append({
                 "maps": torch.stack(per_stage).mean(dim=0),
@@ -320,6 +243,7 @@ class LavtImageProcessor(BaseImageProcessor):
             })
         return results
 
+
 def presence_scores(logits: torch.Tensor) -> torch.Tensor:
     """How sure the model is that the expression names something in the image: (B, 2, h, w) logits -> (B,)
     float32 in [0, 1], the largest foreground probability of each sample. Below a threshold the answer is "no
@@ -327,24 +251,19 @@ def presence_scores(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid((logits[:, 1] - logits[:, 0]).float().amax(dim=(1, 2)))
 
 
-def mask_box(mask: torch.Tensor) -> dict[str, int] | None:
-    """(h, w) bool mask -> `{"xmin", "ymin", "xmax", "ymax"}`: its first and last column and row (inclusive, as
-    torchvision's `masks_to_boxes`); `None` for an empty mask."""
+def _mask_summary(mask: torch.Tensor, probabilities: torch.Tensor) -> dict[str, Any]:
+    """The `score` (mean foreground probability over the mask, 0.0 when empty) and `box` of a bool mask: its
+    first and last column and row (inclusive, as torchvision's `masks_to_boxes`), `None` when empty."""
     columns, rows = mask.any(dim=0).nonzero(), mask.any(dim=1).nonzero()
     if len(columns) == 0:
-        return None
-    return {"xmin": int(columns[0]), "ymin": int(rows[0]), "xmax": int(columns[-1]), "ymax": int(rows[-1])}
-
-
-def _mask_summary(mask: torch.Tensor, probabilities: torch.Tensor) -> dict[str, Any]:
-    """The `score` (mean foreground probability over the mask, 0.0 when empty) and `box` of a bool mask."""
-    score = probabilities[mask].mean().item() if mask.any() else 0.0
-    return {"score": score, "box": mask_box(mask)}
+        return {"score": 0.0, "box": None}
+    box = {"xmin": int(columns[0]), "ymin": int(rows[0]), "xmax": int(columns[-1]), "ymax": int(rows[-1])}
+    return {"score": probabilities[mask].mean().item(), "box": box}
 
 
 def connected_parts(mask: torch.Tensor) -> list[torch.Tensor]:
-    """(h, w) bool mask -> one (h, w) bool mask per 8-connected part, in the order of their first pixel (row by
-    row). Two-pass labelling of the runs of each row with a union-find, in NumPy: no SciPy needed."""
+    """(h, w) bool mask -> one (h, w) bool mask per 8-connected part, in the order of their first pixel (row
+    by row). Two-pass labelling of the runs of each row with a union-find, in NumPy: no SciPy needed."""
     array = mask.cpu().numpy().astype(np.int8)
     edges = np.diff(np.pad(array, ((0, 0), (1, 1))), axis=1)
     rows = [list(zip(np.flatnonzero(edge == 1).tolist(), np.flatnonzero(edge == -1).tolist())) for edge in edges]
@@ -382,29 +301,29 @@ def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[
     return [bool(v) for v in (row.tolist() if hasattr(row, "tolist") else row)]
 
 
-def to_rgb_uint8(
-    image: ImageLike,
-    apply_exif_orientation: bool = True,
-    input_data_format: str | None = None,
-) -> np.ndarray:
-    """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized.
-
-    PIL images go through `convert("RGB")` like the original (alpha is dropped, not composited), except the
-    integer modes I;16* and I (taken as 16-bit data, e.g. 16-bit PNGs), which PIL would clip at 255: they are
-    scaled to 8 bits instead (v / 257, rounded); mode F is read like a float array, intensities in [0, 1].
-    """
+def to_rgb_uint8(image: ImageLike, apply_exif_orientation: bool = True,
+                 input_data_format: str | None = None) -> np.ndarray:
+    """Any supported image -> (H, W, 3) uint8 RGB, the array the original would have resized: PIL's
+    `convert("RGB")` (alpha dropped), except for modes I;16* and I (16-bit, which PIL would clip at 255:
+    v / 257 rounded) and F (floats in [0, 1])."""
     if isinstance(image, str | os.PathLike):
         image = open_image(image)
     if isinstance(image, Image.Image):
         if apply_exif_orientation:
             image = ImageOps.exif_transpose(image)
-        array = _pil_to_rgb(image)
+        if image.mode in _SIXTEEN_BIT_MODES:
+            array = _gray_to_rgb(_sixteen_to_eight_bit(np.asarray(image)))
+        elif image.mode == "F":
+            array = _gray_to_rgb(_float_to_eight_bit(np.asarray(image)))
+        else:
+            try:
+                array = np.asarray(image.convert("RGB"))
+            except ValueError as error:
+                raise ValueError(f"Cannot convert an image of mode {image.mode!r} to RGB: {error}") from error
     elif isinstance(image, np.ndarray | torch.Tensor):
         array = _array_to_rgb(image, input_data_format)
     else:
-        raise ValueError(
-            f"Unsupported image type {type(image).__name__}: use a PIL image, an array or a path"
-        )
+        raise ValueError(f"Unsupported image type {type(image).__name__}: use a PIL image, array or path")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"Image has zero size: {array.shape[0]}x{array.shape[1]} (height x width)")
     return array
@@ -425,59 +344,32 @@ def open_image(path: str | os.PathLike) -> Image.Image:
                          "file you trust)") from error
 
 
-def _pil_to_rgb(image: Image.Image) -> np.ndarray:
-    """PIL image of any mode -> (H, W, 3) uint8."""
-    if image.width == 0 or image.height == 0:
-        raise ValueError(f"Image has zero size: {image.height}x{image.width} (height x width)")
-    if image.mode in _SIXTEEN_BIT_MODES:
-        return _gray_to_rgb(_sixteen_to_eight_bit(np.asarray(image)))
-    if image.mode == "F":
-        return _gray_to_rgb(_float_to_eight_bit(np.asarray(image)))
-    try:
-        return np.asarray(image.convert("RGB"))
-    except ValueError as error:
-        raise ValueError(f"Cannot convert an image of mode {image.mode!r} to RGB: {error}") from error
-
-
 def _array_to_rgb(array: np.ndarray | torch.Tensor, input_data_format: str | None) -> np.ndarray:
     """NumPy array or torch tensor (HW, HWC or CHW) -> (H, W, 3) uint8."""
-    channels_first_default = isinstance(array, torch.Tensor)
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu()
-        array = (array.float() if array.dtype in (torch.bfloat16, torch.float16) else array).numpy()
-    if array.ndim == 3:
-        array = _to_channels_last(array, input_data_format, channels_first_default)
-    elif array.ndim != 2:
-        raise ValueError(f"An image must have 2 (HW) or 3 (HWC / CHW) dimensions, got shape {array.shape}")
-    array = _to_uint8(array)
-    if array.ndim == 2:
-        return _gray_to_rgb(array)
-    channels = array.shape[2]
-    if channels in (1, 2):  # gray, gray + alpha
-        return _gray_to_rgb(array[..., 0])
-    return np.ascontiguousarray(array[..., :3])  # RGB, RGBA (alpha dropped like PIL's RGBA -> RGB)
-
-
-def _to_channels_last(
-    array: np.ndarray, input_data_format: str | None, channels_first_default: bool
-) -> np.ndarray:
-    """Put the channel axis last, using the explicit format or the layout whose channel count is plausible."""
     if input_data_format not in (None, "channels_first", "channels_last"):
         raise ValueError(
             f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
         )
-    if input_data_format is None:
-        first_ok, last_ok = array.shape[0] in _CHANNEL_COUNTS, array.shape[2] in _CHANNEL_COUNTS
-        if not (first_ok or last_ok):
-            raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got an array of shape {array.shape}")
-        channels_first = first_ok if channels_first_default else not last_ok
-    else:
+    channels_first = isinstance(array, torch.Tensor)  # each type's default layout
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu()
+        array = (array.float() if array.dtype in (torch.bfloat16, torch.float16) else array).numpy()
+    if array.ndim == 2:
+        array, channels_first = array[..., None], False
+    elif array.ndim != 3:
+        raise ValueError(f"An image must have 2 (HW) or 3 (HWC / CHW) dimensions, got shape {array.shape}")
+    elif input_data_format is not None:
         channels_first = input_data_format == "channels_first"
+    elif array.shape[0 if channels_first else 2] not in _CHANNEL_COUNTS:  # then the other layout
+        channels_first = not channels_first
     if channels_first:
         array = np.moveaxis(array, 0, -1)
     if array.shape[2] not in _CHANNEL_COUNTS:
         raise ValueError(f"An image needs 1, 2, 3 or 4 channels, got {array.shape[2]} (shape {array.shape})")
-    return array
+    array = _to_uint8(array)
+    if array.shape[2] < 3:  # gray, gray + alpha
+        return _gray_to_rgb(array[..., 0])
+    return np.ascontiguousarray(array[..., :3])  # RGB, RGBA (alpha dropped like PIL's RGBA -> RGB)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -501,7 +393,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 def _sixteen_to_eight_bit(array: np.ndarray) -> np.ndarray:
     """0..65535 -> 0..255 by v / 257 rounded (maps both ends exactly; PIL itself would clip at 255)."""
-    wide = np.clip(array.astype(np.int64), 0, _MAX_16_BIT)
+    wide = np.clip(array.astype(np.int64), 0, 65535)
     return ((wide + 128) // 257).astype(np.uint8)
 
 
@@ -521,25 +413,17 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def _rgb_image(image: ImageLike, apply_exif_orientation: bool, input_data_format: str | None) -> Image.Image:
-    """The image `to_rgb_uint8` gives, as an RGB PIL image to resize. An RGB PIL image (8-bit) is used as it is:
-    the same pixels as its round trip through an array, without that round trip's two copies."""
+    """The image `to_rgb_uint8` gives, as an RGB PIL image to resize; an 8-bit RGB PIL image is used as it is,
+    without the two copies of a round trip through an array."""
     if isinstance(image, Image.Image) and image.mode == "RGB" and image.width and image.height:
         return ImageOps.exif_transpose(image) if apply_exif_orientation else image
     return Image.fromarray(to_rgb_uint8(image, apply_exif_orientation, input_data_format))
 
 
-def _resize(rgb: Image.Image, size: dict[str, int], resample: int) -> np.ndarray:
-    """PIL resize of the RGB image (antialiased bilinear by default) to (H, W, 3) uint8; the aspect ratio is not
-    kept."""
-    return np.asarray(rgb.resize((size["width"], size["height"]), resample))
-
-
 def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> contiguous (3, H, W) float32 as ToTensor + Normalize compute it: (x / 255 - mean) / std.
-
-    The same float32 operations as on the (H, W, 3) layout, so the same bits, but run in place over whole
-    channel planes: broadcasting over a last axis of 3 is more than ten times slower.
-    """
+    """(H, W, 3) uint8 -> contiguous (3, H, W) float32 as ToTensor + Normalize compute it: (x / 255 - mean) /
+    std. The same float32 operations, so the same bits, but in place over whole channel planes: broadcasting
+    over a last axis of 3 is more than ten times slower."""
     planes = rgb.transpose(2, 0, 1).astype(np.float32, order="C")
     planes /= np.float32(255.0)
     planes -= mean.reshape(-1, 1, 1)
@@ -554,9 +438,7 @@ def _binary_mask(mask: MaskLike) -> np.ndarray:
     elif isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     elif not isinstance(mask, np.ndarray):
-        raise ValueError(
-            f"Unsupported mask type {type(mask).__name__}: use a PIL image, an array or a tensor"
-        )
+        raise ValueError(f"Unsupported mask type {type(mask).__name__}: use a PIL image, array or tensor")
     if mask.ndim != 2:
         raise ValueError(f"A mask must be 2-D (height, width), got shape {mask.shape}; one channel only")
     if mask.shape[0] == 0 or mask.shape[1] == 0:
@@ -566,45 +448,29 @@ def _binary_mask(mask: MaskLike) -> np.ndarray:
     return np.not_equal(mask, 0, order="C").view(np.uint8)
 
 
-def make_image_list(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
-    """One image, a list of images, or a 4-D batch array -> a list of single images."""
-    if isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4:
-        return list(images)
-    if isinstance(images, list | tuple):
-        if not images:
-            raise ValueError("Got an empty list of images")
-        return list(images)
-    return [images]
+def make_list(items: Any, what: str) -> list[Any]:
+    """One image (`what="images"`) or mask (`"masks"`), a non-empty list of them, or a batch array (4-D for
+    images, 3-D for masks) -> a list of single ones."""
+    if isinstance(items, list | tuple):
+        if not items:
+            raise ValueError(f"Got an empty list of {what}")
+        return list(items)
+    if isinstance(items, np.ndarray | torch.Tensor) and items.ndim == {"images": 4, "masks": 3}[what]:
+        return list(items)
+    return [items]
 
 
-def make_mask_list(masks: MaskLike | Sequence[MaskLike]) -> list[MaskLike]:
-    """One mask, a list of masks, or a 3-D (B, H, W) batch -> a list of single masks."""
-    if isinstance(masks, list | tuple):
-        if not masks:
-            raise ValueError("Got an empty list of masks")
-        return list(masks)
-    if isinstance(masks, np.ndarray | torch.Tensor) and masks.ndim == 3:
-        return list(masks)
-    return [masks]
-
-
-def _size_dict(size: dict[str, int] | int | Sequence[int]) -> dict[str, int]:
-    """Accept `{"height", "width"}`, an int (square) or `(height, width)`; return the dict form."""
+def _size_dict(size: SizeLike) -> dict[str, int]:
+    """`{"height", "width"}`, an int (square) or `(height, width)` -> the dict, of positive ints."""
     if isinstance(size, int):
-        size = {"height": size, "width": size}
-    elif isinstance(size, list | tuple):
-        if len(size) != 2:
-            raise ValueError(f"size as a sequence must be (height, width), got {size}")
+        size = (size, size)
+    if isinstance(size, list | tuple) and len(size) == 2:
         size = {"height": size[0], "width": size[1]}
-    elif isinstance(size, dict):
-        if set(size) != {"height", "width"}:
-            raise ValueError(f"size must have the keys 'height' and 'width', got {sorted(size)}")
-    else:
-        raise ValueError(f"Unsupported size {size!r}")
-    size = {"height": int(size["height"]), "width": int(size["width"])}
-    if size["height"] <= 0 or size["width"] <= 0:
-        raise ValueError(f"size must be positive, got {size}")
-    return size
+    if isinstance(size, dict) and set(size) == {"height", "width"}:
+        size = {"height": int(size["height"]), "width": int(size["width"])}
+        if size["height"] > 0 and size["width"] > 0:
+            return size
+    raise ValueError(f"size must be positive: an int, (height, width) or {{'height', 'width'}}, got {size!r}")
 
 
 __all__ = ["LavtImageProcessor", "open_image", "to_rgb_uint8"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,52 +27,29 @@ TASK = "referring-image-segmentation"
 
 class ReferringImageSegmentationPipeline(Pipeline):
     """
-    Segments the object a sentence refers to, with a LAVT model.
+    Segments the object a sentence refers to, with a LAVT model (docs/presence.md, "API").
 
     ```python
-    >>> from transformers import pipeline
     >>> import modeling_lavt  # registers the task
-    >>> segmenter = pipeline("referring-image-segmentation", model="path/to/lavt")
-    >>> result = segmenter("photo.jpg", text="the man on the left")
-    >>> result["mask"].size == Image.open("photo.jpg").size, result["score"]
+    >>> segmenter = transformers.pipeline("referring-image-segmentation", model="path/to/lavt")
+    >>> segmenter("photo.jpg", text="the two dogs", presence_threshold=0.5, split_parts=True)
+    {'label': 'the two dogs', 'score': 0.91, 'box': {'xmin': 12, ...}, 'mask': <PIL.Image ...>, ...}
     ```
 
     Inputs: `pipe(image, text="...")`, `pipe(image, text=[...])` (one image, several expressions),
-    `pipe([image, ...], text=[...])` (pairs), `pipe({"image": ..., "text": ...})` or a list / generator / dataset
-    of such dicts. An image is a local path, an http(s) URL, a PIL image, a NumPy array or a tensor.
+    `pipe([image, ...], text=[...])` (pairs), `pipe({"image": ..., "text": ...})` or a list / generator /
+    dataset of such dicts. An image is a local path, an http(s) URL, a PIL image, a NumPy array or a tensor.
 
-    Each result is a dict: `label`, the expression; `mask`, a PIL image of mode "L" (255 = the referred object,
-    0 elsewhere) of the original (EXIF-upright) image size; `score`, the mean foreground probability over the
-    mask (0 when empty); `box`, `{"xmin", "ymin", "xmax", "ymax"}`, the mask's first and last pixel column and
-    row (inclusive) in the image, `None` when the mask is empty; `presence_score`, how sure the model is that the
-    expression names something in the image (the largest foreground probability, in [0, 1]); `no_target`,
-    `True` when the mask is empty. With `presence_threshold=t`, a presence score below `t` gives the answer "no
-    target" (an empty mask, `no_target: True`). With `split_parts=True` also `parts`: one
-    `{"score", "box", "mask"}` per connected part of the mask, highest score first.
-    With `return_probabilities=True` also `probabilities`, the foreground probability map as float32 NumPy;
-    with `return_word_maps=True` also `word_maps`: one dict per real token of the expression (padding left out),
-    `{"token": str, "special": bool, "map": float32 NumPy (height, width)}`, where the map is the model's
-    pixel-word attention on that token at the original image size (all four stages averaged; see
-    `LavtImageProcessor.post_process_word_attention`). At every pixel the maps sum to 1 over the tokens.
+    A result is a dict: `label` (the expression), `mask` (a PIL image of mode "L", 255 on the object, of the
+    EXIF-upright image's size), and `score`, `box` (image pixels), `presence_score`, `no_target` and `parts`
+    (with `split_parts=True`) as post-processing gives them. With `return_list=True`, a list as transformers'
+    `promptable-concept-segmentation` gives: one `{"score", "label", "box", "mask"}` per answer (the mask, or
+    each part), empty for "no target". `return_probabilities=True` adds `probabilities` (float32 NumPy
+    (h, w)), `return_word_maps=True` `word_maps`: one `{"token", "special", "map"}` per real token, the map
+    float32 NumPy (h, w) (docs/usage.md, "Word maps").
 
-    ```python
-    >>> result = segmenter("photo.jpg", text="the red circle on the left", return_word_maps=True)
-    >>> {entry["token"]: entry["map"].max() for entry in result["word_maps"]}
-    ```
-
-    With `return_list=True` each result is instead a list in the shape of transformers'
-    `promptable-concept-segmentation` output: one `{"score", "label", "box", "mask"}` per answer (the mask, or
-    each of its parts with `split_parts=True`), empty for "no target"; `probabilities` and `word_maps`, when
-    asked for, come with every entry.
-
-    ```python
-    >>> segmenter("photo.jpg", text="the two dogs", presence_threshold=0.5, split_parts=True, return_list=True)
-    [{'score': 0.91, 'label': 'the two dogs', 'box': {'xmin': 12, ...}, 'mask': <PIL.Image ...>}, {...}]
-    ```
-
-    Call options: `threshold` (foreground where the probability >= threshold instead of the argmax),
-    `presence_threshold`, `split_parts`, `return_list`, `return_probabilities`, `return_word_maps`, `timeout`
-    (seconds, for URLs), `batch_size`.
+    Call options: `threshold`, `presence_threshold`, `split_parts`, `return_list`, `return_probabilities`,
+    `return_word_maps`, `timeout` (seconds, for URLs), `batch_size`.
     """
 
     _load_processor = None
@@ -99,12 +75,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
         self.tokenizer = self.processor.tokenizer
         check_tokenizer_fits(self.tokenizer, self.model.config)
 
-    def __call__(
-        self,
-        image: ImageLike | dict | Iterable[Any],
-        text: str | list[str] | None = None,
-        **kwargs: Any,
-    ) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
+    def __call__(self, image: ImageLike | dict | Iterable[Any], text: str | list[str] | None = None,
+                 **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]] | Iterable[dict[str, Any]]:
         """Segment `text` in `image`; see the class docstring for the accepted forms."""
         if text is None:
             items = image if isinstance(image, list | tuple) else []
@@ -121,17 +93,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
             return super().__call__(pairs[0], **kwargs)
         return super().__call__(pairs, **kwargs)
 
-    def _sanitize_parameters(
-        self,
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool | None = None,
-        return_list: bool | None = None,
-        return_probabilities: bool | None = None,
-        return_word_maps: bool | None = None,
-        timeout: float | None = None,
-        **unknown: Any,
-    ) -> tuple[dict, dict, dict]:
+    def _sanitize_parameters(self, threshold: float | None = None, presence_threshold: float | None = None,
+                             split_parts: bool | None = None, return_list: bool | None = None,
+                             return_probabilities: bool | None = None, return_word_maps: bool | None = None,
+                             timeout: float | None = None, **unknown: Any) -> tuple[dict, dict, dict]:
         if unknown:
             raise TypeError(f"Unknown arguments for the {TASK} pipeline: {sorted(unknown)}")
         check_probability_threshold("threshold", threshold)
@@ -157,8 +122,6 @@ class ReferringImageSegmentationPipeline(Pipeline):
         image = inputs["image"]
         if isinstance(image, str) and image.startswith(("http://", "https://")):
             image = load_image_url(image, timeout=timeout)
-        elif isinstance(image, os.PathLike):
-            image = os.fspath(image)
         encoded = self.processor(images=image, text=inputs["text"], return_tensors="pt")
         return {
             "label": inputs["text"],
@@ -178,16 +141,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
                           attention_mask=model_inputs["attention_mask"])
         return result
 
-    def postprocess(
-        self,
-        model_outputs: dict[str, Any],
-        threshold: float | None = None,
-        presence_threshold: float | None = None,
-        split_parts: bool = False,
-        return_list: bool = False,
-        return_probabilities: bool = False,
-        return_word_maps: bool = False,
-    ) -> dict[str, Any] | list[dict[str, Any]]:
+    def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None,
+                    presence_threshold: float | None = None, split_parts: bool = False,
+                    return_list: bool = False, return_probabilities: bool = False,
+                    return_word_maps: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
         result = self.image_processor.post_process_referring_segmentation(
             model_outputs["logits"], target_sizes=model_outputs["target_size"].tolist(), threshold=threshold,
             presence_threshold=presence_threshold, split_parts=split_parts,
@@ -209,22 +166,18 @@ class ReferringImageSegmentationPipeline(Pipeline):
             ]
         if return_list:
             answers = result["parts"] if split_parts else [] if result["no_target"] else [result]
-            return [{"score": answer["score"], "label": label, "box": answer["box"],
-                     "mask": _mask_image(answer["mask"]), **extras} for answer in answers]
-        output: dict[str, Any] = {
-            "label": label, "score": result["score"], "box": result["box"], "mask": _mask_image(result["mask"]),
-            "presence_score": result["presence_score"], "no_target": result["no_target"],
-        }
+            return [{"label": label, **_answer(answer), **extras} for answer in answers]
+        output = {"label": label, **_answer(result), "presence_score": result["presence_score"],
+                  "no_target": result["no_target"], **extras}
         if split_parts:
-            output["parts"] = [{"score": part["score"], "box": part["box"], "mask": _mask_image(part["mask"])}
-                               for part in result["parts"]]
-        return {**output, **extras}
+            output["parts"] = [_answer(part) for part in result["parts"]]
+        return output
 
 
-def _mask_image(mask: torch.Tensor) -> Image.Image:
-    """(h, w) 0 / 1 mask -> PIL image of mode "L", 255 on the mask."""
-    return Image.fromarray((mask.numpy() * 255).astype(np.uint8))
-
+def _answer(result: dict[str, Any]) -> dict[str, Any]:
+    """The `score`, `box` and `mask` of a post-processed mask or part, the mask as a PIL image of mode "L"."""
+    return {"score": result["score"], "box": result["box"],
+            "mask": Image.fromarray((result["mask"].numpy() * 255).astype(np.uint8))}
 
 def register_pipeline() -> None:
     """Make `pipeline("referring-image-segmentation", model=...)` available (idempotent)."""

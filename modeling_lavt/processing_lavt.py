@@ -1,10 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions.
-
-The tokenization reproduces the original by default (docs/model.md, "Text side"): encode with special tokens and no
-truncation, keep the first `max_length` ids, pad with the pad id. A sentence longer than `max_length - 2`
-wordpieces therefore loses its [SEP]; `truncation_mode="keep_sep"` gives the modern behaviour instead.
-"""
+"""Processor of LAVT: the image processor and a BERT tokenizer, pairing images with referring expressions."""
 
 from __future__ import annotations
 
@@ -17,13 +12,12 @@ import numpy as np
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .image_processing_lavt import ImageLike, MaskLike, make_image_list, make_mask_list
+from .image_processing_lavt import ImageLike, MaskLike, make_list
 from .validation import check_referring_expressions, check_text_argument
 
 TRUNCATION_MODES = ("original", "keep_sep")
 PADDING_MODES = ("max_length", "longest")
-# Keyword arguments of `__call__` that go to the text side; the image side takes those of the image processor's
-# `preprocess`.
+# `__call__`'s keyword arguments for the text side; the image side takes those of the image processor.
 TEXT_OPTIONS = ("max_length", "truncation_mode", "padding", "truncation")
 
 
@@ -34,57 +28,38 @@ class LavtProcessor(ProcessorMixin):
     Args:
         image_processor ([`LavtImageProcessor`]): the image processor.
         tokenizer ([`PreTrainedTokenizerBase`]): a BERT-family tokenizer (bert-base-uncased for the released
-            models). Its `padding_side` and `truncation_side` are set to `"right"`, what the model reads, with a
-            warning when it was saved (or is later set) otherwise.
+            models); its `padding_side` and `truncation_side` are set to `"right"`, what the model reads.
         max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
         truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
-            `max_length` (the [SEP] of a long expression is lost, exactly like the released models were trained);
-            `"keep_sep"` uses the tokenizer's own truncation, which keeps [SEP] as the last token.
+            `max_length`, as the original (docs/model.md, "Text side"): a long expression loses its [SEP];
+            `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does.
     """
 
-    def __init__(
-        self,
-        image_processor: Any = None,
-        tokenizer: Any = None,
-        max_length: int = 20,
-        truncation_mode: str = "original",
-    ) -> None:
+    model_input_names = ["pixel_values", "input_ids", "attention_mask"]
+
+    def __init__(self, image_processor: Any = None, tokenizer: Any = None, max_length: int = 20,
+                 truncation_mode: str = "original") -> None:
         _check_text_settings(max_length, truncation_mode)
         self.max_length = int(max_length)
         self.truncation_mode = truncation_mode
         super().__init__(image_processor, tokenizer)
         _right_sides(self.tokenizer)
 
-    @property
-    def model_input_names(self) -> list[str]:
-        return ["pixel_values", "input_ids", "attention_mask"]
-
-    def __call__(
-        self,
-        images: ImageLike | Sequence[ImageLike] | None = None,
-        text: str | Sequence[str] | None = None,
-        masks: MaskLike | Sequence[MaskLike] | None = None,
-        return_tensors: str | None = None,
-        **kwargs: Any,
-    ) -> BatchFeature:
-        """Prepare (image, expression) rows for the model.
-
-        Pairing: one image and N expressions give N rows (the image is repeated); N images and N expressions
-        give N pairs. Masks, when given, are one per row or one per image.
+    def __call__(self, images: ImageLike | Sequence[ImageLike] | None = None,
+                 text: str | Sequence[str] | None = None, masks: MaskLike | Sequence[MaskLike] | None = None,
+                 return_tensors: str | None = None, **kwargs: Any) -> BatchFeature:
+        """Prepare (image, expression) rows for the model, paired by [`pair_images_with_texts`].
 
         Args:
             images: what [`LavtImageProcessor.preprocess`] accepts.
             text: one referring expression or a list of them.
-            masks: binary ground-truth masks -> `labels`.
+            masks: binary ground-truth masks -> `labels`, one per row or one per image.
             return_tensors: `"pt"` for torch tensors, `"np"` or `None` for NumPy arrays.
-            kwargs: routed like `ProcessorMixin` does: text options (`max_length`, `truncation_mode`, `padding`,
-                `truncation`; see [`~LavtProcessor.tokenize`]) to the tokenization, image options (those of
-                [`LavtImageProcessor.preprocess`], e.g. `size`) to the image processor.
+            kwargs: the options of [`~LavtProcessor.tokenize`] and [`LavtImageProcessor.preprocess`].
 
         Returns:
-            [`BatchFeature`] with `pixel_values` (N, 3, H, W), `original_sizes` (one `(h, w)` per row),
-            `input_ids` and `attention_mask` (N, max_length) int64, and `labels` (N, H, W) when masks are given.
-            Only the keys of the given modalities are present.
+            [`BatchFeature`] with, for the modalities given, `pixel_values` (N, 3, H, W), `original_sizes`
+            (one `(h, w)` per row), `input_ids` and `attention_mask` (N, L) int64, `labels` (N, H, W).
 
         Raises:
             ValueError: for a keyword argument that is neither a text nor an image option.
@@ -96,32 +71,23 @@ class LavtProcessor(ProcessorMixin):
             raise ValueError("masks need their images")
         data: dict[str, Any] = {}
         if text is not None:
-            texts = _as_text_list(text)
-            data.update(self.tokenize(texts, **text_kwargs))
+            check_text_argument(text)
+            data.update(self.tokenize([text] if isinstance(text, str) else list(text), **text_kwargs))
         if images is not None:
-            image_list = make_image_list(images)
-            num_rows = (
-                len(image_list) if text is None else len(pair_images_with_texts(image_list, data["input_ids"]))
-            )
-            data.update(self._image_rows(image_list, masks, num_rows, image_kwargs))
+            image_list = make_list(images, "images")
+            rows = image_list if text is None else pair_images_with_texts(image_list, data["input_ids"])
+            data.update(self._image_rows(image_list, masks, len(rows), image_kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=["original_sizes"])
 
-    def tokenize(
-        self,
-        texts: Sequence[str],
-        max_length: int | None = None,
-        truncation_mode: str | None = None,
-        padding: str | bool = "max_length",
-        truncation: bool = True,
-    ) -> dict[str, np.ndarray]:
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None,
+                 truncation_mode: str | None = None, padding: str | bool = "max_length",
+                 truncation: bool = True) -> dict[str, np.ndarray]:
         """Expressions -> `input_ids`, `attention_mask` int64 (N, L), cut and padded the way the settings say.
 
         Args:
             max_length, truncation_mode: override the processor's settings for this call.
-            padding: `"max_length"` (the original: L = max_length) or `"longest"` / `True` (L = the longest
-                expression of the call after truncation).
-            truncation: `True` cuts at `max_length`; `False` keeps every token (the text encoder reads up to its
-                `max_position_embeddings`).
+            padding: `"max_length"` (L = max_length, the original) or `"longest"` / `True` (the longest row).
+            truncation: `False` keeps every token (the text encoder reads up to `max_position_embeddings`).
         """
         max_length = self.max_length if max_length is None else max_length
         truncation_mode = self.truncation_mode if truncation_mode is None else truncation_mode
@@ -131,32 +97,29 @@ class LavtProcessor(ProcessorMixin):
             raise ValueError(f"padding must be one of {PADDING_MODES} (or True for 'longest'), got {padding!r}")
         if not isinstance(truncation, bool):
             raise ValueError(f"truncation must be True or False, got {truncation!r}")
+        if not texts:
+            raise ValueError("Got an empty list of referring expressions")
         check_referring_expressions(texts, self.tokenizer)
         _right_sides(self.tokenizer)
 
-        full_ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        longest = max(len(ids) for ids in full_ids)
-        if truncation and longest > max_length:
+        kept = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        if truncation and max(map(len, kept)) > max_length:
             warnings.warn(
                 f"A referring expression has more than {max_length} tokens and was truncated to {max_length} "
                 f"({truncation_mode!r} mode{': its [SEP] is dropped' if truncation_mode == 'original' else ''}).",
                 stacklevel=2,
             )
-        if truncation_mode == "keep_sep":
-            encoded = self.tokenizer(
-                list(texts),
-                truncation=truncation,
-                max_length=max_length,
-                padding=padding,
-                return_attention_mask=True,
-            )
-            return {
-                "input_ids": np.asarray(encoded["input_ids"], dtype=np.int64),
-                "attention_mask": np.asarray(encoded["attention_mask"], dtype=np.int64),
-            }
-        kept = [ids[:max_length] if truncation else ids for ids in full_ids]
+            keep_sep = truncation_mode == "keep_sep"
+            kept = [ids[: max_length - 1] + ids[-1:] if keep_sep and len(ids) > max_length
+                    else ids[:max_length] for ids in kept]
         width = max(map(len, kept)) if padding == "longest" else max(max_length, *map(len, kept))
-        return _pad(kept, width, self._pad_id())
+        pad_id = self.tokenizer.pad_token_id  # None: 0, BERT's, which the original hard-codes
+        input_ids = np.full((len(kept), width), 0 if pad_id is None else pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(kept), width), dtype=np.int64)
+        for row, ids in enumerate(kept):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def post_process_referring_segmentation(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         """See [`LavtImageProcessor.post_process_referring_segmentation`]."""
@@ -166,25 +129,11 @@ class LavtProcessor(ProcessorMixin):
         """See [`LavtImageProcessor.post_process_semantic_segmentation`]."""
         return self.image_processor.post_process_semantic_segmentation(*args, **kwargs)
 
-    def post_process_word_attention(
-        self,
-        outputs: Any,
-        input_ids: Any,
-        attention_mask: Any = None,
-        target_sizes: Sequence[tuple[int, int]] | None = None,
-        stages: Sequence[int] | None = None,
-    ) -> list[dict[str, Any]]:
-        """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens filled in
-        from `input_ids` (B, T) by the tokenizer.
-
-        ```python
-        >>> inputs = processor(images=image, text="the red circle on the left", return_tensors="pt")
-        >>> outputs = model(**inputs, output_attentions=True)
-        >>> maps = processor.post_process_word_attention(outputs, inputs["input_ids"], inputs["attention_mask"],
-        ...                                              target_sizes=inputs["original_sizes"])[0]
-        >>> maps["tokens"][1], maps["maps"][1].shape  # ("the", (height, width))
-        ```
-        """
+    def post_process_word_attention(self, outputs: Any, input_ids: Any, attention_mask: Any = None,
+                                    target_sizes: Sequence[tuple[int, int]] | None = None,
+                                    stages: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """[`LavtImageProcessor.post_process_word_attention`] with the token strings and special tokens read
+        from `input_ids` (B, T) by the tokenizer (docs/usage.md, "Word maps")."""
         rows = [list(map(int, row)) for row in input_ids.tolist()]
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in rows]
         special = [self.tokenizer.get_special_tokens_mask(row, already_has_special_tokens=True) for row in rows]
@@ -206,51 +155,29 @@ class LavtProcessor(ProcessorMixin):
         text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
         return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
-    def _pad_id(self) -> int:
-        """The tokenizer's pad id; 0 (BERT's, which the original hard-codes) when it has none."""
-        pad_id = getattr(self.tokenizer, "pad_token_id", None)
-        return 0 if pad_id is None else int(pad_id)
-
-    def _image_rows(
-        self,
-        image_list: list[ImageLike],
-        masks: MaskLike | Sequence[MaskLike] | None,
-        num_rows: int,
-        image_kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Preprocess each image once, then repeat it for the rows that share it."""
+    def _image_rows(self, image_list: list[ImageLike], masks: MaskLike | Sequence[MaskLike] | None,
+                    num_rows: int, image_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Preprocess each image once, then repeat it (and its mask) for the rows that share it."""
         features = self.image_processor(image_list, **image_kwargs)
+        image_sizes = features["original_sizes"]
         row_image = [0] * num_rows if len(image_list) == 1 else list(range(num_rows))
-        original_sizes = [features["original_sizes"][i] for i in row_image]
         pixel_values = features["pixel_values"]
         if row_image != list(range(len(pixel_values))):  # a row per image needs no (copying) re-indexing
             pixel_values = pixel_values[row_image]
-        rows = {"pixel_values": pixel_values, "original_sizes": original_sizes}
-        if masks is not None:
-            rows["labels"] = self._mask_rows(
-                make_mask_list(masks), features["original_sizes"], row_image, image_kwargs
+        rows = {"pixel_values": pixel_values, "original_sizes": [image_sizes[i] for i in row_image]}
+        if masks is None:
+            return rows
+        mask_list, size = make_list(masks, "masks"), image_kwargs.get("size")
+        if len(mask_list) == num_rows:
+            rows["labels"] = self.image_processor.preprocess_masks(mask_list, size, rows["original_sizes"])
+        elif len(mask_list) == len(image_sizes):
+            rows["labels"] = self.image_processor.preprocess_masks(mask_list, size, image_sizes)[row_image]
+        else:
+            raise ValueError(
+                f"Got {len(mask_list)} masks for {num_rows} (image, expression) rows and {len(image_sizes)} "
+                "images; give one mask per row or one per image"
             )
         return rows
-
-    def _mask_rows(
-        self,
-        mask_list: list[MaskLike],
-        image_sizes: list[tuple[int, int]],
-        row_image: list[int],
-        image_kwargs: dict[str, Any],
-    ) -> np.ndarray:
-        """Labels for every row: masks are given either one per row or one per image."""
-        size = image_kwargs.get("size")
-        if len(mask_list) == len(row_image):
-            sizes = [image_sizes[i] for i in row_image]
-            return self.image_processor.preprocess_masks(mask_list, size=size, original_sizes=sizes)
-        if len(mask_list) == len(image_sizes):
-            labels = self.image_processor.preprocess_masks(mask_list, size=size, original_sizes=image_sizes)
-            return labels[row_image]
-        raise ValueError(
-            f"Got {len(mask_list)} masks for {len(row_image)} (image, expression) rows and {len(image_sizes)} "
-            "images; give one mask per row or one per image"
-        )
 
 
 def _check_text_settings(max_length: int, truncation_mode: str) -> None:
@@ -262,9 +189,8 @@ def _check_text_settings(max_length: int, truncation_mode: str) -> None:
 
 
 def _right_sides(tokenizer: Any) -> None:
-    """The model reads ids padded on the right and cut at the end (the original's text contract); a tokenizer
-    saved or set with a "left" padding_side or truncation_side would change them silently, so its sides are
-    set back to "right", with a warning naming the setting."""
+    """The model reads ids padded on the right and cut at the end (the original's text contract): a tokenizer
+    saved or set with a "left" padding_side or truncation_side is set back to "right", with a warning."""
     for name in ("padding_side", "truncation_side"):
         side = getattr(tokenizer, name, "right")
         if side != "right":
@@ -273,24 +199,9 @@ def _right_sides(tokenizer: Any) -> None:
             setattr(tokenizer, name, "right")
 
 
-def _as_text_list(text: str | Sequence[str]) -> list[str]:
-    """One expression or a list of them -> a non-empty list."""
-    check_text_argument(text)
-    if isinstance(text, str):
-        return [text]
-    texts = list(text)
-    if not texts:
-        raise ValueError("Got an empty list of referring expressions")
-    return texts
-
-
 def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[tuple[Any, Any]]:
-    """The (image, expression) pairs of one call: one image for every expression, or image i with expression i.
-    The one pairing rule of the processor, the pipeline and lavt-predict.
-
-    Raises:
-        ValueError: for any other pair of counts.
-    """
+    """The (image, expression) pairs of one call: one image for every expression, or image i with expression
+    i. The one pairing rule of the processor, the pipeline and lavt-predict; a ValueError for other counts."""
     if len(images) == 1:
         return [(images[0], text) for text in texts]
     if len(images) == len(texts):
@@ -299,16 +210,6 @@ def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[
         f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for all "
         "expressions, or one image per expression"
     )
-
-
-def _pad(kept_ids: list[list[int]], width: int, pad_id: int) -> dict[str, np.ndarray]:
-    """The original's text preparation after the cut: pad to `width` with the pad id, mask 1 on kept ids."""
-    input_ids = np.full((len(kept_ids), width), pad_id, dtype=np.int64)
-    attention_mask = np.zeros((len(kept_ids), width), dtype=np.int64)
-    for row, kept in enumerate(kept_ids):
-        input_ids[row, : len(kept)] = kept
-        attention_mask[row, : len(kept)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 __all__ = ["LavtProcessor", "TRUNCATION_MODES"]

@@ -1,12 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Checks of what users hand to LAVT: model inputs, texts, target sizes, image URLs and model folders.
-
-Every check raises before any work is done, with a message that names the input, what is wrong with it and what
-to do, instead of an error from deep inside torch, PIL, safetensors or huggingface_hub, or a silent wrong answer
-(NaN logits, a mask for an empty sentence, a model with randomly initialised or NaN weights). Checks of values
-run where data enters (`from_pretrained`, the processor, the image processor's post-processing, the pipeline,
-the CLIs, the training and evaluation views), once; the model's `forward` checks shapes and dtypes only, so it
-reads no value and never waits for the device.
+"""Checks of what users hand to LAVT, run once where data enters (`from_pretrained`, the processors, the
+pipeline, the CLIs, the training and evaluation views): each raises before any work is done, naming the input,
+what is wrong and what to do, instead of an error from deep inside a library or a silent wrong answer. The
+model's `forward` checks shapes and dtypes only, so it reads no value and never waits for the device.
 """
 
 from __future__ import annotations
@@ -35,10 +31,8 @@ _LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
 def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model), unless autocast
-    chooses the compute dtype. Casting the input, not the weights, is what a mixed-dtype call can only mean;
-    without it the first convolution fails with "Input type (double) and bias type (float) should be the same".
-    """
+    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model: the first
+    convolution would fail on mixed dtypes), unless autocast picks the compute dtype."""
     if pixel_values.dtype == dtype or torch.is_autocast_enabled(pixel_values.device.type):
         return pixel_values
     return pixel_values.to(dtype)
@@ -48,14 +42,12 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
     """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample.
 
     Raises:
-        ValueError: a bare `(h, w)` pair instead of one pair per sample, another count than the batch size, an
-            entry that is not a pair, or a side that is zero or negative.
+        ValueError: a bare `(h, w)` pair, another count than the batch size, an entry that is not a pair of
+            integers, or a side that is not positive.
     """
     if target_sizes is None:
         return None
-    if isinstance(target_sizes, torch.Tensor):
-        target_sizes = target_sizes.tolist()
-    sizes = list(target_sizes)
+    sizes = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else list(target_sizes)
     if len(sizes) == 2 and all(isinstance(v, int | float) for v in sizes):
         raise ValueError(
             f"target_sizes must hold one (height, width) pair per sample, got the single pair {tuple(sizes)} for "
@@ -77,20 +69,13 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
 
 def check_probability_threshold(name: str, value: Any) -> None:
     """A threshold on a probability: `None` (not used) or a real number in [0, 1]."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
 
 
 def check_text_argument(text: Any) -> None:
-    """`text` of the processor must be one referring expression (a string) or an iterable of them.
-
-    Raises:
-        ValueError: for anything else (a number, bytes, None inside a call that needs text).
-    """
-    if isinstance(text, str):
-        return
+    """`text` must be one referring expression (a string) or an iterable of them, else a ValueError."""
     if isinstance(text, bytes | bytearray) or not isinstance(text, Iterable):
         raise ValueError(
             f"text must be a referring expression (a string) or a list of them, got {type(text).__name__}: "
@@ -99,10 +84,8 @@ def check_text_argument(text: Any) -> None:
 
 
 def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> None:
-    """Every expression must be a string with at least one word piece (without a tokenizer: a non-blank string).
-
-    A blank string, or one of characters the tokenizer drops (e.g. a zero-width space "\\u200b"), would be
-    encoded as [CLS][SEP] alone and still get a mask.
+    """Every expression must be a string with at least one word piece (without a tokenizer: non-blank); a
+    blank one, or one of characters the tokenizer drops ("\\u200b"), would still get a mask.
 
     Raises:
         ValueError: "Referring expression {index} is empty ...", index = position in `texts`.
@@ -122,14 +105,8 @@ def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> 
 
 
 def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
-    """A tokenizer paired with a model must give only ids the text encoder has embeddings for: one with more
-    entries than `config.text_config.vocab_size` (another BERT, added tokens) is the only way a processor makes
-    ids outside the vocabulary. Checked where a model meets its processor: the pipeline (lavt-predict), lavt-train
-    and lavt-evaluate.
-
-    Raises:
-        ValueError: naming both sizes and what to use instead.
-    """
+    """A tokenizer with more entries than `config.text_config.vocab_size` (another BERT, added tokens) would
+    give ids the text encoder has no embedding for: a ValueError naming both sizes."""
     size, vocabulary = len(tokenizer), config.text_config.vocab_size
     if size > vocabulary:
         raise ValueError(
@@ -169,9 +146,8 @@ def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
 
 
 def is_hub_repo_id(name: str | os.PathLike | None, owner_required: bool = False) -> bool:
-    """Whether `name` can only mean a Hub repo: huggingface_hub's own repo-id rule holds, no local file or folder
-    has that name, and it does not start like a path ('.', '/', '~'). The one rule for every "local path or Hub
-    id" argument of the project; `owner_required` asks for the `owner/name` form (what card metadata links)."""
+    """Whether `name` can only mean a Hub repo: a valid repo id that is no local path and does not start like
+    one ('.', '/', '~'). `owner_required` asks for the `owner/name` form (what card metadata links)."""
     if not name:
         return False
     name = os.fspath(name)
@@ -185,12 +161,8 @@ def is_hub_repo_id(name: str | os.PathLike | None, owner_required: bool = False)
 
 
 def check_model_location(name: str | os.PathLike) -> None:
-    """A model to load must be an existing local folder or file, or a valid Hub repo id.
-
-    Raises:
-        FileNotFoundError: "Model folder ... not found" for a path that exists neither locally nor as a repo id
-            (huggingface_hub would only say "Repo id must be in the form ...").
-    """
+    """A model to load must be an existing local path or a valid Hub repo id, else a FileNotFoundError "Model
+    folder ... not found" (huggingface_hub would only say "Repo id must be in the form ...")."""
     if not isinstance(name, str | os.PathLike) or os.path.exists(name) or is_hub_repo_id(name):
         return
     raise FileNotFoundError(
@@ -198,43 +170,22 @@ def check_model_location(name: str | os.PathLike) -> None:
     )
 
 
-# The weight files `from_pretrained` reads from a local folder (single file or sharded; safetensors or pickle).
-WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+def _holds_any(folder: str | os.PathLike, names: Iterable[str]) -> bool:
+    return any(os.path.isfile(os.path.join(folder, name)) for name in names)
 
 
-def check_model_weights_present(folder: str | os.PathLike) -> None:
-    """A local model folder must hold weights.
-
-    Raises:
-        FileNotFoundError: naming the folder and what writes one, for a folder without any of `WEIGHT_FILES`
-            (transformers would only say "Error no file named model.safetensors ... found").
-    """
-    if not isinstance(folder, str | os.PathLike) or not os.path.isdir(folder):
-        return
-    if not any(os.path.isfile(os.path.join(folder, name)) for name in WEIGHT_FILES):
-        raise FileNotFoundError(
-            f"Model folder {os.fspath(folder)} holds no weights (model.safetensors); give a folder written by "
-            "save_pretrained, lavt-train or lavt-convert (an original LAVT checkpoint needs lavt-convert first)"
-        )
-
-
-# What a model folder holds for `LavtProcessor.from_pretrained`: the processor's settings, and the tokenizer.
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+# What `LavtProcessor.from_pretrained` reads from a model folder, by the name an error gives it.
+_PROCESSOR_FILES = {"processor_config.json": ("processor_config.json", "preprocessor_config.json"),
+                    "tokenizer files (tokenizer.json or vocab.txt)": ("tokenizer.json", "vocab.txt")}
 
 
 def check_processor_files(folder: str | os.PathLike) -> None:
-    """A local model folder must hold its processor (transformers would only say "make sure you don't have a local
-    directory with the same name", or that it cannot build a tokenizer).
-
-    Raises:
-        FileNotFoundError: naming the folder, the missing files and how to add them.
-    """
+    """A local model folder must hold its processor's settings and tokenizer (transformers would only say it
+    cannot build a tokenizer), else a FileNotFoundError naming the folder, the missing files and how to add
+    them."""
     if not os.path.isdir(folder):
         return
-    missing = [what for what, names in (("processor_config.json", PROCESSOR_FILES),
-                                        ("tokenizer files (tokenizer.json or vocab.txt)", TOKENIZER_FILES))
-               if not any(os.path.isfile(os.path.join(folder, name)) for name in names)]
+    missing = [what for what, names in _PROCESSOR_FILES.items() if not _holds_any(folder, names)]
     if missing:
         raise FileNotFoundError(
             f"Model folder {os.fspath(folder)} lacks {' and '.join(missing)}: convert with lavt-convert --tokenizer "
@@ -244,20 +195,15 @@ def check_processor_files(folder: str | os.PathLike) -> None:
 
 
 def is_finite(tensor: torch.Tensor) -> bool:
-    """Whether a non-empty floating-point tensor holds no NaN or inf. Its minimum and maximum are NaN where any
-    value is, and infinite where any value is: exact, and some ten times faster on a CPU than
-    `torch.isfinite(tensor).all()`."""
+    """Whether a non-empty floating-point tensor holds no NaN or inf: exact from its minimum and maximum, and
+    some ten times faster on a CPU than `torch.isfinite(tensor).all()`."""
     lowest, highest = torch.aminmax(tensor)
     return bool(torch.isfinite(lowest) & torch.isfinite(highest))
 
 
 def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.PathLike | None) -> None:
-    """Refuse weights that hold NaN or inf: a model built from them predicts nothing (empty masks, score 0, an IoU
-    of 0) without a word. Run once where weights enter: `from_pretrained`, the converter and the ONNX export.
-
-    Raises:
-        ValueError: "{source}: N weight tensors hold NaN or inf values (their names)".
-    """
+    """Refuse weights that hold NaN or inf (the model would predict empty masks without a word): a ValueError
+    "{source}: N weight tensors hold NaN or inf values (their names)"."""
     bad = [name for name, tensor in tensors.items()
            if tensor.is_floating_point() and tensor.numel() and tensor.device.type != "meta" and not is_finite(tensor)]
     if bad:
@@ -267,26 +213,21 @@ def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.P
         )
 
 
-def local_safetensors_files(folder: str | os.PathLike) -> list[str]:
-    """The safetensors files `from_pretrained` reads from a local folder: model.safetensors, or the shards its
-    index names; [] for a folder without them."""
-    single = os.path.join(folder, SAFE_WEIGHTS_NAME)
-    if os.path.isfile(single):
-        return [single]
-    index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
-    if not os.path.isfile(index):
-        return []
-    with open(index, encoding="utf-8") as file:
-        shards = set(json.load(file)["weight_map"].values())
-    return [os.path.join(folder, shard) for shard in sorted(shards)]
-
-
-def checkpoint_shapes(files: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor in the safetensors `files`, read from their headers alone.
+def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the safetensors weights `from_pretrained` reads from a local folder
+    (model.safetensors, or the shards its index names), from the headers alone; {} without them.
 
     Raises:
         OSError: "<file> is not a readable safetensors file ...: it is truncated or corrupt".
     """
+    files = [os.path.join(folder, SAFE_WEIGHTS_NAME)]
+    index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
+    if not os.path.isfile(files[0]):
+        if not os.path.isfile(index):
+            return {}
+        with open(index, encoding="utf-8") as file:
+            shards = sorted(set(json.load(file)["weight_map"].values()))
+        files = [os.path.join(folder, shard) for shard in shards]
     shapes = {}
     for file in files:
         try:
@@ -312,9 +253,9 @@ def model_shapes(model_class: type, config: PretrainedConfig) -> dict[str, tuple
 
 def check_checkpoint_fits(model_class: type, config: PretrainedConfig, saved: Mapping[str, Sequence[int]],
                           source: str, strict: bool) -> None:
-    """Compare the tensors a checkpoint holds (`saved`, name -> shape) with those `model_class(config)` expects,
-    the way `from_pretrained` pairs them: with or without the base model's prefix ("lavt."), ignoring what the
-    class ignores (a headless `LavtModel` leaves out the decoder). See `refuse_unfit_checkpoint`."""
+    """Pair the checkpoint's tensors (`saved`, name -> shape) with those `model_class(config)` expects as
+    `from_pretrained` does (with or without the "lavt." prefix, ignoring what the class ignores) and refuse
+    what does not fit (`refuse_unfit_checkpoint`)."""
     prefix = f"{model_class.base_model_prefix}."
     expected = {name.removeprefix(prefix): (name, shape) for name, shape in model_shapes(model_class, config).items()}
     held = {name.removeprefix(prefix): (name, tuple(shape)) for name, shape in saved.items()}
@@ -329,13 +270,10 @@ def check_checkpoint_fits(model_class: type, config: PretrainedConfig, saved: Ma
 
 def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Iterable[str],
                             mismatched: Sequence[tuple[str, Sequence[int], Sequence[int]]], strict: bool) -> None:
-    """Refuse a checkpoint whose weights do not fit the model its configuration describes.
-
-    Tensors of other shapes (`mismatched`: name, shape in the checkpoint, shape in the model) are always refused,
-    naming the window size or the width config.json contradicts: transformers would re-initialise them. Missing
-    or unexpected weights (a config.json with other depths than the weights, a file that lacks tensors) are
-    refused unless `strict` is False (`from_pretrained(..., strict=False)`: missing ones are then initialised at
-    random, as transformers does).
+    """Refuse a checkpoint whose weights do not fit the model its configuration describes: tensors of other
+    shapes (`mismatched`: name, shape in the checkpoint, shape in the model) always, naming the window size or
+    width config.json contradicts (transformers would re-initialise them); missing or unexpected weights
+    unless `strict` is False (missing ones are then initialised at random, as transformers does).
 
     Raises:
         ValueError: naming the checkpoint, the window sizes, the widths or the weights.
@@ -386,10 +324,9 @@ def _key_list(keys: Iterable[str]) -> str:
     return listed if len(keys) <= _LISTED_KEYS else f"{listed}, ... {len(keys) - _LISTED_KEYS} more"
 
 
-def loading_config(model_class: type, source: str, kwargs: Mapping[str, Any]) -> PretrainedConfig:
+def _loading_config(model_class: type, source: str, kwargs: Mapping[str, Any]) -> PretrainedConfig:
     """The configuration `model_class.from_pretrained(source, **kwargs)` builds its model from: `config=` (an
-    object, or a folder to read), else source's config.json, with the keyword arguments that name configuration
-    fields (e.g. `window_size=`) applied."""
+    object, or a folder to read), else source's config.json, with the keyword arguments naming its fields."""
     config = kwargs.get("config")
     if isinstance(config, PretrainedConfig):
         return config
@@ -404,16 +341,10 @@ _REMAPPED_LOADING = frozenset({"key_mapping", "variant", "gguf_file", "state_dic
 
 
 class CheckedLoadingMixin:
-    """`from_pretrained` that names the problem where transformers would load a wrong model or print a long load
-    report: a model folder that does not exist or holds no weights, a damaged safetensors file, a config.json
-    that contradicts the weights (window size, widths, depths), weights missing or left over, NaN or inf weights.
-
-    Only public paths: a local folder's safetensors headers are compared with the model built from the
-    configuration on the meta device before anything is loaded; then `PreTrainedModel.from_pretrained` loads
-    (downloading from the Hub as usual) with `output_loading_info=True`, whose missing and unexpected weights
-    are checked for every source, and the loaded weights must be finite. Mixed into the LAVT model classes before
-    `PreTrainedModel`.
-    """
+    """`from_pretrained` that names the problem where transformers would load a wrong model: a local folder's
+    safetensors headers are compared with the model built on the meta device before anything is loaded, then
+    the missing and unexpected weights of any source, and the loaded weights must be finite. Mixed in before
+    `PreTrainedModel`."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, strict: bool = True,
@@ -432,12 +363,17 @@ class CheckedLoadingMixin:
             source = os.fspath(source)
             check_model_location(source)
             subfolder = kwargs.get("subfolder") or ""
-            if not subfolder:
-                check_model_weights_present(source)
-            files = [] if _REMAPPED_LOADING & kwargs.keys() else local_safetensors_files(os.path.join(source, subfolder))
-            if files:
-                shapes = checkpoint_shapes(files)
-                check_checkpoint_fits(cls, loading_config(cls, source, kwargs), shapes, source, strict)
+            weight_files = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+            if not subfolder and os.path.isdir(source) and not _holds_any(source, weight_files):
+                raise FileNotFoundError(
+                    f"Model folder {source} holds no weights (model.safetensors); give a folder written by "
+                    "save_pretrained, lavt-train or lavt-convert (an original LAVT checkpoint needs lavt-convert"
+                    " first)"
+                )
+            remapped = _REMAPPED_LOADING & kwargs.keys()
+            shapes = {} if remapped else _checkpoint_shapes(os.path.join(source, subfolder))
+            if shapes:
+                check_checkpoint_fits(cls, _loading_config(cls, source, kwargs), shapes, source, strict)
         try:
             model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True,
                                                   **kwargs)
@@ -451,23 +387,7 @@ class CheckedLoadingMixin:
         return (model, info) if output_loading_info else model
 
 
-__all__ = [
-    "CheckedLoadingMixin",
-    "check_checkpoint_fits",
-    "check_finite_weights",
-    "check_model_location",
-    "check_model_weights_present",
-    "check_processor_files",
-    "check_probability_threshold",
-    "check_referring_expressions",
-    "check_target_sizes",
-    "check_text_argument",
-    "check_tokenizer_fits",
-    "checkpoint_shapes",
-    "is_finite",
-    "load_image_url",
-    "local_safetensors_files",
-    "pixel_values_in_model_dtype",
-    "refuse_unfit_checkpoint",
-]
-
+__all__ = ["CheckedLoadingMixin", "check_finite_weights", "check_model_location", "check_processor_files",
+           "check_probability_threshold", "check_referring_expressions", "check_target_sizes",
+           "check_text_argument", "check_tokenizer_fits", "is_finite", "is_hub_repo_id", "load_image_url",
+           "model_shapes", "pixel_values_in_model_dtype"]
