@@ -20,6 +20,7 @@ list): the same refs, and for each image one expression naming a shape that is n
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pickle
 from collections.abc import Sequence
@@ -65,9 +66,9 @@ class _Shape:
     shape: str
     colour: str
     size: str
-    cx: float
-    cy: float
-    radius: float
+    cx: float = 0.0
+    cy: float = 0.0
+    radius: float = 0.0
     split_polygons: bool = False
 
     @property
@@ -77,12 +78,9 @@ class _Shape:
 
 @dataclass
 class SyntheticRefer:
-    """Where a generated dataset lives and how big it is."""
+    """What a generated dataset holds."""
 
-    refer_root: Path
-    images_root: Path
     dataset: str
-    split_by: tuple[str, ...]
     num_images: int
     num_refs: int
     num_sentences: int
@@ -98,9 +96,6 @@ def generate_synthetic_refer(
     split_by: str | Sequence[str] = "unc",
     objects_per_image: tuple[int, int] = (3, 5),
     max_sentences: int = 3,
-    crowd_every: int = 10,
-    split_square_fraction: float = 0.1,
-    jpeg_quality: int = 90,
     typed_raw: bool = False,
     generalized: bool = False,
 ) -> SyntheticRefer:
@@ -108,7 +103,7 @@ def generate_synthetic_refer(
 
     ``image_size`` is ``(width, height)`` (or one int for square images). Image 0 always has a square made
     of two overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd
-    cluster of dots stored as an uncompressed RLE; every ``crowd_every``-th image has a dots cluster too.
+    cluster of dots stored as an uncompressed RLE; every tenth image has a dots cluster too.
     Images are named by image id (1..num_images) like COCO's, so datasets generated with different arguments
     need different ``images_root`` folders.
 
@@ -119,6 +114,10 @@ def generate_synthetic_refer(
     ``generalized`` writes the gRefCOCO layout (``dataset`` defaults to ``grefcoco``, else ``refcoco``) with the
     same images and refs plus no-target and multi-target refs (module docstring); without it, the output does
     not depend on the option's existence.
+
+    Raises:
+        ValueError: an unknown ``split_by``, ``objects_per_image`` outside 2 <= low <= high <= 15, or an image
+            too small to place two shapes in.
     """
     dataset = dataset or ("grefcoco" if generalized else "refcoco")
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -138,30 +137,32 @@ def generate_synthetic_refer(
     image_dir.mkdir(parents=True, exist_ok=True)
 
     images, annotations, refs = [], [], []
-    for index in range(num_images):
-        image_id = index + 1
-        with_crowd = index % crowd_every == 0
-        shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), with_crowd)
-        if index == 0:
-            _force_split_square(shapes)
+    for image_id in range(1, num_images + 1):
+        shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), image_id % 10 == 1)
+        if image_id == 1:  # the sum==1 rule's corner case: one square built from two overlapping polygons
+            squares = [s for s in shapes if s.shape == "square"]
+            target = squares[0] if squares else next(s for s in shapes if not s.is_dots)
+            target.shape, target.split_polygons = "square", True
         else:
             for s in shapes:
-                s.split_polygons = s.shape == "square" and rng.random() < split_square_fraction
+                s.split_polygons = s.shape == "square" and rng.random() < 0.1
         file_name = IMAGE_FILE_PATTERN.format(image_id)
-        segmentations = _draw_image(rng, shapes, width, height, image_dir / file_name, jpeg_quality)
+        segmentations = _draw_image(rng, shapes, width, height, image_dir / file_name)
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-        for number, (s, segmentation) in enumerate(zip(shapes, segmentations)):
-            ann_id = 100 * image_id + number
-            annotations.append(_annotation(ann_id, image_id, s, segmentation, height, width))
-            refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs), typed_raw))
+        ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
+        for s, segmentation in zip(shapes, segmentations):
+            annotations.append(_annotation(ann_ids[id(s)], image_id, s, segmentation, height, width))
+            _add_ref(refs, rng, ann_ids[id(s)], image_id, CATEGORY_IDS[s.shape], referring_expressions(s, shapes),
+                     max_sentences, typed_raw)
         if generalized:
-            ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
             for members, expressions in [([], absent_expressions(shapes)), *group_expressions(shapes)]:
-                refs.append(_group_ref(group_rng, [ann_ids[id(m)] for m in members], image_id,
-                                       [CATEGORY_IDS[m.shape] for m in members], expressions, max_sentences,
-                                       len(refs), typed_raw))
+                _add_ref(refs, group_rng, [ann_ids[id(m)] for m in members] or [-1], image_id,
+                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, max_sentences, typed_raw,
+                         no_target=not members)
 
-    _write_instances(dataset_dir / "instances.json", images, annotations)
+    instances = {"info": {"description": "lavt-hf synthetic shapes (refer layout)"}, "licenses": [],
+                 "images": images, "annotations": annotations, "categories": CATEGORIES}
+    (dataset_dir / "instances.json").write_text(json.dumps(instances))
     for scheme in schemes:
         split_of_image = _assign_splits(np.random.default_rng([seed, *scheme.encode()]), num_images, scheme)
         scheme_refs = [dict(r, split=split_of_image[r["image_id"] - 1]) for r in refs]
@@ -169,13 +170,10 @@ def generate_synthetic_refer(
             scheme_refs = [r if isinstance(r["ann_id"], list) else dict(r, ann_id=[r["ann_id"]], no_target=False)
                            for r in scheme_refs]
             (dataset_dir / f"grefs({scheme}).json").write_text(json.dumps(scheme_refs))
-            continue
-        with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
-            pickle.dump(scheme_refs, f, protocol=2)
-    return SyntheticRefer(
-        refer_root=Path(root), images_root=Path(images_root), dataset=dataset, split_by=schemes,
-        num_images=num_images, num_refs=len(refs), num_sentences=sum(len(r["sentences"]) for r in refs),
-    )
+        else:
+            with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
+                pickle.dump(scheme_refs, f, protocol=2)
+    return SyntheticRefer(dataset, num_images, len(refs), sum(len(r["sentences"]) for r in refs))
 
 
 def _sample_shapes(
@@ -183,14 +181,10 @@ def _sample_shapes(
 ) -> list[_Shape]:
     """Distinct (colour, shape) pairs placed without overlap, so each object is fully visible."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    chosen = rng.permutation(len(pairs))[:count]
-    candidates = [
-        _Shape(shape=pairs[i][1], colour=pairs[i][0], size=str(rng.choice(["big", "small"])), cx=0, cy=0,
-               radius=0)
-        for i in chosen
-    ]
+    candidates = [_Shape(shape, colour, str(rng.choice(["big", "small"])))
+                  for colour, shape in (pairs[i] for i in rng.permutation(len(pairs))[:count])]
     if with_crowd:
-        candidates.insert(0, _Shape(shape="dots", colour="gray", size="small", cx=0, cy=0, radius=0))
+        candidates.insert(0, _Shape("dots", "gray", "small"))
     placed: list[_Shape] = []
     for shape in candidates:
         shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
@@ -212,13 +206,6 @@ def _place(rng: np.random.Generator, shape: _Shape, placed: list[_Shape], width:
     return False
 
 
-def _force_split_square(shapes: list[_Shape]) -> None:
-    """Give image 0 one square built from two overlapping polygons, the sum==1 rule's corner case."""
-    squares = [s for s in shapes if s.shape == "square"]
-    target = squares[0] if squares else next(s for s in shapes if not s.is_dots)
-    target.shape, target.split_polygons = "square", True
-
-
 def _polygons(s: _Shape) -> list[list[float]]:
     """COCO polygons [x1, y1, x2, y2, ...] of a shape; a split square is two rectangles sharing a strip."""
     r = s.radius
@@ -230,15 +217,10 @@ def _polygons(s: _Shape) -> list[list[float]]:
         points = [(s.cx, s.cy - r), (s.cx + 0.866 * r, s.cy + 0.5 * r), (s.cx - 0.866 * r, s.cy + 0.5 * r)]
         return [np.round(np.asarray(points), 2).ravel().tolist()]
     half = 0.8 * r
-    x0, y0, x1, y1 = s.cx - half, s.cy - half, s.cx + half, s.cy + half
-    if not s.split_polygons:
-        return [_rectangle(x0, y0, x1, y1)]
     overlap = max(2.0, 0.25 * half)
-    return [_rectangle(x0, y0, s.cx + overlap, y1), _rectangle(s.cx - overlap, y0, x1, y1)]
-
-
-def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[float]:
-    return [round(v, 2) for v in (x0, y0, x1, y0, x1, y1, x0, y1)]
+    spans = [(-half, overlap), (-overlap, half)] if s.split_polygons else [(-half, half)]
+    y0, y1 = s.cy - half, s.cy + half
+    return [[round(v, 2) for v in (s.cx + a, y0, s.cx + b, y0, s.cx + b, y1, s.cx + a, y1)] for a, b in spans]
 
 
 def _dots_mask(rng: np.random.Generator, s: _Shape, width: int, height: int) -> np.ndarray:
@@ -255,25 +237,19 @@ def _dots_mask(rng: np.random.Generator, s: _Shape, width: int, height: int) -> 
 
 def _uncompressed_rle(mask: np.ndarray) -> dict:
     """COCO's crowd format: column-major run lengths starting with a run of zeros."""
-    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
+    flat = mask.ravel(order="F")
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
     counts = np.diff(bounds).tolist()
-    if flat[0] == 1:
-        counts = [0, *counts]
-    return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
+    return {"counts": [0, *counts] if flat[0] else counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
-def _draw_image(
-    rng: np.random.Generator, shapes: list[_Shape], width: int, height: int, path: Path, quality: int
-) -> list[list | dict]:
+def _draw_image(rng: np.random.Generator, shapes: list[_Shape], width: int, height: int, path: Path) -> list:
     """Draw a noisy background and every shape; return each shape's COCO segmentation."""
     background = rng.integers(170, 240, size=3)
     noise = rng.normal(0.0, 6.0, size=(height, width, 1))
-    pixels = np.clip(background[None, None, :] + noise, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
+    image = Image.fromarray(np.clip(background[None, None, :] + noise, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
-    segmentations: list[list | dict] = []
+    segmentations = []
     for s in shapes:
         if s.is_dots:
             mask = _dots_mask(rng, s, width, height)
@@ -284,16 +260,14 @@ def _draw_image(
         for polygon in polygons:
             draw.polygon(polygon, fill=COLOURS[s.colour])
         segmentations.append(polygons)
-    image.save(path, format="JPEG", quality=quality)
+    image.save(path, format="JPEG", quality=90)
     return segmentations
 
 
 def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict, height: int, width: int) -> dict:
     """A COCO annotation whose area and bbox are those of the union of its parts (as COCO stores them)."""
-    if isinstance(segmentation, dict):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    rle = mask_utils.frPyObjects(segmentation, height, width)
+    rle = rle if isinstance(segmentation, dict) else mask_utils.merge(rle)
     x, y, w, h = (round(float(v), 2) for v in mask_utils.toBbox(rle))
     return {
         "id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape], "segmentation": segmentation,
@@ -301,44 +275,22 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
     }
 
 
-def _ref(
-    rng: np.random.Generator, ann_id: int, image_id: int, s: _Shape, shapes: list[_Shape], max_sentences: int,
-    number: int, typed_raw: bool = False,
-) -> dict:
-    """One ref in the refs pickle format, with 2..max_sentences distinct unambiguous expressions."""
-    ref_id = number + 1
-    sentences = _sentences(rng, referring_expressions(s, shapes), max_sentences, ref_id, typed_raw)
-    return {
-        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape],
-        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
-        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences,
-    }
-
-
-def _sentences(rng: np.random.Generator, expressions: list[str], max_sentences: int, ref_id: int,
-               typed_raw: bool) -> list[dict]:
-    """2..max_sentences distinct expressions of a ref, in the refs format."""
+def _add_ref(
+    refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int, category_id: int | list[int],
+    expressions: list[str], max_sentences: int, typed_raw: bool, **extra: bool,
+) -> None:
+    """Append a ref in the refs pickle format with 2..max_sentences distinct expressions (``ann_id`` a list:
+    a gRefCOCO ref, [-1] for no target)."""
+    ref_id = len(refs) + 1
     count = int(rng.integers(2, max(2, max_sentences) + 1))
     picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
-    return [
-        {"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
-         "sent_id": 100 * ref_id + k}
-        for k, text in enumerate(picked)
-    ]
-
-
-def _group_ref(
-    rng: np.random.Generator, ann_ids: list[int], image_id: int, category_ids: list[int], expressions: list[str],
-    max_sentences: int, number: int, typed_raw: bool,
-) -> dict:
-    """A gRefCOCO ref naming the shapes ``ann_ids`` (none: a no-target ref, ann_id [-1])."""
-    ref_id = number + 1
-    sentences = _sentences(rng, expressions, max_sentences, ref_id, typed_raw)
-    return {
-        "ref_id": ref_id, "ann_id": ann_ids or [-1], "image_id": image_id, "category_id": category_ids or -1,
-        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ref_id}.jpg",
-        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, "no_target": not ann_ids,
-    }
+    sentences = [{"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
+                  "sent_id": 100 * ref_id + k} for k, text in enumerate(picked)]
+    refs.append({
+        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": category_id, "split": "train",
+        "file_name": f"COCO_train2014_{image_id:012d}_{ref_id if isinstance(ann_id, list) else ann_id}.jpg",
+        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, **extra,
+    })
 
 
 def absent_expressions(shapes: list[_Shape]) -> list[str]:
@@ -418,9 +370,7 @@ def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> lis
             continue  # "the blue one" must name a single shape
         rivals = [o for o in same_shape if o is not anchor]
         for words, direction in _RELATIONS.items():
-            if _beyond(t, anchor, direction, margin) and not any(
-                _beyond(o, anchor, direction, 0.0) for o in rivals
-            ):
+            if _beyond(t, anchor, direction, margin) and not any(_beyond(o, anchor, direction, 0) for o in rivals):
                 found.append(f"the {t.shape} {words} the {anchor.colour} one")
     return found
 
@@ -428,29 +378,13 @@ def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> lis
 def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> list[str]:
     """Split by image (as refer does); every split gets at least one image when there are enough."""
     fractions = SPLIT_FRACTIONS[scheme]
-    names = list(fractions)
-    counts = {name: int(round(fractions[name] * num_images)) for name in names[1:]}
-    if num_images >= len(names):
-        counts = {name: max(1, c) for name, c in counts.items()}
-    order = rng.permutation(num_images)
+    order = iter(rng.permutation(num_images))
     split_of_image = ["train"] * num_images
-    start = 0
-    for name, count in counts.items():
-        for i in order[start:start + count]:
+    for name in list(fractions)[1:]:
+        count = int(round(fractions[name] * num_images))
+        for i in itertools.islice(order, max(1, count) if num_images >= len(fractions) else count):
             split_of_image[i] = name
-        start += count
     return split_of_image
-
-
-def _write_instances(path: Path, images: list[dict], annotations: list[dict]) -> None:
-    payload = {
-        "info": {"description": "lavt-hf synthetic shapes (refer layout)"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": CATEGORIES,
-    }
-    path.write_text(json.dumps(payload))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -483,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_sentences=args.max_sentences, generalized=args.generalized,
     )
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
-          f"to {result.refer_root / result.dataset} and {result.images_root / 'train2014'}")
+          f"to {Path(args.root) / result.dataset} and {Path(args.images_root) / 'train2014'}")
 
 
 if __name__ == "__main__":
