@@ -1,20 +1,16 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""A synthetic dataset in the exact raw refer layout, for tests and the embedded demo.
+"""A synthetic dataset in the exact raw refer layout (docs/data.md), for tests and the embedded demo.
 
-Each image holds several coloured shapes (circle, square, triangle; big or small), every one of them is
-referred to by at least two expressions that name its colour, shape, size, position or a relation to another
-shape. Because every object of an image is a target, a model that ignores the text cannot do better than
-guessing among the candidates: the task is learnable only through the expression.
+Each image holds several coloured shapes (circle, square, triangle; big or small), each referred to by at least
+two expressions naming its colour, shape, size, position or a relation to another shape. Every object of an
+image is a target, so the task is learnable only through the expression.
 
-The files written are the ones a real refer download has (docs/data.md, "The refer layout"):
-``<root>/<dataset>/refs(<split_by>).p`` (a pickle with protocol 2, as Python 2 wrote them),
-``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd
-"dots" clusters stored as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``.
-
-With ``generalized``, the gRefCOCO layout instead (``<root>/grefcoco/grefs(<split_by>).json``, every ``ann_id`` a
-list): the same refs, and for each image one expression naming a shape that is not there ("the purple star",
-``ann_id`` [-1], ``no_target`` true) and one naming each group of two or more shapes of one colour or one kind
-("both red shapes", "all the squares"), whose target is the union of their masks.
+Files: ``<root>/<dataset>/refs(<split_by>).p`` (pickle protocol 2, as Python 2 wrote them),
+``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd "dots"
+as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``. With ``generalized``, the
+gRefCOCO layout instead (``<root>/grefcoco/grefs(<split_by>).json``, every ``ann_id`` a list): the same refs
+plus, per image, one naming an absent shape ("the purple star", ``ann_id`` [-1], ``no_target`` true) and one
+per group of two or more shapes of one colour or kind ("both red shapes"), targeting their union.
 """
 
 from __future__ import annotations
@@ -32,21 +28,14 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (215, 38, 38),
-    "green": (34, 160, 60),
-    "blue": (40, 80, 215),
-    "yellow": (235, 200, 30),
+    "red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215), "yellow": (235, 200, 30),
     "purple": (135, 55, 175),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 # Kinds of shape never drawn: what the no-target expressions of generalized data name, besides absent pairs.
 ABSENT_SHAPES: tuple[str, ...] = ("star", "heart", "hexagon")
-CATEGORIES: list[dict] = [
-    {"id": 1, "name": "circle", "supercategory": "shape"},
-    {"id": 2, "name": "square", "supercategory": "shape"},
-    {"id": 3, "name": "triangle", "supercategory": "shape"},
-    {"id": 4, "name": "dots", "supercategory": "crowd"},
-]
+CATEGORIES: list[dict] = [{"id": i, "name": name, "supercategory": "crowd" if name == "dots" else "shape"}
+                          for i, name in enumerate((*SHAPES, "dots"), 1)]
 CATEGORY_IDS: dict[str, int] = {c["name"]: c["id"] for c in CATEGORIES}
 # The split names of each refer split scheme and the share of images each one gets.
 SPLIT_FRACTIONS: dict[str, dict[str, float]] = {
@@ -55,7 +44,6 @@ SPLIT_FRACTIONS: dict[str, dict[str, float]] = {
     "google": {"train": 0.85, "val": 0.15},
 }
 IMAGE_FILE_PATTERN = "COCO_train2014_{:012d}.jpg"
-_CIRCLE_VERTICES = 32
 _SIZE_RADIUS = {"big": 0.16, "small": 0.09}  # radius as a share of min(width, height)
 
 
@@ -210,7 +198,7 @@ def _polygons(s: _Shape) -> list[list[float]]:
     """COCO polygons [x1, y1, x2, y2, ...] of a shape; a split square is two rectangles sharing a strip."""
     r = s.radius
     if s.shape == "circle":
-        angles = np.linspace(0, 2 * np.pi, _CIRCLE_VERTICES, endpoint=False)
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
         points = np.stack([s.cx + r * np.cos(angles), s.cy + r * np.sin(angles)], axis=1)
         return [np.round(points, 2).ravel().tolist()]
     if s.shape == "triangle":
