@@ -21,7 +21,6 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from datasets import Dataset, Features
 from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
@@ -71,6 +70,12 @@ class SplitSummary:
     annotation_bytes: int = 0  # of the split's parquet files
     files: list[str] = field(default_factory=list)  # the split's parquet files, relative to the output folder
 
+    def count(self, row: dict) -> int:
+        """Count an object; about the bytes of its row (its mask and texts dominate)."""
+        self.objects += 1
+        self.sentences += len(row["sentences"])
+        return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
+
 
 @dataclass
 class ConfigSummary:
@@ -85,6 +90,11 @@ class ImagesSummary:
     file_bytes: int = 0  # of the image table's parquet files
     files: list[str] = field(default_factory=list)  # the image table's parquet files, relative to the output folder
 
+    def count(self, row: dict) -> int:
+        """Count an image's bytes."""
+        self.image_bytes += len(row["image"]["bytes"])
+        return len(row["image"]["bytes"])
+
 
 def data_dir_name(config: str) -> str:
     """Folder name of a configuration's files: ``+`` is spelled out so paths stay URL-safe."""
@@ -92,8 +102,8 @@ def data_dir_name(config: str) -> str:
 
 
 def prepare_refcoco(
-    refer_root: str | Path,
-    images_root: str | Path,
+    source: str | Path,
+    images_root: str | Path | None,
     output_dir: str | Path,
     configs: Sequence[str] | None = None,
     mask_rule: str = "original",
@@ -102,73 +112,40 @@ def prepare_refcoco(
     pretty_name: str | None = None,
     source_description: str | None = None,
     repo_id: str | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> Path:
-    """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
+    """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` the
+    configurations, all found under ``source`` by default) or, with ``images_root`` None, of a dataset of one's
+    own (``columns``: its ``image_column``, ``mask_column``, ``text_column``), as one configuration ``default``.
 
     Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
-    in ``sentences_sent``, and point by ``image_id`` at the image table, which holds each image once. Every configuration, ref and image is validated before anything is written (a ref
-    without sentences, an image that is missing, does not decode or has another size than its
-    ``instances.json`` entry is a ValueError / FileNotFoundError naming the ref id and the file); the output
-    appears only once complete. ``repo_id`` only fills the usage example of the card.
+    in ``sentences_sent`` (one's own data: its one text in both), and point by ``image_id`` at the image table,
+    which holds each image once. Everything is validated before anything is written: a ref without sentences,
+    an image that is missing, does not decode or has another size than its ``instances.json`` entry is a
+    ValueError / FileNotFoundError naming the ref id and the file (one's own data: the errors of
+    ``load_user_dataset``). The output appears only once complete. ``repo_id`` only fills the card's usage example.
     """
-    output_dir = _check_output(output_dir, mask_rule, overwrite)
-    sources = _open_sources(refer_root, images_root, configs)
-    return _write_prepared(sources, output_dir, mask_rule, max_shard_bytes,
-                           pretty_name or "RefCOCO family (lavt-hf format)", source_description or COCO_SOURCE,
-                           repo_id, REFER_ORIGIN)
-
-
-def prepare_user_dataset(
-    source: str | Path,
-    output_dir: str | Path,
-    config_name: str | None = None,
-    mask_rule: str = "original",
-    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-    overwrite: bool = False,
-    pretty_name: str | None = None,
-    source_description: str | None = None,
-    repo_id: str | None = None,
-    *,
-    image_column: str | None = None,
-    mask_column: str | None = None,
-    text_column: str | None = None,
-    **load_kwargs: Any,
-) -> Path:
-    """Write a dataset of one's own (a ``datasets`` dataset with image, mask and text columns, or an
-    ``expressions.jsonl`` folder; ``config_name`` is its ``datasets`` configuration) as prepared parquet with one
-    configuration, ``default``, holding every split; each expression's text is in ``sentences`` and
-    ``sentences_sent`` alike. Every row is checked first (the errors of ``load_user_dataset``)."""
-    output_dir = _check_output(output_dir, mask_rule, overwrite)
-    user = UserSource(source, config_name, mask_rule, image_column=image_column, mask_column=mask_column,
-                      text_column=text_column, **load_kwargs)
-    return _write_prepared([(USER_CONFIG, user)], output_dir, mask_rule, max_shard_bytes,
-                           pretty_name or f"{Path(str(source)).name} (lavt-hf format)",
-                           source_description or f"Made from `{source}`; state the source and terms of its images "
-                           "and expressions here (`--source_description`).", repo_id,
-                           f"a dataset of one's own (`{source}`: images, masks and expressions)")
-
-
-def _check_output(output_dir: str | Path, mask_rule: str, overwrite: bool) -> Path:
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
         raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
-    return output_dir
-
-
-def _write_prepared(
-    sources: Sequence[tuple[str, RawRefer | UserSource]], output_dir: Path, mask_rule: str, max_shard_bytes: int,
-    pretty_name: str, source_description: str, repo_id: str | None, origin: str,
-) -> Path:
-    """Write the configurations, the image table and the card into a hidden folder, then move it into place."""
+    if images_root is None:
+        sources = [(USER_CONFIG, UserSource(source, None, mask_rule, **(columns or {})))]
+        pretty_name = pretty_name or f"{Path(str(source)).name} (lavt-hf format)"
+        source_description = source_description or (f"Made from `{source}`; state the source and terms of its "
+                                                     "images and expressions here (`--source_description`).")
+        origin = f"a dataset of one's own (`{source}`: images, masks and expressions)"
+    else:
+        sources = _open_sources(source, images_root, configs)
+        origin = REFER_ORIGIN
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         summaries = [_write_config(name, refer, staging, mask_rule, max_shard_bytes) for name, refer in sources]
         images = _write_images(sources, staging, max_shard_bytes)
-        card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir),
-                           images, origin)
+        card = render_card(summaries, mask_rule, pretty_name or "RefCOCO family (lavt-hf format)",
+                           source_description or COCO_SOURCE, repo_id or str(output_dir), images, origin)
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         _replace(staging, output_dir)
     except BaseException:
@@ -209,24 +186,10 @@ def _write_config(
         rows = refer.stored_rows(split, mask_rule=mask_rule)
         progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
         counted = SplitSummary(split)
-        written = _write_shards(_counting(progress, counted), folder, split, STORED_FEATURES, max_shard_bytes,
-                                _annotation_size)
-        counted.annotation_bytes = sum(path.stat().st_size for path in written)
-        counted.files = [path.relative_to(staging).as_posix() for path in written]
+        counted.files, counted.annotation_bytes = _write_shards(progress, staging, folder, split, STORED_FEATURES,
+                                                                max_shard_bytes, counted.count)
         summary.splits.append(counted)
     return summary
-
-
-def _counting(rows: Iterable[dict], summary: SplitSummary) -> Iterable[dict]:
-    for row in rows:
-        summary.objects += 1
-        summary.sentences += len(row["sentences"])
-        yield row
-
-
-def _annotation_size(row: dict) -> int:
-    """About the bytes of an object's row: its mask and texts dominate."""
-    return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
 
 
 def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging: Path, max_shard_bytes: int
@@ -241,29 +204,22 @@ def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging:
                 raise ValueError(f"image_id {image_id} is {first[1].image_path(image_id)} in {first[0]} but "
                                  f"{refer.image_path(image_id)} in {name}; the configurations must share one "
                                  "COCO image set")
-    summary = ImagesSummary()
+    summary = ImagesSummary(images=len(owners))
     rows = (owners[i][1].stored_image(i) for i in sorted(owners))
     progress = tqdm(rows, total=len(owners), desc=IMAGES_CONFIG, unit="img")
-    folder = staging / IMAGES_DIR
-    folder.mkdir()
-
-    def image_bytes(row: dict) -> int:
-        summary.image_bytes += len(row["image"]["bytes"])
-        return len(row["image"]["bytes"])
-
-    written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes, image_bytes)
-    summary.images = len(owners)
-    summary.file_bytes = sum(path.stat().st_size for path in written)
-    summary.files = [path.relative_to(staging).as_posix() for path in written]
+    (staging / IMAGES_DIR).mkdir()
+    summary.files, summary.file_bytes = _write_shards(progress, staging, staging / IMAGES_DIR, IMAGES_CONFIG,
+                                                      IMAGE_TABLE_FEATURES, max_shard_bytes, summary.count)
     return summary
 
 
 def _write_shards(
-    rows: Iterable[dict], folder: Path, prefix: str, features: Features, max_shard_bytes: int,
+    rows: Iterable[dict], staging: Path, folder: Path, prefix: str, features: Features, max_shard_bytes: int,
     size: Callable[[dict], int],
-) -> list[Path]:
+) -> tuple[list[str], int]:
     """Write rows into shards of about ``max_shard_bytes`` (as ``size`` counts them), named
-    ``<prefix>-i-of-n-<digest>.parquet`` (the digest of its content: see `render_card`)."""
+    ``<prefix>-i-of-n-<digest>.parquet`` (the digest of its content: see `render_card`); their paths relative
+    to ``staging`` and their total bytes."""
     shard: list[dict] = []
     shard_bytes = 0
     written: list[Path] = []
@@ -275,20 +231,12 @@ def _write_shards(
             shard, shard_bytes = [], 0
     if shard:
         written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
-    final = [path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{_digest(path)}.parquet")
-             for index, path in enumerate(written)]
-    for path, name in zip(written, final):
-        path.rename(name)
-    return final
-
-
-def _digest(path: Path) -> str:
-    """The first 12 hex digits of the file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    final = []
+    for index, path in enumerate(written):
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:12]
+        final.append(path.rename(path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet")))
+    return [path.relative_to(staging).as_posix() for path in final], sum(path.stat().st_size for path in final)
 
 
 def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
@@ -315,16 +263,8 @@ def render_card(
 
     The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
     """
-    configs = [
-        {
-            "config_name": summary.name,
-            "data_files": [
-                {"split": s.name, "path": s.files}
-                for s in summary.splits
-            ],
-        }
-        for summary in summaries
-    ]
+    configs = [{"config_name": summary.name, "data_files": [{"split": s.name, "path": s.files} for s in summary.splits]}
+               for summary in summaries]
     configs.append({"config_name": IMAGES_CONFIG,
                     "data_files": [{"split": "train", "path": images.files}]})
     card_data = DatasetCardData(
@@ -413,14 +353,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.dataset and (args.images_root or args.configs):
         parser.error("--images_root and --configs apply to --refer_root; a dataset of one's own names its images")
     check_writable_dir(args.output_dir, "--output_dir")
-    common = dict(mask_rule=args.mask_rule, max_shard_bytes=int(args.max_shard_mb * 2**20),
-                  overwrite=args.overwrite, pretty_name=args.pretty_name, source_description=args.source_description,
-                  repo_id=args.push_to_hub)
-    if args.dataset:
-        output = prepare_user_dataset(args.dataset, args.output_dir, image_column=args.image_column,
-                                      mask_column=args.mask_column, text_column=args.text_column, **common)
-    else:
-        output = prepare_refcoco(args.refer_root, args.images_root, args.output_dir, configs=args.configs, **common)
+    columns = {name: getattr(args, name) for name in ("image_column", "mask_column", "text_column")}
+    output = prepare_refcoco(args.refer_root or args.dataset, args.images_root, args.output_dir, args.configs,
+                             args.mask_rule, int(args.max_shard_mb * 2**20), args.overwrite, args.pretty_name,
+                             args.source_description, args.push_to_hub, columns)
     print(f"wrote {output}")
     if args.push_to_hub:
         print(f"pushed: {push_to_hub(output, args.push_to_hub, private=args.private)}")
