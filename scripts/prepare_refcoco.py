@@ -233,8 +233,7 @@ def _write_shards(
         written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
     final = []
     for index, path in enumerate(written):
-        with open(path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()[:12]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # a shard's rows were in memory as well
         final.append(path.rename(path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet")))
     return [path.relative_to(staging).as_posix() for path in final], sum(path.stat().st_size for path in final)
 
