@@ -1,8 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Referring-segmentation data: readers of the raw refer layout, the project's parquet format, the
-community parquet layout and datasets of one's own (image, mask, expressions), and the training / evaluation
-views (the synthetic generator is ``lavt_hf.training.data.synthetic``).
-
+community parquet layout and datasets of one's own, and the training / evaluation views.
 :func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
 """
 
@@ -19,13 +17,9 @@ from .community import is_community_layout, load_community_refer
 from .prepared import load_prepared
 from .refer import (
     FEATURES,
-    MASK_RULES,
     SENTENCE_FIELDS,
-    STORED_FEATURES,
-    RawRefer,
     available_configs,
     check_sentence_field,
-    config_name,
     decode_mask,
     encode_mask,
     load_raw_refer,
@@ -91,13 +85,11 @@ def load_refer_dataset(
     """One split of a referring-segmentation dataset, in the project's row format.
 
     Args:
-        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., ``<source>/grefcoco/grefs(unc).json``
-            for gRefCOCO, whose refs may name several objects or none), a folder or Hub id in the project's
-            parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
-            copying image bytes), or community parquet (a local file or
-            folder, e.g. a download of ``jxu124/refcoco``), or a dataset of one's own: a Hub id or local folder
-            that ``datasets`` loads, or a folder with ``images/``, ``masks/`` and ``expressions.jsonl``
-            (``training/data/user.py``; docs/data.md, "Your own data").
+        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., gRefCOCO's
+            ``<source>/grefcoco/grefs(unc).json``), a folder or Hub id of prepared parquet
+            (``scripts/prepare_refcoco.py``), community parquet (a file or folder, e.g. ``jxu124/refcoco``), or a
+            dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with ``images/``,
+            ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
         config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
             optional when the source has a single configuration. Ignored for community parquet (one dataset per
             source); the ``datasets`` configuration for a dataset of one's own.
@@ -149,30 +141,19 @@ def load_refer_dataset(
         raise ValueError(f"the {layout} layout has no images: give images_root (the folder holding train2014/)")
     rule = mask_rule or "original"
     if layout == "refer":
-        dataset, split_by = parse_config_name(_single_config(source, config_name))
+        found = available_configs(source)
+        if config_name is None and len(found) != 1:
+            raise ValueError(f"{source} has configurations {found}: pass config_name")
+        dataset, split_by = parse_config_name(config_name or found[0])
         loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule, sentence_field)
     else:
         loaded = load_community_refer(source, images_root, split, rule, sentence_field)
     return loaded.to_iterable_dataset() if streaming else loaded
 
 
-def _single_config(source: str | Path, name: str | None) -> str:
-    """The configuration to read from a raw root: the one asked for, or the only one there is."""
-    found = available_configs(source)
-    if name is None:
-        if len(found) != 1:
-            raise ValueError(f"{source} has configurations {found}: pass config_name")
-        return found[0]
-    return name
-
-
 __all__ = [
     "FEATURES",
-    "LAYOUTS",
-    "MASK_RULES",
     "SENTENCE_FIELDS",
-    "STORED_FEATURES",
-    "RawRefer",
     "ReferEvalDataset",
     "ReferEvalStream",
     "ReferTrainDataset",
@@ -180,16 +161,10 @@ __all__ = [
     "available_configs",
     "choose_sentence_index",
     "collate",
-    "config_name",
     "decode_mask",
     "detect_layout",
     "encode_mask",
-    "load_community_refer",
-    "load_prepared",
-    "load_raw_refer",
-    "load_user_dataset",
     "load_refer_dataset",
-    "parse_config_name",
     "rows_from_dataset",
     "segmentation_mask",
     "stream_num_rows",
