@@ -96,7 +96,7 @@ def load_refs(path: str | Path) -> list[dict]:
     what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
     try:
         if path.suffix == ".json":
-            refs = _read_json_refs(path)
+            refs = json.loads(path.read_text(encoding="utf-8"))
         else:
             try:
                 with open(path, "rb") as f:
@@ -104,7 +104,7 @@ def load_refs(path: str | Path) -> list[dict]:
             except (pickle.UnpicklingError, EOFError):
                 if not path.name.startswith("grefs"):
                     raise
-                refs = _read_json_refs(path)
+                refs = json.loads(path.read_text(encoding="utf-8"))
     except (pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a readable {what} ({error}); {EXPECTED_LAYOUT}") from error
     if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
@@ -124,11 +124,6 @@ def _as_text(value: object) -> object:
     if isinstance(value, dict):
         return {_as_text(k): _as_text(v) for k, v in value.items()}
     return value
-
-
-def _read_json_refs(path: Path) -> object:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def check_sentence_field(sentence_field: str) -> None:
@@ -384,9 +379,13 @@ class RawRefer:
     def __init__(
         self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc"
     ) -> None:
-        self.refer_root = Path(refer_root)
-        self.dataset, self.split_by = dataset, split_by
-        dataset_dir = self._dataset_dir()
+        refer_root = Path(refer_root)
+        if not refer_root.is_dir():
+            raise FileNotFoundError(f"refer root {refer_root} does not exist; {EXPECTED_LAYOUT}")
+        dataset_dir = refer_root / dataset
+        if not dataset_dir.is_dir():
+            raise FileNotFoundError(f"{dataset_dir} not found (configurations found under {refer_root}: "
+                                    f"{available_configs(refer_root)}); {EXPECTED_LAYOUT}")
         self.refs_path = refs_file(dataset_dir, split_by)
         self.generalized = self.refs_path.name.startswith("grefs")
         self.instances_path = dataset_dir / "instances.json"
@@ -399,38 +398,18 @@ class RawRefer:
         if not self.refs:
             raise ValueError(f"{self.refs_path} holds no refs; {EXPECTED_LAYOUT}")
         self.annotations, self.images = read_instances(self.instances_path)
-        self._check_refs_match_instances()
-        self._check_annotations()
-
-    def _dataset_dir(self) -> Path:
-        if not self.refer_root.is_dir():
-            raise FileNotFoundError(f"refer root {self.refer_root} does not exist; {EXPECTED_LAYOUT}")
-        path = self.refer_root / self.dataset
-        if not path.is_dir():
-            found = available_configs(self.refer_root)
-            raise FileNotFoundError(
-                f"{path} not found (configurations found under {self.refer_root}: {found}); {EXPECTED_LAYOUT}"
-            )
-        return path
-
-    def _check_refs_match_instances(self) -> None:
-        """Every ref must point at an annotation of its own image; otherwise the files are mismatched."""
-        bad = [
-            r["ref_id"] for r in self.refs
-            if r["image_id"] not in self.images or any(
-                i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
-                for i in target_ann_ids(r, self.refs_path))
-        ]
+        # Every ref must point at annotations of its own image; otherwise the files are mismatched.
+        bad = [r["ref_id"] for r in self.refs if r["image_id"] not in self.images or any(
+            i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
+            for i in target_ann_ids(r, self.refs_path))]
         if bad:
             raise ValueError(
                 f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images that "
                 f"{self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs pickle and "
                 f"instances.json from the same dataset? {EXPECTED_LAYOUT}"
             )
-
-    def _check_annotations(self) -> None:
-        """Every referred annotation must be rasterisable (`check_segmentation`), before any work: pycocotools
-        fails without a word of which, or fills the memory on a huge coordinate."""
+        # Every target must be rasterisable before any work: pycocotools fails without a word of which, or
+        # fills the memory on a huge coordinate.
         for ref in self.refs:
             info = self.images[ref["image_id"]]
             annotations = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
@@ -468,18 +447,20 @@ class RawRefer:
         (path -> (width, height)) keeps the sizes found, so that datasets over the same images can share it."""
         sizes = {} if sizes is None else sizes
         for ref in refs:
-            path = self.image_path(ref["image_id"])
+            path, info = self.image_path(ref["image_id"]), self.images[ref["image_id"]]
             if not path.is_file():
-                raise FileNotFoundError(
-                    f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not found; "
-                    f"{EXPECTED_LAYOUT}"
-                )
-            if not decode:
-                continue
-            if path not in sizes:
-                sizes[path] = decoded_size(path, f"of ref_id {ref['ref_id']} (image_id {ref['image_id']})")
-            info = self.images[ref["image_id"]]
-            if sizes[path] != (info["width"], info["height"]):
+                raise FileNotFoundError(f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not "
+                                        f"found; {EXPECTED_LAYOUT}")
+            if decode and path not in sizes:
+                try:  # at 1/8 scale: still reads every compressed byte (a truncated JPEG fails), at half the cost
+                    with Image.open(path) as image:
+                        sizes[path] = image.size
+                        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                        image.load()
+                except (OSError, SyntaxError, ValueError) as error:
+                    raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) does "
+                                     f"not decode ({error}); replace the file with the COCO original") from error
+            if decode and sizes[path] != (info["width"], info["height"]):
                 width, height = sizes[path]
                 raise ValueError(
                     f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {width}x{height} "
@@ -487,23 +468,18 @@ class RawRefer:
                     "masks would not fit the image: use the COCO train2014 original of this image"
                 )
 
-    def rows(
-        self, split: str, mask_rule: str = "original", embed_images: bool = False, sentence_field: str = "raw"
-    ) -> Iterator[dict]:
-        """Rows of one split. ``embed_images`` stores the JPEG bytes (for parquet), else the file path."""
+    def rows(self, split: str, mask_rule: str = "original", sentence_field: str = "raw") -> Iterator[dict]:
+        """Rows of one split, images by path."""
         check_sentence_field(sentence_field)
         refs = self.refs_of(split)
         self.check_images(refs)
         for ref in refs:
-            yield self._row(ref, mask_rule, embed_images, sentence_field)
+            yield self._row(ref, mask_rule, sentence_field)
 
     def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
         """Rows of prepared parquet (``STORED_FEATURES``): no image (see :meth:`stored_image`), raw texts in
         ``sentences`` and the normalised ones in ``sentences_sent``."""
-        refs = self.refs_of(split)
-        self.check_images(refs)
-        for ref in refs:
-            row = self._row(ref, mask_rule, False, "raw")
+        for ref, row in zip(self.refs_of(split), self.rows(split, mask_rule)):
             del row["image"]
             row[SENT_COLUMN] = sentence_texts(ref, "sent", self.refs_path)
             yield row
@@ -513,31 +489,13 @@ class RawRefer:
         path = self.image_path(image_id)
         return {"image_id": int(image_id), "image": {"bytes": path.read_bytes(), "path": path.name}}
 
-    def _row(self, ref: dict, mask_rule: str, embed_images: bool, sentence_field: str) -> dict:
-        path = self.image_path(ref["image_id"])
-        image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
+    def _row(self, ref: dict, mask_rule: str, sentence_field: str) -> dict:
+        image, info = str(self.image_path(ref["image_id"])), self.images[ref["image_id"]]
         sentences = sentence_texts(ref, sentence_field, self.refs_path)
         if self.generalized:
             targets = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
-            return make_generalized_row(ref, targets, self.images[ref["image_id"]], image, sentences, mask_rule,
-                                        self.instances_path)
-        return make_row(ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences,
-                        mask_rule, self.instances_path)
-
-
-def decoded_size(path: Path, what: str) -> tuple[int, int]:
-    """(width, height) of an image file after decoding all of it; an error naming it and ``what`` it is for
-    when it does not decode. Decoding at 1/8 scale still reads every compressed byte (a truncated or corrupt
-    JPEG fails) at about half the cost of a full decode."""
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-            image.load()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"image {path} {what} does not decode ({error}); replace the file with the COCO "
-                         "original") from error
-    return size
+            return make_generalized_row(ref, targets, info, image, sentences, mask_rule, self.instances_path)
+        return make_row(ref, self.annotations[ref["ann_id"]], info, image, sentences, mask_rule, self.instances_path)
 
 
 def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
@@ -588,4 +546,4 @@ def load_raw_refer(
 ) -> Dataset:
     """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
     refer = RawRefer(refer_root, images_root, dataset, split_by)
-    return Dataset.from_list(list(refer.rows(split, mask_rule, sentence_field=sentence_field)), features=FEATURES)
+    return Dataset.from_list(list(refer.rows(split, mask_rule, sentence_field)), features=FEATURES)
