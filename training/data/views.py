@@ -59,15 +59,19 @@ def stream_num_rows(hf_stream: IterableDataset) -> int | None:
     return found.num_examples if found is not None and found.num_examples else None
 
 
-def _undecoded_rows(hf_dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
-    """The columns a view reads, with images left as bytes/paths so that decoding happens here, once."""
-    return hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
+class _View:
+    """Shared by the views: the rows (images left as bytes/paths, so that decoding happens here, once), and a
+    row -> (RGB image, binary mask) -> processor tensors for one sentence."""
 
-
-class _Decoding:
-    """Shared decoding: a row -> (RGB image, binary mask) -> processor tensors for one sentence."""
-
-    processor: Any
+    def __init__(self, hf_dataset: Dataset | IterableDataset, processor: Any) -> None:
+        name, streamed = type(self).__name__, isinstance(self, torch.utils.data.IterableDataset)
+        if not isinstance(hf_dataset, IterableDataset if streamed else Dataset):
+            wanted = ("a datasets.IterableDataset (load with streaming=True)" if streamed else
+                      "a map-style datasets.Dataset (load without streaming=True)")
+            other = name.replace("Stream", "Dataset") if streamed else name.replace("Dataset", "Stream")
+            raise TypeError(f"{name} needs {wanted}, got {type(hf_dataset).__name__}; use {other}")
+        self.rows = hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
+        self.processor = processor
 
     def _image_and_mask(self, row: dict) -> tuple[Image.Image, np.ndarray]:
         """The row's image and mask; an image that does not decode or does not fit its mask is an error
@@ -121,20 +125,7 @@ def check_sample_values(item: dict[str, torch.Tensor]) -> None:
                          "does)")
 
 
-class _ReferView(_Decoding, torch.utils.data.Dataset):
-    """A map-style view over the rows of a ``datasets.Dataset``."""
-
-    def __init__(self, hf_dataset: Dataset, processor: Any) -> None:
-        if not isinstance(hf_dataset, Dataset):
-            raise TypeError(
-                f"views need a map-style datasets.Dataset, got {type(hf_dataset).__name__} "
-                "(load without streaming=True, or use ReferTrainStream)"
-            )
-        self.rows = _undecoded_rows(hf_dataset)
-        self.processor = processor
-
-
-class ReferTrainDataset(_ReferView):
+class ReferTrainDataset(_View, torch.utils.data.Dataset):
     """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
 
     def __init__(self, hf_dataset: Dataset, processor: Any, seed: int = 0) -> None:
@@ -158,7 +149,7 @@ class ReferTrainDataset(_ReferView):
         return self._process(images=[image], text=[sentence], masks=[mask])
 
 
-class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
+class ReferTrainStream(_View, torch.utils.data.IterableDataset):
     """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
     drawn from (seed, epoch, ref_id). Each image is decoded once per item. In DataLoader workers the stream's
     shards are divided among them (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch where
@@ -167,11 +158,7 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0, num_rows: int | None = None
                  ) -> None:
-        if not isinstance(hf_stream, IterableDataset):
-            raise TypeError(f"ReferTrainStream needs a datasets.IterableDataset (load with streaming=True), got "
-                            f"{type(hf_stream).__name__}; use ReferTrainDataset for a map-style one")
-        self.rows = _undecoded_rows(hf_stream)
-        self.processor = processor
+        super().__init__(hf_stream, processor)
         self.seed = int(seed)
         self.epoch = 0
         self.num_rows = num_rows
@@ -200,7 +187,7 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
             yield self._process(images=[image], text=[sentence], masks=[mask])
 
 
-class _EvalPairs(_Decoding):
+class _EvalPairs(_View):
     """Shared by both evaluation views: an object's image-side tensors, computed once for all its sentences,
     and the item of one (object, sentence) pair."""
 
@@ -226,7 +213,7 @@ class _EvalPairs(_Decoding):
         }
 
 
-class ReferEvalDataset(_EvalPairs, _ReferView):
+class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
     """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
 
     Consecutive pairs share an object, so the last object's resized image and labels are kept and only the
@@ -279,11 +266,7 @@ class ReferEvalStream(_EvalPairs, torch.utils.data.IterableDataset):
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, return_original_mask: bool = False,
                  max_samples: int | None = None) -> None:
-        if not isinstance(hf_stream, IterableDataset):
-            raise TypeError(f"ReferEvalStream needs a datasets.IterableDataset (load with streaming=True), got "
-                            f"{type(hf_stream).__name__}; use ReferEvalDataset for a map-style one")
-        self.rows = _undecoded_rows(hf_stream)
-        self.processor = processor
+        super().__init__(hf_stream, processor)
         self.return_original_mask = return_original_mask
         self.max_samples = max_samples
 
