@@ -115,15 +115,17 @@ def prepare_refcoco(
     columns: dict[str, str | None] | None = None,
 ) -> Path:
     """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` the
-    configurations, all found under ``source`` by default) or, with ``images_root`` None, of a dataset of one's
-    own (``columns``: its ``image_column``, ``mask_column``, ``text_column``), as one configuration ``default``.
+    configurations, all found under ``source`` by default) or, with ``images_root`` None, of a dataset of
+    one's own (``columns``: its ``image_column``, ``mask_column``, ``text_column``) as configuration
+    ``default``.
 
     Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
-    in ``sentences_sent`` (one's own data: its one text in both), and point by ``image_id`` at the image table,
-    which holds each image once. Everything is validated before anything is written: a ref without sentences,
-    an image that is missing, does not decode or has another size than its ``instances.json`` entry is a
-    ValueError / FileNotFoundError naming the ref id and the file (one's own data: the errors of
-    ``load_user_dataset``). The output appears only once complete. ``repo_id`` only fills the card's usage example.
+    in ``sentences_sent`` (one's own data: its one text in both), and point by ``image_id`` at the image
+    table, which holds each image once. Everything is validated before anything is written: a ref without
+    sentences, an image that is missing, does not decode or has another size than its ``instances.json`` entry
+    is a ValueError / FileNotFoundError naming the ref id and the file (one's own data: the errors of
+    ``load_user_dataset``). The output appears only once complete. ``repo_id`` only fills the card's usage
+    example.
     """
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
@@ -133,8 +135,9 @@ def prepare_refcoco(
     if images_root is None:
         sources = [(USER_CONFIG, UserSource(source, None, mask_rule, **(columns or {})))]
         pretty_name = pretty_name or f"{Path(str(source)).name} (lavt-hf format)"
-        source_description = source_description or (f"Made from `{source}`; state the source and terms of its "
-                                                     "images and expressions here (`--source_description`).")
+        source_description = source_description or (
+            f"Made from `{source}`; state the source and terms of its images and expressions here "
+            "(`--source_description`).")
         origin = f"a dataset of one's own (`{source}`: images, masks and expressions)"
     else:
         sources = _open_sources(source, images_root, configs)
@@ -186,8 +189,8 @@ def _write_config(
         rows = refer.stored_rows(split, mask_rule=mask_rule)
         progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
         counted = SplitSummary(split)
-        counted.files, counted.annotation_bytes = _write_shards(progress, staging, folder, split, STORED_FEATURES,
-                                                                max_shard_bytes, counted.count)
+        counted.files, counted.annotation_bytes = _write_shards(
+            progress, staging, folder, split, STORED_FEATURES, max_shard_bytes, counted.count)
         summary.splits.append(counted)
     return summary
 
@@ -234,8 +237,8 @@ def _write_shards(
     final = []
     for index, path in enumerate(written):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # a shard's rows were in memory as well
-        final.append(path.rename(path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet")))
-    return [path.relative_to(staging).as_posix() for path in final], sum(path.stat().st_size for path in final)
+        final.append(path.rename(folder / f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet"))
+    return [path.relative_to(staging).as_posix() for path in final], sum(p.stat().st_size for p in final)
 
 
 def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
@@ -262,8 +265,8 @@ def render_card(
 
     The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
     """
-    configs = [{"config_name": summary.name, "data_files": [{"split": s.name, "path": s.files} for s in summary.splits]}
-               for summary in summaries]
+    configs = [{"config_name": c.name, "data_files": [{"split": s.name, "path": s.files} for s in c.splits]}
+               for c in summaries]
     configs.append({"config_name": IMAGES_CONFIG,
                     "data_files": [{"split": "train", "path": images.files}]})
     card_data = DatasetCardData(

@@ -87,9 +87,9 @@ def load_refer_dataset(
     Args:
         source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., gRefCOCO's
             ``<source>/grefcoco/grefs(unc).json``), a folder or Hub id of prepared parquet
-            (``scripts/prepare_refcoco.py``), community parquet (a file or folder, e.g. ``jxu124/refcoco``), or a
-            dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with ``images/``,
-            ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
+            (``scripts/prepare_refcoco.py``), community parquet (a file or folder, e.g. ``jxu124/refcoco``),
+            or a dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with
+            ``images/``, ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
         config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
             optional when the source has a single configuration. Ignored for community parquet (one dataset per
             source); the ``datasets`` configuration for a dataset of one's own.

@@ -449,17 +449,18 @@ class RawRefer:
         for ref in refs:
             path, info = self.image_path(ref["image_id"]), self.images[ref["image_id"]]
             if not path.is_file():
-                raise FileNotFoundError(f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not "
-                                        f"found; {EXPECTED_LAYOUT}")
+                raise FileNotFoundError(f"image {path} of image_id {ref['image_id']} (ann_id "
+                                        f"{ref['ann_id']}) not found; {EXPECTED_LAYOUT}")
             if decode and path not in sizes:
-                try:  # at 1/8 scale: still reads every compressed byte (a truncated JPEG fails), at half the cost
+                try:  # at 1/8 scale: reads every compressed byte (a truncated JPEG fails) at half the cost
                     with Image.open(path) as image:
                         sizes[path] = image.size
                         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
                         image.load()
                 except (OSError, SyntaxError, ValueError) as error:
-                    raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) does "
-                                     f"not decode ({error}); replace the file with the COCO original") from error
+                    raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) "
+                                     f"does not decode ({error}); replace the file with the COCO "
+                                     "original") from error
             if decode and sizes[path] != (info["width"], info["height"]):
                 width, height = sizes[path]
                 raise ValueError(
@@ -495,7 +496,8 @@ class RawRefer:
         if self.generalized:
             targets = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
             return make_generalized_row(ref, targets, info, image, sentences, mask_rule, self.instances_path)
-        return make_row(ref, self.annotations[ref["ann_id"]], info, image, sentences, mask_rule, self.instances_path)
+        annotation = self.annotations[ref["ann_id"]]
+        return make_row(ref, annotation, info, image, sentences, mask_rule, self.instances_path)
 
 
 def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:

@@ -1,9 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """A synthetic dataset in the exact raw refer layout (docs/data.md), for tests and the embedded demo.
 
-Each image holds several coloured shapes (circle, square, triangle; big or small), each referred to by at least
-two expressions naming its colour, shape, size, position or a relation to another shape. Every object of an
-image is a target, so the task is learnable only through the expression.
+Each image holds several coloured shapes (circle, square, triangle; big or small), each referred to by at
+least two expressions naming its colour, shape, size, position or a relation to another shape. Every object
+of an image is a target, so the task is learnable only through the expression.
 
 Files: ``<root>/<dataset>/refs(<split_by>).p`` (pickle protocol 2, as Python 2 wrote them),
 ``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd "dots"
@@ -140,13 +140,13 @@ def generate_synthetic_refer(
         ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
         for s, segmentation in zip(shapes, segmentations):
             annotations.append(_annotation(ann_ids[id(s)], image_id, s, segmentation, height, width))
-            _add_ref(refs, rng, ann_ids[id(s)], image_id, CATEGORY_IDS[s.shape], referring_expressions(s, shapes),
-                     max_sentences, typed_raw)
+            _add_ref(refs, rng, ann_ids[id(s)], image_id, CATEGORY_IDS[s.shape],
+                     referring_expressions(s, shapes), max_sentences, typed_raw)
         if generalized:
             for members, expressions in [([], absent_expressions(shapes)), *group_expressions(shapes)]:
                 _add_ref(refs, group_rng, [ann_ids[id(m)] for m in members] or [-1], image_id,
-                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, max_sentences, typed_raw,
-                         no_target=not members)
+                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, max_sentences,
+                         typed_raw, no_target=not members)
 
     instances = {"info": {"description": "lavt-hf synthetic shapes (refer layout)"}, "licenses": [],
                  "images": images, "annotations": annotations, "categories": CATEGORIES}
@@ -264,19 +264,20 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
 
 
 def _add_ref(
-    refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int, category_id: int | list[int],
-    expressions: list[str], max_sentences: int, typed_raw: bool, **extra: bool,
+    refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int,
+    category_id: int | list[int], expressions: list[str], max_sentences: int, typed_raw: bool, **extra: bool,
 ) -> None:
     """Append a ref in the refs pickle format with 2..max_sentences distinct expressions (``ann_id`` a list:
     a gRefCOCO ref, [-1] for no target)."""
     ref_id = len(refs) + 1
+    suffix = ref_id if isinstance(ann_id, list) else ann_id
     count = int(rng.integers(2, max(2, max_sentences) + 1))
     picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
     sentences = [{"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
                   "sent_id": 100 * ref_id + k} for k, text in enumerate(picked)]
     refs.append({
-        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": category_id, "split": "train",
-        "file_name": f"COCO_train2014_{image_id:012d}_{ref_id if isinstance(ann_id, list) else ann_id}.jpg",
+        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": category_id,
+        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{suffix}.jpg",
         "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, **extra,
     })
 
@@ -358,7 +359,8 @@ def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> lis
             continue  # "the blue one" must name a single shape
         rivals = [o for o in same_shape if o is not anchor]
         for words, direction in _RELATIONS.items():
-            if _beyond(t, anchor, direction, margin) and not any(_beyond(o, anchor, direction, 0) for o in rivals):
+            clear = not any(_beyond(o, anchor, direction, 0) for o in rivals)
+            if clear and _beyond(t, anchor, direction, margin):
                 found.append(f"the {t.shape} {words} the {anchor.colour} one")
     return found
 

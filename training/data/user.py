@@ -142,12 +142,11 @@ def rows_from_dataset(
     a text column; ``where`` names the dataset and ``name_row(index, record)`` a row in error messages.
 
     Raises ValueError as :func:`load_user_dataset` does (a map-style dataset is checked whole here)."""
-    image_column = image_column or DEFAULT_COLUMNS["image_column"]
-    mask_column = mask_column or DEFAULT_COLUMNS["mask_column"]
-    text_column = text_column or DEFAULT_COLUMNS["text_column"]
+    given = {"image_column": image_column, "mask_column": mask_column, "text_column": text_column}
+    columns = {option: given[option] or default for option, default in DEFAULT_COLUMNS.items()}
+    image_column, mask_column, text_column = columns.values()
     features = dataset.features or {}
-    for option, column in (("image_column", image_column), ("mask_column", mask_column),
-                           ("text_column", text_column)):
+    for option, column in columns.items():
         if column not in features:
             raise ValueError(f"{where} has no column {column!r} (its columns: {sorted(features)}); name the "
                              f"{option.removesuffix('_column')} column with --{option} ({option}=...)")
@@ -181,12 +180,11 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
                          "nothing, else fix the mask")
     ids = {key: int(record[key]) if record.get(key) is not None else None for key in ID_COLUMNS}
     ref_id = index if ids["ref_id"] is None else ids["ref_id"]
-    rle = mask_utils.encode(np.asfortranarray(mask))
     return {
         "image": image,
         "mask": encode_mask(mask),
         "sentences": _texts(record[text_column], name),
-        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+        "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
         "ref_id": ref_id,
         "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
         "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
@@ -194,10 +192,6 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
         "split": split,
         NO_TARGET_COLUMN: no_target,
     }
-
-
-def _open(value: dict) -> Image.Image:
-    return Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"])
 
 
 def image_number(data: bytes) -> int:
@@ -220,8 +214,9 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
         check_segmentation(value, height, width, f"the mask of {name}")
         return segmentation_mask(value, height, width, mask_rule)
     if isinstance(value, dict):
+        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
         try:
-            with _open(value) as image:
+            with Image.open(source) as image:
                 mode, pixels = image.mode, np.asarray(image)
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the mask of {name} does not open ({error})") from error
