@@ -26,27 +26,19 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 MASK_RULES: tuple[str, ...] = ("original", "union")
-# Which text of a sentence is read (docs/data.md, "The text of a sentence: raw or sent"): what the annotator typed (the original's choice) or the refer
-# toolkit's normalised form (lower case, no punctuation), which other methods read.
+# Which text of a sentence is read (docs/data.md): what the annotator typed (the original's choice) or the
+# refer toolkit's normalised form (lower case, no punctuation), which other methods read.
 SENTENCE_FIELDS: tuple[str, ...] = ("raw", "sent")
 # Prepared parquet stores the raw texts in `sentences` and the normalised ones beside them in this column.
 SENT_COLUMN = "sentences_sent"
 # Canonical order of split names; a refer scheme has a subset of them.
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "testA", "testB", "test")
-FEATURES = Features(
-    {
-        "image": ImageFeature(),
-        "mask": {"size": List(Value("int32")), "counts": Value("string")},
-        "sentences": List(Value("string")),
-        "bbox": List(Value("float64")),
-        "ref_id": Value("int64"),
-        "ann_id": Value("int64"),
-        "image_id": Value("int64"),
-        "category_id": Value("int64"),
-        "split": Value("string"),
-        "no_target": Value("bool"),
-    }
-)
+FEATURES = Features({
+    "image": ImageFeature(), "mask": {"size": List(Value("int32")), "counts": Value("string")},
+    "sentences": List(Value("string")), "bbox": List(Value("float64")), "ref_id": Value("int64"),
+    "ann_id": Value("int64"), "image_id": Value("int64"), "category_id": Value("int64"), "split": Value("string"),
+    "no_target": Value("bool"),
+})
 # Prepared parquet stores each image once per repository, in an image table that the objects point at by
 # `image_id`: the objects' rows hold everything else.
 STORED_FEATURES = Features({**{k: v for k, v in FEATURES.items() if k != "image"}, SENT_COLUMN: List(Value("string"))})
@@ -59,16 +51,10 @@ EXPECTED_LAYOUT = (
 # The refs file names of a split scheme, in the order they are looked for: the refer pickle, then gRefCOCO's
 # JSON and its pickle.
 REFS_FILE_PATTERNS: tuple[str, ...] = ("refs({}).p", "grefs({}).json", "grefs({}).p")
-NO_TARGET_ANN_IDS = [-1]
-
-
-def config_name(dataset: str, split_by: str) -> str:
-    """The configuration name of a dataset and split scheme, e.g. ``refcoco+_unc``."""
-    return f"{dataset}_{split_by}"
 
 
 def parse_config_name(name: str) -> tuple[str, str]:
-    """Inverse of :func:`config_name`: ``"refcocog_umd"`` -> ``("refcocog", "umd")``."""
+    """``"refcocog_umd"`` -> ``("refcocog", "umd")``."""
     dataset, sep, split_by = name.rpartition("_")
     if not sep or not dataset or not split_by:
         raise ValueError(f"config name {name!r} is not of the form <dataset>_<split_by>, e.g. refcoco_unc")
@@ -261,15 +247,9 @@ def make_row(
         raise ValueError(f"{where}: its RLE segmentation does not decode ({error}); fix the segmentation or "
                          "leave the object out") from error
     return {
-        "image": image,
-        "mask": encode_mask(mask),
-        "sentences": sentences,
-        "bbox": [float(v) for v in annotation["bbox"]],
-        "ref_id": int(ref["ref_id"]),
-        "ann_id": int(ref["ann_id"]),
-        "image_id": int(ref["image_id"]),
-        "category_id": int(ref["category_id"]),
-        "split": str(ref["split"]),
+        "image": image, "mask": encode_mask(mask), "sentences": sentences,
+        "bbox": [float(v) for v in annotation["bbox"]], "ref_id": int(ref["ref_id"]), "ann_id": int(ref["ann_id"]),
+        "image_id": int(ref["image_id"]), "category_id": int(ref["category_id"]), "split": str(ref["split"]),
         "no_target": False,
     }
 
@@ -280,7 +260,7 @@ def target_ann_ids(ref: dict, source: str | Path) -> list[int]:
     ``no_target`` while naming ids, is an error naming it and ``source``."""
     value = ref["ann_id"]
     ids = [int(i) for i in value] if isinstance(value, (list, tuple)) else [int(value)]
-    if ids == NO_TARGET_ANN_IDS:
+    if ids == [-1]:
         return []
     if not ids or -1 in ids or ref.get("no_target"):
         raise ValueError(f"ref_id {ref.get('ref_id')} in {source} has ann_id {value!r} and no_target "
@@ -340,15 +320,10 @@ def make_generalized_row(
     rle = encode_mask(mask)
     categories = {int(a["category_id"]) for a in annotations}
     return {
-        "image": image,
-        "mask": rle,
-        "sentences": sentences,
+        "image": image, "mask": rle, "sentences": sentences,
         "bbox": [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})],
-        "ref_id": int(ref["ref_id"]),
-        "ann_id": ids[0] if len(ids) == 1 else -1,
-        "image_id": int(ref["image_id"]),
-        "category_id": categories.pop() if len(categories) == 1 else -1,
-        "split": str(ref["split"]),
+        "ref_id": int(ref["ref_id"]), "ann_id": ids[0] if len(ids) == 1 else -1, "image_id": int(ref["image_id"]),
+        "category_id": categories.pop() if len(categories) == 1 else -1, "split": str(ref["split"]),
         "no_target": not annotations,
     }
 
@@ -534,7 +509,7 @@ def available_configs(refer_root: str | Path) -> list[str]:
         prefix, suffix = pattern.split("{}")
         for refs_path in Path(refer_root).glob(f"*/{prefix}*{suffix}"):
             found.add((refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
-    return [config_name(dataset, split_by) for dataset, split_by in sorted(found)]
+    return [f"{dataset}_{split_by}" for dataset, split_by in sorted(found)]
 
 
 def load_raw_refer(

@@ -92,14 +92,12 @@ def load_user_dataset(
 
     Args:
         source: a folder holding ``expressions.jsonl`` (with ``images/`` and ``masks/``), or anything
-            ``datasets.load_dataset`` loads (a Hub id or a local folder).
-        config_name: the ``datasets`` configuration (not used for an ``expressions.jsonl`` folder).
+            ``datasets.load_dataset`` loads (a Hub id or a local folder, ``config_name`` its configuration).
         split: the split to read (a folder: the lines whose ``split`` is this).
         image_column, mask_column, text_column: the columns to read (default ``image``, ``mask``,
-            ``sentences``); an ``expressions.jsonl`` folder has these names.
+            ``sentences``, the names an ``expressions.jsonl`` folder has).
         mask_rule: how polygons become a mask (``original`` or ``union``, as for the refer layout).
-        streaming: return an ``IterableDataset``; rows of a streamed dataset are checked as they are read,
-            a folder's before any is returned.
+        streaming: return an ``IterableDataset``, whose rows are checked as they are read (a folder's first).
         load_kwargs: passed to ``datasets.load_dataset`` (``revision``, ``token`` ...).
 
     Raises:
@@ -181,16 +179,11 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
     ids = {key: int(record[key]) if record.get(key) is not None else None for key in ID_COLUMNS}
     ref_id = index if ids["ref_id"] is None else ids["ref_id"]
     return {
-        "image": image,
-        "mask": encode_mask(mask),
-        "sentences": _texts(record[text_column], name),
+        "image": image, "mask": encode_mask(mask), "sentences": _texts(record[text_column], name),
         "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
-        "ref_id": ref_id,
-        "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
+        "ref_id": ref_id, "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
         "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
-        "category_id": ids["category_id"] or 0,
-        "split": split,
-        NO_TARGET_COLUMN: no_target,
+        "category_id": ids["category_id"] or 0, "split": split, NO_TARGET_COLUMN: no_target,
     }
 
 
