@@ -2,14 +2,12 @@
 """Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg; gRefCOCO), or a dataset of one's own (images,
 masks, expressions: ``training/data/user.py``), into the project's parquet dataset.
 
-Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per dataset and
-split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
-``<output_dir>/images/images-NNNNN-of-NNNNN-<digest>.parquet`` (each image once, whichever configurations refer to it:
-RefCOCO and RefCOCO+ share theirs) and a README.md dataset card whose YAML maps each configuration's data files
-and the ``images`` configuration, so ``load_dataset(output_dir, "refcoco_unc")`` and
-``load_dataset(output_dir, "images")`` work, locally or from the Hub.
-Writing happens in a hidden folder beside the output that is renamed at the end: a failed run leaves no
-output that could be loaded as complete.
+Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per
+dataset and split scheme, e.g. ``refcoco_unc``; one row per referred object, without its image),
+``<output_dir>/images/images-NNNNN-of-NNNNN-<digest>.parquet`` (each image once, whichever configurations
+refer to it) and a README.md card whose YAML maps the files of each configuration and of ``images``, so
+``load_dataset(output_dir, "refcoco_unc")`` works, locally or from the Hub. Writing happens in a hidden folder
+renamed at the end: a failed run leaves no output that could be loaded as complete.
 """
 
 from __future__ import annotations
@@ -242,8 +240,7 @@ def _write_shards(
 
 
 def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
-    """One parquet file with the features in its metadata, written by ``datasets`` (Hub-friendly options);
-    its own per-file progress bar is hidden behind ours."""
+    """One parquet file written by ``datasets`` (features in its metadata), its progress bar hidden behind ours."""
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()
     try:
@@ -259,16 +256,12 @@ def render_card(
     images: ImagesSummary, origin: str = REFER_ORIGIN,
 ) -> DatasetCard:
     """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
-    table as the ``images`` configuration, by their names: ``load_dataset(folder, config)`` keys its cache by
-    what the card says (patterns would stay the same when a folder is prepared again in place; names that
-    follow the content do not).
-
-    The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
-    """
+    table as ``images``, by name: ``load_dataset(folder, config)`` keys its cache by what the card says, and
+    names that follow the content change when a folder is prepared again in place. Parsed back with
+    ``DatasetCard``, so that malformed metadata fails here, not on the Hub."""
     configs = [{"config_name": c.name, "data_files": [{"split": s.name, "path": s.files} for s in c.splits]}
                for c in summaries]
-    configs.append({"config_name": IMAGES_CONFIG,
-                    "data_files": [{"split": "train", "path": images.files}]})
+    configs.append({"config_name": IMAGES_CONFIG, "data_files": [{"split": "train", "path": images.files}]})
     card_data = DatasetCardData(
         license="other", language=["en"], pretty_name=pretty_name, task_categories=["image-segmentation"],
         tags=["referring-image-segmentation", "refcoco", "lavt-hf"], configs=configs, mask_rule=mask_rule,

@@ -11,6 +11,7 @@ Images and masks are decoded and resized lazily, item by item, by the project's 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,10 +35,8 @@ def choose_sentence_index(seed: int, epoch: int, index: int, num_sentences: int)
 
 
 def open_rgb(value: dict) -> Image.Image:
-    """Decode an undecoded ``datasets.Image`` value (bytes or path) now, to an RGB PIL image.
-
-    The processor resizes an RGB PIL image as it is, with no round trip through an array.
-    """
+    """Decode an undecoded ``datasets.Image`` value (bytes or path) now, to an RGB PIL image (which the
+    processor resizes as it is, with no round trip through an array)."""
     source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
     with Image.open(source) as image:
         image.load()  # decodes now, so that a corrupt image fails here, and closes a file opened by name
@@ -107,9 +106,8 @@ class _View:
 
 
 def check_sample_values(item: dict[str, torch.Tensor]) -> None:
-    """The values the model's forward does not check, read here once per sample: finite pixels, labels 0 / 1 (the loss has
-    no ignore index). A processor gives other values only when it is set up wrong (a normalisation that divides by
-    zero, masks not binarised), so the error names the processor.
+    """Check what the model's forward does not, once per sample: finite pixels, labels 0 / 1 (the loss has no
+    ignore index). Other values come from a processor set up wrong (a zero image_std, masks not binarised).
 
     Raises:
         ValueError: naming the input and the processor setting to fix.
@@ -205,12 +203,8 @@ class _EvalPairs(_View):
 
     def _pair_item(self, items: dict[str, Any], sentence: str, sample_id: int, sentence_index: int
                    ) -> dict[str, torch.Tensor]:
-        return {
-            **items,
-            **self._process(text=[sentence]),
-            "sample_id": torch.tensor(sample_id, dtype=torch.int64),
-            "sentence_index": torch.tensor(sentence_index, dtype=torch.int64),
-        }
+        return {**items, **self._process(text=[sentence]), "sample_id": torch.tensor(sample_id, dtype=torch.int64),
+                "sentence_index": torch.tensor(sentence_index, dtype=torch.int64)}
 
 
 class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
@@ -228,23 +222,18 @@ class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
         self.pair_row = np.repeat(np.arange(len(counts)), counts)
         self.pair_sentence = np.arange(len(self.pair_row)) - np.repeat(np.cumsum(counts) - counts, counts)
         self._cached_row: int | None = None
-        self._cached: dict[str, Any] = {}
+        self._cached: tuple[dict[str, Any], list[str]] = ({}, [])
 
     def __len__(self) -> int:
         return len(self.pair_row)
 
-    def _row_items(self, row_index: int) -> dict[str, Any]:
-        """Image-side tensors of one object, computed once for all of its sentences."""
-        if row_index != self._cached_row:
-            row = self.rows[row_index]
-            self._cached_row, self._cached = row_index, {"items": self._object_items(row),
-                                                         "sentences": row["sentences"]}
-        return self._cached
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         row_index, sentence_index = int(self.pair_row[index]), int(self.pair_sentence[index])
-        cached = self._row_items(row_index)
-        return self._pair_item(cached["items"], cached["sentences"][sentence_index], index, sentence_index)
+        if row_index != self._cached_row:
+            row = self.rows[row_index]
+            self._cached_row, self._cached = row_index, (self._object_items(row), row["sentences"])
+        items, sentences = self._cached
+        return self._pair_item(items, sentences[sentence_index], index, sentence_index)
 
     def pairs(self) -> list[tuple[int, int, str]]:
         """(ref_id, sentence_index, sentence) of every item, by sample id."""
@@ -270,43 +259,36 @@ class ReferEvalStream(_EvalPairs, torch.utils.data.IterableDataset):
         self.return_original_mask = return_original_mask
         self.max_samples = max_samples
 
-    def _objects(self, rows: IterableDataset) -> Iterator[tuple[dict, int]]:
-        """(row, sample id of its first pair), cut at ``max_samples`` pairs."""
-        first = 0
+    def _objects(self, rows: IterableDataset) -> Iterator[tuple[dict, list[tuple[int, int, str]]]]:
+        """Each row with its (sample id, sentence index, sentence) pairs, cut at ``max_samples`` pairs."""
+        first, limit = 0, math.inf if self.max_samples is None else self.max_samples
         for row in rows:
-            if self.max_samples is not None and first >= self.max_samples:
+            if first >= limit:
                 return
-            yield row, first
+            yield row, [(first + j, j, s) for j, s in enumerate(row["sentences"]) if first + j < limit]
             first += len(row["sentences"])
-
-    def _sentences(self, row: dict, first: int) -> Iterator[tuple[int, int, str]]:
-        """(sample id, sentence index, sentence) of the row's pairs within ``max_samples``."""
-        for index, sentence in enumerate(row["sentences"]):
-            if self.max_samples is None or first + index < self.max_samples:
-                yield first + index, index, sentence
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = torch.utils.data.get_worker_info()
         if worker is not None and worker.num_workers > 1:
             raise ValueError("ReferEvalStream numbers its pairs in stream order: read it with at most one "
                              f"DataLoader worker, not {worker.num_workers}")
-        for row, first in self._objects(self.rows):
+        for row, pairs in self._objects(self.rows):
             items = self._object_items(row)
-            for sample_id, index, sentence in self._sentences(row, first):
+            for sample_id, index, sentence in pairs:
                 yield self._pair_item(items, sentence, sample_id, index)
 
     def pairs(self) -> list[tuple[int, int, str]]:
         """(ref_id, sentence_index, sentence) of every item, by sample id (a pass over the annotations)."""
         rows = self.rows.select_columns(["ref_id", "sentences"])
-        return [(int(row["ref_id"]), index, sentence) for row, first in self._objects(rows)
-                for _, index, sentence in self._sentences(row, first)]
+        return [(int(row["ref_id"]), j, s) for row, pairs in self._objects(rows) for _, j, s in pairs]
 
     def samples(self, sample_ids: Sequence[int]) -> dict[int, tuple[dict[str, torch.Tensor], dict]]:
         """sample id -> (its item, its object's row with the image undecoded): one pass over the stream that
         decodes only the objects of the wanted samples."""
         wanted, found = {int(i) for i in sample_ids}, {}
-        for row, first in self._objects(self.rows):
-            chosen = [(i, j, s) for i, j, s in self._sentences(row, first) if i in wanted]
+        for row, pairs in self._objects(self.rows):
+            chosen = [(i, j, s) for i, j, s in pairs if i in wanted]
             if chosen:
                 items = self._object_items(row)
                 found.update({i: (self._pair_item(items, s, i, j), row) for i, j, s in chosen})
