@@ -2,11 +2,9 @@
 """Reader of the project's prepared parquet (written by ``scripts/prepare_refcoco.py``), from a local folder or
 a Hub dataset id, into the project's row format.
 
-A local folder is read with the ``parquet`` builder of ``datasets`` and its files named explicitly, so the
-cache is keyed by the files' paths and modification times and a folder always loads what is on disk now.
-(``load_dataset(folder, config)`` keys its cache by the folder's base name and the configuration only: after
-``a/refcoco-parquet``, ``b/refcoco-parquet`` would give a's rows, and a folder prepared again in place its old
-rows.)
+A local folder is read with the ``parquet`` builder and its files named, so that the cache is keyed by their
+paths and times: ``load_dataset(folder, config)`` keys it by the folder's base name, so that after
+``a/refcoco-parquet``, ``b/refcoco-parquet`` would give a's rows, and a folder prepared again its old rows.
 """
 
 from __future__ import annotations
@@ -19,22 +17,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, HfFileSystem
 
-from .image_table import IMAGES_CONFIG, join_images, stream_images
+from .image_table import IMAGES_CONFIG, PREPARE_AGAIN, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
-
-PREPARE_AGAIN = "prepare it again with lavt-prepare-refcoco --overwrite"
 
 
 def load_prepared(
     source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
     load_kwargs: dict[str, Any],
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of prepared parquet with ``sentences`` holding the ``sentence_field`` texts and ``image`` each
-    object's image, joined from the image table.
+    """One split of prepared parquet, ``sentences`` the ``sentence_field`` texts, ``image`` joined from the
+    image table.
 
-    Raises ValueError naming the folder (or Hub id), configuration and split for: an unknown configuration or
-    split, a split whose files are missing or hold no rows, a ref without sentences (with its ref id and file),
-    a missing image table, and an object whose image is not in it (with its ref id and image id).
+    Raises:
+        ValueError: naming the folder or Hub id, configuration and split: an unknown configuration or split,
+            missing files, no rows, a ref without sentences (its ref id and file), no image table, an object
+            whose image is not in it (its ref id and image id).
     """
     path = Path(source)
     if path.is_dir():
