@@ -89,19 +89,13 @@ def generate_synthetic_refer(
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
-    ``image_size`` is ``(width, height)`` (or one int for square images). Image 0 always has a square made
-    of two overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd
-    cluster of dots stored as an uncompressed RLE; every tenth image has a dots cluster too.
-    Images are named by image id (1..num_images) like COCO's, so datasets generated with different arguments
-    need different ``images_root`` folders.
-
-    Each sentence's ``raw`` text equals its ``sent`` unless ``typed_raw``, which writes it as an annotator would
-    type it (a capital, an inner comma, a final period; see :func:`typed_text`): the two then tokenize
-    differently, as in the real datasets. The default keeps the demo's numbers whichever text is read.
-
-    ``generalized`` writes the gRefCOCO layout (``dataset`` defaults to ``grefcoco``, else ``refcoco``) with the
-    same images and refs plus no-target and multi-target refs (module docstring); without it, the output does
-    not depend on the option's existence.
+    ``image_size`` is ``(width, height)`` in pixels, or one int. Image 1 always has a square made of two
+    overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd of dots (an
+    uncompressed RLE), as every tenth image does. Images are named by image id like COCO's, so datasets made
+    with other arguments need other ``images_root`` folders. ``typed_raw`` writes each ``raw`` text as typed
+    (:func:`typed_text`) instead of equal to its ``sent``. ``generalized`` writes the gRefCOCO layout
+    (``dataset`` defaults to ``grefcoco``, else ``refcoco``): the same images and refs plus no-target and
+    multi-target refs, from a random stream of their own.
 
     Raises:
         ValueError: an unknown ``split_by``, ``objects_per_image`` outside 2 <= low <= high <= 15, or an image
@@ -116,14 +110,12 @@ def generate_synthetic_refer(
     low, high = objects_per_image
     if not 2 <= low <= high <= len(COLOURS) * len(SHAPES):
         raise ValueError(f"objects_per_image must satisfy 2 <= low <= high, got {objects_per_image}")
-
     rng = np.random.default_rng(seed)
     group_rng = np.random.default_rng([seed, 1])  # its own stream: the classic refs are the same either way
     dataset_dir = Path(root) / dataset
     image_dir = Path(images_root) / "train2014"
     dataset_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
-
     images, annotations, refs = [], [], []
     for image_id in range(1, num_images + 1):
         shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), image_id % 10 == 1)
@@ -378,7 +370,6 @@ def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m lavt_hf.training.data.synthetic ROOT IMAGES_ROOT [--num_images N ...]``."""
     parser = argparse.ArgumentParser(
         prog="python -m lavt_hf.training.data.synthetic",
         description="Write a synthetic referring-segmentation dataset in the raw refer layout "
@@ -392,10 +383,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=120, help="image height in pixels")
     parser.add_argument("--dataset", default=None,
                         help="dataset folder name (default refcoco, or grefcoco with --generalized)")
-    parser.add_argument(
-        "--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
-        help="split schemes to write, one refs(<scheme>).p each (default unc)",
-    )
+    parser.add_argument("--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
+                        help="split schemes to write, one refs(<scheme>).p each (default unc)")
     parser.add_argument("--max_sentences", type=int, default=3, help="expressions per object, at most")
     parser.add_argument("--generalized", action="store_true",
                         help="the gRefCOCO layout (grefcoco/grefs(<split_by>).json), with expressions naming no "
