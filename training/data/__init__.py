@@ -41,10 +41,9 @@ LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community", "user")
 
 
 def detect_layout(source: str | Path, columns_named: bool = False) -> str:
-    """``refer`` for a folder with ``<dataset>/refs(...).p`` (or gRefCOCO's ``grefcoco/grefs(...).json``),
-    ``community`` for parquet with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``:
-    the user named its columns; a folder with ``expressions.jsonl``; a dataset whose card lacks the prepared
-    format's ``mask_rule``), else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
+    """``refer`` for a folder with ``<dataset>/refs(...).p`` or ``grefs(...).json``, ``community`` for parquet
+    with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``, an ``expressions.jsonl``
+    folder, or a card without the prepared format's ``mask_rule``), else ``parquet`` (prepared parquet)."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
@@ -56,9 +55,8 @@ def detect_layout(source: str | Path, columns_named: bool = False) -> str:
 
 
 def streaming_problem(source: str | Path) -> str | None:
-    """Why ``source`` cannot be streamed, or None: prepared parquet (a folder made by lavt-prepare-refcoco, or a
-    Hub id) and datasets of one's own stream; the raw refer and community layouts are read whole into memory
-    first, so a stream of them would only hide that cost."""
+    """Why ``source`` cannot be streamed, or None: the raw refer and community layouts are read whole into
+    memory first, so a stream of them would only hide that cost."""
     layout = detect_layout(source)
     if layout in ("parquet", "user"):
         return None
@@ -90,29 +88,25 @@ def load_refer_dataset(
             (``scripts/prepare_refcoco.py``), community parquet (a file or folder, e.g. ``jxu124/refcoco``),
             or a dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with
             ``images/``, ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
-        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
-            optional when the source has a single configuration. Ignored for community parquet (one dataset per
-            source); the ``datasets`` configuration for a dataset of one's own.
+        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``grefcoco_unc``, optional when the
+            source has one; ignored for community parquet; a dataset of one's own: its ``datasets`` configuration.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.
-        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
-            parquet has its masks fixed at preparation time and accepts no other rule.
-        sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
-            the original tokenizes; docs/data.md, "The text of a sentence: raw or sent") or ``sent`` (the refer
-            toolkit's normalised text; a dataset of one's own has only its own text, read as ``raw``).
+        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``; prepared parquet
+            has its masks made at preparation time.
+        sentence_field: ``raw`` (default: what the annotator typed, which the original tokenizes) or ``sent``
+            (the refer toolkit's normalised text); a dataset of one's own has only ``raw``.
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
         image_column, mask_column, text_column: the columns of a dataset of one's own (default ``image``,
             ``mask``, ``sentences``); naming one reads the source as one's own.
-        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``,
-            ``token`` ...).
+        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``, ...).
 
     Raises:
         ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
-            without sentences, a truncated or incomplete ``instances.json``, an empty segmentation, a split
-            without rows, prepared parquet that lacks the asked-for sentence text, mixes rows with and without
-            images, lacks its image table or has an object whose image is not in it; for a dataset of one's
-            own, the row and problem (``load_user_dataset``).
+            without sentences, an incomplete ``instances.json``, an empty segmentation, a split without rows,
+            prepared parquet without the sentence text or whose image table lacks an object's image; for a
+            dataset of one's own, the row and problem (``load_user_dataset``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")

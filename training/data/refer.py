@@ -1,14 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Reader of the raw refer layout (docs/data.md) into this project's row format.
-
-One row per ref: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
-(each sentence's ``raw`` text by default, as the original tokenizes it, or its normalised ``sent``), ``bbox``
-(xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``, ``no_target``.
-The generalized layout (gRefCOCO: ``grefs(<split_by>).json``) has refs naming several objects (their masks'
-union, ``ann_id`` -1) or none (an empty mask, ``no_target`` True, ``ann_id`` -1).
-Masks follow the original rule by default: decode each polygon, sum over polygons, keep pixels whose sum is
-exactly one (where two polygons of one object overlap the pixel becomes background); ``mask_rule="union"``
-keeps every covered pixel instead.
+"""Reader of the raw refer layout (docs/data.md) into this project's row format (``FEATURES``): one row per
+ref, ``mask`` a COCO RLE ``{size: [h, w], counts: str}``, ``bbox`` xywh. gRefCOCO's refs (``grefs(...).json``)
+may name several objects (their masks' union, ``ann_id`` -1) or none (an empty mask, ``no_target``).
+Masks follow the original rule by default: pixels covered by exactly one polygon of the object (where two
+overlap, background); ``mask_rule="union"`` keeps every covered pixel.
 """
 
 from __future__ import annotations
@@ -139,11 +134,9 @@ POLYGON_MARGIN = 2.0
 
 
 def check_segmentation(segmentation: object, height: int, width: int, where: str) -> None:
-    """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask, before rasterising.
-
-    Polygons (``[[x1, y1, x2, y2, ...], ...]``, pixels) need 3 or more points of finite coordinates within the
-    image, up to ``POLYGON_MARGIN`` pixels outside; an RLE (``{size: [h, w], counts}``) needs ``size`` equal
-    to ``[height, width]`` and, uncompressed, counts of non-negative integers that cover every pixel.
+    """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask: polygons
+    (``[[x1, y1, ...], ...]``, pixels) need 3 or more finite points within ``POLYGON_MARGIN`` pixels of the
+    image; an RLE needs ``size`` ``[height, width]`` and, uncompressed, non-negative counts covering each pixel.
 
     Raises:
         ValueError: ``"<where> has <problem>; ..."``; ``where`` names the object, its image and its file.
@@ -235,9 +228,8 @@ def make_row(
     ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str,
     source: str | Path,
 ) -> dict:
-    """One row of the project's format from a ref, its COCO annotation and image record; a segmentation that
-    cannot be rasterised (`check_segmentation`) is an error naming the annotation, its image and ``source`` (the
-    file the annotation came from)."""
+    """One row from a ref, its COCO annotation and image record; a segmentation that cannot be rasterised
+    (`check_segmentation`) is an error naming the annotation, its image and ``source`` (its file)."""
     where = annotation_where(ref, image_info, source)
     height, width = image_info["height"], image_info["width"]
     check_segmentation(annotation.get("segmentation"), height, width, where)
@@ -301,10 +293,9 @@ def make_generalized_row(
     ref: dict, annotations: list[dict], image_info: dict, image: str | dict, sentences: list[str],
     mask_rule: str, source: str | Path,
 ) -> dict:
-    """One row from a gRefCOCO ref and the annotations it names: the union of their masks (``ann_id`` the one
-    id, or -1 for several), or an empty mask with ``no_target`` for none; ``bbox`` is the mask's box and
-    ``category_id`` the targets' shared category, else -1. A target whose segmentation cannot be rasterised,
-    or a multi-target ref left with an empty mask, is an error naming the ref and ``source``."""
+    """One row from a gRefCOCO ref and the annotations it names (none: ``no_target``): their masks' union,
+    ``bbox`` its box, ``ann_id`` and ``category_id`` the one id or category, else -1. Targets that cannot be
+    rasterised, or a union left empty, are an error naming the ref and ``source``."""
     height, width = image_info["height"], image_info["width"]
     ids = [int(a["id"]) for a in annotations]
     problem = target_problem(annotations, height, width)
@@ -345,11 +336,8 @@ def resolve_image_dir(images_root: str | Path) -> Path:
 
 
 class RawRefer:
-    """A validated raw refer dataset: refs of one split scheme, their annotations and image records.
-
-    Construction checks the layout and that the refs belong to the instances file, so that a wrong root or a
-    pickle of another dataset fails at once with the path and the expected layout, not deep in training.
-    """
+    """A validated raw refer dataset: refs of one split scheme, their annotations and image records. A wrong
+    root, or refs of another dataset, fails at construction with the path and the expected layout."""
 
     def __init__(
         self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc"

@@ -62,10 +62,9 @@ def is_expressions_folder(source: str | Path) -> bool:
 
 
 def is_user_dataset(source: str | Path) -> bool:
-    """Whether a local folder or Hub id (not raw refer, not community) is a dataset of one's own rather than the
-    project's prepared parquet: an ``expressions.jsonl`` folder, or a dataset whose card does not record the
-    ``mask_rule`` that lavt-prepare-refcoco writes there. A local folder without a card stays prepared parquet (a
-    prepared folder that lost its card is refused with that reason); name the columns to read it as one's own."""
+    """Whether a folder or Hub id (not raw refer or community) is a dataset of one's own rather than prepared
+    parquet: an ``expressions.jsonl`` folder, or a card without the ``mask_rule`` lavt-prepare-refcoco writes.
+    A local folder without a card stays prepared parquet (and is refused with that reason)."""
     path = Path(source)
     if path.is_dir():
         if is_expressions_folder(path):
@@ -74,10 +73,8 @@ def is_user_dataset(source: str | Path) -> bool:
         return readme.is_file() and "mask_rule" not in DatasetCard.load(readme).data.to_dict()
     try:
         card = DatasetCard.load(str(source), repo_type="dataset")
-    except LocalEntryNotFoundError:  # offline and not cached: leave it to the prepared reader's messages
-        return False
-    except EntryNotFoundError:  # a repository without a card is not one lavt-prepare-refcoco pushed
-        return True
+    except EntryNotFoundError as error:  # no card: not pushed by lavt-prepare-refcoco; offline and not cached:
+        return not isinstance(error, LocalEntryNotFoundError)  # leave it to the prepared reader's messages
     except OSError:
         return False
     return "mask_rule" not in card.data.to_dict()
