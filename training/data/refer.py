@@ -43,8 +43,8 @@ EXPECTED_LAYOUT = (
     "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google) or, for gRefCOCO, "
     "<refer_root>/grefcoco/grefs(unc).json, images in <images_root>/train2014/COCO_train2014_%012d.jpg"
 )
-# The refs file names of a split scheme, in the order they are looked for: the refer pickle, then gRefCOCO's
-# JSON and its pickle.
+# The refs file names of a split scheme, in the order they are looked for (the first names a missing one):
+# the refer pickle, then gRefCOCO's JSON and its pickle.
 REFS_FILE_PATTERNS: tuple[str, ...] = ("refs({}).p", "grefs({}).json", "grefs({}).p")
 
 
@@ -319,13 +319,6 @@ def make_generalized_row(
     }
 
 
-def refs_file(dataset_dir: Path, split_by: str) -> Path:
-    """The refs file of a split scheme (``REFS_FILE_PATTERNS``, the first found); the refer pickle's name
-    when there is none, for the message."""
-    candidates = [dataset_dir / pattern.format(split_by) for pattern in REFS_FILE_PATTERNS]
-    return next((path for path in candidates if path.is_file()), candidates[0])
-
-
 def resolve_image_dir(images_root: str | Path) -> Path:
     """``<images_root>/train2014`` when it exists, else ``images_root`` itself (the train2014 folder given)."""
     images_root = Path(images_root)
@@ -349,7 +342,8 @@ class RawRefer:
         if not dataset_dir.is_dir():
             raise FileNotFoundError(f"{dataset_dir} not found (configurations found under {refer_root}: "
                                     f"{available_configs(refer_root)}); {EXPECTED_LAYOUT}")
-        self.refs_path = refs_file(dataset_dir, split_by)
+        candidates = [dataset_dir / pattern.format(split_by) for pattern in REFS_FILE_PATTERNS]
+        self.refs_path = next((path for path in candidates if path.is_file()), candidates[0])
         self.generalized = self.refs_path.name.startswith("grefs")
         self.instances_path = dataset_dir / "instances.json"
         for path in (self.refs_path, self.instances_path):
@@ -366,11 +360,9 @@ class RawRefer:
             i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
             for i in target_ann_ids(r, self.refs_path))]
         if bad:
-            raise ValueError(
-                f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images that "
-                f"{self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs pickle and "
-                f"instances.json from the same dataset? {EXPECTED_LAYOUT}"
-            )
+            raise ValueError(f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images "
+                             f"that {self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs "
+                             f"pickle and instances.json from the same dataset? {EXPECTED_LAYOUT}")
         # Every target must be rasterisable before any work: pycocotools fails without a word of which, or
         # fills the memory on a huge coordinate.
         for ref in self.refs:
@@ -394,9 +386,7 @@ class RawRefer:
     def refs_of(self, split: str) -> list[dict]:
         """The refs of one split, in pickle order; a clear error names the splits that exist."""
         if split not in self.splits:
-            raise ValueError(
-                f"split {split!r} does not exist in {self.refs_path}; available splits: {self.splits}"
-            )
+            raise ValueError(f"split {split!r} does not exist in {self.refs_path}; available splits: {self.splits}")
         return [r for r in self.refs if r["split"] == split]
 
     def image_path(self, image_id: int) -> Path:
@@ -426,11 +416,10 @@ class RawRefer:
                                      "original") from error
             if decode and sizes[path] != (info["width"], info["height"]):
                 width, height = sizes[path]
-                raise ValueError(
-                    f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {width}x{height} "
-                    f"(width x height) but {self.instances_path} says {info['width']}x{info['height']}; its "
-                    "masks would not fit the image: use the COCO train2014 original of this image"
-                )
+                raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is "
+                                 f"{width}x{height} (width x height) but {self.instances_path} says "
+                                 f"{info['width']}x{info['height']}; its masks would not fit the image: use the "
+                                 "COCO train2014 original of this image")
 
     def rows(self, split: str, mask_rule: str = "original", sentence_field: str = "raw") -> Iterator[dict]:
         """Rows of one split, images by path."""
@@ -474,8 +463,8 @@ def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
                          "the file may be truncated: download it again") from error
     if not isinstance(instances, dict):
         raise ValueError(f"{path} must hold a COCO mapping with 'images' and 'annotations'; {EXPECTED_LAYOUT}")
-    required = {"annotations": ("id", "image_id", "segmentation", "bbox"), "images": ("id", "file_name", "height",
-                                                                                     "width")}
+    required = {"annotations": ("id", "image_id", "segmentation", "bbox"),
+                "images": ("id", "file_name", "height", "width")}
     for key, fields in required.items():
         entries = instances.get(key)
         if not isinstance(entries, list):
@@ -501,13 +490,8 @@ def available_configs(refer_root: str | Path) -> list[str]:
 
 
 def load_raw_refer(
-    refer_root: str | Path,
-    images_root: str | Path,
-    dataset: str = "refcoco",
-    split_by: str = "unc",
-    split: str = "train",
-    mask_rule: str = "original",
-    sentence_field: str = "raw",
+    refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc",
+    split: str = "train", mask_rule: str = "original", sentence_field: str = "raw",
 ) -> Dataset:
     """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
     refer = RawRefer(refer_root, images_root, dataset, split_by)
