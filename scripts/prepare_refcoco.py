@@ -40,10 +40,7 @@ from lavt_hf.training.data.user import UserSource, add_column_arguments
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
-# The one configuration of a dataset of one's own.
-USER_CONFIG = "default"
 REFER_ORIGIN = "the raw refer layout (`refs(<split_by>).p` + `instances.json` + COCO train2014 images)"
-IMAGES_DIR = "images"
 MASK_RULE_DESCRIPTIONS = {
     "original": "As in the original LAVT / refer code: each polygon of an object is decoded separately and "
     "pixels covered by exactly one polygon are kept (where two polygons of one object overlap, the pixel is "
@@ -94,11 +91,6 @@ class ImagesSummary:
         return len(row["image"]["bytes"])
 
 
-def data_dir_name(config: str) -> str:
-    """Folder name of a configuration's files: ``+`` is spelled out so paths stay URL-safe."""
-    return config.replace("+", "_plus")
-
-
 def prepare_refcoco(
     source: str | Path,
     images_root: str | Path | None,
@@ -131,7 +123,7 @@ def prepare_refcoco(
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
     if images_root is None:
-        sources = [(USER_CONFIG, UserSource(source, None, mask_rule, **(columns or {})))]
+        sources = [("default", UserSource(source, None, mask_rule, **(columns or {})))]
         pretty_name = pretty_name or f"{Path(str(source)).name} (lavt-hf format)"
         source_description = source_description or (
             f"Made from `{source}`; state the source and terms of its images and expressions here "
@@ -181,7 +173,7 @@ def _write_config(
     name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
 ) -> ConfigSummary:
     summary = ConfigSummary(name)
-    folder = staging / "data" / data_dir_name(name)
+    folder = staging / "data" / name.replace("+", "_plus")  # URL-safe paths
     folder.mkdir(parents=True)
     for split in refer.splits:
         rows = refer.stored_rows(split, mask_rule=mask_rule)
@@ -208,8 +200,8 @@ def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging:
     summary = ImagesSummary(images=len(owners))
     rows = (owners[i][1].stored_image(i) for i in sorted(owners))
     progress = tqdm(rows, total=len(owners), desc=IMAGES_CONFIG, unit="img")
-    (staging / IMAGES_DIR).mkdir()
-    summary.files, summary.file_bytes = _write_shards(progress, staging, staging / IMAGES_DIR, IMAGES_CONFIG,
+    (staging / "images").mkdir()
+    summary.files, summary.file_bytes = _write_shards(progress, staging, staging / "images", IMAGES_CONFIG,
                                                       IMAGE_TABLE_FEATURES, max_shard_bytes, summary.count)
     return summary
 

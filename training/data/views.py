@@ -1,11 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training and evaluation views of a referring-segmentation dataset, as torch datasets: map-style over a
-``datasets.Dataset``, iterable over a streamed ``datasets.IterableDataset``.
-
-Training (docs/training.md): one item per referred object, with one of its sentences chosen uniformly from
-(seed, epoch, index) alone, so a resumed run or another worker layout sees exactly the same sentences.
-Evaluation (docs/evaluation.md, "Samples"): one item per (object, sentence) pair, all sentences of every object.
-Images and masks are decoded and resized lazily, item by item, by the project's processor.
+``datasets.Dataset``, iterable over a streamed ``datasets.IterableDataset``. Training (docs/training.md): one
+item per object, its sentence drawn from (seed, epoch, index) alone, so a resumed run or another worker layout
+sees the same sentences. Evaluation (docs/evaluation.md): one item per (object, sentence) pair. Images and
+masks are decoded and resized item by item, by the project's processor.
 """
 
 from __future__ import annotations
@@ -123,13 +121,22 @@ def check_sample_values(item: dict[str, torch.Tensor]) -> None:
                          "does)")
 
 
-class ReferTrainDataset(_View, torch.utils.data.Dataset):
-    """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
+class _Training(_View):
+    """Shared by the training views: an item's sentence is drawn from (seed, epoch, a key of its object)."""
 
-    def __init__(self, hf_dataset: Dataset, processor: Any, seed: int = 0) -> None:
+    def __init__(self, hf_dataset: Dataset | IterableDataset, processor: Any, seed: int = 0) -> None:
         super().__init__(hf_dataset, processor)
         self.seed = int(seed)
         self.epoch = 0
+
+    def _item(self, row: dict, key: int) -> dict[str, torch.Tensor]:
+        sentence = row["sentences"][choose_sentence_index(self.seed, self.epoch, key, len(row["sentences"]))]
+        image, mask = self._image_and_mask(row)
+        return self._process(images=[image], text=[sentence], masks=[mask])
+
+
+class ReferTrainDataset(_Training, torch.utils.data.Dataset):
+    """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -141,24 +148,18 @@ class ReferTrainDataset(_View, torch.utils.data.Dataset):
         return choose_sentence_index(self.seed, self.epoch, index, num_sentences)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        row = self.rows[index]
-        sentence = row["sentences"][self.sentence_index(index, len(row["sentences"]))]
-        image, mask = self._image_and_mask(row)
-        return self._process(images=[image], text=[sentence], masks=[mask])
+        return self._item(self.rows[index], index)
 
 
-class ReferTrainStream(_View, torch.utils.data.IterableDataset):
+class ReferTrainStream(_Training, torch.utils.data.IterableDataset):
     """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
-    drawn from (seed, epoch, ref_id). Each image is decoded once per item. In DataLoader workers the stream's
-    shards are divided among them (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch where
-    the stream left off. Call ``set_epoch``. ``num_rows`` (the objects the stream holds) gives the view a
-    length, so that a DataLoader over it knows its number of batches (the training schedule)."""
+    drawn from (seed, epoch, ref_id). In DataLoader workers the stream's shards are divided among them
+    (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch. Call ``set_epoch``. ``num_rows``
+    (the objects the stream holds) gives the view a length, so that a DataLoader knows its number of batches."""
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0, num_rows: int | None = None
                  ) -> None:
-        super().__init__(hf_stream, processor)
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(hf_stream, processor, seed)
         self.num_rows = num_rows
 
     def __len__(self) -> int:
@@ -179,10 +180,7 @@ class ReferTrainStream(_View, torch.utils.data.IterableDataset):
 
     def __iter__(self):
         for row in self.rows:
-            sentences = row["sentences"]
-            sentence = sentences[choose_sentence_index(self.seed, self.epoch, row["ref_id"], len(sentences))]
-            image, mask = self._image_and_mask(row)
-            yield self._process(images=[image], text=[sentence], masks=[mask])
+            yield self._item(row, row["ref_id"])
 
 
 class _EvalPairs(_View):
@@ -209,11 +207,8 @@ class _EvalPairs(_View):
 
 class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
     """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
-
-    Consecutive pairs share an object, so the last object's resized image and labels are kept and only the
-    sentence is tokenized anew. ``return_original_mask`` adds the mask at the original image size, for the
-    original-resolution protocol.
-    """
+    Consecutive pairs share an object, so its image-side tensors are kept for the next. ``return_original_mask``
+    adds the mask at the original image size, for the original-resolution protocol."""
 
     def __init__(self, hf_dataset: Dataset, processor: Any, return_original_mask: bool = False) -> None:
         super().__init__(hf_dataset, processor)
@@ -246,12 +241,9 @@ class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
 
 
 class ReferEvalStream(_EvalPairs, torch.utils.data.IterableDataset):
-    """Streamed evaluation items: the items of :class:`ReferEvalDataset` over the same rows, in the same order
-    with the same sample ids (every (object, sentence) pair once), each image decoded once per object.
-
-    Sample ids count the pairs in stream order, so the stream must be read in order by one reader: a DataLoader
-    over it takes at most one worker (``num_workers`` 0 or 1). ``max_samples`` stops after that many pairs.
-    """
+    """Streamed evaluation items: those of :class:`ReferEvalDataset` over the same rows, with the same sample
+    ids, which count the pairs in stream order: a DataLoader over it takes at most one worker.
+    ``max_samples`` stops after that many pairs."""
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, return_original_mask: bool = False,
                  max_samples: int | None = None) -> None:
