@@ -156,9 +156,8 @@ def generate_synthetic_refer(
     return SyntheticRefer(dataset, num_images, len(refs), sum(len(r["sentences"]) for r in refs))
 
 
-def _sample_shapes(
-    rng: np.random.Generator, width: int, height: int, count: int, with_crowd: bool
-) -> list[_Shape]:
+def _sample_shapes(rng: np.random.Generator, width: int, height: int, count: int, with_crowd: bool
+                   ) -> list[_Shape]:
     """Distinct (colour, shape) pairs placed without overlap, so each object is fully visible."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     candidates = [_Shape(shape, colour, str(rng.choice(["big", "small"])))
@@ -167,23 +166,16 @@ def _sample_shapes(
         candidates.insert(0, _Shape("dots", "gray", "small"))
     placed: list[_Shape] = []
     for shape in candidates:
-        shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
-        if _place(rng, shape, placed, width, height):
-            placed.append(shape)
+        r = shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
+        for _ in range(200):  # rejection sampling: a disc clear of the border and of every placed disc
+            cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
+            if all(np.hypot(cx - o.cx, cy - o.cy) > r + o.radius + 2 for o in placed):
+                shape.cx, shape.cy = float(cx), float(cy)
+                placed.append(shape)
+                break
     if sum(not s.is_dots for s in placed) < 2:
         raise ValueError(f"could not place two shapes in a {width}x{height} image; use a larger image_size")
     return placed
-
-
-def _place(rng: np.random.Generator, shape: _Shape, placed: list[_Shape], width: int, height: int) -> bool:
-    """Rejection-sample a centre whose disc clears the border and every placed disc; give up after 200 tries."""
-    r = shape.radius
-    for _ in range(200):
-        cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
-        if all(np.hypot(cx - o.cx, cy - o.cy) > r + o.radius + 2 for o in placed):
-            shape.cx, shape.cy = float(cx), float(cy)
-            return True
-    return False
 
 
 def _polygons(s: _Shape) -> list[list[float]]:
