@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, HfFileSystem
@@ -165,18 +166,10 @@ def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) 
     counts = pc.fill_null(pc.list_value_length(dataset.data.column("sentences")), 0)
     empty = pc.indices_nonzero(pc.equal(counts, 0)).to_pylist()
     if empty:
-        first = empty[0]
+        first, file = empty[0], ""
         ref_id = dataset.data.column("ref_id")[first].as_py()
-        file = f" (file {_file_of_row(files, first)})" if files else ""
+        if files:  # the file holding that row
+            ends = np.cumsum([pq.ParquetFile(f).metadata.num_rows for f in files])
+            file = f" (file {files[int(np.searchsorted(ends, first, side='right'))]})"
         raise ValueError(f"{len(empty)} object(s) of {where} have no sentences, first ref_id {ref_id}{file}; "
                          f"every object needs an expression: fix the source and {PREPARE_AGAIN}")
-
-
-def _file_of_row(files: list[Path], index: int) -> Path:
-    """The file holding row ``index`` of the concatenation of ``files``."""
-    for path in files:
-        rows = pq.ParquetFile(path).metadata.num_rows
-        if index < rows:
-            return path
-        index -= rows
-    raise IndexError(index)
