@@ -123,7 +123,7 @@ def prepare_refcoco(
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
     if images_root is None:
-        sources = [("default", UserSource(source, None, mask_rule, **(columns or {})))]
+        sources = [("default", UserSource(source, mask_rule, **(columns or {})))]
         pretty_name = pretty_name or f"{Path(str(source)).name} (lavt-hf format)"
         source_description = source_description or (
             f"Made from `{source}`; state the source and terms of its images and expressions here "

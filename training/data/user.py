@@ -163,7 +163,7 @@ def rows_from_dataset(
 def _row(record: dict, index: int, split: str, name: str, image_column: str, mask_column: str,
          text_column: str, mask_rule: str) -> dict:
     image = record[image_column]
-    data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
+    data = _file_bytes(image)
     width, height = _image_size(data, name)
     mask = _mask(record[mask_column], height, width, name, mask_rule)
     no_target = _no_target(record.get(NO_TARGET_COLUMN), name)
@@ -182,6 +182,11 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
         "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
         "category_id": ids["category_id"] or 0, "split": split, NO_TARGET_COLUMN: no_target,
     }
+
+
+def _file_bytes(value: dict) -> bytes:
+    """The file of an undecoded ``datasets.Image`` value: its bytes, or read from its path."""
+    return value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
 
 
 def image_number(data: bytes) -> int:
@@ -204,9 +209,8 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
         check_segmentation(value, height, width, f"the mask of {name}")
         return segmentation_mask(value, height, width, mask_rule)
     if isinstance(value, dict):
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
         try:
-            with Image.open(source) as image:
+            with Image.open(io.BytesIO(_file_bytes(value))) as image:
                 mode, pixels = image.mode, np.asarray(image)
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the mask of {name} does not open ({error})") from error
@@ -288,17 +292,13 @@ class UserSource:
     ``stored_image``); its stored rows hold the one text of each expression in ``sentences`` and in
     ``sentences_sent``."""
 
-    def __init__(self, source: str | Path, config_name: str | None = None, mask_rule: str = "original", *,
-                 image_column: str | None = None, mask_column: str | None = None, text_column: str | None = None,
-                 **load_kwargs: Any) -> None:
+    def __init__(self, source: str | Path, mask_rule: str = "original", **columns: str | None) -> None:
         if is_expressions_folder(source):
             lines = (Path(source) / EXPRESSIONS_FILE).read_text(encoding="utf-8").splitlines()
             names = {json.loads(line).get("split") for line in lines if line.strip()}
         else:
-            names = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
-        self.rows = {split: load_user_dataset(source, config_name, split, image_column=image_column,
-                                              mask_column=mask_column, text_column=text_column,
-                                              mask_rule=mask_rule, **load_kwargs)
+            names = datasets.get_dataset_split_names(str(source))
+        self.rows = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
                      for split in ordered_splits(names)}
         self.refs = [{"image_id": i} for rows in self.rows.values() for i in rows["image_id"]]
         self._undecoded = {split: rows.cast_column("image", ImageFeature(decode=False))
@@ -324,5 +324,5 @@ class UserSource:
         """The image table's row of one image: its file's bytes, as they are."""
         split, index = self._first[image_id]
         value = self._undecoded[split][index]["image"]
-        data = value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
-        return {"image_id": int(image_id), "image": {"bytes": data, "path": Path(value.get("path") or "").name}}
+        return {"image_id": int(image_id), "image": {"bytes": _file_bytes(value),
+                                                     "path": Path(value.get("path") or "").name}}
