@@ -66,19 +66,10 @@ def streaming_problem(source: str | Path) -> str | None:
 
 
 def load_refer_dataset(
-    source: str | Path,
-    config_name: str | None = None,
-    split: str = "train",
-    *,
-    images_root: str | Path | None = None,
-    layout: str = "auto",
-    mask_rule: str | None = None,
-    sentence_field: str = "raw",
-    streaming: bool = False,
-    image_column: str | None = None,
-    mask_column: str | None = None,
-    text_column: str | None = None,
-    **load_kwargs: Any,
+    source: str | Path, config_name: str | None = None, split: str = "train", *,
+    images_root: str | Path | None = None, layout: str = "auto", mask_rule: str | None = None,
+    sentence_field: str = "raw", streaming: bool = False, image_column: str | None = None,
+    mask_column: str | None = None, text_column: str | None = None, **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """One split of a referring-segmentation dataset, in the project's row format.
 
