@@ -95,7 +95,8 @@ def prepare_refcoco(
     source: str | Path, images_root: str | Path | None, output_dir: str | Path,
     configs: Sequence[str] | None = None, mask_rule: str = "original",
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, overwrite: bool = False, pretty_name: str | None = None,
-    source_description: str | None = None, repo_id: str | None = None, columns: dict[str, str | None] | None = None,
+    source_description: str | None = None, repo_id: str | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> Path:
     """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` the
     configurations, all found under ``source`` by default) or, with ``images_root`` None, of a dataset of
