@@ -77,8 +77,8 @@ class SyntheticRefer:
 def generate_synthetic_refer(
     root: str | Path, images_root: str | Path, num_images: int = 200, seed: int = 0,
     image_size: int | tuple[int, int] = (160, 120), dataset: str | None = None,
-    split_by: str | Sequence[str] = "unc", objects_per_image: tuple[int, int] = (3, 5),
-    max_sentences: int = 3, typed_raw: bool = False, generalized: bool = False,
+    split_by: str | Sequence[str] = "unc", objects_per_image: tuple[int, int] = (3, 5), typed_raw: bool = False,
+    generalized: bool = False,
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
@@ -126,12 +126,12 @@ def generate_synthetic_refer(
         for s, segmentation in zip(shapes, segmentations):
             annotations.append(_annotation(ann_ids[id(s)], image_id, s, segmentation, height, width))
             _add_ref(refs, rng, ann_ids[id(s)], image_id, CATEGORY_IDS[s.shape],
-                     referring_expressions(s, shapes), max_sentences, typed_raw)
+                     referring_expressions(s, shapes), typed_raw)
         if generalized:
             for members, expressions in [([], absent_expressions(shapes)), *group_expressions(shapes)]:
                 _add_ref(refs, group_rng, [ann_ids[id(m)] for m in members] or [-1], image_id,
-                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, max_sentences,
-                         typed_raw, no_target=not members)
+                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, typed_raw,
+                         no_target=not members)
 
     instances = {"info": {"description": "lavt-hf synthetic shapes (refer layout)"}, "licenses": [],
                  "images": images, "annotations": annotations, "categories": CATEGORIES}
@@ -242,13 +242,13 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
 
 def _add_ref(
     refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int,
-    category_id: int | list[int], expressions: list[str], max_sentences: int, typed_raw: bool, **extra: bool,
+    category_id: int | list[int], expressions: list[str], typed_raw: bool, **extra: bool,
 ) -> None:
-    """Append a ref in the refs pickle format with 2..max_sentences distinct expressions (``ann_id`` a list:
-    a gRefCOCO ref, [-1] for no target)."""
+    """Append a ref in the refs pickle format with two or three distinct expressions (``ann_id`` a list: a
+    gRefCOCO ref, [-1] for no target)."""
     ref_id = len(refs) + 1
     suffix = ref_id if isinstance(ann_id, list) else ann_id
-    count = int(rng.integers(2, max(2, max_sentences) + 1))
+    count = int(rng.integers(2, 4))
     picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
     sentences = [{"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
                   "sent_id": 100 * ref_id + k} for k, text in enumerate(picked)]
@@ -370,7 +370,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="dataset folder name (default refcoco, or grefcoco with --generalized)")
     parser.add_argument("--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
                         help="split schemes to write, one refs(<scheme>).p each (default unc)")
-    parser.add_argument("--max_sentences", type=int, default=3, help="expressions per object, at most")
     parser.add_argument("--generalized", action="store_true",
                         help="the gRefCOCO layout (grefcoco/grefs(<split_by>).json), with expressions naming no "
                              "shape or several")
@@ -378,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = generate_synthetic_refer(
         args.root, args.images_root, num_images=args.num_images, seed=args.seed,
         image_size=(args.width, args.height), dataset=args.dataset, split_by=args.split_by,
-        max_sentences=args.max_sentences, generalized=args.generalized,
+        generalized=args.generalized,
     )
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
           f"to {Path(args.root) / result.dataset} and {Path(args.images_root) / 'train2014'}")
