@@ -141,9 +141,8 @@ def prepare_refcoco(
     return output_dir
 
 
-def _open_sources(
-    refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
-) -> list[tuple[str, RawRefer]]:
+def _open_sources(refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
+                  ) -> list[tuple[str, RawRefer]]:
     """Open and validate every configuration, every ref's sentences and every image (decoded), before writing."""
     found = available_configs(refer_root)
     names = list(configs) if configs else found
@@ -163,9 +162,8 @@ def _open_sources(
     return sources
 
 
-def _write_config(
-    name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
-) -> ConfigSummary:
+def _write_config(name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
+                  ) -> ConfigSummary:
     summary = ConfigSummary(name)
     folder = staging / "data" / name.replace("+", "_plus")  # URL-safe paths
     folder.mkdir(parents=True)
@@ -280,10 +278,8 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Upload a prepared folder as a dataset repository (endpoint and token from the usual HF_* settings)."""
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-        commit_message="Upload referring segmentation data (lavt-hf prepare_refcoco)",
-    )
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                               commit_message="Upload referring segmentation data (lavt-hf prepare_refcoco)")
     return commit.commit_url
 
 
@@ -305,11 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images_root", help="COCO folder holding train2014/ (with --refer_root)")
     add_column_arguments(parser)
     parser.add_argument("--output_dir", required=True, help="folder to create (written atomically)")
-    parser.add_argument(
-        "--configs", nargs="+", default=None,
-        help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcoco+_unc refcocog_umd "
-        "refcocog_google grefcoco_unc (default: every refs file found)",
-    )
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcocog_umd "
+                        "grefcoco_unc (default: every refs file found)")
     parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
                         help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")
     parser.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
