@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import Dataset, Features
-from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from datasets.utils import disable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
@@ -212,27 +212,17 @@ def _write_shards(
         shard.append(row)
         shard_bytes += size(row)
         if shard_bytes >= max_shard_bytes:
-            written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
+            written.append(folder / f"{prefix}-{len(written):05d}.parquet")
+            Dataset.from_list(shard, features=features).to_parquet(written[-1])
             shard, shard_bytes = [], 0
     if shard:
-        written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
+        written.append(folder / f"{prefix}-{len(written):05d}.parquet")
+        Dataset.from_list(shard, features=features).to_parquet(written[-1])
     final = []
     for index, path in enumerate(written):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # a shard's rows were in memory as well
         final.append(path.rename(folder / f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet"))
     return [path.relative_to(staging).as_posix() for path in final], sum(p.stat().st_size for p in final)
-
-
-def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
-    """One parquet file written by ``datasets`` (features in its metadata), its progress bar hidden behind ours."""
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        Dataset.from_list(rows, features=features).to_parquet(path)
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
-    return path
 
 
 def render_card(
@@ -328,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.dataset and (args.images_root or args.configs):
         parser.error("--images_root and --configs apply to --refer_root; a dataset of one's own names its images")
     check_writable_dir(args.output_dir, "--output_dir")
+    disable_progress_bars()  # those of the datasets library (a bar per shard); ours stay
     columns = {name: getattr(args, name) for name in ("image_column", "mask_column", "text_column")}
     output = prepare_refcoco(args.refer_root or args.dataset, args.images_root, args.output_dir, args.configs,
                              args.mask_rule, int(args.max_shard_mb * 2**20), args.overwrite, args.pretty_name,
