@@ -164,7 +164,11 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
          text_column: str, mask_rule: str) -> dict:
     image = record[image_column]
     data = _file_bytes(image)
-    width, height = _image_size(data, name)
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            width, height = opened.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"the image of {name} does not open ({error})") from error
     mask = _mask(record[mask_column], height, width, name, mask_rule)
     no_target = _no_target(record.get(NO_TARGET_COLUMN), name)
     if no_target and mask.any():
@@ -192,15 +196,6 @@ def _file_bytes(value: dict) -> bytes:
 def image_number(data: bytes) -> int:
     """A stable id of an image file's bytes (56 bits of their SHA-256: int64, and equal files share it)."""
     return int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
-
-
-def _image_size(data: bytes, name: str) -> tuple[int, int]:
-    """(width, height) of an image file's bytes, from its header."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"the image of {name} does not open ({error})") from error
 
 
 def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.ndarray:
@@ -298,11 +293,11 @@ class UserSource:
             names = {json.loads(line).get("split") for line in lines if line.strip()}
         else:
             names = datasets.get_dataset_split_names(str(source))
-        self.rows = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
-                     for split in ordered_splits(names)}
+        loaded = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
+                  for split in ordered_splits(names)}
+        undecoded = ImageFeature(decode=False)  # stored as the files are
+        self.rows = {split: rows.cast_column("image", undecoded) for split, rows in loaded.items()}
         self.refs = [{"image_id": i} for rows in self.rows.values() for i in rows["image_id"]]
-        self._undecoded = {split: rows.cast_column("image", ImageFeature(decode=False))
-                           for split, rows in self.rows.items()}
         self._first = {}  # image_id -> (split, index) of its first row
         for split, rows in self.rows.items():
             for index, image_id in enumerate(rows["image_id"]):
@@ -323,6 +318,6 @@ class UserSource:
     def stored_image(self, image_id: int) -> dict:
         """The image table's row of one image: its file's bytes, as they are."""
         split, index = self._first[image_id]
-        value = self._undecoded[split][index]["image"]
+        value = self.rows[split][index]["image"]
         return {"image_id": int(image_id), "image": {"bytes": _file_bytes(value),
                                                      "path": Path(value.get("path") or "").name}}
