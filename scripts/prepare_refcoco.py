@@ -98,18 +98,16 @@ def prepare_refcoco(
     source_description: str | None = None, repo_id: str | None = None,
     columns: dict[str, str | None] | None = None,
 ) -> Path:
-    """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` the
-    configurations, all found under ``source`` by default) or, with ``images_root`` None, of a dataset of
-    one's own (``columns``: its ``image_column``, ``mask_column``, ``text_column``) as configuration
-    ``default``.
+    """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` default to
+    all under ``source``) or, with ``images_root`` None, of a dataset of one's own (``columns``: its
+    ``image_column``, ``mask_column``, ``text_column``) as configuration ``default``. Rows hold the raw texts
+    in ``sentences`` and the normalised ones in ``sentences_sent`` (one's own data: its text in both), and
+    point by ``image_id`` at the image table. ``repo_id`` only fills the card's usage example.
 
-    Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
-    in ``sentences_sent`` (one's own data: its one text in both), and point by ``image_id`` at the image
-    table, which holds each image once. Everything is validated before anything is written: a ref without
-    sentences, an image that is missing, does not decode or has another size than its ``instances.json`` entry
-    is a ValueError / FileNotFoundError naming the ref id and the file (one's own data: the errors of
-    ``load_user_dataset``). The output appears only once complete. ``repo_id`` only fills the card's usage
-    example.
+    Raises:
+        ValueError, FileNotFoundError: before anything is written, naming the ref id and the file: a ref
+            without sentences, an image missing, not decoding or of another size than ``instances.json`` says
+            (one's own data: the errors of ``load_user_dataset``). The output appears only once complete.
     """
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
@@ -202,9 +200,8 @@ def _write_shards(
     rows: Iterable[dict], staging: Path, folder: Path, prefix: str, features: Features, max_shard_bytes: int,
     size: Callable[[dict], int],
 ) -> tuple[list[str], int]:
-    """Write rows into shards of about ``max_shard_bytes`` (as ``size`` counts them), named
-    ``<prefix>-i-of-n-<digest>.parquet`` (the digest of its content: see `render_card`); their paths relative
-    to ``staging`` and their total bytes."""
+    """Write rows into ``<prefix>-i-of-n-<digest>.parquet`` shards of about ``max_shard_bytes`` (as ``size``
+    counts them); their paths relative to ``staging``, and their bytes."""
     shard: list[dict] = []
     shard_bytes = 0
     written: list[Path] = []
@@ -229,10 +226,9 @@ def render_card(
     summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str,
     images: ImagesSummary, origin: str = REFER_ORIGIN,
 ) -> DatasetCard:
-    """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
-    table as ``images``, by name: ``load_dataset(folder, config)`` keys its cache by what the card says, and
-    names that follow the content change when a folder is prepared again in place. Parsed back with
-    ``DatasetCard``, so that malformed metadata fails here, not on the Hub."""
+    """The README.md card; its YAML maps each configuration's split files and the image table (``images``) by
+    name (``load_dataset`` keys its cache by the card; names following the content change when a folder is
+    prepared again). Parsed back, so that malformed metadata fails here, not on the Hub."""
     configs = [{"config_name": c.name, "data_files": [{"split": s.name, "path": s.files} for s in c.splits]}
                for c in summaries]
     configs.append({"config_name": IMAGES_CONFIG, "data_files": [{"split": "train", "path": images.files}]})

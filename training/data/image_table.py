@@ -40,12 +40,11 @@ def _image_row_of_objects(image_ids: list[int], ref_ids: list[int], rows: dict[i
 
 
 def join_images(objects: Dataset, images: Dataset, where: str) -> Dataset:
-    """The objects (a split's rows without images) with their ``image`` column (``FEATURES`` order), sliced
-    from the image table ``images`` (``image_id``, ``image``) without a copy.
+    """The objects (a split's rows without images) with their ``image`` (``FEATURES`` order), sliced from
+    the image table ``images`` without a copy.
 
     Raises:
-        ValueError: naming ``where`` (folder or Hub id, configuration and split), the ref_id and the image_id
-            of the first object whose image is missing.
+        ValueError: naming ``where``, the ref_id and the image_id of the first object whose image is missing.
     """
     rows = image_rows(images, where)
     wanted = _image_row_of_objects(objects.data.column("image_id").to_pylist(),

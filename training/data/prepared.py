@@ -26,8 +26,7 @@ def load_prepared(
     source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
     load_kwargs: dict[str, Any],
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of prepared parquet, ``sentences`` the ``sentence_field`` texts, ``image`` joined from the
-    image table.
+    """One split of prepared parquet, ``sentences`` the ``sentence_field`` texts, ``image`` joined.
 
     Raises:
         ValueError: naming the folder or Hub id, configuration and split: an unknown configuration or split,

@@ -82,13 +82,12 @@ def generate_synthetic_refer(
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
-    ``image_size`` is ``(width, height)`` in pixels, or one int. Image 1 always has a square made of two
-    overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd of dots (an
-    uncompressed RLE), as every tenth image does. Images are named by image id like COCO's, so datasets made
-    with other arguments need other ``images_root`` folders. ``typed_raw`` writes each ``raw`` text as typed
-    (:func:`typed_text`) instead of equal to its ``sent``. ``generalized`` writes the gRefCOCO layout
-    (``dataset`` defaults to ``grefcoco``, else ``refcoco``): the same images and refs plus no-target and
-    multi-target refs, from a random stream of their own.
+    ``image_size`` is ``(width, height)`` in pixels, or one int. Image 1 has a square of two overlapping
+    polygons (where the original sum==1 mask rule differs from the union); every tenth image from it, a crowd
+    of dots. Images are named by image id like COCO's: other arguments need other ``images_root`` folders.
+    ``typed_raw`` writes each ``raw`` text as typed (:func:`typed_text`), not equal to its ``sent``.
+    ``generalized`` writes the gRefCOCO layout (``dataset`` default ``grefcoco``): the same refs plus
+    no-target and multi-target ones.
 
     Raises:
         ValueError: an unknown ``split_by``, ``objects_per_image`` outside 2 <= low <= high <= 15, or an image

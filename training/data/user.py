@@ -98,10 +98,9 @@ def load_user_dataset(
         load_kwargs: passed to ``datasets.load_dataset`` (``revision``, ``token`` ...).
 
     Raises:
-        ValueError: naming the row, before any work on a map-style dataset: a missing column (with the columns
-            the dataset has), a mask whose size differs from its image's, a mask that is not binary, an empty
-            mask on an expression not marked ``no_target`` (or a mask with pixels on one that is), an empty
-            expression, an unknown split (with the splits there are).
+        ValueError: naming the row, before any work on a map-style dataset: a missing column, a mask of
+            another size than its image, not binary, empty but not ``no_target`` (or not empty but
+            ``no_target``), an empty expression, an unknown split (with the splits there are).
         FileNotFoundError: an image or mask file an ``expressions.jsonl`` line names is missing.
     """
     if is_expressions_folder(source):
@@ -282,10 +281,8 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
 
 
 class UserSource:
-    """Every split of a dataset of one's own, loaded and checked (:func:`load_user_dataset`), offering what
-    lavt-prepare-refcoco reads of a raw refer source (``splits``, ``refs``, ``refs_of``, ``stored_rows``,
-    ``stored_image``); its stored rows hold the one text of each expression in ``sentences`` and in
-    ``sentences_sent``."""
+    """Every split of a dataset of one's own, loaded and checked, with what lavt-prepare-refcoco reads of a
+    :class:`RawRefer`."""
 
     def __init__(self, source: str | Path, mask_rule: str = "original", **columns: str | None) -> None:
         if is_expressions_folder(source):

@@ -152,10 +152,9 @@ class ReferTrainDataset(_Training, torch.utils.data.Dataset):
 
 
 class ReferTrainStream(_Training, torch.utils.data.IterableDataset):
-    """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
-    drawn from (seed, epoch, ref_id). In DataLoader workers the stream's shards are divided among them
-    (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch. Call ``set_epoch``. ``num_rows``
-    (the objects the stream holds) gives the view a length, so that a DataLoader knows its number of batches."""
+    """Streamed training items: every object once per epoch, in stream order, its sentence drawn from (seed,
+    epoch, ref_id); ``state_dict`` / ``load_state_dict`` resume mid-epoch. Call ``set_epoch``. ``num_rows``
+    (the objects of the stream) gives it a length, so that a DataLoader knows its number of batches."""
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0, num_rows: int | None = None
                  ) -> None:
