@@ -42,8 +42,8 @@ LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community", "user")
 
 def detect_layout(source: str | Path, columns_named: bool = False) -> str:
     """``refer`` for a folder with ``<dataset>/refs(...).p`` or ``grefs(...).json``, ``community`` for parquet
-    with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``, an ``expressions.jsonl``
-    folder, or a card without the prepared format's ``mask_rule``), else ``parquet`` (prepared parquet)."""
+    with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``, an
+    ``expressions.jsonl`` folder, or a card without prepared parquet's ``mask_rule``), else ``parquet``."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
@@ -80,12 +80,12 @@ def load_refer_dataset(
             or a dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with
             ``images/``, ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
         config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``grefcoco_unc``, optional when the
-            source has one; ignored for community parquet; a dataset of one's own: its ``datasets`` configuration.
+            source has one; ignored for community parquet; for one's own data, its ``datasets`` configuration.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.
-        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``; prepared parquet
-            has its masks made at preparation time.
+        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``; prepared
+            parquet has its masks made at preparation time.
         sentence_field: ``raw`` (default: what the annotator typed, which the original tokenizes) or ``sent``
             (the refer toolkit's normalised text); a dataset of one's own has only ``raw``.
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
@@ -138,7 +138,7 @@ def load_refer_dataset(
 
 __all__ = [
     "FEATURES", "SENTENCE_FIELDS", "ReferEvalDataset", "ReferEvalStream", "ReferTrainDataset",
-    "ReferTrainStream", "available_configs", "choose_sentence_index", "collate", "decode_mask", "detect_layout",
-    "encode_mask", "load_refer_dataset", "rows_from_dataset", "segmentation_mask", "stream_num_rows",
-    "streaming_problem",
+    "ReferTrainStream", "available_configs", "choose_sentence_index", "collate", "decode_mask",
+    "detect_layout", "encode_mask", "load_refer_dataset", "rows_from_dataset", "segmentation_mask",
+    "stream_num_rows", "streaming_problem",
 ]

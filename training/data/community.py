@@ -90,8 +90,8 @@ def _image_info(record: dict, image_dir: Path) -> dict:
     file_name = file_name or f"COCO_train2014_{int(record['image_id']):012d}.jpg"
     path = image_dir / file_name
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} of image_id {record['image_id']} (ann_id {record['ann_id']}) not "
-                                f"found; {EXPECTED_COMMUNITY_LAYOUT}")
+        raise FileNotFoundError(f"image {path} of image_id {record['image_id']} (ann_id {record['ann_id']}) "
+                                f"not found; {EXPECTED_COMMUNITY_LAYOUT}")
     if "height" not in info or "width" not in info:
         with Image.open(path) as image:
             info["width"], info["height"] = image.size

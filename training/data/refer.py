@@ -31,8 +31,8 @@ SPLIT_ORDER: tuple[str, ...] = ("train", "val", "testA", "testB", "test")
 FEATURES = Features({
     "image": ImageFeature(), "mask": {"size": List(Value("int32")), "counts": Value("string")},
     "sentences": List(Value("string")), "bbox": List(Value("float64")), "ref_id": Value("int64"),
-    "ann_id": Value("int64"), "image_id": Value("int64"), "category_id": Value("int64"), "split": Value("string"),
-    "no_target": Value("bool"),
+    "ann_id": Value("int64"), "image_id": Value("int64"), "category_id": Value("int64"),
+    "split": Value("string"), "no_target": Value("bool"),
 })
 # Prepared parquet stores each image once per repository, in an image table that the objects point at by
 # `image_id`: the objects' rows hold everything else.
@@ -136,7 +136,8 @@ POLYGON_MARGIN = 2.0
 def check_segmentation(segmentation: object, height: int, width: int, where: str) -> None:
     """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask: polygons
     (``[[x1, y1, ...], ...]``, pixels) need 3 or more finite points within ``POLYGON_MARGIN`` pixels of the
-    image; an RLE needs ``size`` ``[height, width]`` and, uncompressed, non-negative counts covering each pixel.
+    image; an RLE needs ``size`` ``[height, width]`` and, uncompressed, non-negative counts covering the
+    image.
 
     Raises:
         ValueError: ``"<where> has <problem>; ..."``; ``where`` names the object, its image and its file.
@@ -240,9 +241,9 @@ def make_row(
                          "leave the object out") from error
     return {
         "image": image, "mask": encode_mask(mask), "sentences": sentences,
-        "bbox": [float(v) for v in annotation["bbox"]], "ref_id": int(ref["ref_id"]), "ann_id": int(ref["ann_id"]),
-        "image_id": int(ref["image_id"]), "category_id": int(ref["category_id"]), "split": str(ref["split"]),
-        "no_target": False,
+        "bbox": [float(v) for v in annotation["bbox"]], "ref_id": int(ref["ref_id"]),
+        "ann_id": int(ref["ann_id"]), "image_id": int(ref["image_id"]),
+        "category_id": int(ref["category_id"]), "split": str(ref["split"]), "no_target": False,
     }
 
 
@@ -313,9 +314,9 @@ def make_generalized_row(
     return {
         "image": image, "mask": rle, "sentences": sentences,
         "bbox": [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})],
-        "ref_id": int(ref["ref_id"]), "ann_id": ids[0] if len(ids) == 1 else -1, "image_id": int(ref["image_id"]),
-        "category_id": categories.pop() if len(categories) == 1 else -1, "split": str(ref["split"]),
-        "no_target": not annotations,
+        "ref_id": int(ref["ref_id"]), "ann_id": ids[0] if len(ids) == 1 else -1,
+        "image_id": int(ref["image_id"]), "category_id": categories.pop() if len(categories) == 1 else -1,
+        "split": str(ref["split"]), "no_target": not annotations,
     }
 
 
@@ -360,9 +361,10 @@ class RawRefer:
             i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
             for i in target_ann_ids(r, self.refs_path))]
         if bad:
-            raise ValueError(f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images "
-                             f"that {self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs "
-                             f"pickle and instances.json from the same dataset? {EXPECTED_LAYOUT}")
+            raise ValueError(f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations "
+                             f"or images that {self.instances_path} does not have (first ref_ids: "
+                             f"{bad[:5]}); are the refs pickle and instances.json from the same dataset? "
+                             f"{EXPECTED_LAYOUT}")
         # Every target must be rasterisable before any work: pycocotools fails without a word of which, or
         # fills the memory on a huge coordinate.
         for ref in self.refs:
@@ -386,7 +388,8 @@ class RawRefer:
     def refs_of(self, split: str) -> list[dict]:
         """The refs of one split, in pickle order; a clear error names the splits that exist."""
         if split not in self.splits:
-            raise ValueError(f"split {split!r} does not exist in {self.refs_path}; available splits: {self.splits}")
+            raise ValueError(f"split {split!r} does not exist in {self.refs_path}; available splits: "
+                             f"{self.splits}")
         return [r for r in self.refs if r["split"] == split]
 
     def image_path(self, image_id: int) -> Path:
@@ -418,8 +421,8 @@ class RawRefer:
                 width, height = sizes[path]
                 raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is "
                                  f"{width}x{height} (width x height) but {self.instances_path} says "
-                                 f"{info['width']}x{info['height']}; its masks would not fit the image: use the "
-                                 "COCO train2014 original of this image")
+                                 f"{info['width']}x{info['height']}; its masks would not fit the image: use "
+                                 "the COCO train2014 original of this image")
 
     def rows(self, split: str, mask_rule: str = "original", sentence_field: str = "raw") -> Iterator[dict]:
         """Rows of one split, images by path."""

@@ -77,8 +77,8 @@ class SyntheticRefer:
 def generate_synthetic_refer(
     root: str | Path, images_root: str | Path, num_images: int = 200, seed: int = 0,
     image_size: int | tuple[int, int] = (160, 120), dataset: str | None = None,
-    split_by: str | Sequence[str] = "unc", objects_per_image: tuple[int, int] = (3, 5), typed_raw: bool = False,
-    generalized: bool = False,
+    split_by: str | Sequence[str] = "unc", objects_per_image: tuple[int, int] = (3, 5),
+    typed_raw: bool = False, generalized: bool = False,
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 

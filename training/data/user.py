@@ -73,7 +73,7 @@ def is_user_dataset(source: str | Path) -> bool:
         return readme.is_file() and "mask_rule" not in DatasetCard.load(readme).data.to_dict()
     try:
         card = DatasetCard.load(str(source), repo_type="dataset")
-    except EntryNotFoundError as error:  # no card: not pushed by lavt-prepare-refcoco; offline and not cached:
+    except EntryNotFoundError as error:  # no card: not pushed by lavt-prepare-refcoco; offline, not cached:
         return not isinstance(error, LocalEntryNotFoundError)  # leave it to the prepared reader's messages
     except OSError:
         return False

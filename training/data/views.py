@@ -200,14 +200,15 @@ class _EvalPairs(_View):
 
     def _pair_item(self, items: dict[str, Any], sentence: str, sample_id: int, sentence_index: int
                    ) -> dict[str, torch.Tensor]:
-        return {**items, **self._process(text=[sentence]), "sample_id": torch.tensor(sample_id, dtype=torch.int64),
+        return {**items, **self._process(text=[sentence]),
+                "sample_id": torch.tensor(sample_id, dtype=torch.int64),
                 "sentence_index": torch.tensor(sentence_index, dtype=torch.int64)}
 
 
 class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
     """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
-    Consecutive pairs share an object, so its image-side tensors are kept for the next. ``return_original_mask``
-    adds the mask at the original image size, for the original-resolution protocol."""
+    Consecutive pairs share an object, so its image-side tensors are kept for the next.
+    ``return_original_mask`` adds the mask at the original image size (the original-resolution protocol)."""
 
     def __init__(self, hf_dataset: Dataset, processor: Any, return_original_mask: bool = False) -> None:
         super().__init__(hf_dataset, processor)
