@@ -354,11 +354,10 @@ def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m lavt_hf.training.data.synthetic",
-        description="Write a synthetic referring-segmentation dataset in the raw refer layout "
-        "(<root>/<dataset>/refs(<split_by>).p, instances.json; <images_root>/train2014/*.jpg).",
-    )
+    parser = argparse.ArgumentParser(prog="python -m lavt_hf.training.data.synthetic", description="Write a "
+                                     "synthetic referring-segmentation dataset in the raw refer layout "
+                                     "(<root>/<dataset>/refs(<split_by>).p, instances.json; "
+                                     "<images_root>/train2014/*.jpg).")
     parser.add_argument("root", help="refer root to write <dataset>/refs(...).p and instances.json into")
     parser.add_argument("images_root", help="folder that receives train2014/COCO_train2014_%%012d.jpg")
     parser.add_argument("--num_images", type=int, default=200, help="number of images (default 200)")
@@ -369,15 +368,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="dataset folder name (default refcoco, or grefcoco with --generalized)")
     parser.add_argument("--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
                         help="split schemes to write, one refs(<scheme>).p each (default unc)")
-    parser.add_argument("--generalized", action="store_true",
-                        help="the gRefCOCO layout (grefcoco/grefs(<split_by>).json), with expressions naming no "
-                             "shape or several")
+    parser.add_argument("--generalized", action="store_true", help="the gRefCOCO layout "
+                        "(grefcoco/grefs(<split_by>).json), with expressions naming no shape or several")
     args = parser.parse_args(argv)
-    result = generate_synthetic_refer(
-        args.root, args.images_root, num_images=args.num_images, seed=args.seed,
-        image_size=(args.width, args.height), dataset=args.dataset, split_by=args.split_by,
-        generalized=args.generalized,
-    )
+    result = generate_synthetic_refer(args.root, args.images_root, num_images=args.num_images, seed=args.seed,
+                                      image_size=(args.width, args.height), dataset=args.dataset,
+                                      split_by=args.split_by, generalized=args.generalized)
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
           f"to {Path(args.root) / result.dataset} and {Path(args.images_root) / 'train2014'}")
 
