@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from lavt_hf.cli import ArgumentParser, check_writable_dir, reports_usage_errors
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
+    EXPECTED_LAYOUT,
     IMAGE_TABLE_FEATURES,
     MASK_RULES,
     SENT_COLUMN,
@@ -145,9 +146,7 @@ def _open_sources(refer_root: str | Path, images_root: str | Path, configs: Sequ
     found = available_configs(refer_root)
     names = list(configs) if configs else found
     if not names:
-        raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
-                                "<refer_root>/<dataset>/refs(<split_by>).p (gRefCOCO: grefcoco/grefs(unc).json) "
-                                "and instances.json")
+        raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; {EXPECTED_LAYOUT}")
     sources, sizes = [], {}
     for name in names:
         if name not in found:
