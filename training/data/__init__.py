@@ -32,7 +32,6 @@ from .views import (
     ReferEvalStream,
     ReferTrainDataset,
     ReferTrainStream,
-    choose_sentence_index,
     collate,
     stream_num_rows,
 )
@@ -138,7 +137,6 @@ def load_refer_dataset(
 
 __all__ = [
     "FEATURES", "SENTENCE_FIELDS", "ReferEvalDataset", "ReferEvalStream", "ReferTrainDataset",
-    "ReferTrainStream", "available_configs", "choose_sentence_index", "collate", "decode_mask",
-    "detect_layout", "encode_mask", "load_refer_dataset", "rows_from_dataset", "segmentation_mask",
-    "stream_num_rows", "streaming_problem",
+    "ReferTrainStream", "available_configs", "collate", "decode_mask", "detect_layout", "encode_mask",
+    "load_refer_dataset", "rows_from_dataset", "segmentation_mask", "stream_num_rows", "streaming_problem",
 ]
