@@ -70,9 +70,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 
 def load_refs(path: str | Path) -> list[dict]:
-    """Load a refs file. Python 2 wrote the original pickles, with texts as byte strings: each is read as UTF-8,
-    or as latin-1 where it is not valid UTF-8. A ``.json`` file is read as JSON, and a gRefCOCO pickle that does
-    not unpickle is tried as JSON too (as the gRefCOCO reader does)."""
+    """Load a refs file: a Python 2 pickle (byte strings read as UTF-8, else latin-1) or JSON (``.json``, or a
+    gRefCOCO pickle that does not unpickle, as the gRefCOCO reader does)."""
     path = Path(path)
     what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
     try:
@@ -248,8 +247,7 @@ def make_row(
 
 
 def target_ann_ids(ref: dict, source: str | Path) -> list[int]:
-    """The annotation ids a ref names: one for a refer ref; for a gRefCOCO ref its list (an int is read as a
-    one-element list), empty for a no-target ref (``ann_id`` [-1]). A ref mixing -1 with ids, or marked
+    """The annotation ids a ref names (none for ``ann_id`` [-1]); a ref mixing -1 with ids, or marked
     ``no_target`` while naming ids, is an error naming it and ``source``."""
     value = ref["ann_id"]
     ids = [int(i) for i in value] if isinstance(value, (list, tuple)) else [int(value)]
@@ -398,9 +396,8 @@ class RawRefer:
     def check_images(
         self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
     ) -> None:
-        """Fail before any work if an image a ref needs is missing; with ``decode``, also if it does not
-        decode or its size differs from its ``instances.json`` entry. Each file is decoded once: ``sizes``
-        (path -> (width, height)) keeps the sizes found, so that datasets over the same images can share it."""
+        """Fail if an image a ref needs is missing; with ``decode``, also if it does not decode or its size
+        differs from ``instances.json``'s. ``sizes`` (path -> (width, height)) keeps those decoded, to share."""
         sizes = {} if sizes is None else sizes
         for ref in refs:
             path, info = self.image_path(ref["image_id"]), self.images[ref["image_id"]]

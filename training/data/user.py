@@ -85,17 +85,10 @@ def load_user_dataset(
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
     streaming: bool = False, **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of a dataset of one's own, in the project's row format.
-
-    Args:
-        source: a folder holding ``expressions.jsonl`` (with ``images/`` and ``masks/``), or anything
-            ``datasets.load_dataset`` loads (a Hub id or a local folder, ``config_name`` its configuration).
-        split: the split to read (a folder: the lines whose ``split`` is this).
-        image_column, mask_column, text_column: the columns to read (default ``image``, ``mask``,
-            ``sentences``, the names an ``expressions.jsonl`` folder has).
-        mask_rule: how polygons become a mask (``original`` or ``union``, as for the refer layout).
-        streaming: return an ``IterableDataset``, whose rows are checked as they are read (a folder's first).
-        load_kwargs: passed to ``datasets.load_dataset`` (``revision``, ``token`` ...).
+    """One split of a dataset of one's own, in the project's row format: a folder holding
+    ``expressions.jsonl`` (its lines of that ``split``), or anything ``datasets.load_dataset`` loads (with
+    ``config_name`` and ``load_kwargs``); the columns and ``mask_rule`` as for :func:`load_refer_dataset`.
+    Streamed rows are checked as they are read (a folder's first).
 
     Raises:
         ValueError: naming the row, before any work on a map-style dataset: a missing column, a mask of
@@ -132,10 +125,8 @@ def rows_from_dataset(
     name_row: Callable[[int, dict], str] | None = None, *, split: str = "train", image_column: str | None = None,
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """The rows of the project's format (``FEATURES``) of a ``datasets`` dataset with an image, a mask and
-    a text column; ``where`` names the dataset and ``name_row(index, record)`` a row in error messages.
-
-    Raises ValueError as :func:`load_user_dataset` does (a map-style dataset is checked whole here)."""
+    """The rows (``FEATURES``) of a dataset with an image, a mask and a text column; ``where`` names it and
+    ``name_row(index, record)`` a row in the errors, those of :func:`load_user_dataset`."""
     given = {"image_column": image_column, "mask_column": mask_column, "text_column": text_column}
     columns = {option: given[option] or default for option, default in DEFAULT_COLUMNS.items()}
     image_column, mask_column, text_column = columns.values()
