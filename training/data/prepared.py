@@ -41,7 +41,7 @@ def load_prepared(
         num_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         if not num_rows:  # `datasets` would only say "no data"
             raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
-        has_table = IMAGES_CONFIG in _card_config_names(path)
+        has_table = any(c["config_name"] == IMAGES_CONFIG for c in _card_configs(path))
         loaded = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split,
                                        streaming=streaming, **load_kwargs)
     else:
@@ -114,13 +114,9 @@ def _card_configs(folder: Path) -> list[dict]:
     return configs
 
 
-def _card_config_names(folder: Path) -> list[str]:
-    return [c["config_name"] for c in _card_configs(folder)]
-
-
 def _config_name(folder: Path, name: str | None) -> str:
     """The configuration asked for, or the only one the folder has (the image table is not one)."""
-    names = [n for n in _card_config_names(folder) if n != IMAGES_CONFIG]
+    names = [c["config_name"] for c in _card_configs(folder) if c["config_name"] != IMAGES_CONFIG]
     if name is None and len(names) == 1:
         return names[0]
     if name not in names:
