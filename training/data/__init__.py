@@ -18,11 +18,11 @@ from .prepared import load_prepared
 from .refer import (
     FEATURES,
     SENTENCE_FIELDS,
+    RawRefer,
     available_configs,
     check_sentence_field,
     decode_mask,
     encode_mask,
-    load_raw_refer,
     parse_config_name,
     segmentation_mask,
 )
@@ -129,7 +129,8 @@ def load_refer_dataset(
         if config_name is None and len(found) != 1:
             raise ValueError(f"{source} has configurations {found}: pass config_name")
         dataset, split_by = parse_config_name(config_name or found[0])
-        loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule, sentence_field)
+        refer = RawRefer(source, images_root, dataset, split_by)
+        loaded = datasets.Dataset.from_list(list(refer.rows(split, rule, sentence_field)), features=FEATURES)
     else:
         loaded = load_community_refer(source, images_root, split, rule, sentence_field)
     return loaded.to_iterable_dataset() if streaming else loaded

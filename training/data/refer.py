@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, Features, List, Value
+from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -487,12 +487,3 @@ def available_configs(refer_root: str | Path) -> list[str]:
         for refs_path in Path(refer_root).glob(f"*/{prefix}*{suffix}"):
             found.add((refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
     return [f"{dataset}_{split_by}" for dataset, split_by in sorted(found)]
-
-
-def load_raw_refer(
-    refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc",
-    split: str = "train", mask_rule: str = "original", sentence_field: str = "raw",
-) -> Dataset:
-    """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
-    refer = RawRefer(refer_root, images_root, dataset, split_by)
-    return Dataset.from_list(list(refer.rows(split, mask_rule, sentence_field)), features=FEATURES)

@@ -364,16 +364,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
     parser.add_argument("--width", type=int, default=160, help="image width in pixels")
     parser.add_argument("--height", type=int, default=120, help="image height in pixels")
-    parser.add_argument("--dataset", default=None,
-                        help="dataset folder name (default refcoco, or grefcoco with --generalized)")
-    parser.add_argument("--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
-                        help="split schemes to write, one refs(<scheme>).p each (default unc)")
     parser.add_argument("--generalized", action="store_true", help="the gRefCOCO layout "
                         "(grefcoco/grefs(<split_by>).json), with expressions naming no shape or several")
     args = parser.parse_args(argv)
     result = generate_synthetic_refer(args.root, args.images_root, num_images=args.num_images, seed=args.seed,
-                                      image_size=(args.width, args.height), dataset=args.dataset,
-                                      split_by=args.split_by, generalized=args.generalized)
+                                      image_size=(args.width, args.height), generalized=args.generalized)
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
           f"to {Path(args.root) / result.dataset} and {Path(args.images_root) / 'train2014'}")
 
