@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from datasets import Dataset
 from PIL import Image
 
-from .refer import FEATURES, check_sentence_field, make_row, ordered_splits, resolve_image_dir, sentence_texts
+from .refer import FEATURES, make_row, ordered_splits, resolve_image_dir, sentence_texts
 
 # The community columns this adapter reads.
 COMMUNITY_COLUMNS: tuple[str, ...] = (
@@ -119,7 +119,6 @@ def load_community_refer(
     sentence_field: str = "raw",
 ) -> Dataset:
     """One split of a community parquet source as a ``datasets.Dataset`` of the project's row format."""
-    check_sentence_field(sentence_field)
     image_dir = resolve_image_dir(images_root)
     rows = [row for path, table in _read_split(community_parquet_files(source), split)
             for row in community_rows(table, image_dir, mask_rule, sentence_field, path)]

@@ -422,8 +422,7 @@ class RawRefer:
                                  "the COCO train2014 original of this image")
 
     def rows(self, split: str, mask_rule: str = "original", sentence_field: str = "raw") -> Iterator[dict]:
-        """Rows of one split, images by path."""
-        check_sentence_field(sentence_field)
+        """Rows of one split, images by path (``sentence_field`` checked by the caller)."""
         refs = self.refs_of(split)
         self.check_images(refs)
         for ref in refs:
