@@ -126,9 +126,8 @@ def sentence_texts(ref: dict, sentence_field: str, source: str | Path) -> list[s
     return texts
 
 
-# How far outside the image a polygon point may lie: COCO's points sit on pixel corners, so an edge point is at
-# x = width, and some annotations round past it. Further out is a broken annotation, and a huge coordinate
-# would make the rasteriser allocate memory in proportion to it.
+# How far outside the image a polygon point may lie: COCO's points sit on pixel corners (an edge at x = width)
+# and some round past it. Further out is broken, and a huge coordinate makes the rasteriser fill the memory.
 POLYGON_MARGIN = 2.0
 
 

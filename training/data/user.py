@@ -2,13 +2,11 @@
 """Adapter for a dataset of one's own: any ``datasets`` dataset with an image, a mask and a text column, or a
 folder made by hand (``images/``, ``masks/`` and ``expressions.jsonl``), mapped onto the project's row format.
 
-A mask is a ``datasets.Image`` (one channel, values 0/1 or 0/255), a COCO RLE ``{size, counts}`` or COCO
-polygons (decoded as the refer reader decodes them, with the same ``mask_rule``). The text is one string or a
-list of them. ``no_target`` (optional, default False) marks an expression that names nothing: its mask must be
-empty, and only its mask may be. Ids the data lacks are synthesised: ``ref_id`` is the row's index in its split
-(in a folder: the line number in ``expressions.jsonl``), ``ann_id`` the ``ref_id``, ``image_id`` a number drawn
-from the image file's bytes (equal images share it, whatever their split), ``category_id`` 0 and ``bbox`` the
-mask's box.
+A mask is a one-channel image (0/1 or 0/255), a COCO RLE or COCO polygons (with the refer reader's
+``mask_rule``); the text one string or a list. ``no_target`` (default False) marks an expression naming
+nothing: its mask, and only its, is empty. Ids the data lacks are made: ``ref_id`` the row's index in its
+split (a folder's: the line number), ``ann_id`` the ``ref_id``, ``image_id`` from the image file's bytes
+(equal images share it), ``category_id`` 0, ``bbox`` the mask's box.
 """
 
 from __future__ import annotations
