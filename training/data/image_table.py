@@ -52,8 +52,7 @@ def join_images(objects: Dataset, images: Dataset, where: str) -> Dataset:
     column = images.data.column("image")
     # One slice per object over the shared buffers; consecutive image rows become one slice.
     starts = np.asarray(wanted, dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(starts) != 1) + 1 if len(starts) else np.array([], dtype=np.int64)
-    runs = np.split(starts, breaks) if len(starts) else []
+    runs = np.split(starts, np.flatnonzero(np.diff(starts) != 1) + 1) if len(starts) else []
     chunks = [chunk for run in runs for chunk in column.slice(int(run[0]), len(run)).chunks]
     joined = pa.chunked_array(chunks, type=column.type)
     table = objects.data.table.append_column("image", joined).select(list(FEATURES))

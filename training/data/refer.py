@@ -454,8 +454,7 @@ def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
     """Annotations and images of an ``instances.json`` by id; a truncated file or one without the COCO keys is
     an error naming the file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            instances = json.load(f)
+        instances = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
                          "the file may be truncated: download it again") from error
