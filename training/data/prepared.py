@@ -20,6 +20,7 @@ from huggingface_hub import DatasetCard, HfFileSystem
 
 from .image_table import IMAGES_CONFIG, PREPARE_AGAIN, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
+from .views import stream_num_rows
 
 
 def load_prepared(
@@ -71,13 +72,12 @@ def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | Non
                   load_kwargs: dict[str, Any]) -> int | None:
     """The rows of a streamed Hub split: from its split info where the card records it, else from the footers
     of its parquet files (a few KiB each, no rows read); None when neither can be read."""
-    splits = stream.info.splits
-    if splits and split in splits and splits[split].num_examples:
-        return splits[split].num_examples
+    if recorded := stream_num_rows(stream):  # the split info, where the card records it
+        return recorded
     try:
         builder = datasets.load_dataset_builder(source, name, **load_kwargs)
         files = builder.config.data_files[split]
-        hub = HfFileSystem(**({"token": load_kwargs["token"]} if "token" in load_kwargs else {}))
+        hub = HfFileSystem(token=load_kwargs.get("token"))
         total = 0
         for file in files:  # hf://datasets/<id>@<revision>/<path>
             with hub.open(str(file), "rb") as stream:
