@@ -72,7 +72,7 @@ def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | Non
                   load_kwargs: dict[str, Any]) -> int | None:
     """The rows of a streamed Hub split: from its split info where the card records it, else from the footers
     of its parquet files (a few KiB each, no rows read); None when neither can be read."""
-    if recorded := stream_num_rows(stream):  # the split info, where the card records it
+    if recorded := stream_num_rows(stream):
         return recorded
     try:
         builder = datasets.load_dataset_builder(source, name, **load_kwargs)
