@@ -98,10 +98,8 @@ def _image_info(record: dict, image_dir: Path) -> dict:
     return {"file_name": file_name, "height": int(info["height"]), "width": int(info["width"]), "path": path}
 
 
-def community_rows(
-    table: pa.Table, image_dir: Path, mask_rule: str = "original", sentence_field: str = "raw",
-    source: Path | str = "community parquet",
-) -> Iterator[dict]:
+def community_rows(table: pa.Table, image_dir: Path, mask_rule: str = "original", sentence_field: str = "raw",
+                   source: Path | str = "community parquet") -> Iterator[dict]:
     """Rows of the project's format (images by path) from a table of community records read from ``source``."""
     for record in table.to_pylist():
         annotation = dict(_json(record["raw_anns"]))
@@ -114,10 +112,8 @@ def community_rows(
         yield make_row(ref, annotation, info, str(info["path"]), sentences, mask_rule, source)
 
 
-def load_community_refer(
-    source: str | Path, images_root: str | Path, split: str = "train", mask_rule: str = "original",
-    sentence_field: str = "raw",
-) -> Dataset:
+def load_community_refer(source: str | Path, images_root: str | Path, split: str = "train",
+                         mask_rule: str = "original", sentence_field: str = "raw") -> Dataset:
     """One split of a community parquet source as a ``datasets.Dataset`` of the project's row format."""
     image_dir = resolve_image_dir(images_root)
     rows = [row for path, table in _read_split(community_parquet_files(source), split)

@@ -23,10 +23,8 @@ from .refer import FEATURES, SENT_COLUMN
 from .views import stream_num_rows
 
 
-def load_prepared(
-    source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
-    load_kwargs: dict[str, Any],
-) -> datasets.Dataset | datasets.IterableDataset:
+def load_prepared(source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
+                  load_kwargs: dict[str, Any]) -> datasets.Dataset | datasets.IterableDataset:
     """One split of prepared parquet, ``sentences`` the ``sentence_field`` texts, ``image`` joined.
 
     Raises:
@@ -142,9 +140,8 @@ def split_files(folder: Path, name: str, split: str) -> list[Path]:
     return files
 
 
-def select_sentences(
-    dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str
-) -> datasets.Dataset | datasets.IterableDataset:
+def select_sentences(dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str
+                     ) -> datasets.Dataset | datasets.IterableDataset:
     """The row format: ``sentences`` holds the ``sentence_field`` texts (stored: raw in ``sentences``, the
     normalised ones in ``sentences_sent``)."""
     columns = dataset.column_names or list(dataset.features or {})

@@ -187,9 +187,8 @@ def _rle_problem(rle: dict, height: int, width: int) -> str | None:
     return None
 
 
-def segmentation_mask(
-    segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
-) -> np.ndarray:
+def segmentation_mask(segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
+                      ) -> np.ndarray:
     """Binary (height, width) uint8 mask of a COCO segmentation (polygons, or RLE for crowds)."""
     if mask_rule not in MASK_RULES:
         raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
@@ -223,10 +222,8 @@ def annotation_where(ref: dict, image_info: dict, source: str | Path) -> str:
             f"({image_info.get('file_name', 'no file name')}) in {source}")
 
 
-def make_row(
-    ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str,
-    source: str | Path,
-) -> dict:
+def make_row(ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str],
+             mask_rule: str, source: str | Path) -> dict:
     """One row from a ref, its COCO annotation and image record; a segmentation that cannot be rasterised
     (`check_segmentation`) is an error naming the annotation, its image and ``source`` (its file)."""
     where = annotation_where(ref, image_info, source)
@@ -287,10 +284,8 @@ def target_problem(annotations: list[dict], height: int, width: int) -> str | No
     return None
 
 
-def make_generalized_row(
-    ref: dict, annotations: list[dict], image_info: dict, image: str | dict, sentences: list[str],
-    mask_rule: str, source: str | Path,
-) -> dict:
+def make_generalized_row(ref: dict, annotations: list[dict], image_info: dict, image: str | dict,
+                         sentences: list[str], mask_rule: str, source: str | Path) -> dict:
     """One row from a gRefCOCO ref and the annotations it names (none: ``no_target``): their masks' union,
     ``bbox`` its box, ``ann_id`` and ``category_id`` the one id or category, else -1. Targets that cannot be
     rasterised, or a union left empty, are an error naming the ref and ``source``."""
