@@ -391,7 +391,7 @@ class RawRefer:
         self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
     ) -> None:
         """Fail if an image a ref needs is missing; with ``decode``, also if it does not decode or its size
-        differs from ``instances.json``'s. ``sizes`` (path -> (width, height)) keeps those decoded, to share."""
+        differs from ``instances.json``'s. ``sizes`` (path -> (width, height)) keeps those decoded."""
         sizes = {} if sizes is None else sizes
         for ref in refs:
             path, info = self.image_path(ref["image_id"]), self.images[ref["image_id"]]
