@@ -195,10 +195,8 @@ def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging:
     return summary
 
 
-def _write_shards(
-    rows: Iterable[dict], staging: Path, folder: Path, prefix: str, features: Features, max_shard_bytes: int,
-    size: Callable[[dict], int],
-) -> tuple[list[str], int]:
+def _write_shards(rows: Iterable[dict], staging: Path, folder: Path, prefix: str, features: Features,
+                  max_shard_bytes: int, size: Callable[[dict], int]) -> tuple[list[str], int]:
     """Write rows into ``<prefix>-i-of-n-<digest>.parquet`` shards of about ``max_shard_bytes`` (as ``size``
     counts them); their paths relative to ``staging``, and their bytes."""
     shard: list[dict] = []
@@ -221,10 +219,8 @@ def _write_shards(
     return [path.relative_to(staging).as_posix() for path in final], sum(p.stat().st_size for p in final)
 
 
-def render_card(
-    summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str,
-    images: ImagesSummary, origin: str = REFER_ORIGIN,
-) -> DatasetCard:
+def render_card(summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str,
+                repo_id: str, images: ImagesSummary, origin: str = REFER_ORIGIN) -> DatasetCard:
     """The README.md card; its YAML maps each configuration's split files and the image table (``images``) by
     name (``load_dataset`` keys its cache by the card; names following the content change when a folder is
     prepared again). Parsed back, so that malformed metadata fails here, not on the Hub."""

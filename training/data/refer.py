@@ -325,9 +325,8 @@ class RawRefer:
     """A validated raw refer dataset: refs of one split scheme, their annotations and image records. A wrong
     root, or refs of another dataset, fails at construction with the path and the expected layout."""
 
-    def __init__(
-        self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc"
-    ) -> None:
+    def __init__(self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco",
+                 split_by: str = "unc") -> None:
         refer_root = Path(refer_root)
         if not refer_root.is_dir():
             raise FileNotFoundError(f"refer root {refer_root} does not exist; {EXPECTED_LAYOUT}")
@@ -387,9 +386,8 @@ class RawRefer:
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
 
-    def check_images(
-        self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
-    ) -> None:
+    def check_images(self, refs: Iterable[dict], decode: bool = False,
+                     sizes: dict[Path, tuple[int, int]] | None = None) -> None:
         """Fail if an image a ref needs is missing; with ``decode``, also if it does not decode or its size
         differs from ``instances.json``'s. ``sizes`` (path -> (width, height)) keeps those decoded."""
         sizes = {} if sizes is None else sizes

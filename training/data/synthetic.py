@@ -239,10 +239,8 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
     }
 
 
-def _add_ref(
-    refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int,
-    category_id: int | list[int], expressions: list[str], typed_raw: bool, **extra: bool,
-) -> None:
+def _add_ref(refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int,
+             category_id: int | list[int], expressions: list[str], typed_raw: bool, **extra: bool) -> None:
     """Append a ref in the refs pickle format with two or three distinct expressions (``ann_id`` a list: a
     gRefCOCO ref, [-1] for no target)."""
     ref_id = len(refs) + 1
