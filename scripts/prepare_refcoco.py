@@ -2,14 +2,12 @@
 """Convert the raw refer layout (RefCOCO, RefCOCO+, RefCOCOg; gRefCOCO), or a dataset of one's own (images,
 masks, expressions: ``training/data/user.py``), into the project's parquet dataset.
 
-Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per dataset and
-split scheme, e.g. ``refcoco_unc``, ``refcocog_umd``; one row per referred object, without its image),
-``<output_dir>/images/images-NNNNN-of-NNNNN-<digest>.parquet`` (each image once, whichever configurations refer to it:
-RefCOCO and RefCOCO+ share theirs) and a README.md dataset card whose YAML maps each configuration's data files
-and the ``images`` configuration, so ``load_dataset(output_dir, "refcoco_unc")`` and
-``load_dataset(output_dir, "images")`` work, locally or from the Hub.
-Writing happens in a hidden folder beside the output that is renamed at the end: a failed run leaves no
-output that could be loaded as complete.
+Output: ``<output_dir>/data/<config>/<split>-NNNNN-of-NNNNN-<digest>.parquet`` (one configuration per
+dataset and split scheme, e.g. ``refcoco_unc``; one row per referred object, without its image),
+``<output_dir>/images/images-NNNNN-of-NNNNN-<digest>.parquet`` (each image once, whichever configurations
+refer to it) and a README.md card whose YAML maps the files of each configuration and of ``images``, so
+``load_dataset(output_dir, "refcoco_unc")`` works, locally or from the Hub. Writing happens in a hidden folder
+renamed at the end: a failed run leaves no output that could be loaded as complete.
 """
 
 from __future__ import annotations
@@ -21,16 +19,16 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from datasets import Dataset, Features
-from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+from datasets.utils import disable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
 from lavt_hf.cli import ArgumentParser, check_writable_dir, reports_usage_errors
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
+    EXPECTED_LAYOUT,
     IMAGE_TABLE_FEATURES,
     MASK_RULES,
     SENT_COLUMN,
@@ -43,10 +41,7 @@ from lavt_hf.training.data.user import UserSource, add_column_arguments
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "hub_cards" / "dataset_card.md"
 DEFAULT_MAX_SHARD_BYTES = 500 * 2**20
-# The one configuration of a dataset of one's own.
-USER_CONFIG = "default"
 REFER_ORIGIN = "the raw refer layout (`refs(<split_by>).p` + `instances.json` + COCO train2014 images)"
-IMAGES_DIR = "images"
 MASK_RULE_DESCRIPTIONS = {
     "original": "As in the original LAVT / refer code: each polygon of an object is decoded separately and "
     "pixels covered by exactly one polygon are kept (where two polygons of one object overlap, the pixel is "
@@ -71,6 +66,12 @@ class SplitSummary:
     annotation_bytes: int = 0  # of the split's parquet files
     files: list[str] = field(default_factory=list)  # the split's parquet files, relative to the output folder
 
+    def count(self, row: dict) -> int:
+        """Count an object; about the bytes of its row (its mask and texts dominate)."""
+        self.objects += 1
+        self.sentences += len(row["sentences"])
+        return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
+
 
 @dataclass
 class ConfigSummary:
@@ -85,90 +86,52 @@ class ImagesSummary:
     file_bytes: int = 0  # of the image table's parquet files
     files: list[str] = field(default_factory=list)  # the image table's parquet files, relative to the output folder
 
-
-def data_dir_name(config: str) -> str:
-    """Folder name of a configuration's files: ``+`` is spelled out so paths stay URL-safe."""
-    return config.replace("+", "_plus")
+    def count(self, row: dict) -> int:
+        """Count an image's bytes."""
+        self.image_bytes += len(row["image"]["bytes"])
+        return len(row["image"]["bytes"])
 
 
 def prepare_refcoco(
-    refer_root: str | Path,
-    images_root: str | Path,
-    output_dir: str | Path,
-    configs: Sequence[str] | None = None,
-    mask_rule: str = "original",
-    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-    overwrite: bool = False,
-    pretty_name: str | None = None,
-    source_description: str | None = None,
-    repo_id: str | None = None,
+    source: str | Path, images_root: str | Path | None, output_dir: str | Path,
+    configs: Sequence[str] | None = None, mask_rule: str = "original",
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, overwrite: bool = False, pretty_name: str | None = None,
+    source_description: str | None = None, repo_id: str | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> Path:
-    """Write the parquet dataset of the given configurations (all found under ``refer_root`` by default).
+    """Write the parquet dataset of a raw refer root (``images_root`` the COCO folder; ``configs`` default to
+    all under ``source``) or, with ``images_root`` None, of a dataset of one's own (``columns``: its
+    ``image_column``, ``mask_column``, ``text_column``) as configuration ``default``. Rows hold the raw texts
+    in ``sentences`` and the normalised ones in ``sentences_sent`` (one's own data: its text in both), and
+    point by ``image_id`` at the image table. ``repo_id`` only fills the card's usage example.
 
-    Rows hold each sentence's raw text in ``sentences`` (what the original reads) and its normalised ``sent``
-    in ``sentences_sent``, and point by ``image_id`` at the image table, which holds each image once. Every configuration, ref and image is validated before anything is written (a ref
-    without sentences, an image that is missing, does not decode or has another size than its
-    ``instances.json`` entry is a ValueError / FileNotFoundError naming the ref id and the file); the output
-    appears only once complete. ``repo_id`` only fills the usage example of the card.
+    Raises:
+        ValueError, FileNotFoundError: before anything is written, naming the ref id and the file: a ref
+            without sentences, an image missing, not decoding or of another size than ``instances.json`` says
+            (one's own data: the errors of ``load_user_dataset``). The output appears only once complete.
     """
-    output_dir = _check_output(output_dir, mask_rule, overwrite)
-    sources = _open_sources(refer_root, images_root, configs)
-    return _write_prepared(sources, output_dir, mask_rule, max_shard_bytes,
-                           pretty_name or "RefCOCO family (lavt-hf format)", source_description or COCO_SOURCE,
-                           repo_id, REFER_ORIGIN)
-
-
-def prepare_user_dataset(
-    source: str | Path,
-    output_dir: str | Path,
-    config_name: str | None = None,
-    mask_rule: str = "original",
-    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-    overwrite: bool = False,
-    pretty_name: str | None = None,
-    source_description: str | None = None,
-    repo_id: str | None = None,
-    *,
-    image_column: str | None = None,
-    mask_column: str | None = None,
-    text_column: str | None = None,
-    **load_kwargs: Any,
-) -> Path:
-    """Write a dataset of one's own (a ``datasets`` dataset with image, mask and text columns, or an
-    ``expressions.jsonl`` folder; ``config_name`` is its ``datasets`` configuration) as prepared parquet with one
-    configuration, ``default``, holding every split; each expression's text is in ``sentences`` and
-    ``sentences_sent`` alike. Every row is checked first (the errors of ``load_user_dataset``)."""
-    output_dir = _check_output(output_dir, mask_rule, overwrite)
-    user = UserSource(source, config_name, mask_rule, image_column=image_column, mask_column=mask_column,
-                      text_column=text_column, **load_kwargs)
-    return _write_prepared([(USER_CONFIG, user)], output_dir, mask_rule, max_shard_bytes,
-                           pretty_name or f"{Path(str(source)).name} (lavt-hf format)",
-                           source_description or f"Made from `{source}`; state the source and terms of its images "
-                           "and expressions here (`--source_description`).", repo_id,
-                           f"a dataset of one's own (`{source}`: images, masks and expressions)")
-
-
-def _check_output(output_dir: str | Path, mask_rule: str, overwrite: bool) -> Path:
     output_dir = Path(output_dir)
     if mask_rule not in MASK_RULES:
         raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
-    return output_dir
-
-
-def _write_prepared(
-    sources: Sequence[tuple[str, RawRefer | UserSource]], output_dir: Path, mask_rule: str, max_shard_bytes: int,
-    pretty_name: str, source_description: str, repo_id: str | None, origin: str,
-) -> Path:
-    """Write the configurations, the image table and the card into a hidden folder, then move it into place."""
+    if images_root is None:
+        sources = [("default", UserSource(source, mask_rule, **(columns or {})))]
+        pretty_name = pretty_name or f"{Path(str(source)).name} (lavt-hf format)"
+        source_description = source_description or (
+            f"Made from `{source}`; state the source and terms of its images and expressions here "
+            "(`--source_description`).")
+        origin = f"a dataset of one's own (`{source}`: images, masks and expressions)"
+    else:
+        sources = _open_sources(source, images_root, configs)
+        origin = REFER_ORIGIN
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         summaries = [_write_config(name, refer, staging, mask_rule, max_shard_bytes) for name, refer in sources]
         images = _write_images(sources, staging, max_shard_bytes)
-        card = render_card(summaries, mask_rule, pretty_name, source_description, repo_id or str(output_dir),
-                           images, origin)
+        card = render_card(summaries, mask_rule, pretty_name or "RefCOCO family (lavt-hf format)",
+                           source_description or COCO_SOURCE, repo_id or str(output_dir), images, origin)
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         _replace(staging, output_dir)
     except BaseException:
@@ -177,16 +140,13 @@ def _write_prepared(
     return output_dir
 
 
-def _open_sources(
-    refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
-) -> list[tuple[str, RawRefer]]:
+def _open_sources(refer_root: str | Path, images_root: str | Path, configs: Sequence[str] | None
+                  ) -> list[tuple[str, RawRefer]]:
     """Open and validate every configuration, every ref's sentences and every image (decoded), before writing."""
     found = available_configs(refer_root)
     names = list(configs) if configs else found
     if not names:
-        raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; expected layout: "
-                                "<refer_root>/<dataset>/refs(<split_by>).p (gRefCOCO: grefcoco/grefs(unc).json) "
-                                "and instances.json")
+        raise FileNotFoundError(f"no refs(<split_by>).p files under {refer_root}; {EXPECTED_LAYOUT}")
     sources, sizes = [], {}
     for name in names:
         if name not in found:
@@ -199,34 +159,19 @@ def _open_sources(
     return sources
 
 
-def _write_config(
-    name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
-) -> ConfigSummary:
+def _write_config(name: str, refer: RawRefer | UserSource, staging: Path, mask_rule: str, max_shard_bytes: int
+                  ) -> ConfigSummary:
     summary = ConfigSummary(name)
-    folder = staging / "data" / data_dir_name(name)
+    folder = staging / "data" / name.replace("+", "_plus")  # URL-safe paths
     folder.mkdir(parents=True)
     for split in refer.splits:
         rows = refer.stored_rows(split, mask_rule=mask_rule)
         progress = tqdm(rows, total=len(refer.refs_of(split)), desc=f"{name}/{split}", unit="obj")
         counted = SplitSummary(split)
-        written = _write_shards(_counting(progress, counted), folder, split, STORED_FEATURES, max_shard_bytes,
-                                _annotation_size)
-        counted.annotation_bytes = sum(path.stat().st_size for path in written)
-        counted.files = [path.relative_to(staging).as_posix() for path in written]
+        counted.files, counted.annotation_bytes = _write_shards(
+            progress, staging, folder, split, STORED_FEATURES, max_shard_bytes, counted.count)
         summary.splits.append(counted)
     return summary
-
-
-def _counting(rows: Iterable[dict], summary: SplitSummary) -> Iterable[dict]:
-    for row in rows:
-        summary.objects += 1
-        summary.sentences += len(row["sentences"])
-        yield row
-
-
-def _annotation_size(row: dict) -> int:
-    """About the bytes of an object's row: its mask and texts dominate."""
-    return 64 + len(row["mask"]["counts"]) + sum(len(s) for s in row["sentences"] + row[SENT_COLUMN])
 
 
 def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging: Path, max_shard_bytes: int
@@ -241,29 +186,19 @@ def _write_images(sources: Sequence[tuple[str, RawRefer | UserSource]], staging:
                 raise ValueError(f"image_id {image_id} is {first[1].image_path(image_id)} in {first[0]} but "
                                  f"{refer.image_path(image_id)} in {name}; the configurations must share one "
                                  "COCO image set")
-    summary = ImagesSummary()
+    summary = ImagesSummary(images=len(owners))
     rows = (owners[i][1].stored_image(i) for i in sorted(owners))
     progress = tqdm(rows, total=len(owners), desc=IMAGES_CONFIG, unit="img")
-    folder = staging / IMAGES_DIR
-    folder.mkdir()
-
-    def image_bytes(row: dict) -> int:
-        summary.image_bytes += len(row["image"]["bytes"])
-        return len(row["image"]["bytes"])
-
-    written = _write_shards(progress, folder, IMAGES_CONFIG, IMAGE_TABLE_FEATURES, max_shard_bytes, image_bytes)
-    summary.images = len(owners)
-    summary.file_bytes = sum(path.stat().st_size for path in written)
-    summary.files = [path.relative_to(staging).as_posix() for path in written]
+    (staging / "images").mkdir()
+    summary.files, summary.file_bytes = _write_shards(progress, staging, staging / "images", IMAGES_CONFIG,
+                                                      IMAGE_TABLE_FEATURES, max_shard_bytes, summary.count)
     return summary
 
 
-def _write_shards(
-    rows: Iterable[dict], folder: Path, prefix: str, features: Features, max_shard_bytes: int,
-    size: Callable[[dict], int],
-) -> list[Path]:
-    """Write rows into shards of about ``max_shard_bytes`` (as ``size`` counts them), named
-    ``<prefix>-i-of-n-<digest>.parquet`` (the digest of its content: see `render_card`)."""
+def _write_shards(rows: Iterable[dict], staging: Path, folder: Path, prefix: str, features: Features,
+                  max_shard_bytes: int, size: Callable[[dict], int]) -> tuple[list[str], int]:
+    """Write rows into ``<prefix>-i-of-n-<digest>.parquet`` shards of about ``max_shard_bytes`` (as ``size``
+    counts them); their paths relative to ``staging``, and their bytes."""
     shard: list[dict] = []
     shard_bytes = 0
     written: list[Path] = []
@@ -271,62 +206,27 @@ def _write_shards(
         shard.append(row)
         shard_bytes += size(row)
         if shard_bytes >= max_shard_bytes:
-            written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
+            written.append(folder / f"{prefix}-{len(written):05d}.parquet")
+            Dataset.from_list(shard, features=features).to_parquet(written[-1])
             shard, shard_bytes = [], 0
     if shard:
-        written.append(_write_shard(shard, folder / f"{prefix}-{len(written):05d}.parquet", features))
-    final = [path.with_name(f"{prefix}-{index:05d}-of-{len(written):05d}-{_digest(path)}.parquet")
-             for index, path in enumerate(written)]
-    for path, name in zip(written, final):
-        path.rename(name)
-    return final
+        written.append(folder / f"{prefix}-{len(written):05d}.parquet")
+        Dataset.from_list(shard, features=features).to_parquet(written[-1])
+    final = []
+    for index, path in enumerate(written):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]  # a shard's rows were in memory as well
+        final.append(path.rename(folder / f"{prefix}-{index:05d}-of-{len(written):05d}-{digest}.parquet"))
+    return [path.relative_to(staging).as_posix() for path in final], sum(p.stat().st_size for p in final)
 
 
-def _digest(path: Path) -> str:
-    """The first 12 hex digits of the file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
-def _write_shard(rows: list[dict], path: Path, features: Features) -> Path:
-    """One parquet file with the features in its metadata, written by ``datasets`` (Hub-friendly options);
-    its own per-file progress bar is hidden behind ours."""
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()
-    try:
-        Dataset.from_list(rows, features=features).to_parquet(path)
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
-    return path
-
-
-def render_card(
-    summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str, repo_id: str,
-    images: ImagesSummary, origin: str = REFER_ORIGIN,
-) -> DatasetCard:
-    """The README.md dataset card; its YAML ``configs`` map each configuration's split files, and the image
-    table as the ``images`` configuration, by their names: ``load_dataset(folder, config)`` keys its cache by
-    what the card says (patterns would stay the same when a folder is prepared again in place; names that
-    follow the content do not).
-
-    The text is parsed back with ``DatasetCard`` so that malformed metadata fails here, not on the Hub.
-    """
-    configs = [
-        {
-            "config_name": summary.name,
-            "data_files": [
-                {"split": s.name, "path": s.files}
-                for s in summary.splits
-            ],
-        }
-        for summary in summaries
-    ]
-    configs.append({"config_name": IMAGES_CONFIG,
-                    "data_files": [{"split": "train", "path": images.files}]})
+def render_card(summaries: Sequence[ConfigSummary], mask_rule: str, pretty_name: str, source_description: str,
+                repo_id: str, images: ImagesSummary, origin: str = REFER_ORIGIN) -> DatasetCard:
+    """The README.md card; its YAML maps each configuration's split files and the image table (``images``) by
+    name (``load_dataset`` keys its cache by the card; names following the content change when a folder is
+    prepared again). Parsed back, so that malformed metadata fails here, not on the Hub."""
+    configs = [{"config_name": c.name, "data_files": [{"split": s.name, "path": s.files} for s in c.splits]}
+               for c in summaries]
+    configs.append({"config_name": IMAGES_CONFIG, "data_files": [{"split": "train", "path": images.files}]})
     card_data = DatasetCardData(
         license="other", language=["en"], pretty_name=pretty_name, task_categories=["image-segmentation"],
         tags=["referring-image-segmentation", "refcoco", "lavt-hf"], configs=configs, mask_rule=mask_rule,
@@ -359,10 +259,8 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Upload a prepared folder as a dataset repository (endpoint and token from the usual HF_* settings)."""
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-        commit_message="Upload referring segmentation data (lavt-hf prepare_refcoco)",
-    )
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                               commit_message="Upload referring segmentation data (lavt-hf prepare_refcoco)")
     return commit.commit_url
 
 
@@ -384,11 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images_root", help="COCO folder holding train2014/ (with --refer_root)")
     add_column_arguments(parser)
     parser.add_argument("--output_dir", required=True, help="folder to create (written atomically)")
-    parser.add_argument(
-        "--configs", nargs="+", default=None,
-        help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcoco+_unc refcocog_umd "
-        "refcocog_google grefcoco_unc (default: every refs file found)",
-    )
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help="configurations <dataset>_<split_by> to convert, e.g. refcoco_unc refcocog_umd "
+                        "grefcoco_unc (default: every refs file found)")
     parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
                         help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")
     parser.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
@@ -413,14 +309,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.dataset and (args.images_root or args.configs):
         parser.error("--images_root and --configs apply to --refer_root; a dataset of one's own names its images")
     check_writable_dir(args.output_dir, "--output_dir")
-    common = dict(mask_rule=args.mask_rule, max_shard_bytes=int(args.max_shard_mb * 2**20),
-                  overwrite=args.overwrite, pretty_name=args.pretty_name, source_description=args.source_description,
-                  repo_id=args.push_to_hub)
-    if args.dataset:
-        output = prepare_user_dataset(args.dataset, args.output_dir, image_column=args.image_column,
-                                      mask_column=args.mask_column, text_column=args.text_column, **common)
-    else:
-        output = prepare_refcoco(args.refer_root, args.images_root, args.output_dir, configs=args.configs, **common)
+    disable_progress_bars()  # those of the datasets library (a bar per shard); ours stay
+    columns = {name: getattr(args, name) for name in ("image_column", "mask_column", "text_column")}
+    output = prepare_refcoco(args.refer_root or args.dataset, args.images_root, args.output_dir, args.configs,
+                             args.mask_rule, int(args.max_shard_mb * 2**20), args.overwrite, args.pretty_name,
+                             args.source_description, args.push_to_hub, columns)
     print(f"wrote {output}")
     if args.push_to_hub:
         print(f"pushed: {push_to_hub(output, args.push_to_hub, private=args.private)}")

@@ -13,13 +13,12 @@ from lavt_hf.training.data import (
     ReferEvalStream,
     ReferTrainDataset,
     ReferTrainStream,
-    choose_sentence_index,
     collate,
     decode_mask,
     load_refer_dataset,
 )
 from lavt_hf.training.data.synthetic import generate_synthetic_refer
-from lavt_hf.training.data.views import open_image
+from lavt_hf.training.data.views import choose_sentence_index, open_image
 
 SIZE = 64
 

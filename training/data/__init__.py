@@ -1,8 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Referring-segmentation data: readers of the raw refer layout, the project's parquet format, the
-community parquet layout and datasets of one's own (image, mask, expressions), and the training / evaluation
-views (the synthetic generator is ``lavt_hf.training.data.synthetic``).
-
+community parquet layout and datasets of one's own, and the training / evaluation views.
 :func:`load_refer_dataset` is the one entry point: whatever the source, it returns rows of the same format.
 """
 
@@ -19,16 +17,12 @@ from .community import is_community_layout, load_community_refer
 from .prepared import load_prepared
 from .refer import (
     FEATURES,
-    MASK_RULES,
     SENTENCE_FIELDS,
-    STORED_FEATURES,
     RawRefer,
     available_configs,
     check_sentence_field,
-    config_name,
     decode_mask,
     encode_mask,
-    load_raw_refer,
     parse_config_name,
     segmentation_mask,
 )
@@ -38,7 +32,6 @@ from .views import (
     ReferEvalStream,
     ReferTrainDataset,
     ReferTrainStream,
-    choose_sentence_index,
     collate,
     stream_num_rows,
 )
@@ -47,10 +40,9 @@ LAYOUTS: tuple[str, ...] = ("auto", "refer", "parquet", "community", "user")
 
 
 def detect_layout(source: str | Path, columns_named: bool = False) -> str:
-    """``refer`` for a folder with ``<dataset>/refs(...).p`` (or gRefCOCO's ``grefcoco/grefs(...).json``),
-    ``community`` for parquet with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``:
-    the user named its columns; a folder with ``expressions.jsonl``; a dataset whose card lacks the prepared
-    format's ``mask_rule``), else ``parquet`` (the project's format: a prepared folder or a Hub id)."""
+    """``refer`` for a folder with ``<dataset>/refs(...).p`` or ``grefs(...).json``, ``community`` for parquet
+    with ``raw_anns`` columns, ``user`` for a dataset of one's own (``columns_named``, an
+    ``expressions.jsonl`` folder, or a card without prepared parquet's ``mask_rule``), else ``parquet``."""
     path = Path(source)
     if not path.exists() and not is_hub_repo_id(str(source)):
         raise FileNotFoundError(f"{source} is neither an existing local path nor a Hub dataset id")
@@ -62,9 +54,8 @@ def detect_layout(source: str | Path, columns_named: bool = False) -> str:
 
 
 def streaming_problem(source: str | Path) -> str | None:
-    """Why ``source`` cannot be streamed, or None: prepared parquet (a folder made by lavt-prepare-refcoco, or a
-    Hub id) and datasets of one's own stream; the raw refer and community layouts are read whole into memory
-    first, so a stream of them would only hide that cost."""
+    """Why ``source`` cannot be streamed, or None: the raw refer and community layouts are read whole into
+    memory first, so a stream of them would only hide that cost."""
     layout = detect_layout(source)
     if layout in ("parquet", "user"):
         return None
@@ -74,53 +65,38 @@ def streaming_problem(source: str | Path) -> str | None:
 
 
 def load_refer_dataset(
-    source: str | Path,
-    config_name: str | None = None,
-    split: str = "train",
-    *,
-    images_root: str | Path | None = None,
-    layout: str = "auto",
-    mask_rule: str | None = None,
-    sentence_field: str = "raw",
-    streaming: bool = False,
-    image_column: str | None = None,
-    mask_column: str | None = None,
-    text_column: str | None = None,
-    **load_kwargs: Any,
+    source: str | Path, config_name: str | None = None, split: str = "train", *,
+    images_root: str | Path | None = None, layout: str = "auto", mask_rule: str | None = None,
+    sentence_field: str = "raw", streaming: bool = False, image_column: str | None = None,
+    mask_column: str | None = None, text_column: str | None = None, **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """One split of a referring-segmentation dataset, in the project's row format.
 
     Args:
-        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., ``<source>/grefcoco/grefs(unc).json``
-            for gRefCOCO, whose refs may name several objects or none), a folder or Hub id in the project's
-            parquet format (made by ``scripts/prepare_refcoco.py``; objects joined to its image table without
-            copying image bytes), or community parquet (a local file or
-            folder, e.g. a download of ``jxu124/refcoco``), or a dataset of one's own: a Hub id or local folder
-            that ``datasets`` loads, or a folder with ``images/``, ``masks/`` and ``expressions.jsonl``
-            (``training/data/user.py``; docs/data.md, "Your own data").
-        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc``, ``refcocog_umd`` or ``grefcoco_unc``;
-            optional when the source has a single configuration. Ignored for community parquet (one dataset per
-            source); the ``datasets`` configuration for a dataset of one's own.
+        source: a raw refer root (``<source>/refcoco/refs(unc).p`` ..., gRefCOCO's
+            ``<source>/grefcoco/grefs(unc).json``), a folder or Hub id of prepared parquet
+            (``scripts/prepare_refcoco.py``), community parquet (a file or folder, e.g. ``jxu124/refcoco``),
+            or a dataset of one's own: a Hub id or folder that ``datasets`` loads, or a folder with
+            ``images/``, ``masks/`` and ``expressions.jsonl`` (docs/data.md, "Your own data").
+        config_name: ``<dataset>_<split_by>`` such as ``refcoco_unc`` or ``grefcoco_unc``, optional when the
+            source has one; ignored for community parquet; for one's own data, its ``datasets`` configuration.
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the source has them.
         images_root: the COCO folder holding ``train2014/`` (raw refer and community layouts only).
         layout: ``auto`` detects it; or ``refer``, ``parquet``, ``community``, ``user``.
-        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``. Prepared
-            parquet has its masks fixed at preparation time and accepts no other rule.
-        sentence_field: ``raw`` (default: what the annotator typed, capitals and punctuation included, which
-            the original tokenizes; docs/data.md, "The text of a sentence: raw or sent") or ``sent`` (the refer
-            toolkit's normalised text; a dataset of one's own has only its own text, read as ``raw``).
+        mask_rule: ``original`` (default; pixels covered by exactly one polygon) or ``union``; prepared
+            parquet has its masks made at preparation time.
+        sentence_field: ``raw`` (default: what the annotator typed, which the original tokenizes) or ``sent``
+            (the refer toolkit's normalised text); a dataset of one's own has only ``raw``.
         streaming: return an ``IterableDataset`` instead of a ``Dataset``.
         image_column, mask_column, text_column: the columns of a dataset of one's own (default ``image``,
             ``mask``, ``sentences``); naming one reads the source as one's own.
-        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``,
-            ``token`` ...).
+        load_kwargs: passed to ``datasets.load_dataset`` for the parquet and user layouts (``revision``, ...).
 
     Raises:
         ValueError: naming the ref id and file, for data that would fail later or give wrong numbers: a ref
-            without sentences, a truncated or incomplete ``instances.json``, an empty segmentation, a split
-            without rows, prepared parquet that lacks the asked-for sentence text, mixes rows with and without
-            images, lacks its image table or has an object whose image is not in it; for a dataset of one's
-            own, the row and problem (``load_user_dataset``).
+            without sentences, an incomplete ``instances.json``, an empty segmentation, a split without rows,
+            prepared parquet without the sentence text or whose image table lacks an object's image; for a
+            dataset of one's own, the row and problem (``load_user_dataset``).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
@@ -149,49 +125,19 @@ def load_refer_dataset(
         raise ValueError(f"the {layout} layout has no images: give images_root (the folder holding train2014/)")
     rule = mask_rule or "original"
     if layout == "refer":
-        dataset, split_by = parse_config_name(_single_config(source, config_name))
-        loaded = load_raw_refer(source, images_root, dataset, split_by, split, rule, sentence_field)
+        found = available_configs(source)
+        if config_name is None and len(found) != 1:
+            raise ValueError(f"{source} has configurations {found}: pass config_name")
+        dataset, split_by = parse_config_name(config_name or found[0])
+        refer = RawRefer(source, images_root, dataset, split_by)
+        loaded = datasets.Dataset.from_list(list(refer.rows(split, rule, sentence_field)), features=FEATURES)
     else:
         loaded = load_community_refer(source, images_root, split, rule, sentence_field)
     return loaded.to_iterable_dataset() if streaming else loaded
 
 
-def _single_config(source: str | Path, name: str | None) -> str:
-    """The configuration to read from a raw root: the one asked for, or the only one there is."""
-    found = available_configs(source)
-    if name is None:
-        if len(found) != 1:
-            raise ValueError(f"{source} has configurations {found}: pass config_name")
-        return found[0]
-    return name
-
-
 __all__ = [
-    "FEATURES",
-    "LAYOUTS",
-    "MASK_RULES",
-    "SENTENCE_FIELDS",
-    "STORED_FEATURES",
-    "RawRefer",
-    "ReferEvalDataset",
-    "ReferEvalStream",
-    "ReferTrainDataset",
-    "ReferTrainStream",
-    "available_configs",
-    "choose_sentence_index",
-    "collate",
-    "config_name",
-    "decode_mask",
-    "detect_layout",
-    "encode_mask",
-    "load_community_refer",
-    "load_prepared",
-    "load_raw_refer",
-    "load_user_dataset",
-    "load_refer_dataset",
-    "parse_config_name",
-    "rows_from_dataset",
-    "segmentation_mask",
-    "stream_num_rows",
-    "streaming_problem",
+    "FEATURES", "SENTENCE_FIELDS", "ReferEvalDataset", "ReferEvalStream", "ReferTrainDataset",
+    "ReferTrainStream", "available_configs", "collate", "decode_mask", "detect_layout", "encode_mask",
+    "load_refer_dataset", "rows_from_dataset", "segmentation_mask", "stream_num_rows", "streaming_problem",
 ]

@@ -1,10 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Adapter for the community parquet layout of RefCOCO (as published in ``jxu124/refcoco``).
-
-Those files carry the refs and their COCO annotations in columns (``raw_anns``, ``raw_image_info`` as JSON
-strings, ``sentences`` as a list of ``{raw, sent, tokens, sent_id}``) but no images, so a user who has only
-the COCO train2014 images can train without the refer pickles. Rows are mapped onto the project's format
-with the same mask rule as the raw reader.
+"""Adapter for the community parquet layout of RefCOCO (as in ``jxu124/refcoco``): refs and their COCO
+annotations in columns (``raw_anns``, ``raw_image_info`` as JSON, ``sentences`` as ``{raw, sent, tokens,
+sent_id}``) but no images, read with the COCO train2014 images and the raw reader's mask rule.
 """
 
 from __future__ import annotations
@@ -19,9 +16,9 @@ import pyarrow.parquet as pq
 from datasets import Dataset
 from PIL import Image
 
-from .refer import FEATURES, check_sentence_field, make_row, ordered_splits, resolve_image_dir, sentence_texts
+from .refer import FEATURES, make_row, ordered_splits, resolve_image_dir, sentence_texts
 
-# The subset of the community columns this adapter reads; the others are ignored.
+# The community columns this adapter reads.
 COMMUNITY_COLUMNS: tuple[str, ...] = (
     "ref_id", "ann_id", "image_id", "category_id", "split", "sentences", "captions", "raw_anns",
     "raw_image_info", "image_path", "bbox",
@@ -55,8 +52,8 @@ def is_community_layout(source: str | Path) -> bool:
 
 
 def _read_split(files: list[Path], split: str) -> list[tuple[Path, pa.Table]]:
-    """Read the needed columns of every file and keep one split (per file, so errors can name the file);
-    name the splits present otherwise."""
+    """(file, its rows of ``split``) of every file holding some, so that errors can name the file; an unknown
+    split is an error naming the splits there are."""
     names = set(pq.read_schema(files[0]).names)
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing or not {"sentences", "captions"} & names:
@@ -90,44 +87,34 @@ def _image_info(record: dict, image_dir: Path) -> dict:
     """``{file_name, height, width}`` from ``raw_image_info``, else from ``image_path`` and the file header."""
     info = _json(record.get("raw_image_info")) or {}
     file_name = info.get("file_name") or PurePosixPath(record.get("image_path") or "").name
-    if not file_name:
-        file_name = f"COCO_train2014_{int(record['image_id']):012d}.jpg"
+    file_name = file_name or f"COCO_train2014_{int(record['image_id']):012d}.jpg"
     path = image_dir / file_name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"image {path} of image_id {record['image_id']} (ann_id {record['ann_id']}) not found; "
-            f"{EXPECTED_COMMUNITY_LAYOUT}"
-        )
+        raise FileNotFoundError(f"image {path} of image_id {record['image_id']} (ann_id {record['ann_id']}) "
+                                f"not found; {EXPECTED_COMMUNITY_LAYOUT}")
     if "height" not in info or "width" not in info:
         with Image.open(path) as image:
             info["width"], info["height"] = image.size
     return {"file_name": file_name, "height": int(info["height"]), "width": int(info["width"]), "path": path}
 
 
-def community_rows(
-    table: pa.Table, image_dir: Path, mask_rule: str = "original", sentence_field: str = "raw",
-    source: Path | str = "community parquet",
-) -> Iterator[dict]:
+def community_rows(table: pa.Table, image_dir: Path, mask_rule: str = "original", sentence_field: str = "raw",
+                   source: Path | str = "community parquet") -> Iterator[dict]:
     """Rows of the project's format (images by path) from a table of community records read from ``source``."""
     for record in table.to_pylist():
         annotation = dict(_json(record["raw_anns"]))
         if "bbox" not in annotation and record.get("bbox") is not None:
             annotation["bbox"] = record["bbox"]
-        ref = {
-            "ref_id": record["ref_id"], "ann_id": record["ann_id"], "image_id": record["image_id"],
-            "category_id": record.get("category_id") or annotation["category_id"], "split": record["split"],
-        }
+        ref = {key: record[key] for key in ("ref_id", "ann_id", "image_id", "split")}
+        ref["category_id"] = record.get("category_id") or annotation["category_id"]
         info = _image_info(record, image_dir)
         sentences = _sentences(record, sentence_field, Path(source))
         yield make_row(ref, annotation, info, str(info["path"]), sentences, mask_rule, source)
 
 
-def load_community_refer(
-    source: str | Path, images_root: str | Path, split: str = "train", mask_rule: str = "original",
-    sentence_field: str = "raw",
-) -> Dataset:
+def load_community_refer(source: str | Path, images_root: str | Path, split: str = "train",
+                         mask_rule: str = "original", sentence_field: str = "raw") -> Dataset:
     """One split of a community parquet source as a ``datasets.Dataset`` of the project's row format."""
-    check_sentence_field(sentence_field)
     image_dir = resolve_image_dir(images_root)
     rows = [row for path, table in _read_split(community_parquet_files(source), split)
             for row in community_rows(table, image_dir, mask_rule, sentence_field, path)]

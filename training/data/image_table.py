@@ -1,10 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The image table of prepared parquet: each image stored once per repository, the objects pointing at it by
-``image_id`` (written by ``scripts/prepare_refcoco.py``), and its join back into the project's row format.
-
-The join copies no image bytes: an object's ``image`` is a zero-copy slice of the image table's (memory-mapped)
-column, so a split loads in about the time and memory of its annotations, and each view decodes an image once
-per item, from the bytes of the one stored copy.
+"""The image table of prepared parquet (each image stored once, the objects pointing at it by ``image_id``)
+and its join back into the project's row format. The join copies no image bytes: an object's ``image`` is a
+zero-copy slice of the table's memory-mapped column, so a split loads in about the time and memory of its
+annotations.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from datasets.table import InMemoryTable
 from .refer import FEATURES
 
 IMAGES_CONFIG = "images"  # the image table's configuration in the dataset card (a refer one always has a "_")
+PREPARE_AGAIN = "prepare it again with lavt-prepare-refcoco --overwrite"
 
 
 def image_rows(images: Dataset, where: str) -> dict[int, int]:
@@ -26,7 +25,7 @@ def image_rows(images: Dataset, where: str) -> dict[int, int]:
     if len(rows) != len(ids):
         counts = np.unique(ids, return_counts=True)
         raise ValueError(f"the image table of {where} holds image_id {int(counts[0][counts[1] > 1][0])} more than "
-                         "once; prepare it again with lavt-prepare-refcoco --overwrite")
+                         f"once; {PREPARE_AGAIN}")
     return rows
 
 
@@ -36,20 +35,16 @@ def _image_row_of_objects(image_ids: list[int], ref_ids: list[int], rows: dict[i
     if missing:
         raise ValueError(f"{len(missing)} object(s) of {where} point at images the image table does not hold, first "
                          f"ref_id {missing[0][0]} (image_id {missing[0][1]}); the image table belongs to another "
-                         "preparation: prepare it again with lavt-prepare-refcoco --overwrite")
+                         f"preparation: {PREPARE_AGAIN}")
     return [rows[image_id] for image_id in image_ids]
 
 
 def join_images(objects: Dataset, images: Dataset, where: str) -> Dataset:
-    """The objects with their ``image`` column (``FEATURES`` order), sliced from ``images`` without a copy.
-
-    Args:
-        objects: a split's rows without images (``image_id`` names each one's image).
-        images: the image table (``image_id``, ``image``).
-        where: folder or Hub id, configuration and split, for the messages.
+    """The objects (a split's rows without images) with their ``image`` (``FEATURES`` order), sliced from
+    the image table ``images`` without a copy.
 
     Raises:
-        ValueError naming ``where``, the ref_id and the image_id of the first object whose image is missing.
+        ValueError: naming ``where``, the ref_id and the image_id of the first object whose image is missing.
     """
     rows = image_rows(images, where)
     wanted = _image_row_of_objects(objects.data.column("image_id").to_pylist(),
@@ -57,8 +52,7 @@ def join_images(objects: Dataset, images: Dataset, where: str) -> Dataset:
     column = images.data.column("image")
     # One slice per object over the shared buffers; consecutive image rows become one slice.
     starts = np.asarray(wanted, dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(starts) != 1) + 1 if len(starts) else np.array([], dtype=np.int64)
-    runs = np.split(starts, breaks) if len(starts) else []
+    runs = np.split(starts, np.flatnonzero(np.diff(starts) != 1) + 1) if len(starts) else []
     chunks = [chunk for run in runs for chunk in column.slice(int(run[0]), len(run)).chunks]
     joined = pa.chunked_array(chunks, type=column.type)
     table = objects.data.table.append_column("image", joined).select(list(FEATURES))

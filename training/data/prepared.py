@@ -2,11 +2,9 @@
 """Reader of the project's prepared parquet (written by ``scripts/prepare_refcoco.py``), from a local folder or
 a Hub dataset id, into the project's row format.
 
-A local folder is read with the ``parquet`` builder of ``datasets`` and its files named explicitly, so the
-cache is keyed by the files' paths and modification times and a folder always loads what is on disk now.
-(``load_dataset(folder, config)`` keys its cache by the folder's base name and the configuration only: after
-``a/refcoco-parquet``, ``b/refcoco-parquet`` would give a's rows, and a folder prepared again in place its old
-rows.)
+A local folder is read with the ``parquet`` builder and its files named, so that the cache is keyed by their
+paths and times: ``load_dataset(folder, config)`` keys it by the folder's base name, so that after
+``a/refcoco-parquet``, ``b/refcoco-parquet`` would give a's rows, and a folder prepared again its old rows.
 """
 
 from __future__ import annotations
@@ -15,26 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, HfFileSystem
 
-from .image_table import IMAGES_CONFIG, join_images, stream_images
+from .image_table import IMAGES_CONFIG, PREPARE_AGAIN, join_images, stream_images
 from .refer import FEATURES, SENT_COLUMN
+from .views import stream_num_rows
 
-PREPARE_AGAIN = "prepare it again with lavt-prepare-refcoco --overwrite"
 
+def load_prepared(source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
+                  load_kwargs: dict[str, Any]) -> datasets.Dataset | datasets.IterableDataset:
+    """One split of prepared parquet, ``sentences`` the ``sentence_field`` texts, ``image`` joined.
 
-def load_prepared(
-    source: str | Path, name: str | None, split: str, sentence_field: str, streaming: bool,
-    load_kwargs: dict[str, Any],
-) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of prepared parquet with ``sentences`` holding the ``sentence_field`` texts and ``image`` each
-    object's image, joined from the image table.
-
-    Raises ValueError naming the folder (or Hub id), configuration and split for: an unknown configuration or
-    split, a split whose files are missing or hold no rows, a ref without sentences (with its ref id and file),
-    a missing image table, and an object whose image is not in it (with its ref id and image id).
+    Raises:
+        ValueError: naming the folder or Hub id, configuration and split: an unknown configuration or split,
+            missing files, no rows, a ref without sentences (its ref id and file), no image table, an object
+            whose image is not in it (its ref id and image id).
     """
     path = Path(source)
     if path.is_dir():
@@ -44,7 +40,7 @@ def load_prepared(
         num_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         if not num_rows:  # `datasets` would only say "no data"
             raise ValueError(f"{where} has no rows; {PREPARE_AGAIN}")
-        has_table = IMAGES_CONFIG in _card_config_names(path)
+        has_table = any(c["config_name"] == IMAGES_CONFIG for c in _card_configs(path))
         loaded = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split,
                                        streaming=streaming, **load_kwargs)
     else:
@@ -74,13 +70,12 @@ def _hub_num_rows(stream: datasets.IterableDataset, source: str, name: str | Non
                   load_kwargs: dict[str, Any]) -> int | None:
     """The rows of a streamed Hub split: from its split info where the card records it, else from the footers
     of its parquet files (a few KiB each, no rows read); None when neither can be read."""
-    splits = stream.info.splits
-    if splits and split in splits and splits[split].num_examples:
-        return splits[split].num_examples
+    if recorded := stream_num_rows(stream):
+        return recorded
     try:
         builder = datasets.load_dataset_builder(source, name, **load_kwargs)
         files = builder.config.data_files[split]
-        hub = HfFileSystem(**({"token": load_kwargs["token"]} if "token" in load_kwargs else {}))
+        hub = HfFileSystem(token=load_kwargs.get("token"))
         total = 0
         for file in files:  # hf://datasets/<id>@<revision>/<path>
             with hub.open(str(file), "rb") as stream:
@@ -117,13 +112,9 @@ def _card_configs(folder: Path) -> list[dict]:
     return configs
 
 
-def _card_config_names(folder: Path) -> list[str]:
-    return [c["config_name"] for c in _card_configs(folder)]
-
-
 def _config_name(folder: Path, name: str | None) -> str:
     """The configuration asked for, or the only one the folder has (the image table is not one)."""
-    names = [n for n in _card_config_names(folder) if n != IMAGES_CONFIG]
+    names = [c["config_name"] for c in _card_configs(folder) if c["config_name"] != IMAGES_CONFIG]
     if name is None and len(names) == 1:
         return names[0]
     if name not in names:
@@ -149,9 +140,8 @@ def split_files(folder: Path, name: str, split: str) -> list[Path]:
     return files
 
 
-def select_sentences(
-    dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str
-) -> datasets.Dataset | datasets.IterableDataset:
+def select_sentences(dataset: datasets.Dataset | datasets.IterableDataset, sentence_field: str
+                     ) -> datasets.Dataset | datasets.IterableDataset:
     """The row format: ``sentences`` holds the ``sentence_field`` texts (stored: raw in ``sentences``, the
     normalised ones in ``sentences_sent``)."""
     columns = dataset.column_names or list(dataset.features or {})
@@ -168,18 +158,10 @@ def check_rows(dataset: datasets.Dataset, where: str, files: list[Path] | None) 
     counts = pc.fill_null(pc.list_value_length(dataset.data.column("sentences")), 0)
     empty = pc.indices_nonzero(pc.equal(counts, 0)).to_pylist()
     if empty:
-        first = empty[0]
+        first, file = empty[0], ""
         ref_id = dataset.data.column("ref_id")[first].as_py()
-        file = f" (file {_file_of_row(files, first)})" if files else ""
+        if files:  # the file holding that row
+            ends = np.cumsum([pq.ParquetFile(f).metadata.num_rows for f in files])
+            file = f" (file {files[int(np.searchsorted(ends, first, side='right'))]})"
         raise ValueError(f"{len(empty)} object(s) of {where} have no sentences, first ref_id {ref_id}{file}; "
                          f"every object needs an expression: fix the source and {PREPARE_AGAIN}")
-
-
-def _file_of_row(files: list[Path], index: int) -> Path:
-    """The file holding row ``index`` of the concatenation of ``files``."""
-    for path in files:
-        rows = pq.ParquetFile(path).metadata.num_rows
-        if index < rows:
-            return path
-        index -= rows
-    raise IndexError(index)

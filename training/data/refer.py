@@ -1,14 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Reader of the raw refer layout (docs/data.md) into this project's row format.
-
-One row per ref: ``image``, ``mask`` (COCO RLE ``{size: [h, w], counts: str}``), ``sentences``
-(each sentence's ``raw`` text by default, as the original tokenizes it, or its normalised ``sent``), ``bbox``
-(xywh), ``ref_id``, ``ann_id``, ``image_id``, ``category_id``, ``split``, ``no_target``.
-The generalized layout (gRefCOCO: ``grefs(<split_by>).json``) has refs naming several objects (their masks'
-union, ``ann_id`` -1) or none (an empty mask, ``no_target`` True, ``ann_id`` -1).
-Masks follow the original rule by default: decode each polygon, sum over polygons, keep pixels whose sum is
-exactly one (where two polygons of one object overlap the pixel becomes background); ``mask_rule="union"``
-keeps every covered pixel instead.
+"""Reader of the raw refer layout (docs/data.md) into this project's row format (``FEATURES``): one row per
+ref, ``mask`` a COCO RLE ``{size: [h, w], counts: str}``, ``bbox`` xywh. gRefCOCO's refs (``grefs(...).json``)
+may name several objects (their masks' union, ``ann_id`` -1) or none (an empty mask, ``no_target``).
+Masks follow the original rule by default: pixels covered by exactly one polygon of the object (where two
+overlap, background); ``mask_rule="union"`` keeps every covered pixel.
 """
 
 from __future__ import annotations
@@ -20,33 +15,25 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset, Features, List, Value
+from datasets import Features, List, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 from pycocotools import mask as mask_utils
 
 MASK_RULES: tuple[str, ...] = ("original", "union")
-# Which text of a sentence is read (docs/data.md, "The text of a sentence: raw or sent"): what the annotator typed (the original's choice) or the refer
-# toolkit's normalised form (lower case, no punctuation), which other methods read.
+# Which text of a sentence is read (docs/data.md): what the annotator typed (the original's choice) or the
+# refer toolkit's normalised form (lower case, no punctuation), which other methods read.
 SENTENCE_FIELDS: tuple[str, ...] = ("raw", "sent")
 # Prepared parquet stores the raw texts in `sentences` and the normalised ones beside them in this column.
 SENT_COLUMN = "sentences_sent"
 # Canonical order of split names; a refer scheme has a subset of them.
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "testA", "testB", "test")
-FEATURES = Features(
-    {
-        "image": ImageFeature(),
-        "mask": {"size": List(Value("int32")), "counts": Value("string")},
-        "sentences": List(Value("string")),
-        "bbox": List(Value("float64")),
-        "ref_id": Value("int64"),
-        "ann_id": Value("int64"),
-        "image_id": Value("int64"),
-        "category_id": Value("int64"),
-        "split": Value("string"),
-        "no_target": Value("bool"),
-    }
-)
+FEATURES = Features({
+    "image": ImageFeature(), "mask": {"size": List(Value("int32")), "counts": Value("string")},
+    "sentences": List(Value("string")), "bbox": List(Value("float64")), "ref_id": Value("int64"),
+    "ann_id": Value("int64"), "image_id": Value("int64"), "category_id": Value("int64"),
+    "split": Value("string"), "no_target": Value("bool"),
+})
 # Prepared parquet stores each image once per repository, in an image table that the objects point at by
 # `image_id`: the objects' rows hold everything else.
 STORED_FEATURES = Features({**{k: v for k, v in FEATURES.items() if k != "image"}, SENT_COLUMN: List(Value("string"))})
@@ -56,19 +43,13 @@ EXPECTED_LAYOUT = (
     "(dataset refcoco, refcoco+ or refcocog; split_by unc, umd or google) or, for gRefCOCO, "
     "<refer_root>/grefcoco/grefs(unc).json, images in <images_root>/train2014/COCO_train2014_%012d.jpg"
 )
-# The refs file names of a split scheme, in the order they are looked for: the refer pickle, then gRefCOCO's
-# JSON and its pickle.
+# The refs file names of a split scheme, in the order they are looked for (the first names a missing one):
+# the refer pickle, then gRefCOCO's JSON and its pickle.
 REFS_FILE_PATTERNS: tuple[str, ...] = ("refs({}).p", "grefs({}).json", "grefs({}).p")
-NO_TARGET_ANN_IDS = [-1]
-
-
-def config_name(dataset: str, split_by: str) -> str:
-    """The configuration name of a dataset and split scheme, e.g. ``refcoco+_unc``."""
-    return f"{dataset}_{split_by}"
 
 
 def parse_config_name(name: str) -> tuple[str, str]:
-    """Inverse of :func:`config_name`: ``"refcocog_umd"`` -> ``("refcocog", "umd")``."""
+    """``"refcocog_umd"`` -> ``("refcocog", "umd")``."""
     dataset, sep, split_by = name.rpartition("_")
     if not sep or not dataset or not split_by:
         raise ValueError(f"config name {name!r} is not of the form <dataset>_<split_by>, e.g. refcoco_unc")
@@ -89,14 +70,13 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
 
 def load_refs(path: str | Path) -> list[dict]:
-    """Load a refs file. Python 2 wrote the original pickles, with texts as byte strings: each is read as UTF-8,
-    or as latin-1 where it is not valid UTF-8. A ``.json`` file is read as JSON, and a gRefCOCO pickle that does
-    not unpickle is tried as JSON too (as the gRefCOCO reader does)."""
+    """Load a refs file: a Python 2 pickle (byte strings read as UTF-8, else latin-1) or JSON (``.json``, or a
+    gRefCOCO pickle that does not unpickle, as the gRefCOCO reader does)."""
     path = Path(path)
     what = "JSON refs file" if path.suffix == ".json" else "refs pickle"
     try:
         if path.suffix == ".json":
-            refs = _read_json_refs(path)
+            refs = json.loads(path.read_text(encoding="utf-8"))
         else:
             try:
                 with open(path, "rb") as f:
@@ -104,7 +84,7 @@ def load_refs(path: str | Path) -> list[dict]:
             except (pickle.UnpicklingError, EOFError):
                 if not path.name.startswith("grefs"):
                     raise
-                refs = _read_json_refs(path)
+                refs = json.loads(path.read_text(encoding="utf-8"))
     except (pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not a readable {what} ({error}); {EXPECTED_LAYOUT}") from error
     if not isinstance(refs, list) or not all(isinstance(r, dict) and "ann_id" in r for r in refs):
@@ -124,11 +104,6 @@ def _as_text(value: object) -> object:
     if isinstance(value, dict):
         return {_as_text(k): _as_text(v) for k, v in value.items()}
     return value
-
-
-def _read_json_refs(path: Path) -> object:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def check_sentence_field(sentence_field: str) -> None:
@@ -151,18 +126,16 @@ def sentence_texts(ref: dict, sentence_field: str, source: str | Path) -> list[s
     return texts
 
 
-# How far outside the image a polygon point may lie: COCO's points sit on pixel corners, so an edge point is at
-# x = width, and some annotations round past it. Further out is a broken annotation, and a huge coordinate
-# would make the rasteriser allocate memory in proportion to it.
+# How far outside the image a polygon point may lie: COCO's points sit on pixel corners (an edge at x = width)
+# and some round past it. Further out is broken, and a huge coordinate makes the rasteriser fill the memory.
 POLYGON_MARGIN = 2.0
 
 
 def check_segmentation(segmentation: object, height: int, width: int, where: str) -> None:
-    """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask, before rasterising.
-
-    Polygons (``[[x1, y1, x2, y2, ...], ...]``, pixels) need 3 or more points of finite coordinates within the
-    image, up to ``POLYGON_MARGIN`` pixels outside; an RLE (``{size: [h, w], counts}``) needs ``size`` equal
-    to ``[height, width]`` and, uncompressed, counts of non-negative integers that cover every pixel.
+    """Refuse a COCO segmentation that cannot be rasterised into a (height, width) mask: polygons
+    (``[[x1, y1, ...], ...]``, pixels) need 3 or more finite points within ``POLYGON_MARGIN`` pixels of the
+    image; an RLE needs ``size`` ``[height, width]`` and, uncompressed, non-negative counts covering the
+    image.
 
     Raises:
         ValueError: ``"<where> has <problem>; ..."``; ``where`` names the object, its image and its file.
@@ -214,9 +187,8 @@ def _rle_problem(rle: dict, height: int, width: int) -> str | None:
     return None
 
 
-def segmentation_mask(
-    segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
-) -> np.ndarray:
+def segmentation_mask(segmentation: list | dict, height: int, width: int, mask_rule: str = "original"
+                      ) -> np.ndarray:
     """Binary (height, width) uint8 mask of a COCO segmentation (polygons, or RLE for crowds)."""
     if mask_rule not in MASK_RULES:
         raise ValueError(f"unknown mask_rule {mask_rule!r}; choose from {MASK_RULES}")
@@ -250,13 +222,10 @@ def annotation_where(ref: dict, image_info: dict, source: str | Path) -> str:
             f"({image_info.get('file_name', 'no file name')}) in {source}")
 
 
-def make_row(
-    ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str], mask_rule: str,
-    source: str | Path,
-) -> dict:
-    """One row of the project's format from a ref, its COCO annotation and image record; a segmentation that
-    cannot be rasterised (`check_segmentation`) is an error naming the annotation, its image and ``source`` (the
-    file the annotation came from)."""
+def make_row(ref: dict, annotation: dict, image_info: dict, image: str | dict, sentences: list[str],
+             mask_rule: str, source: str | Path) -> dict:
+    """One row from a ref, its COCO annotation and image record; a segmentation that cannot be rasterised
+    (`check_segmentation`) is an error naming the annotation, its image and ``source`` (its file)."""
     where = annotation_where(ref, image_info, source)
     height, width = image_info["height"], image_info["width"]
     check_segmentation(annotation.get("segmentation"), height, width, where)
@@ -266,26 +235,19 @@ def make_row(
         raise ValueError(f"{where}: its RLE segmentation does not decode ({error}); fix the segmentation or "
                          "leave the object out") from error
     return {
-        "image": image,
-        "mask": encode_mask(mask),
-        "sentences": sentences,
-        "bbox": [float(v) for v in annotation["bbox"]],
-        "ref_id": int(ref["ref_id"]),
-        "ann_id": int(ref["ann_id"]),
-        "image_id": int(ref["image_id"]),
-        "category_id": int(ref["category_id"]),
-        "split": str(ref["split"]),
-        "no_target": False,
+        "image": image, "mask": encode_mask(mask), "sentences": sentences,
+        "bbox": [float(v) for v in annotation["bbox"]], "ref_id": int(ref["ref_id"]),
+        "ann_id": int(ref["ann_id"]), "image_id": int(ref["image_id"]),
+        "category_id": int(ref["category_id"]), "split": str(ref["split"]), "no_target": False,
     }
 
 
 def target_ann_ids(ref: dict, source: str | Path) -> list[int]:
-    """The annotation ids a ref names: one for a refer ref; for a gRefCOCO ref its list (an int is read as a
-    one-element list), empty for a no-target ref (``ann_id`` [-1]). A ref mixing -1 with ids, or marked
+    """The annotation ids a ref names (none for ``ann_id`` [-1]); a ref mixing -1 with ids, or marked
     ``no_target`` while naming ids, is an error naming it and ``source``."""
     value = ref["ann_id"]
     ids = [int(i) for i in value] if isinstance(value, (list, tuple)) else [int(value)]
-    if ids == NO_TARGET_ANN_IDS:
+    if ids == [-1]:
         return []
     if not ids or -1 in ids or ref.get("no_target"):
         raise ValueError(f"ref_id {ref.get('ref_id')} in {source} has ann_id {value!r} and no_target "
@@ -322,14 +284,11 @@ def target_problem(annotations: list[dict], height: int, width: int) -> str | No
     return None
 
 
-def make_generalized_row(
-    ref: dict, annotations: list[dict], image_info: dict, image: str | dict, sentences: list[str],
-    mask_rule: str, source: str | Path,
-) -> dict:
-    """One row from a gRefCOCO ref and the annotations it names: the union of their masks (``ann_id`` the one
-    id, or -1 for several), or an empty mask with ``no_target`` for none; ``bbox`` is the mask's box and
-    ``category_id`` the targets' shared category, else -1. A target whose segmentation cannot be rasterised,
-    or a multi-target ref left with an empty mask, is an error naming the ref and ``source``."""
+def make_generalized_row(ref: dict, annotations: list[dict], image_info: dict, image: str | dict,
+                         sentences: list[str], mask_rule: str, source: str | Path) -> dict:
+    """One row from a gRefCOCO ref and the annotations it names (none: ``no_target``): their masks' union,
+    ``bbox`` its box, ``ann_id`` and ``category_id`` the one id or category, else -1. Targets that cannot be
+    rasterised, or a union left empty, are an error naming the ref and ``source``."""
     height, width = image_info["height"], image_info["width"]
     ids = [int(a["id"]) for a in annotations]
     problem = target_problem(annotations, height, width)
@@ -345,24 +304,12 @@ def make_generalized_row(
     rle = encode_mask(mask)
     categories = {int(a["category_id"]) for a in annotations}
     return {
-        "image": image,
-        "mask": rle,
-        "sentences": sentences,
+        "image": image, "mask": rle, "sentences": sentences,
         "bbox": [float(v) for v in mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})],
-        "ref_id": int(ref["ref_id"]),
-        "ann_id": ids[0] if len(ids) == 1 else -1,
-        "image_id": int(ref["image_id"]),
-        "category_id": categories.pop() if len(categories) == 1 else -1,
-        "split": str(ref["split"]),
-        "no_target": not annotations,
+        "ref_id": int(ref["ref_id"]), "ann_id": ids[0] if len(ids) == 1 else -1,
+        "image_id": int(ref["image_id"]), "category_id": categories.pop() if len(categories) == 1 else -1,
+        "split": str(ref["split"]), "no_target": not annotations,
     }
-
-
-def refs_file(dataset_dir: Path, split_by: str) -> Path:
-    """The refs file of a split scheme (``REFS_FILE_PATTERNS``, the first found); the refer pickle's name
-    when there is none, for the message."""
-    candidates = [dataset_dir / pattern.format(split_by) for pattern in REFS_FILE_PATTERNS]
-    return next((path for path in candidates if path.is_file()), candidates[0])
 
 
 def resolve_image_dir(images_root: str | Path) -> Path:
@@ -375,19 +322,20 @@ def resolve_image_dir(images_root: str | Path) -> Path:
 
 
 class RawRefer:
-    """A validated raw refer dataset: refs of one split scheme, their annotations and image records.
+    """A validated raw refer dataset: refs of one split scheme, their annotations and image records. A wrong
+    root, or refs of another dataset, fails at construction with the path and the expected layout."""
 
-    Construction checks the layout and that the refs belong to the instances file, so that a wrong root or a
-    pickle of another dataset fails at once with the path and the expected layout, not deep in training.
-    """
-
-    def __init__(
-        self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco", split_by: str = "unc"
-    ) -> None:
-        self.refer_root = Path(refer_root)
-        self.dataset, self.split_by = dataset, split_by
-        dataset_dir = self._dataset_dir()
-        self.refs_path = refs_file(dataset_dir, split_by)
+    def __init__(self, refer_root: str | Path, images_root: str | Path, dataset: str = "refcoco",
+                 split_by: str = "unc") -> None:
+        refer_root = Path(refer_root)
+        if not refer_root.is_dir():
+            raise FileNotFoundError(f"refer root {refer_root} does not exist; {EXPECTED_LAYOUT}")
+        dataset_dir = refer_root / dataset
+        if not dataset_dir.is_dir():
+            raise FileNotFoundError(f"{dataset_dir} not found (configurations found under {refer_root}: "
+                                    f"{available_configs(refer_root)}); {EXPECTED_LAYOUT}")
+        candidates = [dataset_dir / pattern.format(split_by) for pattern in REFS_FILE_PATTERNS]
+        self.refs_path = next((path for path in candidates if path.is_file()), candidates[0])
         self.generalized = self.refs_path.name.startswith("grefs")
         self.instances_path = dataset_dir / "instances.json"
         for path in (self.refs_path, self.instances_path):
@@ -399,38 +347,17 @@ class RawRefer:
         if not self.refs:
             raise ValueError(f"{self.refs_path} holds no refs; {EXPECTED_LAYOUT}")
         self.annotations, self.images = read_instances(self.instances_path)
-        self._check_refs_match_instances()
-        self._check_annotations()
-
-    def _dataset_dir(self) -> Path:
-        if not self.refer_root.is_dir():
-            raise FileNotFoundError(f"refer root {self.refer_root} does not exist; {EXPECTED_LAYOUT}")
-        path = self.refer_root / self.dataset
-        if not path.is_dir():
-            found = available_configs(self.refer_root)
-            raise FileNotFoundError(
-                f"{path} not found (configurations found under {self.refer_root}: {found}); {EXPECTED_LAYOUT}"
-            )
-        return path
-
-    def _check_refs_match_instances(self) -> None:
-        """Every ref must point at an annotation of its own image; otherwise the files are mismatched."""
-        bad = [
-            r["ref_id"] for r in self.refs
-            if r["image_id"] not in self.images or any(
-                i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
-                for i in target_ann_ids(r, self.refs_path))
-        ]
+        # Every ref must point at annotations of its own image; otherwise the files are mismatched.
+        bad = [r["ref_id"] for r in self.refs if r["image_id"] not in self.images or any(
+            i not in self.annotations or self.annotations[i]["image_id"] != r["image_id"]
+            for i in target_ann_ids(r, self.refs_path))]
         if bad:
-            raise ValueError(
-                f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations or images that "
-                f"{self.instances_path} does not have (first ref_ids: {bad[:5]}); are the refs pickle and "
-                f"instances.json from the same dataset? {EXPECTED_LAYOUT}"
-            )
-
-    def _check_annotations(self) -> None:
-        """Every referred annotation must be rasterisable (`check_segmentation`), before any work: pycocotools
-        fails without a word of which, or fills the memory on a huge coordinate."""
+            raise ValueError(f"{len(bad)} of {len(self.refs)} refs in {self.refs_path} point at annotations "
+                             f"or images that {self.instances_path} does not have (first ref_ids: "
+                             f"{bad[:5]}); are the refs pickle and instances.json from the same dataset? "
+                             f"{EXPECTED_LAYOUT}")
+        # Every target must be rasterisable before any work: pycocotools fails without a word of which, or
+        # fills the memory on a huge coordinate.
         for ref in self.refs:
             info = self.images[ref["image_id"]]
             annotations = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
@@ -452,58 +379,51 @@ class RawRefer:
     def refs_of(self, split: str) -> list[dict]:
         """The refs of one split, in pickle order; a clear error names the splits that exist."""
         if split not in self.splits:
-            raise ValueError(
-                f"split {split!r} does not exist in {self.refs_path}; available splits: {self.splits}"
-            )
+            raise ValueError(f"split {split!r} does not exist in {self.refs_path}; available splits: "
+                             f"{self.splits}")
         return [r for r in self.refs if r["split"] == split]
 
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
 
-    def check_images(
-        self, refs: Iterable[dict], decode: bool = False, sizes: dict[Path, tuple[int, int]] | None = None
-    ) -> None:
-        """Fail before any work if an image a ref needs is missing; with ``decode``, also if it does not
-        decode or its size differs from its ``instances.json`` entry. Each file is decoded once: ``sizes``
-        (path -> (width, height)) keeps the sizes found, so that datasets over the same images can share it."""
+    def check_images(self, refs: Iterable[dict], decode: bool = False,
+                     sizes: dict[Path, tuple[int, int]] | None = None) -> None:
+        """Fail if an image a ref needs is missing; with ``decode``, also if it does not decode or its size
+        differs from ``instances.json``'s. ``sizes`` (path -> (width, height)) keeps those decoded."""
         sizes = {} if sizes is None else sizes
         for ref in refs:
-            path = self.image_path(ref["image_id"])
+            path, info = self.image_path(ref["image_id"]), self.images[ref["image_id"]]
             if not path.is_file():
-                raise FileNotFoundError(
-                    f"image {path} of image_id {ref['image_id']} (ann_id {ref['ann_id']}) not found; "
-                    f"{EXPECTED_LAYOUT}"
-                )
-            if not decode:
-                continue
-            if path not in sizes:
-                sizes[path] = decoded_size(path, f"of ref_id {ref['ref_id']} (image_id {ref['image_id']})")
-            info = self.images[ref["image_id"]]
-            if sizes[path] != (info["width"], info["height"]):
+                raise FileNotFoundError(f"image {path} of image_id {ref['image_id']} (ann_id "
+                                        f"{ref['ann_id']}) not found; {EXPECTED_LAYOUT}")
+            if decode and path not in sizes:
+                try:  # at 1/8 scale: reads every compressed byte (a truncated JPEG fails) at half the cost
+                    with Image.open(path) as image:
+                        sizes[path] = image.size
+                        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+                        image.load()
+                except (OSError, SyntaxError, ValueError) as error:
+                    raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) "
+                                     f"does not decode ({error}); replace the file with the COCO "
+                                     "original") from error
+            if decode and sizes[path] != (info["width"], info["height"]):
                 width, height = sizes[path]
-                raise ValueError(
-                    f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is {width}x{height} "
-                    f"(width x height) but {self.instances_path} says {info['width']}x{info['height']}; its "
-                    "masks would not fit the image: use the COCO train2014 original of this image"
-                )
+                raise ValueError(f"image {path} of ref_id {ref['ref_id']} (image_id {ref['image_id']}) is "
+                                 f"{width}x{height} (width x height) but {self.instances_path} says "
+                                 f"{info['width']}x{info['height']}; its masks would not fit the image: use "
+                                 "the COCO train2014 original of this image")
 
-    def rows(
-        self, split: str, mask_rule: str = "original", embed_images: bool = False, sentence_field: str = "raw"
-    ) -> Iterator[dict]:
-        """Rows of one split. ``embed_images`` stores the JPEG bytes (for parquet), else the file path."""
-        check_sentence_field(sentence_field)
+    def rows(self, split: str, mask_rule: str = "original", sentence_field: str = "raw") -> Iterator[dict]:
+        """Rows of one split, images by path (``sentence_field`` checked by the caller)."""
         refs = self.refs_of(split)
         self.check_images(refs)
         for ref in refs:
-            yield self._row(ref, mask_rule, embed_images, sentence_field)
+            yield self._row(ref, mask_rule, sentence_field)
 
     def stored_rows(self, split: str, mask_rule: str = "original") -> Iterator[dict]:
         """Rows of prepared parquet (``STORED_FEATURES``): no image (see :meth:`stored_image`), raw texts in
         ``sentences`` and the normalised ones in ``sentences_sent``."""
-        refs = self.refs_of(split)
-        self.check_images(refs)
-        for ref in refs:
-            row = self._row(ref, mask_rule, False, "raw")
+        for ref, row in zip(self.refs_of(split), self.rows(split, mask_rule)):
             del row["image"]
             row[SENT_COLUMN] = sentence_texts(ref, "sent", self.refs_path)
             yield row
@@ -513,46 +433,28 @@ class RawRefer:
         path = self.image_path(image_id)
         return {"image_id": int(image_id), "image": {"bytes": path.read_bytes(), "path": path.name}}
 
-    def _row(self, ref: dict, mask_rule: str, embed_images: bool, sentence_field: str) -> dict:
-        path = self.image_path(ref["image_id"])
-        image = {"bytes": path.read_bytes(), "path": path.name} if embed_images else str(path)
+    def _row(self, ref: dict, mask_rule: str, sentence_field: str) -> dict:
+        image, info = str(self.image_path(ref["image_id"])), self.images[ref["image_id"]]
         sentences = sentence_texts(ref, sentence_field, self.refs_path)
         if self.generalized:
             targets = [self.annotations[i] for i in target_ann_ids(ref, self.refs_path)]
-            return make_generalized_row(ref, targets, self.images[ref["image_id"]], image, sentences, mask_rule,
-                                        self.instances_path)
-        return make_row(ref, self.annotations[ref["ann_id"]], self.images[ref["image_id"]], image, sentences,
-                        mask_rule, self.instances_path)
-
-
-def decoded_size(path: Path, what: str) -> tuple[int, int]:
-    """(width, height) of an image file after decoding all of it; an error naming it and ``what`` it is for
-    when it does not decode. Decoding at 1/8 scale still reads every compressed byte (a truncated or corrupt
-    JPEG fails) at about half the cost of a full decode."""
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            image.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-            image.load()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"image {path} {what} does not decode ({error}); replace the file with the COCO "
-                         "original") from error
-    return size
+            return make_generalized_row(ref, targets, info, image, sentences, mask_rule, self.instances_path)
+        annotation = self.annotations[ref["ann_id"]]
+        return make_row(ref, annotation, info, image, sentences, mask_rule, self.instances_path)
 
 
 def read_instances(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
     """Annotations and images of an ``instances.json`` by id; a truncated file or one without the COCO keys is
     an error naming the file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            instances = json.load(f)
+        instances = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
                          "the file may be truncated: download it again") from error
     if not isinstance(instances, dict):
         raise ValueError(f"{path} must hold a COCO mapping with 'images' and 'annotations'; {EXPECTED_LAYOUT}")
-    required = {"annotations": ("id", "image_id", "segmentation", "bbox"), "images": ("id", "file_name", "height",
-                                                                                     "width")}
+    required = {"annotations": ("id", "image_id", "segmentation", "bbox"),
+                "images": ("id", "file_name", "height", "width")}
     for key, fields in required.items():
         entries = instances.get(key)
         if not isinstance(entries, list):
@@ -574,18 +476,4 @@ def available_configs(refer_root: str | Path) -> list[str]:
         prefix, suffix = pattern.split("{}")
         for refs_path in Path(refer_root).glob(f"*/{prefix}*{suffix}"):
             found.add((refs_path.parent.name, refs_path.name[len(prefix):-len(suffix)]))
-    return [config_name(dataset, split_by) for dataset, split_by in sorted(found)]
-
-
-def load_raw_refer(
-    refer_root: str | Path,
-    images_root: str | Path,
-    dataset: str = "refcoco",
-    split_by: str = "unc",
-    split: str = "train",
-    mask_rule: str = "original",
-    sentence_field: str = "raw",
-) -> Dataset:
-    """A split of a raw refer dataset as an in-memory ``datasets.Dataset`` (images by path, decoded lazily)."""
-    refer = RawRefer(refer_root, images_root, dataset, split_by)
-    return Dataset.from_list(list(refer.rows(split, mask_rule, sentence_field=sentence_field)), features=FEATURES)
+    return [f"{dataset}_{split_by}" for dataset, split_by in sorted(found)]

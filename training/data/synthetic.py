@@ -1,25 +1,22 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""A synthetic dataset in the exact raw refer layout, for tests and the embedded demo.
+"""A synthetic dataset in the exact raw refer layout (docs/data.md), for tests and the embedded demo.
 
-Each image holds several coloured shapes (circle, square, triangle; big or small), every one of them is
-referred to by at least two expressions that name its colour, shape, size, position or a relation to another
-shape. Because every object of an image is a target, a model that ignores the text cannot do better than
-guessing among the candidates: the task is learnable only through the expression.
+Each image holds several coloured shapes (circle, square, triangle; big or small), each referred to by at
+least two expressions naming its colour, shape, size, position or a relation to another shape. Every object
+of an image is a target, so the task is learnable only through the expression.
 
-The files written are the ones a real refer download has (docs/data.md, "The refer layout"):
-``<root>/<dataset>/refs(<split_by>).p`` (a pickle with protocol 2, as Python 2 wrote them),
-``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd
-"dots" clusters stored as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``.
-
-With ``generalized``, the gRefCOCO layout instead (``<root>/grefcoco/grefs(<split_by>).json``, every ``ann_id`` a
-list): the same refs, and for each image one expression naming a shape that is not there ("the purple star",
-``ann_id`` [-1], ``no_target`` true) and one naming each group of two or more shapes of one colour or one kind
-("both red shapes", "all the squares"), whose target is the union of their masks.
+Files: ``<root>/<dataset>/refs(<split_by>).p`` (pickle protocol 2, as Python 2 wrote them),
+``<root>/<dataset>/instances.json`` (COCO polygons; one square made of two overlapping polygons; crowd "dots"
+as uncompressed RLE) and ``<images_root>/train2014/COCO_train2014_%012d.jpg``. With ``generalized``, the
+gRefCOCO layout instead (``<root>/grefcoco/grefs(<split_by>).json``, every ``ann_id`` a list): the same refs
+plus, per image, one naming an absent shape ("the purple star", ``ann_id`` [-1], ``no_target`` true) and one
+per group of two or more shapes of one colour or kind ("both red shapes"), targeting their union.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pickle
 from collections.abc import Sequence
@@ -31,21 +28,14 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (215, 38, 38),
-    "green": (34, 160, 60),
-    "blue": (40, 80, 215),
-    "yellow": (235, 200, 30),
+    "red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215), "yellow": (235, 200, 30),
     "purple": (135, 55, 175),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 # Kinds of shape never drawn: what the no-target expressions of generalized data name, besides absent pairs.
 ABSENT_SHAPES: tuple[str, ...] = ("star", "heart", "hexagon")
-CATEGORIES: list[dict] = [
-    {"id": 1, "name": "circle", "supercategory": "shape"},
-    {"id": 2, "name": "square", "supercategory": "shape"},
-    {"id": 3, "name": "triangle", "supercategory": "shape"},
-    {"id": 4, "name": "dots", "supercategory": "crowd"},
-]
+CATEGORIES: list[dict] = [{"id": i, "name": name, "supercategory": "crowd" if name == "dots" else "shape"}
+                          for i, name in enumerate((*SHAPES, "dots"), 1)]
 CATEGORY_IDS: dict[str, int] = {c["name"]: c["id"] for c in CATEGORIES}
 # The split names of each refer split scheme and the share of images each one gets.
 SPLIT_FRACTIONS: dict[str, dict[str, float]] = {
@@ -54,7 +44,6 @@ SPLIT_FRACTIONS: dict[str, dict[str, float]] = {
     "google": {"train": 0.85, "val": 0.15},
 }
 IMAGE_FILE_PATTERN = "COCO_train2014_{:012d}.jpg"
-_CIRCLE_VERTICES = 32
 _SIZE_RADIUS = {"big": 0.16, "small": 0.09}  # radius as a share of min(width, height)
 
 
@@ -65,9 +54,9 @@ class _Shape:
     shape: str
     colour: str
     size: str
-    cx: float
-    cy: float
-    radius: float
+    cx: float = 0.0
+    cy: float = 0.0
+    radius: float = 0.0
     split_polygons: bool = False
 
     @property
@@ -77,48 +66,32 @@ class _Shape:
 
 @dataclass
 class SyntheticRefer:
-    """Where a generated dataset lives and how big it is."""
+    """What a generated dataset holds."""
 
-    refer_root: Path
-    images_root: Path
     dataset: str
-    split_by: tuple[str, ...]
     num_images: int
     num_refs: int
     num_sentences: int
 
 
 def generate_synthetic_refer(
-    root: str | Path,
-    images_root: str | Path,
-    num_images: int = 200,
-    seed: int = 0,
-    image_size: int | tuple[int, int] = (160, 120),
-    dataset: str | None = None,
-    split_by: str | Sequence[str] = "unc",
-    objects_per_image: tuple[int, int] = (3, 5),
-    max_sentences: int = 3,
-    crowd_every: int = 10,
-    split_square_fraction: float = 0.1,
-    jpeg_quality: int = 90,
-    typed_raw: bool = False,
-    generalized: bool = False,
+    root: str | Path, images_root: str | Path, num_images: int = 200, seed: int = 0,
+    image_size: int | tuple[int, int] = (160, 120), dataset: str | None = None,
+    split_by: str | Sequence[str] = "unc", objects_per_image: tuple[int, int] = (3, 5),
+    typed_raw: bool = False, generalized: bool = False,
 ) -> SyntheticRefer:
     """Write a synthetic refer dataset; the same arguments always give byte-identical files.
 
-    ``image_size`` is ``(width, height)`` (or one int for square images). Image 0 always has a square made
-    of two overlapping polygons (where the original sum==1 mask rule differs from the union) and a crowd
-    cluster of dots stored as an uncompressed RLE; every ``crowd_every``-th image has a dots cluster too.
-    Images are named by image id (1..num_images) like COCO's, so datasets generated with different arguments
-    need different ``images_root`` folders.
+    ``image_size`` is ``(width, height)`` in pixels, or one int. Image 1 has a square of two overlapping
+    polygons (where the original sum==1 mask rule differs from the union); every tenth image from it, a crowd
+    of dots. Images are named by image id like COCO's: other arguments need other ``images_root`` folders.
+    ``typed_raw`` writes each ``raw`` text as typed (:func:`typed_text`), not equal to its ``sent``.
+    ``generalized`` writes the gRefCOCO layout (``dataset`` default ``grefcoco``): the same refs plus
+    no-target and multi-target ones.
 
-    Each sentence's ``raw`` text equals its ``sent`` unless ``typed_raw``, which writes it as an annotator would
-    type it (a capital, an inner comma, a final period; see :func:`typed_text`): the two then tokenize
-    differently, as in the real datasets. The default keeps the demo's numbers whichever text is read.
-
-    ``generalized`` writes the gRefCOCO layout (``dataset`` defaults to ``grefcoco``, else ``refcoco``) with the
-    same images and refs plus no-target and multi-target refs (module docstring); without it, the output does
-    not depend on the option's existence.
+    Raises:
+        ValueError: an unknown ``split_by``, ``objects_per_image`` outside 2 <= low <= high <= 15, or an image
+            too small to place two shapes in.
     """
     dataset = dataset or ("grefcoco" if generalized else "refcoco")
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -129,39 +102,39 @@ def generate_synthetic_refer(
     low, high = objects_per_image
     if not 2 <= low <= high <= len(COLOURS) * len(SHAPES):
         raise ValueError(f"objects_per_image must satisfy 2 <= low <= high, got {objects_per_image}")
-
     rng = np.random.default_rng(seed)
     group_rng = np.random.default_rng([seed, 1])  # its own stream: the classic refs are the same either way
     dataset_dir = Path(root) / dataset
     image_dir = Path(images_root) / "train2014"
     dataset_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
-
     images, annotations, refs = [], [], []
-    for index in range(num_images):
-        image_id = index + 1
-        with_crowd = index % crowd_every == 0
-        shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), with_crowd)
-        if index == 0:
-            _force_split_square(shapes)
+    for image_id in range(1, num_images + 1):
+        shapes = _sample_shapes(rng, width, height, int(rng.integers(low, high + 1)), image_id % 10 == 1)
+        if image_id == 1:  # the sum==1 rule's corner case: one square built from two overlapping polygons
+            squares = [s for s in shapes if s.shape == "square"]
+            target = squares[0] if squares else next(s for s in shapes if not s.is_dots)
+            target.shape, target.split_polygons = "square", True
         else:
             for s in shapes:
-                s.split_polygons = s.shape == "square" and rng.random() < split_square_fraction
+                s.split_polygons = s.shape == "square" and rng.random() < 0.1
         file_name = IMAGE_FILE_PATTERN.format(image_id)
-        segmentations = _draw_image(rng, shapes, width, height, image_dir / file_name, jpeg_quality)
+        segmentations = _draw_image(rng, shapes, width, height, image_dir / file_name)
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-        for number, (s, segmentation) in enumerate(zip(shapes, segmentations)):
-            ann_id = 100 * image_id + number
-            annotations.append(_annotation(ann_id, image_id, s, segmentation, height, width))
-            refs.append(_ref(rng, ann_id, image_id, s, shapes, max_sentences, len(refs), typed_raw))
+        ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
+        for s, segmentation in zip(shapes, segmentations):
+            annotations.append(_annotation(ann_ids[id(s)], image_id, s, segmentation, height, width))
+            _add_ref(refs, rng, ann_ids[id(s)], image_id, CATEGORY_IDS[s.shape],
+                     referring_expressions(s, shapes), typed_raw)
         if generalized:
-            ann_ids = {id(s): 100 * image_id + number for number, s in enumerate(shapes)}
             for members, expressions in [([], absent_expressions(shapes)), *group_expressions(shapes)]:
-                refs.append(_group_ref(group_rng, [ann_ids[id(m)] for m in members], image_id,
-                                       [CATEGORY_IDS[m.shape] for m in members], expressions, max_sentences,
-                                       len(refs), typed_raw))
+                _add_ref(refs, group_rng, [ann_ids[id(m)] for m in members] or [-1], image_id,
+                         [CATEGORY_IDS[m.shape] for m in members] or -1, expressions, typed_raw,
+                         no_target=not members)
 
-    _write_instances(dataset_dir / "instances.json", images, annotations)
+    instances = {"info": {"description": "lavt-hf synthetic shapes (refer layout)"}, "licenses": [],
+                 "images": images, "annotations": annotations, "categories": CATEGORIES}
+    (dataset_dir / "instances.json").write_text(json.dumps(instances))
     for scheme in schemes:
         split_of_image = _assign_splits(np.random.default_rng([seed, *scheme.encode()]), num_images, scheme)
         scheme_refs = [dict(r, split=split_of_image[r["image_id"] - 1]) for r in refs]
@@ -169,76 +142,49 @@ def generate_synthetic_refer(
             scheme_refs = [r if isinstance(r["ann_id"], list) else dict(r, ann_id=[r["ann_id"]], no_target=False)
                            for r in scheme_refs]
             (dataset_dir / f"grefs({scheme}).json").write_text(json.dumps(scheme_refs))
-            continue
-        with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
-            pickle.dump(scheme_refs, f, protocol=2)
-    return SyntheticRefer(
-        refer_root=Path(root), images_root=Path(images_root), dataset=dataset, split_by=schemes,
-        num_images=num_images, num_refs=len(refs), num_sentences=sum(len(r["sentences"]) for r in refs),
-    )
+        else:
+            with open(dataset_dir / f"refs({scheme}).p", "wb") as f:
+                pickle.dump(scheme_refs, f, protocol=2)
+    return SyntheticRefer(dataset, num_images, len(refs), sum(len(r["sentences"]) for r in refs))
 
 
-def _sample_shapes(
-    rng: np.random.Generator, width: int, height: int, count: int, with_crowd: bool
-) -> list[_Shape]:
+def _sample_shapes(rng: np.random.Generator, width: int, height: int, count: int, with_crowd: bool
+                   ) -> list[_Shape]:
     """Distinct (colour, shape) pairs placed without overlap, so each object is fully visible."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    chosen = rng.permutation(len(pairs))[:count]
-    candidates = [
-        _Shape(shape=pairs[i][1], colour=pairs[i][0], size=str(rng.choice(["big", "small"])), cx=0, cy=0,
-               radius=0)
-        for i in chosen
-    ]
+    candidates = [_Shape(shape, colour, str(rng.choice(["big", "small"])))
+                  for colour, shape in (pairs[i] for i in rng.permutation(len(pairs))[:count])]
     if with_crowd:
-        candidates.insert(0, _Shape(shape="dots", colour="gray", size="small", cx=0, cy=0, radius=0))
+        candidates.insert(0, _Shape("dots", "gray", "small"))
     placed: list[_Shape] = []
     for shape in candidates:
-        shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
-        if _place(rng, shape, placed, width, height):
-            placed.append(shape)
+        r = shape.radius = _SIZE_RADIUS[shape.size] * min(width, height)
+        for _ in range(200):  # rejection sampling: a disc clear of the border and of every placed disc
+            cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
+            if all(np.hypot(cx - o.cx, cy - o.cy) > r + o.radius + 2 for o in placed):
+                shape.cx, shape.cy = float(cx), float(cy)
+                placed.append(shape)
+                break
     if sum(not s.is_dots for s in placed) < 2:
         raise ValueError(f"could not place two shapes in a {width}x{height} image; use a larger image_size")
     return placed
-
-
-def _place(rng: np.random.Generator, shape: _Shape, placed: list[_Shape], width: int, height: int) -> bool:
-    """Rejection-sample a centre whose disc clears the border and every placed disc; give up after 200 tries."""
-    r = shape.radius
-    for _ in range(200):
-        cx, cy = rng.uniform(r + 1, width - r - 1), rng.uniform(r + 1, height - r - 1)
-        if all(np.hypot(cx - o.cx, cy - o.cy) > r + o.radius + 2 for o in placed):
-            shape.cx, shape.cy = float(cx), float(cy)
-            return True
-    return False
-
-
-def _force_split_square(shapes: list[_Shape]) -> None:
-    """Give image 0 one square built from two overlapping polygons, the sum==1 rule's corner case."""
-    squares = [s for s in shapes if s.shape == "square"]
-    target = squares[0] if squares else next(s for s in shapes if not s.is_dots)
-    target.shape, target.split_polygons = "square", True
 
 
 def _polygons(s: _Shape) -> list[list[float]]:
     """COCO polygons [x1, y1, x2, y2, ...] of a shape; a split square is two rectangles sharing a strip."""
     r = s.radius
     if s.shape == "circle":
-        angles = np.linspace(0, 2 * np.pi, _CIRCLE_VERTICES, endpoint=False)
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
         points = np.stack([s.cx + r * np.cos(angles), s.cy + r * np.sin(angles)], axis=1)
         return [np.round(points, 2).ravel().tolist()]
     if s.shape == "triangle":
         points = [(s.cx, s.cy - r), (s.cx + 0.866 * r, s.cy + 0.5 * r), (s.cx - 0.866 * r, s.cy + 0.5 * r)]
         return [np.round(np.asarray(points), 2).ravel().tolist()]
     half = 0.8 * r
-    x0, y0, x1, y1 = s.cx - half, s.cy - half, s.cx + half, s.cy + half
-    if not s.split_polygons:
-        return [_rectangle(x0, y0, x1, y1)]
     overlap = max(2.0, 0.25 * half)
-    return [_rectangle(x0, y0, s.cx + overlap, y1), _rectangle(s.cx - overlap, y0, x1, y1)]
-
-
-def _rectangle(x0: float, y0: float, x1: float, y1: float) -> list[float]:
-    return [round(v, 2) for v in (x0, y0, x1, y0, x1, y1, x0, y1)]
+    spans = [(-half, overlap), (-overlap, half)] if s.split_polygons else [(-half, half)]
+    y0, y1 = s.cy - half, s.cy + half
+    return [[round(v, 2) for v in (s.cx + a, y0, s.cx + b, y0, s.cx + b, y1, s.cx + a, y1)] for a, b in spans]
 
 
 def _dots_mask(rng: np.random.Generator, s: _Shape, width: int, height: int) -> np.ndarray:
@@ -255,25 +201,19 @@ def _dots_mask(rng: np.random.Generator, s: _Shape, width: int, height: int) -> 
 
 def _uncompressed_rle(mask: np.ndarray) -> dict:
     """COCO's crowd format: column-major run lengths starting with a run of zeros."""
-    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
+    flat = mask.ravel(order="F")
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
     counts = np.diff(bounds).tolist()
-    if flat[0] == 1:
-        counts = [0, *counts]
-    return {"counts": counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
+    return {"counts": [0, *counts] if flat[0] else counts, "size": [int(mask.shape[0]), int(mask.shape[1])]}
 
 
-def _draw_image(
-    rng: np.random.Generator, shapes: list[_Shape], width: int, height: int, path: Path, quality: int
-) -> list[list | dict]:
+def _draw_image(rng: np.random.Generator, shapes: list[_Shape], width: int, height: int, path: Path) -> list:
     """Draw a noisy background and every shape; return each shape's COCO segmentation."""
     background = rng.integers(170, 240, size=3)
     noise = rng.normal(0.0, 6.0, size=(height, width, 1))
-    pixels = np.clip(background[None, None, :] + noise, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
+    image = Image.fromarray(np.clip(background[None, None, :] + noise, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
-    segmentations: list[list | dict] = []
+    segmentations = []
     for s in shapes:
         if s.is_dots:
             mask = _dots_mask(rng, s, width, height)
@@ -284,16 +224,14 @@ def _draw_image(
         for polygon in polygons:
             draw.polygon(polygon, fill=COLOURS[s.colour])
         segmentations.append(polygons)
-    image.save(path, format="JPEG", quality=quality)
+    image.save(path, format="JPEG", quality=90)
     return segmentations
 
 
 def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict, height: int, width: int) -> dict:
     """A COCO annotation whose area and bbox are those of the union of its parts (as COCO stores them)."""
-    if isinstance(segmentation, dict):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    rle = mask_utils.frPyObjects(segmentation, height, width)
+    rle = rle if isinstance(segmentation, dict) else mask_utils.merge(rle)
     x, y, w, h = (round(float(v), 2) for v in mask_utils.toBbox(rle))
     return {
         "id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape], "segmentation": segmentation,
@@ -301,44 +239,21 @@ def _annotation(ann_id: int, image_id: int, s: _Shape, segmentation: list | dict
     }
 
 
-def _ref(
-    rng: np.random.Generator, ann_id: int, image_id: int, s: _Shape, shapes: list[_Shape], max_sentences: int,
-    number: int, typed_raw: bool = False,
-) -> dict:
-    """One ref in the refs pickle format, with 2..max_sentences distinct unambiguous expressions."""
-    ref_id = number + 1
-    sentences = _sentences(rng, referring_expressions(s, shapes), max_sentences, ref_id, typed_raw)
-    return {
-        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": CATEGORY_IDS[s.shape],
-        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ann_id}.jpg",
-        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences,
-    }
-
-
-def _sentences(rng: np.random.Generator, expressions: list[str], max_sentences: int, ref_id: int,
-               typed_raw: bool) -> list[dict]:
-    """2..max_sentences distinct expressions of a ref, in the refs format."""
-    count = int(rng.integers(2, max(2, max_sentences) + 1))
+def _add_ref(refs: list[dict], rng: np.random.Generator, ann_id: int | list[int], image_id: int,
+             category_id: int | list[int], expressions: list[str], typed_raw: bool, **extra: bool) -> None:
+    """Append a ref in the refs pickle format with two or three distinct expressions (``ann_id`` a list: a
+    gRefCOCO ref, [-1] for no target)."""
+    ref_id = len(refs) + 1
+    suffix = ref_id if isinstance(ann_id, list) else ann_id
+    count = int(rng.integers(2, 4))
     picked = [expressions[i] for i in sorted(rng.permutation(len(expressions))[:count])]
-    return [
-        {"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
-         "sent_id": 100 * ref_id + k}
-        for k, text in enumerate(picked)
-    ]
-
-
-def _group_ref(
-    rng: np.random.Generator, ann_ids: list[int], image_id: int, category_ids: list[int], expressions: list[str],
-    max_sentences: int, number: int, typed_raw: bool,
-) -> dict:
-    """A gRefCOCO ref naming the shapes ``ann_ids`` (none: a no-target ref, ann_id [-1])."""
-    ref_id = number + 1
-    sentences = _sentences(rng, expressions, max_sentences, ref_id, typed_raw)
-    return {
-        "ref_id": ref_id, "ann_id": ann_ids or [-1], "image_id": image_id, "category_id": category_ids or -1,
-        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{ref_id}.jpg",
-        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, "no_target": not ann_ids,
-    }
+    sentences = [{"raw": typed_text(text) if typed_raw else text, "sent": text, "tokens": text.split(),
+                  "sent_id": 100 * ref_id + k} for k, text in enumerate(picked)]
+    refs.append({
+        "ref_id": ref_id, "ann_id": ann_id, "image_id": image_id, "category_id": category_id,
+        "split": "train", "file_name": f"COCO_train2014_{image_id:012d}_{suffix}.jpg",
+        "sent_ids": [x["sent_id"] for x in sentences], "sentences": sentences, **extra,
+    })
 
 
 def absent_expressions(shapes: list[_Shape]) -> list[str]:
@@ -418,9 +333,8 @@ def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> lis
             continue  # "the blue one" must name a single shape
         rivals = [o for o in same_shape if o is not anchor]
         for words, direction in _RELATIONS.items():
-            if _beyond(t, anchor, direction, margin) and not any(
-                _beyond(o, anchor, direction, 0.0) for o in rivals
-            ):
+            clear = not any(_beyond(o, anchor, direction, 0) for o in rivals)
+            if clear and _beyond(t, anchor, direction, margin):
                 found.append(f"the {t.shape} {words} the {anchor.colour} one")
     return found
 
@@ -428,62 +342,33 @@ def _position_expressions(t: _Shape, others: list[_Shape], margin: float) -> lis
 def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> list[str]:
     """Split by image (as refer does); every split gets at least one image when there are enough."""
     fractions = SPLIT_FRACTIONS[scheme]
-    names = list(fractions)
-    counts = {name: int(round(fractions[name] * num_images)) for name in names[1:]}
-    if num_images >= len(names):
-        counts = {name: max(1, c) for name, c in counts.items()}
-    order = rng.permutation(num_images)
+    order = iter(rng.permutation(num_images))
     split_of_image = ["train"] * num_images
-    start = 0
-    for name, count in counts.items():
-        for i in order[start:start + count]:
+    for name in list(fractions)[1:]:
+        count = int(round(fractions[name] * num_images))
+        for i in itertools.islice(order, max(1, count) if num_images >= len(fractions) else count):
             split_of_image[i] = name
-        start += count
     return split_of_image
 
 
-def _write_instances(path: Path, images: list[dict], annotations: list[dict]) -> None:
-    payload = {
-        "info": {"description": "lavt-hf synthetic shapes (refer layout)"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": CATEGORIES,
-    }
-    path.write_text(json.dumps(payload))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: ``python -m lavt_hf.training.data.synthetic ROOT IMAGES_ROOT [--num_images N ...]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lavt_hf.training.data.synthetic",
-        description="Write a synthetic referring-segmentation dataset in the raw refer layout "
-        "(<root>/<dataset>/refs(<split_by>).p, instances.json; <images_root>/train2014/*.jpg).",
-    )
+    parser = argparse.ArgumentParser(prog="python -m lavt_hf.training.data.synthetic", description="Write a "
+                                     "synthetic referring-segmentation dataset in the raw refer layout "
+                                     "(<root>/<dataset>/refs(<split_by>).p, instances.json; "
+                                     "<images_root>/train2014/*.jpg).")
     parser.add_argument("root", help="refer root to write <dataset>/refs(...).p and instances.json into")
     parser.add_argument("images_root", help="folder that receives train2014/COCO_train2014_%%012d.jpg")
     parser.add_argument("--num_images", type=int, default=200, help="number of images (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
     parser.add_argument("--width", type=int, default=160, help="image width in pixels")
     parser.add_argument("--height", type=int, default=120, help="image height in pixels")
-    parser.add_argument("--dataset", default=None,
-                        help="dataset folder name (default refcoco, or grefcoco with --generalized)")
-    parser.add_argument(
-        "--split_by", nargs="+", default=["unc"], choices=sorted(SPLIT_FRACTIONS),
-        help="split schemes to write, one refs(<scheme>).p each (default unc)",
-    )
-    parser.add_argument("--max_sentences", type=int, default=3, help="expressions per object, at most")
-    parser.add_argument("--generalized", action="store_true",
-                        help="the gRefCOCO layout (grefcoco/grefs(<split_by>).json), with expressions naming no "
-                             "shape or several")
+    parser.add_argument("--generalized", action="store_true", help="the gRefCOCO layout "
+                        "(grefcoco/grefs(<split_by>).json), with expressions naming no shape or several")
     args = parser.parse_args(argv)
-    result = generate_synthetic_refer(
-        args.root, args.images_root, num_images=args.num_images, seed=args.seed,
-        image_size=(args.width, args.height), dataset=args.dataset, split_by=args.split_by,
-        max_sentences=args.max_sentences, generalized=args.generalized,
-    )
+    result = generate_synthetic_refer(args.root, args.images_root, num_images=args.num_images, seed=args.seed,
+                                      image_size=(args.width, args.height), generalized=args.generalized)
     print(f"wrote {result.num_images} images, {result.num_refs} objects, {result.num_sentences} expressions "
-          f"to {result.refer_root / result.dataset} and {result.images_root / 'train2014'}")
+          f"to {Path(args.root) / result.dataset} and {Path(args.images_root) / 'train2014'}")
 
 
 if __name__ == "__main__":

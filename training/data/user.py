@@ -2,13 +2,11 @@
 """Adapter for a dataset of one's own: any ``datasets`` dataset with an image, a mask and a text column, or a
 folder made by hand (``images/``, ``masks/`` and ``expressions.jsonl``), mapped onto the project's row format.
 
-A mask is a ``datasets.Image`` (one channel, values 0/1 or 0/255), a COCO RLE ``{size, counts}`` or COCO
-polygons (decoded as the refer reader decodes them, with the same ``mask_rule``). The text is one string or a
-list of them. ``no_target`` (optional, default False) marks an expression that names nothing: its mask must be
-empty, and only its mask may be. Ids the data lacks are synthesised: ``ref_id`` is the row's index in its split
-(in a folder: the line number in ``expressions.jsonl``), ``ann_id`` the ``ref_id``, ``image_id`` a number drawn
-from the image file's bytes (equal images share it, whatever their split), ``category_id`` 0 and ``bbox`` the
-mask's box.
+A mask is a one-channel image (0/1 or 0/255), a COCO RLE or COCO polygons (with the refer reader's
+``mask_rule``); the text one string or a list. ``no_target`` (default False) marks an expression naming
+nothing: its mask, and only its, is empty. Ids the data lacks are made: ``ref_id`` the row's index in its
+split (a folder's: the line number), ``ann_id`` the ``ref_id``, ``image_id`` from the image file's bytes
+(equal images share it), ``category_id`` 0, ``bbox`` the mask's box.
 """
 
 from __future__ import annotations
@@ -62,10 +60,9 @@ def is_expressions_folder(source: str | Path) -> bool:
 
 
 def is_user_dataset(source: str | Path) -> bool:
-    """Whether a local folder or Hub id (not raw refer, not community) is a dataset of one's own rather than the
-    project's prepared parquet: an ``expressions.jsonl`` folder, or a dataset whose card does not record the
-    ``mask_rule`` that lavt-prepare-refcoco writes there. A local folder without a card stays prepared parquet (a
-    prepared folder that lost its card is refused with that reason); name the columns to read it as one's own."""
+    """Whether a folder or Hub id (not raw refer or community) is a dataset of one's own rather than prepared
+    parquet: an ``expressions.jsonl`` folder, or a card without the ``mask_rule`` lavt-prepare-refcoco writes.
+    A local folder without a card stays prepared parquet (and is refused with that reason)."""
     path = Path(source)
     if path.is_dir():
         if is_expressions_folder(path):
@@ -74,10 +71,8 @@ def is_user_dataset(source: str | Path) -> bool:
         return readme.is_file() and "mask_rule" not in DatasetCard.load(readme).data.to_dict()
     try:
         card = DatasetCard.load(str(source), repo_type="dataset")
-    except LocalEntryNotFoundError:  # offline and not cached: leave it to the prepared reader's messages
-        return False
-    except EntryNotFoundError:  # a repository without a card is not one lavt-prepare-refcoco pushed
-        return True
+    except EntryNotFoundError as error:  # no card: not pushed by lavt-prepare-refcoco; offline, not cached:
+        return not isinstance(error, LocalEntryNotFoundError)  # leave it to the prepared reader's messages
     except OSError:
         return False
     return "mask_rule" not in card.data.to_dict()
@@ -88,25 +83,15 @@ def load_user_dataset(
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
     streaming: bool = False, **load_kwargs: Any,
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """One split of a dataset of one's own, in the project's row format.
-
-    Args:
-        source: a folder holding ``expressions.jsonl`` (with ``images/`` and ``masks/``), or anything
-            ``datasets.load_dataset`` loads (a Hub id or a local folder).
-        config_name: the ``datasets`` configuration (not used for an ``expressions.jsonl`` folder).
-        split: the split to read (a folder: the lines whose ``split`` is this).
-        image_column, mask_column, text_column: the columns to read (default ``image``, ``mask``,
-            ``sentences``); an ``expressions.jsonl`` folder has these names.
-        mask_rule: how polygons become a mask (``original`` or ``union``, as for the refer layout).
-        streaming: return an ``IterableDataset``; rows of a streamed dataset are checked as they are read,
-            a folder's before any is returned.
-        load_kwargs: passed to ``datasets.load_dataset`` (``revision``, ``token`` ...).
+    """One split of a dataset of one's own, in the project's row format: a folder holding
+    ``expressions.jsonl`` (its lines of that ``split``), or anything ``datasets.load_dataset`` loads (with
+    ``config_name`` and ``load_kwargs``); the columns and ``mask_rule`` as for :func:`load_refer_dataset`.
+    Streamed rows are checked as they are read (a folder's first).
 
     Raises:
-        ValueError: naming the row, before any work on a map-style dataset: a missing column (with the columns
-            the dataset has), a mask whose size differs from its image's, a mask that is not binary, an empty
-            mask on an expression not marked ``no_target`` (or a mask with pixels on one that is), an empty
-            expression, an unknown split (with the splits there are).
+        ValueError: naming the row, before any work on a map-style dataset: a missing column, a mask of
+            another size than its image, not binary, empty but not ``no_target`` (or not empty but
+            ``no_target``), an empty expression, an unknown split (with the splits there are).
         FileNotFoundError: an image or mask file an ``expressions.jsonl`` line names is missing.
     """
     if is_expressions_folder(source):
@@ -138,16 +123,13 @@ def rows_from_dataset(
     name_row: Callable[[int, dict], str] | None = None, *, split: str = "train", image_column: str | None = None,
     mask_column: str | None = None, text_column: str | None = None, mask_rule: str = "original",
 ) -> datasets.Dataset | datasets.IterableDataset:
-    """The rows of the project's format (``FEATURES``) of a ``datasets`` dataset with an image, a mask and
-    a text column; ``where`` names the dataset and ``name_row(index, record)`` a row in error messages.
-
-    Raises ValueError as :func:`load_user_dataset` does (a map-style dataset is checked whole here)."""
-    image_column = image_column or DEFAULT_COLUMNS["image_column"]
-    mask_column = mask_column or DEFAULT_COLUMNS["mask_column"]
-    text_column = text_column or DEFAULT_COLUMNS["text_column"]
+    """The rows (``FEATURES``) of a dataset with an image, a mask and a text column; ``where`` names it and
+    ``name_row(index, record)`` a row in the errors, those of :func:`load_user_dataset`."""
+    given = {"image_column": image_column, "mask_column": mask_column, "text_column": text_column}
+    columns = {option: given[option] or default for option, default in DEFAULT_COLUMNS.items()}
+    image_column, mask_column, text_column = columns.values()
     features = dataset.features or {}
-    for option, column in (("image_column", image_column), ("mask_column", mask_column),
-                           ("text_column", text_column)):
+    for option, column in columns.items():
         if column not in features:
             raise ValueError(f"{where} has no column {column!r} (its columns: {sorted(features)}); name the "
                              f"{option.removesuffix('_column')} column with --{option} ({option}=...)")
@@ -169,8 +151,12 @@ def rows_from_dataset(
 def _row(record: dict, index: int, split: str, name: str, image_column: str, mask_column: str,
          text_column: str, mask_rule: str) -> dict:
     image = record[image_column]
-    data = image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
-    width, height = _image_size(data, name)
+    data = _file_bytes(image)
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            width, height = opened.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"the image of {name} does not open ({error})") from error
     mask = _mask(record[mask_column], height, width, name, mask_rule)
     no_target = _no_target(record.get(NO_TARGET_COLUMN), name)
     if no_target and mask.any():
@@ -181,37 +167,23 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
                          "nothing, else fix the mask")
     ids = {key: int(record[key]) if record.get(key) is not None else None for key in ID_COLUMNS}
     ref_id = index if ids["ref_id"] is None else ids["ref_id"]
-    rle = mask_utils.encode(np.asfortranarray(mask))
     return {
-        "image": image,
-        "mask": encode_mask(mask),
-        "sentences": _texts(record[text_column], name),
-        "bbox": [float(v) for v in mask_utils.toBbox(rle)],
-        "ref_id": ref_id,
-        "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
+        "image": image, "mask": encode_mask(mask), "sentences": _texts(record[text_column], name),
+        "bbox": [float(v) for v in mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask)))],
+        "ref_id": ref_id, "ann_id": ref_id if ids["ann_id"] is None else ids["ann_id"],
         "image_id": image_number(data) if ids["image_id"] is None else ids["image_id"],
-        "category_id": ids["category_id"] or 0,
-        "split": split,
-        NO_TARGET_COLUMN: no_target,
+        "category_id": ids["category_id"] or 0, "split": split, NO_TARGET_COLUMN: no_target,
     }
 
 
-def _open(value: dict) -> Image.Image:
-    return Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"])
+def _file_bytes(value: dict) -> bytes:
+    """The file of an undecoded ``datasets.Image`` value: its bytes, or read from its path."""
+    return value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
 
 
 def image_number(data: bytes) -> int:
     """A stable id of an image file's bytes (56 bits of their SHA-256: int64, and equal files share it)."""
     return int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
-
-
-def _image_size(data: bytes, name: str) -> tuple[int, int]:
-    """(width, height) of an image file's bytes, from its header."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"the image of {name} does not open ({error})") from error
 
 
 def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.ndarray:
@@ -221,7 +193,7 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
         return segmentation_mask(value, height, width, mask_rule)
     if isinstance(value, dict):
         try:
-            with _open(value) as image:
+            with Image.open(io.BytesIO(_file_bytes(value))) as image:
                 mode, pixels = image.mode, np.asarray(image)
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(f"the mask of {name} does not open ({error})") from error
@@ -298,26 +270,20 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
 
 
 class UserSource:
-    """Every split of a dataset of one's own, loaded and checked (:func:`load_user_dataset`), offering what
-    lavt-prepare-refcoco reads of a raw refer source (``splits``, ``refs``, ``refs_of``, ``stored_rows``,
-    ``stored_image``); its stored rows hold the one text of each expression in ``sentences`` and in
-    ``sentences_sent``."""
+    """Every split of a dataset of one's own, loaded and checked, with what lavt-prepare-refcoco reads of a
+    :class:`RawRefer`."""
 
-    def __init__(self, source: str | Path, config_name: str | None = None, mask_rule: str = "original", *,
-                 image_column: str | None = None, mask_column: str | None = None, text_column: str | None = None,
-                 **load_kwargs: Any) -> None:
+    def __init__(self, source: str | Path, mask_rule: str = "original", **columns: str | None) -> None:
         if is_expressions_folder(source):
             lines = (Path(source) / EXPRESSIONS_FILE).read_text(encoding="utf-8").splitlines()
             names = {json.loads(line).get("split") for line in lines if line.strip()}
         else:
-            names = datasets.get_dataset_split_names(str(source), config_name, **load_kwargs)
-        self.rows = {split: load_user_dataset(source, config_name, split, image_column=image_column,
-                                              mask_column=mask_column, text_column=text_column,
-                                              mask_rule=mask_rule, **load_kwargs)
-                     for split in ordered_splits(names)}
+            names = datasets.get_dataset_split_names(str(source))
+        loaded = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
+                  for split in ordered_splits(names)}
+        undecoded = ImageFeature(decode=False)  # stored as the files are
+        self.rows = {split: rows.cast_column("image", undecoded) for split, rows in loaded.items()}
         self.refs = [{"image_id": i} for rows in self.rows.values() for i in rows["image_id"]]
-        self._undecoded = {split: rows.cast_column("image", ImageFeature(decode=False))
-                           for split, rows in self.rows.items()}
         self._first = {}  # image_id -> (split, index) of its first row
         for split, rows in self.rows.items():
             for index, image_id in enumerate(rows["image_id"]):
@@ -338,6 +304,6 @@ class UserSource:
     def stored_image(self, image_id: int) -> dict:
         """The image table's row of one image: its file's bytes, as they are."""
         split, index = self._first[image_id]
-        value = self._undecoded[split][index]["image"]
-        data = value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
-        return {"image_id": int(image_id), "image": {"bytes": data, "path": Path(value.get("path") or "").name}}
+        value = self.rows[split][index]["image"]
+        return {"image_id": int(image_id), "image": {"bytes": _file_bytes(value),
+                                                     "path": Path(value.get("path") or "").name}}

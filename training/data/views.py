@@ -1,16 +1,15 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """Training and evaluation views of a referring-segmentation dataset, as torch datasets: map-style over a
-``datasets.Dataset``, iterable over a streamed ``datasets.IterableDataset``.
-
-Training (docs/training.md): one item per referred object, with one of its sentences chosen uniformly from
-(seed, epoch, index) alone, so a resumed run or another worker layout sees exactly the same sentences.
-Evaluation (docs/evaluation.md, "Samples"): one item per (object, sentence) pair, all sentences of every object.
-Images and masks are decoded and resized lazily, item by item, by the project's processor.
+``datasets.Dataset``, iterable over a streamed ``datasets.IterableDataset``. Training (docs/training.md): one
+item per object, its sentence drawn from (seed, epoch, index) alone, so a resumed run or another worker layout
+sees the same sentences. Evaluation (docs/evaluation.md): one item per (object, sentence) pair. Images and
+masks are decoded and resized item by item, by the project's processor.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -34,10 +33,8 @@ def choose_sentence_index(seed: int, epoch: int, index: int, num_sentences: int)
 
 
 def open_rgb(value: dict) -> Image.Image:
-    """Decode an undecoded ``datasets.Image`` value (bytes or path) now, to an RGB PIL image.
-
-    The processor resizes an RGB PIL image as it is, with no round trip through an array.
-    """
+    """Decode an undecoded ``datasets.Image`` value (bytes or path) now, to an RGB PIL image (which the
+    processor resizes as it is, with no round trip through an array)."""
     source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]
     with Image.open(source) as image:
         image.load()  # decodes now, so that a corrupt image fails here, and closes a file opened by name
@@ -59,15 +56,19 @@ def stream_num_rows(hf_stream: IterableDataset) -> int | None:
     return found.num_examples if found is not None and found.num_examples else None
 
 
-def _undecoded_rows(hf_dataset: Dataset | IterableDataset) -> Dataset | IterableDataset:
-    """The columns a view reads, with images left as bytes/paths so that decoding happens here, once."""
-    return hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
+class _View:
+    """Shared by the views: the rows (images left as bytes/paths, so that decoding happens here, once), and a
+    row -> (RGB image, binary mask) -> processor tensors for one sentence."""
 
-
-class _Decoding:
-    """Shared decoding: a row -> (RGB image, binary mask) -> processor tensors for one sentence."""
-
-    processor: Any
+    def __init__(self, hf_dataset: Dataset | IterableDataset, processor: Any) -> None:
+        name, streamed = type(self).__name__, isinstance(self, torch.utils.data.IterableDataset)
+        if not isinstance(hf_dataset, IterableDataset if streamed else Dataset):
+            wanted = ("a datasets.IterableDataset (load with streaming=True)" if streamed else
+                      "a map-style datasets.Dataset (load without streaming=True)")
+            other = name.replace("Stream", "Dataset") if streamed else name.replace("Dataset", "Stream")
+            raise TypeError(f"{name} needs {wanted}, got {type(hf_dataset).__name__}; use {other}")
+        self.rows = hf_dataset.select_columns(_ROW_COLUMNS).cast_column("image", ImageFeature(decode=False))
+        self.processor = processor
 
     def _image_and_mask(self, row: dict) -> tuple[Image.Image, np.ndarray]:
         """The row's image and mask; an image that does not decode or does not fit its mask is an error
@@ -103,9 +104,8 @@ class _Decoding:
 
 
 def check_sample_values(item: dict[str, torch.Tensor]) -> None:
-    """The values the model's forward does not check, read here once per sample: finite pixels, labels 0 / 1 (the loss has
-    no ignore index). A processor gives other values only when it is set up wrong (a normalisation that divides by
-    zero, masks not binarised), so the error names the processor.
+    """Check what the model's forward does not, once per sample: finite pixels, labels 0 / 1 (the loss has no
+    ignore index). Other values come from a processor set up wrong (a zero image_std, masks not binarised).
 
     Raises:
         ValueError: naming the input and the processor setting to fix.
@@ -121,26 +121,22 @@ def check_sample_values(item: dict[str, torch.Tensor]) -> None:
                          "does)")
 
 
-class _ReferView(_Decoding, torch.utils.data.Dataset):
-    """A map-style view over the rows of a ``datasets.Dataset``."""
+class _Training(_View):
+    """Shared by the training views: an item's sentence is drawn from (seed, epoch, a key of its object)."""
 
-    def __init__(self, hf_dataset: Dataset, processor: Any) -> None:
-        if not isinstance(hf_dataset, Dataset):
-            raise TypeError(
-                f"views need a map-style datasets.Dataset, got {type(hf_dataset).__name__} "
-                "(load without streaming=True, or use ReferTrainStream)"
-            )
-        self.rows = _undecoded_rows(hf_dataset)
-        self.processor = processor
-
-
-class ReferTrainDataset(_ReferView):
-    """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
-
-    def __init__(self, hf_dataset: Dataset, processor: Any, seed: int = 0) -> None:
+    def __init__(self, hf_dataset: Dataset | IterableDataset, processor: Any, seed: int = 0) -> None:
         super().__init__(hf_dataset, processor)
         self.seed = int(seed)
         self.epoch = 0
+
+    def _item(self, row: dict, key: int) -> dict[str, torch.Tensor]:
+        sentence = row["sentences"][choose_sentence_index(self.seed, self.epoch, key, len(row["sentences"]))]
+        image, mask = self._image_and_mask(row)
+        return self._process(images=[image], text=[sentence], masks=[mask])
+
+
+class ReferTrainDataset(_Training, torch.utils.data.Dataset):
+    """One item per referred object; its sentence is drawn from (seed, epoch, index). Call ``set_epoch``."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -152,28 +148,17 @@ class ReferTrainDataset(_ReferView):
         return choose_sentence_index(self.seed, self.epoch, index, num_sentences)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        row = self.rows[index]
-        sentence = row["sentences"][self.sentence_index(index, len(row["sentences"]))]
-        image, mask = self._image_and_mask(row)
-        return self._process(images=[image], text=[sentence], masks=[mask])
+        return self._item(self.rows[index], index)
 
 
-class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
-    """Streamed training items: every object of the stream once per epoch, in the stream's order, its sentence
-    drawn from (seed, epoch, ref_id). Each image is decoded once per item. In DataLoader workers the stream's
-    shards are divided among them (``datasets``); ``state_dict`` / ``load_state_dict`` resume mid-epoch where
-    the stream left off. Call ``set_epoch``. ``num_rows`` (the objects the stream holds) gives the view a
-    length, so that a DataLoader over it knows its number of batches (the training schedule)."""
+class ReferTrainStream(_Training, torch.utils.data.IterableDataset):
+    """Streamed training items: every object once per epoch, in stream order, its sentence drawn from (seed,
+    epoch, ref_id); ``state_dict`` / ``load_state_dict`` resume mid-epoch. Call ``set_epoch``. ``num_rows``
+    (the objects of the stream) gives it a length, so that a DataLoader knows its number of batches."""
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, seed: int = 0, num_rows: int | None = None
                  ) -> None:
-        if not isinstance(hf_stream, IterableDataset):
-            raise TypeError(f"ReferTrainStream needs a datasets.IterableDataset (load with streaming=True), got "
-                            f"{type(hf_stream).__name__}; use ReferTrainDataset for a map-style one")
-        self.rows = _undecoded_rows(hf_stream)
-        self.processor = processor
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(hf_stream, processor, seed)
         self.num_rows = num_rows
 
     def __len__(self) -> int:
@@ -194,13 +179,10 @@ class ReferTrainStream(_Decoding, torch.utils.data.IterableDataset):
 
     def __iter__(self):
         for row in self.rows:
-            sentences = row["sentences"]
-            sentence = sentences[choose_sentence_index(self.seed, self.epoch, row["ref_id"], len(sentences))]
-            image, mask = self._image_and_mask(row)
-            yield self._process(images=[image], text=[sentence], masks=[mask])
+            yield self._item(row, row["ref_id"])
 
 
-class _EvalPairs(_Decoding):
+class _EvalPairs(_View):
     """Shared by both evaluation views: an object's image-side tensors, computed once for all its sentences,
     and the item of one (object, sentence) pair."""
 
@@ -218,21 +200,15 @@ class _EvalPairs(_Decoding):
 
     def _pair_item(self, items: dict[str, Any], sentence: str, sample_id: int, sentence_index: int
                    ) -> dict[str, torch.Tensor]:
-        return {
-            **items,
-            **self._process(text=[sentence]),
-            "sample_id": torch.tensor(sample_id, dtype=torch.int64),
-            "sentence_index": torch.tensor(sentence_index, dtype=torch.int64),
-        }
+        return {**items, **self._process(text=[sentence]),
+                "sample_id": torch.tensor(sample_id, dtype=torch.int64),
+                "sentence_index": torch.tensor(sentence_index, dtype=torch.int64)}
 
 
-class ReferEvalDataset(_EvalPairs, _ReferView):
+class ReferEvalDataset(_EvalPairs, torch.utils.data.Dataset):
     """One item per (object, sentence) pair, objects in dataset order and their sentences in order.
-
-    Consecutive pairs share an object, so the last object's resized image and labels are kept and only the
-    sentence is tokenized anew. ``return_original_mask`` adds the mask at the original image size, for the
-    original-resolution protocol.
-    """
+    Consecutive pairs share an object, so its image-side tensors are kept for the next.
+    ``return_original_mask`` adds the mask at the original image size (the original-resolution protocol)."""
 
     def __init__(self, hf_dataset: Dataset, processor: Any, return_original_mask: bool = False) -> None:
         super().__init__(hf_dataset, processor)
@@ -241,23 +217,18 @@ class ReferEvalDataset(_EvalPairs, _ReferView):
         self.pair_row = np.repeat(np.arange(len(counts)), counts)
         self.pair_sentence = np.arange(len(self.pair_row)) - np.repeat(np.cumsum(counts) - counts, counts)
         self._cached_row: int | None = None
-        self._cached: dict[str, Any] = {}
+        self._cached: tuple[dict[str, Any], list[str]] = ({}, [])
 
     def __len__(self) -> int:
         return len(self.pair_row)
 
-    def _row_items(self, row_index: int) -> dict[str, Any]:
-        """Image-side tensors of one object, computed once for all of its sentences."""
-        if row_index != self._cached_row:
-            row = self.rows[row_index]
-            self._cached_row, self._cached = row_index, {"items": self._object_items(row),
-                                                         "sentences": row["sentences"]}
-        return self._cached
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         row_index, sentence_index = int(self.pair_row[index]), int(self.pair_sentence[index])
-        cached = self._row_items(row_index)
-        return self._pair_item(cached["items"], cached["sentences"][sentence_index], index, sentence_index)
+        if row_index != self._cached_row:
+            row = self.rows[row_index]
+            self._cached_row, self._cached = row_index, (self._object_items(row), row["sentences"])
+        items, sentences = self._cached
+        return self._pair_item(items, sentences[sentence_index], index, sentence_index)
 
     def pairs(self) -> list[tuple[int, int, str]]:
         """(ref_id, sentence_index, sentence) of every item, by sample id."""
@@ -270,60 +241,46 @@ class ReferEvalDataset(_EvalPairs, _ReferView):
 
 
 class ReferEvalStream(_EvalPairs, torch.utils.data.IterableDataset):
-    """Streamed evaluation items: the items of :class:`ReferEvalDataset` over the same rows, in the same order
-    with the same sample ids (every (object, sentence) pair once), each image decoded once per object.
-
-    Sample ids count the pairs in stream order, so the stream must be read in order by one reader: a DataLoader
-    over it takes at most one worker (``num_workers`` 0 or 1). ``max_samples`` stops after that many pairs.
-    """
+    """Streamed evaluation items: those of :class:`ReferEvalDataset` over the same rows, with the same sample
+    ids, which count the pairs in stream order: a DataLoader over it takes at most one worker.
+    ``max_samples`` stops after that many pairs."""
 
     def __init__(self, hf_stream: IterableDataset, processor: Any, return_original_mask: bool = False,
                  max_samples: int | None = None) -> None:
-        if not isinstance(hf_stream, IterableDataset):
-            raise TypeError(f"ReferEvalStream needs a datasets.IterableDataset (load with streaming=True), got "
-                            f"{type(hf_stream).__name__}; use ReferEvalDataset for a map-style one")
-        self.rows = _undecoded_rows(hf_stream)
-        self.processor = processor
+        super().__init__(hf_stream, processor)
         self.return_original_mask = return_original_mask
         self.max_samples = max_samples
 
-    def _objects(self, rows: IterableDataset) -> Iterator[tuple[dict, int]]:
-        """(row, sample id of its first pair), cut at ``max_samples`` pairs."""
-        first = 0
+    def _objects(self, rows: IterableDataset) -> Iterator[tuple[dict, list[tuple[int, int, str]]]]:
+        """Each row with its (sample id, sentence index, sentence) pairs, cut at ``max_samples`` pairs."""
+        first, limit = 0, math.inf if self.max_samples is None else self.max_samples
         for row in rows:
-            if self.max_samples is not None and first >= self.max_samples:
+            if first >= limit:
                 return
-            yield row, first
+            yield row, [(first + j, j, s) for j, s in enumerate(row["sentences"]) if first + j < limit]
             first += len(row["sentences"])
-
-    def _sentences(self, row: dict, first: int) -> Iterator[tuple[int, int, str]]:
-        """(sample id, sentence index, sentence) of the row's pairs within ``max_samples``."""
-        for index, sentence in enumerate(row["sentences"]):
-            if self.max_samples is None or first + index < self.max_samples:
-                yield first + index, index, sentence
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         worker = torch.utils.data.get_worker_info()
         if worker is not None and worker.num_workers > 1:
             raise ValueError("ReferEvalStream numbers its pairs in stream order: read it with at most one "
                              f"DataLoader worker, not {worker.num_workers}")
-        for row, first in self._objects(self.rows):
+        for row, pairs in self._objects(self.rows):
             items = self._object_items(row)
-            for sample_id, index, sentence in self._sentences(row, first):
+            for sample_id, index, sentence in pairs:
                 yield self._pair_item(items, sentence, sample_id, index)
 
     def pairs(self) -> list[tuple[int, int, str]]:
         """(ref_id, sentence_index, sentence) of every item, by sample id (a pass over the annotations)."""
         rows = self.rows.select_columns(["ref_id", "sentences"])
-        return [(int(row["ref_id"]), index, sentence) for row, first in self._objects(rows)
-                for _, index, sentence in self._sentences(row, first)]
+        return [(int(row["ref_id"]), j, s) for row, pairs in self._objects(rows) for _, j, s in pairs]
 
     def samples(self, sample_ids: Sequence[int]) -> dict[int, tuple[dict[str, torch.Tensor], dict]]:
         """sample id -> (its item, its object's row with the image undecoded): one pass over the stream that
         decodes only the objects of the wanted samples."""
         wanted, found = {int(i) for i in sample_ids}, {}
-        for row, first in self._objects(self.rows):
-            chosen = [(i, j, s) for i, j, s in self._sentences(row, first) if i in wanted]
+        for row, pairs in self._objects(self.rows):
+            chosen = [(i, j, s) for i, j, s in pairs if i in wanted]
             if chosen:
                 items = self._object_items(row)
                 found.update({i: (self._pair_item(items, s, i, j), row) for i, j, s in chosen})
