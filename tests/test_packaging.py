@@ -202,8 +202,9 @@ def test_the_onnx_model_class_without_onnx_runtime_says_what_to_install(without_
 def test_the_editable_install_is_quiet(tmp_path):
     (line,) = [line for line in (REPO_ROOT / "Makefile").read_text().splitlines() if " -e " in line]
     quiet = [word for word in line.split() if word.startswith("-q")]
-    process = subprocess.run([sys.executable, "-m", "pip", "install", *quiet, "--no-deps", "--no-build-isolation",
-                              "--prefix", str(tmp_path), "-e", str(REPO_ROOT)], capture_output=True, text=True,
-                             timeout=600)
+    # --ignore-installed: without it pip would first uninstall this venv's own editable install
+    process = subprocess.run([sys.executable, "-m", "pip", "install", *quiet, "--ignore-installed", "--no-deps",
+                              "--no-build-isolation", "--prefix", str(tmp_path), "-e", str(REPO_ROOT)],
+                             capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]
     assert process.stderr == "", process.stderr[-3000:]  # `make setup` shows a newcomer a quiet first screen
