@@ -3,6 +3,7 @@
 dataset with named columns become rows of the project's format, checked at the door, and train and evaluate."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -380,3 +381,17 @@ def test_a_local_folder_is_read_as_ones_own_by_its_card(tmp_path):
     (local / "README.md").write_text("---\nlicense: mit\n---\n# Mine\n")
     assert detect_layout(local) == "user"
     assert load_refer_dataset(local, cache_dir=str(tmp_path / "cache"))["sentences"] == [["the box"]]
+
+
+def test_prepare_names_a_malformed_expressions_line(folder, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    with (broken / "expressions.jsonl").open("a") as file:
+        file.write('{"image": "a.png",\n')
+    with pytest.raises(SystemExit) as exited:
+        prepare_refcoco.main(["--dataset", str(broken), "--output_dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lavt-prepare-refcoco: error: ")
+    assert f"of {broken}/expressions.jsonl is not valid JSON" in err[-1]
+    assert not (tmp_path / "out").exists()

@@ -234,11 +234,8 @@ def _texts(value: Any, name: str) -> list[str]:
     return texts
 
 
-def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, Callable[[int, dict], str]]:
-    """The lines of one split of an ``expressions.jsonl`` folder as a dataset of images and masks by path,
-    with its description and how to name its rows (by line)."""
-    path = folder / EXPRESSIONS_FILE
-    records, splits = [], set()
+def _expression_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, entry) of each non-blank line of an ``expressions.jsonl``, each checked for its keys."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -250,6 +247,15 @@ def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, 
                    or key not in entry]
         if missing:
             raise ValueError(f"line {number} of {path} lacks {missing}; {FOLDER_LAYOUT}")
+        yield number, entry
+
+
+def _read_expressions(folder: Path, split: str) -> tuple[datasets.Dataset, str, Callable[[int, dict], str]]:
+    """The lines of one split of an ``expressions.jsonl`` folder as a dataset of images and masks by path,
+    with its description and how to name its rows (by line)."""
+    path = folder / EXPRESSIONS_FILE
+    records, splits = [], set()
+    for number, entry in _expression_lines(path):
         splits.add(entry["split"])
         if entry["split"] != split:
             continue
@@ -275,8 +281,7 @@ class UserSource:
 
     def __init__(self, source: str | Path, mask_rule: str = "original", **columns: str | None) -> None:
         if is_expressions_folder(source):
-            lines = (Path(source) / EXPRESSIONS_FILE).read_text(encoding="utf-8").splitlines()
-            names = {json.loads(line).get("split") for line in lines if line.strip()}
+            names = {entry["split"] for _, entry in _expression_lines(Path(source) / EXPRESSIONS_FILE)}
         else:
             names = datasets.get_dataset_split_names(str(source))
         loaded = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
