@@ -15,16 +15,9 @@ _SWIN_SIZES = {
     "base": (128, (2, 2, 18, 2), (4, 8, 16, 32)),
     "large": (192, (2, 2, 18, 2), (6, 12, 24, 48)),
 }
-# The timm ImageNet weights each preset starts from in real training.
-_TIMM_WEIGHTS = {
-    ("tiny", 7): "swin_tiny_patch4_window7_224.ms_in1k",
-    ("small", 7): "swin_small_patch4_window7_224.ms_in1k",
-    ("base", 7): "swin_base_patch4_window7_224.ms_in22k",
-    ("base", 12): "swin_base_patch4_window12_384.ms_in22k",
-    ("large", 7): "swin_large_patch4_window7_224.ms_in22k",
-    ("large", 12): "swin_large_patch4_window12_384.ms_in22k",
-}
-PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in _TIMM_WEIGHTS}
+# The original factory's (Swin size, window) pairs.
+PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in
+           (("tiny", 7), ("small", 7), ("base", 7), ("base", 12), ("large", 7), ("large", 12))}
 
 
 def _drop_pipelines_served_by_this_package(kwargs: dict) -> None:
@@ -143,13 +136,6 @@ class LavtConfig(PreTrainedConfig):
         embed_dim, depths, heads = _SWIN_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depths": list(depths), "num_heads": list(heads), "window_size": window,
                       **kwargs})
-
-    @staticmethod
-    def timm_backbone_name(name: str) -> str:
-        """The timm model whose ImageNet weights a preset starts from; ValueError for a name not in `PRESETS`."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
-        return _TIMM_WEIGHTS[PRESETS[name]]
 
 
 __all__ = ["LavtConfig", "PRESETS"]

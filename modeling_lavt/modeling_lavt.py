@@ -23,7 +23,7 @@ from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
 from .precision import check_stored_weights_autocast, stored_weights_dtype
 from .resize import upsample_logits
-from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
+from .validation import CheckedLoadingMixin
 
 
 @dataclass
@@ -530,7 +530,8 @@ class LavtModel(LavtPreTrainedModel):
         """
         if check_inputs:
             self.check_inputs(pixel_values, input_ids, attention_mask, None)
-        pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
+        if not torch.is_autocast_enabled(pixel_values.device.type):  # else autocast picks the compute dtype
+            pixel_values = pixel_values.to(self.dtype)  # e.g. float64 images for a float32 model
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states

@@ -30,14 +30,6 @@ _PATCH_EMBEDDING = "patch_embed.projection.weight"
 _LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
-def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model: the first
-    convolution would fail on mixed dtypes), unless autocast picks the compute dtype."""
-    if pixel_values.dtype == dtype or torch.is_autocast_enabled(pixel_values.device.type):
-        return pixel_values
-    return pixel_values.to(dtype)
-
-
 def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, int]] | None:
     """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample.
 
@@ -165,9 +157,8 @@ def check_model_location(name: str | os.PathLike) -> None:
     folder ... not found" (huggingface_hub would only say "Repo id must be in the form ...")."""
     if not isinstance(name, str | os.PathLike) or os.path.exists(name) or is_hub_repo_id(name):
         return
-    raise FileNotFoundError(
-        f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a Hub repo id); check the path"
-    )
+    raise FileNotFoundError(f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a "
+                            "Hub repo id); check the path")
 
 
 def _holds_any(folder: str | os.PathLike, names: Iterable[str]) -> bool:
@@ -390,4 +381,4 @@ class CheckedLoadingMixin:
 __all__ = ["CheckedLoadingMixin", "check_finite_weights", "check_model_location", "check_processor_files",
            "check_probability_threshold", "check_referring_expressions", "check_target_sizes",
            "check_text_argument", "check_tokenizer_fits", "is_finite", "is_hub_repo_id", "load_image_url",
-           "model_shapes", "pixel_values_in_model_dtype"]
+           "model_shapes"]
