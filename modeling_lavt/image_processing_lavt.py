@@ -116,7 +116,7 @@ class LavtImageProcessor(BaseImageProcessor):
                              "per image")
         labels = np.empty((len(mask_list), size["height"], size["width"]), dtype=np.int64)
         for index, (mask, image_size) in enumerate(zip(mask_list, original_sizes)):
-            binary = _binary_mask(mask)
+            binary = binary_mask(mask)
             if binary.shape != tuple(image_size):
                 raise ValueError(f"Mask {index} has size {binary.shape} (h, w) but its image has size "
                                  f"{tuple(image_size)}")
@@ -424,7 +424,7 @@ def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return planes
 
 
-def _binary_mask(mask: MaskLike) -> np.ndarray:
+def binary_mask(mask: MaskLike) -> np.ndarray:
     """A mask of any supported type -> (H, W) uint8 0 / 1 (nonzero is the referred object)."""
     if isinstance(mask, Image.Image):
         mask = np.asarray(mask)

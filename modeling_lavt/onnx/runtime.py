@@ -105,12 +105,8 @@ class LavtOnnxForReferringSegmentation:
             attention_mask = torch.ones_like(input_ids)
         check_input_shapes(f"the ONNX model in {self.path}", pixel_values, input_ids, attention_mask,
                            self.config.num_channels, self.export_info)
-        feed = {
-            "pixel_values": pixel_values.detach().float().cpu().numpy(),
-            "input_ids": input_ids.detach().long().cpu().numpy(),
-            "attention_mask": attention_mask.detach().long().cpu().numpy(),
-        }
-        (logits,) = self.session.run(None, feed)
+        tensors = zip(INPUT_NAMES, (pixel_values.float(), input_ids.long(), attention_mask.long()))
+        (logits,) = self.session.run(None, {name: tensor.detach().cpu().numpy() for name, tensor in tensors})
         return LavtReferringSegmentationOutput(logits=torch.from_numpy(np.ascontiguousarray(logits)))
 
     forward = __call__

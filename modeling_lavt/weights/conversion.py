@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from ..configuration_lavt import _SWIN_SIZES, LavtConfig
+from ..modeling_lavt import LavtForReferringSegmentation
 from ..validation import check_finite_weights
 
 # Swin keys of a stage, the same in LAVT's backbone, Microsoft's Swin checkpoints and ours.
@@ -328,9 +331,6 @@ def _first_line(err: Exception) -> str:
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors; a damaged file is an `UnsupportedCheckpointError` naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         return load_file(path)
     except SafetensorError as err:
@@ -359,8 +359,6 @@ def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tens
     Raises `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture or contradict the
     settings, and ValueError (naming them) when they hold NaN / inf.
     """
-    from ..modeling_lavt import LavtForReferringSegmentation
-
     if not text:
         raise UnsupportedCheckpointError("the checkpoint has no text encoder weights ('bert_model')")
     text_config = {**text_config_from_state_dict(text), **(text_config or {})}
