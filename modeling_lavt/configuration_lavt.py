@@ -114,8 +114,7 @@ class LavtConfig(PreTrainedConfig):
         if not (len(self.depths) == len(self.num_heads) == len(self.fusion_num_heads) == 4):
             raise ValueError(
                 "LAVT has 4 stages: depths, num_heads and fusion_num_heads need 4 entries each, got "
-                f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}"
-            )
+                f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}")
         for i, (heads, width) in enumerate(zip(self.fusion_num_heads, self.stage_widths)):
             if width % heads:
                 raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {width}")

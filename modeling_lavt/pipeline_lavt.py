@@ -87,9 +87,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
         check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
         images = list(image) if isinstance(image, list | tuple) else [image]
         pairs = [{"image": img, "text": expression} for img, expression in pair_images_with_texts(images, texts)]
-        if isinstance(text, str) and not isinstance(image, list | tuple):
-            return super().__call__(pairs[0], **kwargs)
-        return super().__call__(pairs, **kwargs)
+        one = isinstance(text, str) and not isinstance(image, list | tuple)
+        return super().__call__(pairs[0] if one else pairs, **kwargs)
 
     def _sanitize_parameters(self, threshold: float | None = None, presence_threshold: float | None = None,
                              split_parts: bool | None = None, return_list: bool | None = None,
@@ -100,12 +99,10 @@ class ReferringImageSegmentationPipeline(Pipeline):
         check_probability_threshold("threshold", threshold)
         check_probability_threshold("presence_threshold", presence_threshold)
         preprocess_params = {} if timeout is None else {"timeout": timeout}
+        forward_params = {} if return_word_maps is None else {"return_word_maps": return_word_maps}
         options = {"threshold": threshold, "presence_threshold": presence_threshold, "split_parts": split_parts,
-                   "return_list": return_list, "return_probabilities": return_probabilities}
-        postprocess_params: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
-        forward_params = {}
-        if return_word_maps is not None:
-            forward_params["return_word_maps"] = postprocess_params["return_word_maps"] = return_word_maps
+                   "return_list": return_list, "return_probabilities": return_probabilities, **forward_params}
+        postprocess_params = {key: value for key, value in options.items() if value is not None}
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, torch.Tensor]:

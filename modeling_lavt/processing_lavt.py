@@ -150,8 +150,7 @@ class LavtProcessor(ProcessorMixin):
         if unknown:
             raise ValueError(
                 f"LavtProcessor got unknown keyword argument(s) {unknown}: text options are {list(TEXT_OPTIONS)}, "
-                f"image options are {image_options}"
-            )
+                f"image options are {image_options}")
         text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
         return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
@@ -175,8 +174,7 @@ class LavtProcessor(ProcessorMixin):
         else:
             raise ValueError(
                 f"Got {len(mask_list)} masks for {num_rows} (image, expression) rows and {len(image_sizes)} "
-                "images; give one mask per row or one per image"
-            )
+                "images; give one mask per row or one per image")
         return rows
 
 
@@ -208,8 +206,7 @@ def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[
         return list(zip(images, texts))
     raise ValueError(
         f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for all "
-        "expressions, or one image per expression"
-    )
+        "expressions, or one image per expression")
 
 
 __all__ = ["LavtProcessor", "TRUNCATION_MODES"]

@@ -43,8 +43,7 @@ def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, in
     if len(sizes) == 2 and all(isinstance(v, int | float) for v in sizes):
         raise ValueError(
             f"target_sizes must hold one (height, width) pair per sample, got the single pair {tuple(sizes)} for "
-            f"a batch of {batch_size}; pass [{tuple(sizes)}] * {batch_size}"
-        )
+            f"a batch of {batch_size}; pass [{tuple(sizes)}] * {batch_size}")
     if len(sizes) != batch_size:
         raise ValueError(f"Got {len(sizes)} target sizes for a batch of {batch_size} logits")
     pairs = []
@@ -71,8 +70,7 @@ def check_text_argument(text: Any) -> None:
     if isinstance(text, bytes | bytearray) or not isinstance(text, Iterable):
         raise ValueError(
             f"text must be a referring expression (a string) or a list of them, got {type(text).__name__}: "
-            f"{text!r}"
-        )
+            f"{text!r}")
 
 
 def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> None:
@@ -92,8 +90,7 @@ def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> 
         if not pieces:
             raise ValueError(
                 f"Referring expression {index} is empty after tokenization: {expression!r} holds no word the "
-                "tokenizer keeps"
-            )
+                "tokenizer keeps")
 
 
 def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
@@ -104,8 +101,7 @@ def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
         raise ValueError(
             f"The tokenizer has {size} entries but the model's text encoder knows {vocabulary} "
             "(text_config.vocab_size): its ids beyond that have no embedding; use the tokenizer the model was "
-            "trained with (the LavtProcessor saved beside it)"
-        )
+            "trained with (the LavtProcessor saved beside it)")
 
 
 def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
@@ -121,13 +117,11 @@ def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
     except httpx.HTTPStatusError as error:
         raise ValueError(
             f"Cannot download the image {url}: the server answered {error.response.status_code} "
-            f"{error.response.reason_phrase}"
-        ) from error
+            f"{error.response.reason_phrase}") from error
     except httpx.HTTPError as error:
         raise ValueError(
             f"Cannot download the image {url}: {type(error).__name__}: {error} (check the address and the "
-            "network)"
-        ) from error
+            "network)") from error
     try:
         image = Image.open(io.BytesIO(response.content))
         image.load()
@@ -200,8 +194,7 @@ def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.P
     if bad:
         raise ValueError(
             f"{source}: {len(bad)} weight tensors hold NaN or inf values ({_key_list(bad)}); the training run that "
-            "wrote them diverged or the file is damaged: use an earlier checkpoint"
-        )
+            "wrote them diverged or the file is damaged: use an earlier checkpoint")
 
 
 def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
@@ -227,8 +220,7 @@ def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
         except (SafetensorError, OSError) as error:
             raise OSError(
                 f"{file} is not a readable safetensors file ({error}): it is truncated or corrupt; save or download "
-                "it again"
-            ) from error
+                "it again") from error
     return shapes
 
 
@@ -275,21 +267,18 @@ def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Ite
                 f"{source} holds weights trained with window size {_table_window(saved_shape)}, but window size "
                 f"{_table_window(model_shape)} was requested (config.json, window_size= or config=); load it with "
                 "its own window size (to move a Swin backbone to another window, use "
-                "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)"
-            )
+                "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)")
     for key, saved_shape, model_shape in mismatched:
         if key.endswith(_PATCH_EMBEDDING):
             raise ValueError(
                 f"{source}: config.json says embed_dim {model_shape[0]} but the weights have width {saved_shape[0]} "
-                f"({key}); use the config.json saved with these weights"
-            )
+                f"({key}); use the config.json saved with these weights")
     if mismatched:
         key, saved_shape, model_shape = mismatched[0]
         raise ValueError(
             f"{source}: config.json does not fit the weights: {len(mismatched)} tensors have other shapes, e.g. "
             f"{key} is {tuple(saved_shape)} in the weights but {tuple(model_shape)} in the model config.json "
-            "describes; use the config.json saved with these weights"
-        )
+            "describes; use the config.json saved with these weights")
     problems = [
         f"{len(keys)} weights of the model are {what} ({_key_list(keys)})"
         for keys, what in ((list(missing), "missing from the checkpoint"),
@@ -300,8 +289,7 @@ def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Ite
         raise ValueError(
             f"{source} does not match its configuration: {'; '.join(problems)}. Check that config.json (depths, "
             "widths, text encoder) belongs to these weights; pass strict=False to load anyway with missing weights "
-            "initialised at random"
-        )
+            "initialised at random")
 
 
 def _table_window(shape: Sequence[int]) -> int:
@@ -359,10 +347,9 @@ class CheckedLoadingMixin:
                 raise FileNotFoundError(
                     f"Model folder {source} holds no weights (model.safetensors); give a folder written by "
                     "save_pretrained, lavt-train or lavt-convert (an original LAVT checkpoint needs lavt-convert"
-                    " first)"
-                )
-            remapped = _REMAPPED_LOADING & kwargs.keys()
-            shapes = {} if remapped else _checkpoint_shapes(os.path.join(source, subfolder))
+                    " first)")
+            folder = os.path.join(source, subfolder)
+            shapes = {} if _REMAPPED_LOADING & kwargs.keys() else _checkpoint_shapes(folder)
             if shapes:
                 check_checkpoint_fits(cls, _loading_config(cls, source, kwargs), shapes, source, strict)
         try:
@@ -371,8 +358,7 @@ class CheckedLoadingMixin:
         except SafetensorError as error:  # a damaged file downloaded from the Hub
             raise OSError(
                 f"A weight file of {source} is not a readable safetensors file ({error}): it is truncated or corrupt; "
-                "download it again (force_download=True)"
-            ) from error
+                "download it again (force_download=True)") from error
         refuse_unfit_checkpoint(source, info["missing_keys"], info["unexpected_keys"], [], strict)
         check_finite_weights(model.state_dict(), source)
         return (model, info) if output_loading_info else model

@@ -111,10 +111,9 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
             f"the processor pads text to {settings['text_length']} tokens but the model reads "
             f"max_text_length={model.config.max_text_length}; save the processor with max_length="
             f"{model.config.max_text_length}")
-    calibration_inputs = None
-    if method == "static":  # the calibration set's faults before the minutes of tracing
-        calibration_inputs = calibration_set(processor, settings, model.config.num_channels, calibration,
-                                             calibration_size)
+    # The calibration set's faults before the minutes of tracing.
+    calibration_inputs = calibration_set(processor, settings, model.config.num_channels, calibration,
+                                         calibration_size) if method == "static" else None
     inputs = example_inputs(model.config, settings)
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
@@ -223,13 +222,11 @@ def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: s
                             "float32_ops": "everything else (convolutions)"}
         else:
             inputs, origin = calibration
+            feeds = ({name: sample[name].numpy() for name in INPUT_NAMES} for sample in inputs)
 
             class Feeds(CalibrationDataReader):
-                def __init__(self):
-                    self._feeds = ({name: sample[name].numpy() for name in INPUT_NAMES} for sample in inputs)
-
                 def get_next(self) -> dict[str, Any] | None:
-                    return next(self._feeds, None)
+                    return next(feeds, None)
 
             prepared = Path(scratch) / "prepared.onnx"
             # Symbolic shape inference is for symbolic dimensions other than the batch; ONNX's own suffices.
