@@ -140,8 +140,7 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin
-    block")."""
+    """Window self-attention with a learned relative position bias (docs/model.md, "Swin block")."""
 
     is_causal = False
 
