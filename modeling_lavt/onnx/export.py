@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..configuration_lavt import LavtConfig
+from ..processing_lavt import LavtProcessor
 from ..validation import check_finite_weights
 from .calibration import calibration_set
 from .folder import (
@@ -33,6 +35,7 @@ from .folder import (
     read_export_info,
     write_export_info,
 )
+from .runtime import LavtOnnxForReferringSegmentation
 
 # Largest |exported - eager| logit difference accepted from a float32 export (the project's float32 tolerance).
 FLOAT32_TOLERANCE = 1e-4
@@ -178,9 +181,6 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     Raises FileExistsError when `output_dir` exists; FileNotFoundError / ValueError for a bad calibration set;
     ValueError when `float_dir` is not a float32 export, for an unknown `method`, or calibration options with
     dynamic quantization."""
-    from ..configuration_lavt import LavtConfig
-    from ..processing_lavt import LavtProcessor
-
     float_dir, output_dir = Path(float_dir), Path(output_dir)
     _require_new_folder(output_dir)
     method = _quantization_method(method, calibration, calibration_size)
@@ -189,11 +189,9 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     info = read_export_info(float_dir)
     if info["quantization"] is not None:
         raise ValueError(f"{float_dir} is already quantized ({info['dtype']}); quantize a float32 export")
-    calibration_inputs = None
-    if method == "static":
-        calibration_inputs = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
-                                             LavtConfig.from_pretrained(float_dir).num_channels, calibration,
-                                             calibration_size)
+    calibration_inputs = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
+                                         LavtConfig.from_pretrained(float_dir).num_channels, calibration,
+                                         calibration_size) if method == "static" else None
     return _quantize(float_dir, output_dir, info, method, calibration_inputs)
 
 
@@ -250,8 +248,6 @@ def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], ex
                          tolerance: float = FLOAT32_TOLERANCE) -> float:
     """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`; returns it. Raises
     ValueError for a quantized export (compare masks instead) and RuntimeError above `tolerance`."""
-    from .runtime import LavtOnnxForReferringSegmentation
-
     info = read_export_info(folder)
     if info["quantization"] is not None:
         raise ValueError(
