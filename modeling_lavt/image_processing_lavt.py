@@ -37,16 +37,9 @@ class LavtImageProcessorKwargs(ImagesKwargs, total=False):
 
 
 class LavtImageProcessor(BaseImageProcessor):
-    r"""
-    Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks").
-
-    Args:
-        size (`dict[str, int]`, *optional*, defaults to `{"height": 480, "width": 480}`): model input size.
-        resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`).
-        image_mean, image_std (`tuple[float, float, float]`, *optional*, default to ImageNet's).
-        apply_exif_orientation (`bool`, *optional*, defaults to `True`): `False` reads the raw pixel layout,
-            as the original does and as COCO's annotations need.
-    """
+    """Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks") to the model
+    input `size` (480x480 by default). `apply_exif_orientation=False` reads the raw pixel layout, as the
+    original does and as COCO's annotations need."""
 
     model_input_names = ["pixel_values"]
     valid_kwargs = LavtImageProcessorKwargs

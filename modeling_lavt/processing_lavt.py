@@ -22,18 +22,11 @@ TEXT_OPTIONS = ("max_length", "truncation_mode", "padding", "truncation")
 
 
 class LavtProcessor(ProcessorMixin):
-    r"""
-    Wraps a [`LavtImageProcessor`] and a BERT tokenizer into one processor.
-
-    Args:
-        image_processor ([`LavtImageProcessor`]): the image processor.
-        tokenizer ([`PreTrainedTokenizerBase`]): a BERT-family tokenizer (bert-base-uncased for the released
-            models); its `padding_side` and `truncation_side` are set to `"right"`, what the model reads.
-        max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
-        truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
-            `max_length`, as the original (docs/model.md, "Text side"): a long expression loses its [SEP];
-            `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does.
-    """
+    """A [`LavtImageProcessor`] and a BERT-family tokenizer (bert-base-uncased for the released models; its
+    `padding_side` and `truncation_side` are set to "right", what the model reads) in one processor.
+    `max_length`: token positions per expression, as in the original. `truncation_mode="original"` cuts the
+    encoded ids at `max_length` as the original does (docs/model.md, "Text side"): a long expression loses its
+    [SEP]; `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does."""
 
     model_input_names = ["pixel_values", "input_ids", "attention_mask"]
 

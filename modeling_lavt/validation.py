@@ -31,12 +31,8 @@ _LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
 def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, int]] | None:
-    """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample.
-
-    Raises:
-        ValueError: a bare `(h, w)` pair, another count than the batch size, an entry that is not a pair of
-            integers, or a side that is not positive.
-    """
+    """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample; ValueError
+    for a bare `(h, w)` pair, another count than the batch size, or an entry that is not such a pair."""
     if target_sizes is None:
         return None
     sizes = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else list(target_sizes)
@@ -75,11 +71,8 @@ def check_text_argument(text: Any) -> None:
 
 def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> None:
     """Every expression must be a string with at least one word piece (without a tokenizer: non-blank); a
-    blank one, or one of characters the tokenizer drops ("\\u200b"), would still get a mask.
-
-    Raises:
-        ValueError: "Referring expression {index} is empty ...", index = position in `texts`.
-    """
+    blank one, or one of characters the tokenizer drops ("\\u200b"), would still get a mask. ValueError
+    "Referring expression {index} is empty ...", index = position in `texts`."""
     for index, expression in enumerate(texts):
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError(f"Referring expression {index} is empty or not a string: {expression!r}")
@@ -105,12 +98,8 @@ def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
 
 
 def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
-    """Download and decode the image at an http(s) `url`.
-
-    Raises:
-        ValueError: naming the URL and the cause: the server's answer (e.g. 404 Not Found), a host that does not
-            resolve or answer, a timeout, or content that is not an image.
-    """
+    """Download and decode the image at an http(s) `url`; ValueError naming the URL and the cause: the
+    server's answer (e.g. 404 Not Found), a host that does not resolve or answer, a timeout, or no image."""
     try:
         response = httpx.get(url, timeout=timeout, follow_redirects=True)
         response.raise_for_status()
@@ -199,11 +188,8 @@ def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.P
 
 def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor in the safetensors weights `from_pretrained` reads from a local folder
-    (model.safetensors, or the shards its index names), from the headers alone; {} without them.
-
-    Raises:
-        OSError: "<file> is not a readable safetensors file ...: it is truncated or corrupt".
-    """
+    (model.safetensors, or the shards its index names), from the headers alone; {} without them. OSError for
+    a truncated or corrupt file."""
     files = [os.path.join(folder, SAFE_WEIGHTS_NAME)]
     index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
     if not os.path.isfile(files[0]):
