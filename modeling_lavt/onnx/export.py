@@ -65,12 +65,10 @@ class _LogitsOnly(nn.Module):
         return self.model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH
-                   ) -> dict[str, torch.Tensor]:
+def example_inputs(config: Any, settings: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Random inputs of the export's shapes: (batch, C, H, W) pixels, (batch, T) ids, masks of varied lengths."""
     generator = torch.Generator().manual_seed(0)
-    height, width = settings["image_size"]
-    tokens = settings["text_length"]
+    (height, width), tokens, batch = settings["image_size"], settings["text_length"], EXAMPLE_BATCH
     lengths = torch.randint(2, tokens + 1, (batch, 1), generator=generator)
     return {
         "pixel_values": torch.randn(batch, config.num_channels, height, width, generator=generator),
@@ -244,11 +242,11 @@ def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: s
     return output_dir
 
 
-def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor,
-                         tolerance: float = FLOAT32_TOLERANCE) -> float:
+def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor
+                         ) -> float:
     """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`; returns it. Raises
-    ValueError for a quantized export (compare masks instead) and RuntimeError above `tolerance`."""
-    info = read_export_info(folder)
+    ValueError for a quantized export (compare masks instead) and RuntimeError above `FLOAT32_TOLERANCE`."""
+    info, tolerance = read_export_info(folder), FLOAT32_TOLERANCE
     if info["quantization"] is not None:
         raise ValueError(
             f"{folder} holds an {info['dtype'].upper()} model; float32 parity within {tolerance} cannot be asked "
