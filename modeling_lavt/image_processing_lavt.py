@@ -170,8 +170,7 @@ class LavtImageProcessor(BaseImageProcessor):
                 result["parts"] = sorted(
                     ({"mask": part.long(), **_mask_summary(part, probabilities)}
                      for part in connected_parts(is_foreground)),
-                    key=lambda part: -part["score"],
-                )
+                    key=lambda part: -part["score"])
             results.append(result)
         return results
 
