@@ -87,8 +87,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
         check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
         images = list(image) if isinstance(image, list | tuple) else [image]
         pairs = [{"image": img, "text": expression} for img, expression in pair_images_with_texts(images, texts)]
-        one = isinstance(text, str) and not isinstance(image, list | tuple)
-        return super().__call__(pairs[0] if one else pairs, **kwargs)
+        single = isinstance(text, str) and not isinstance(image, list | tuple)
+        return super().__call__(pairs[0] if single else pairs, **kwargs)
 
     def _sanitize_parameters(self, threshold: float | None = None, presence_threshold: float | None = None,
                              split_parts: bool | None = None, return_list: bool | None = None,

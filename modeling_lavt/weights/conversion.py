@@ -246,8 +246,7 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
             raise UnsupportedCheckpointError(
                 f"args.mha asks for {count} pixel-word attention heads in stage {stage}, which do not divide its "
                 f"{embed_dim * 2**stage} channels")
-    text_config = dict(text_config or {})
-    text_config.setdefault("model_type", "bert")
+    text_config = dict(text_config or {})  # a BERT unless it names its model_type (LavtConfig's default)
     if text_config.get("hidden_size", text_width) != text_width:
         raise UnsupportedCheckpointError(
             f"the fusion reads {text_width}-wide words but the text config has hidden_size "
@@ -289,8 +288,7 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise UnsupportedCheckpointError(f"{path} is not an original LAVT checkpoint (expected a dict with 'model')")
     settings = settings_from_args(checkpoint.get("args"))
-    visual = checkpoint["model"]
-    text = checkpoint.get("bert_model")
+    visual, text = checkpoint["model"], checkpoint.get("bert_model")
     layout = "lavt"
     if text is None:  # lavt_one keeps the text encoder inside the model
         layout = "lavt_one"
@@ -352,7 +350,8 @@ def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
 
 
 def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tensor],
-                     text_config: dict | None = None, settings: OriginalSettings | None = None):
+                     text_config: dict | None = None, settings: OriginalSettings | None = None
+                     ) -> LavtForReferringSegmentation:
     """A `LavtForReferringSegmentation` in eval mode holding an original checkpoint's weights; `settings` are
     what the checkpoint records (None = nothing).
 
