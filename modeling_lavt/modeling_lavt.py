@@ -522,10 +522,8 @@ class LavtModel(LavtPreTrainedModel):
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the text hidden
             states and the per-stage intermediate tensors.
         return_dict (`bool`, defaults to `config.return_dict`): `False` returns a tuple of the non-`None` fields.
-        check_inputs (`bool`, defaults to `True`): `False` skips `check_inputs`, for a caller that made them.
-
-        Raises:
-            ValueError: from `check_inputs`.
+        check_inputs (`bool`, defaults to `True`): `False` skips `check_inputs` (and its ValueErrors), for a
+            caller that made them.
         """
         if check_inputs:
             self.check_inputs(pixel_values, input_ids, attention_mask, None)
@@ -565,16 +563,14 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
                 output_hidden_states: bool | None = None,
                 original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None) -> LavtReferringSegmentationOutput:
         r"""
-        pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
+        pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`],
+            checked by `check_inputs` (ValueError) as `labels` are.
         labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
             are upsampled to the label size for the loss.
         original_sizes: returned by the processor and accepted so that `model(**processor(...))` works; unused
             here (post-processing takes them as `target_sizes`).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
             the text hidden states and the per-stage intermediate tensors.
-
-        Raises:
-            ValueError: from `check_inputs` (labels included).
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
         if output_hidden_states is None:
