@@ -123,10 +123,8 @@ class LavtLoss(nn.Module):
 
     Holds no parameters or buffers, so the model holding it saves and optimises what it would without it. The
     perceptual CNN is built on first use: a model built for inference (on the meta device) never downloads it.
-
-    Raises:
-        ValueError: a negative loss weight or none positive; with a perceptual term, an unknown distance or
-            channel mapping, or layer weights not one per layer.
+    ValueError for a negative loss weight or none positive; with a perceptual term, for an unknown distance or
+    channel mapping, or layer weights not one per layer.
     """
 
     def __init__(self, config: LavtConfig):
