@@ -15,16 +15,9 @@ _SWIN_SIZES = {
     "base": (128, (2, 2, 18, 2), (4, 8, 16, 32)),
     "large": (192, (2, 2, 18, 2), (6, 12, 24, 48)),
 }
-# The timm ImageNet weights each preset starts from in real training.
-_TIMM_WEIGHTS = {
-    ("tiny", 7): "swin_tiny_patch4_window7_224.ms_in1k",
-    ("small", 7): "swin_small_patch4_window7_224.ms_in1k",
-    ("base", 7): "swin_base_patch4_window7_224.ms_in22k",
-    ("base", 12): "swin_base_patch4_window12_384.ms_in22k",
-    ("large", 7): "swin_large_patch4_window7_224.ms_in22k",
-    ("large", 12): "swin_large_patch4_window12_384.ms_in22k",
-}
-PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in _TIMM_WEIGHTS}
+# The original factory's (Swin size, window) pairs.
+PRESETS = {f"swin-{size}-window{window}": (size, window) for size, window in
+           (("tiny", 7), ("small", 7), ("base", 7), ("base", 12), ("large", 7), ("large", 12))}
 
 
 def _drop_pipelines_served_by_this_package(kwargs: dict) -> None:
@@ -43,73 +36,41 @@ def _drop_pipelines_served_by_this_package(kwargs: dict) -> None:
 
 
 class LavtConfig(PreTrainedConfig):
-    r"""
-    Configuration of [`LavtForReferringSegmentation`].
-
-    Args:
-        embed_dim (`int`, defaults to 96): channels of the first Swin stage; stage i has `embed_dim * 2**i`.
-        depths (`list[int]`, defaults to `[2, 2, 6, 2]`): Swin blocks per stage.
-        num_heads (`list[int]`, defaults to `[3, 6, 12, 24]`): attention heads per stage.
-        window_size (`int`, defaults to 7): Swin window size (7 for Swin-T/S, 12 for the released Swin-B).
-        mlp_ratio (`float`, defaults to 4.0): hidden width of the Swin MLP relative to the stage width.
-        drop_path_rate (`float`, defaults to 0.3): stochastic depth, linearly increasing over all blocks.
-        patch_size (`int`, defaults to 4): side of the patch-embedding convolution.
-        num_channels (`int`, defaults to 3): image channels.
-        fusion_num_heads (`list[int]`, defaults to `[1, 1, 1, 1]`): heads of the pixel-word attention per stage.
-        fusion_dropout (`float`, defaults to 0.0): dropout inside the pixel-word attention.
-        decoder_hidden_size (`int`, *optional*): width of the decoder; defaults to `4 * embed_dim`.
-        text_config (`dict` or `PreTrainedConfig`, *optional*): the text encoder (any BERT-family encoder);
-            BERT-base-uncased sized by default.
-        max_text_length (`int`, defaults to 20): token positions the model reads (the original's cut).
-        layer_norm_eps (`float`, defaults to 1e-5): epsilon of the visual LayerNorms.
-        initializer_range (`float`, defaults to 0.02): std of the truncated-normal init of linear layers.
-        ce_weight (`float`, defaults to 1.0): weight of the weighted cross-entropy term of the loss.
-        ce_class_weights (`list[float]`, defaults to `[0.9, 1.1]`): background / foreground class weights.
-        perceptual_weight (`float`, defaults to 0.0): weight of the perceptual-loss term (0 disables it).
-        perceptual_network (`str`, defaults to `"vgg16"`): timm name of the frozen ImageNet CNN.
-        perceptual_layers (`list[int]`, defaults to `[0, 1, 2, 3]`): CNN feature stages compared (timm `out_indices`).
-        perceptual_layer_weights (`list[float]`, *optional*): weight per compared layer (default: all 1).
-        perceptual_softmax (`bool`, defaults to `True`): compare the softmax foreground probability, not the logit.
-        perceptual_channel_mapping (`str`, defaults to `"replicate"`): the map copied to R, G and B.
-        perceptual_normalize (`bool`, defaults to `True`): apply the CNN's ImageNet mean/std to its input.
-        perceptual_distance (`str`, defaults to `"mse"`): per-layer distance, `"mse"` or `"l1"`.
-        perceptual_pretrained (`bool` or `str`, defaults to `True`): timm's ImageNet weights, a local weights
-            file, or `False` for random weights (tests).
-        dice_weight (`float`, defaults to 0.0): weight of the soft Dice term (0 disables it).
-        dice_smooth (`float`, defaults to 1.0): additive smoothing of the Dice ratio.
-    """
+    """Configuration of [`LavtForReferringSegmentation`]; each field below says what it sets, beside its
+    default. Stage i of the Swin encoder has `embed_dim * 2**i` channels."""
 
     model_type = "lavt"
     sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
 
-    embed_dim: int = 96
-    depths: list[int] | tuple[int, ...] = (2, 2, 6, 2)
-    num_heads: list[int] | tuple[int, ...] = (3, 6, 12, 24)
-    window_size: int = 7
-    mlp_ratio: float = 4.0
-    drop_path_rate: float = 0.3
-    patch_size: int = 4
-    num_channels: int = 3
-    fusion_num_heads: list[int] | tuple[int, ...] = (1, 1, 1, 1)
-    fusion_dropout: float = 0.0
-    decoder_hidden_size: int | None = None
-    text_config: dict | PreTrainedConfig | None = None
-    max_text_length: int = 20
-    layer_norm_eps: float = 1e-5
-    initializer_range: float = 0.02
-    ce_weight: float = 1.0
-    ce_class_weights: list[float] | tuple[float, ...] = (0.9, 1.1)
+    embed_dim: int = 96  # channels of the first Swin stage
+    depths: list[int] | tuple[int, ...] = (2, 2, 6, 2)  # Swin blocks per stage
+    num_heads: list[int] | tuple[int, ...] = (3, 6, 12, 24)  # attention heads per stage
+    window_size: int = 7  # 7 for Swin-T/S, 12 for the released Swin-B
+    mlp_ratio: float = 4.0  # hidden width of the Swin MLP relative to the stage width
+    drop_path_rate: float = 0.3  # stochastic depth, increasing linearly over all blocks
+    patch_size: int = 4  # side of the patch-embedding convolution
+    num_channels: int = 3  # image channels
+    fusion_num_heads: list[int] | tuple[int, ...] = (1, 1, 1, 1)  # pixel-word attention heads per stage
+    fusion_dropout: float = 0.0  # dropout inside the pixel-word attention
+    decoder_hidden_size: int | None = None  # decoder width; None: 4 * embed_dim
+    text_config: dict | PreTrainedConfig | None = None  # a BERT-family encoder; None: BERT-base sized
+    max_text_length: int = 20  # token positions the model reads (the original's cut)
+    layer_norm_eps: float = 1e-5  # epsilon of the visual LayerNorms
+    initializer_range: float = 0.02  # std of the truncated-normal init of linear layers
+    # The loss (losses.py): weights of its terms (0 disables one) and their settings.
+    ce_weight: float = 1.0  # the weighted cross-entropy
+    ce_class_weights: list[float] | tuple[float, ...] = (0.9, 1.1)  # background, foreground
     perceptual_weight: float = 0.0
-    perceptual_network: str = "vgg16"
-    perceptual_layers: list[int] | tuple[int, ...] | None = None
-    perceptual_layer_weights: list[float] | tuple[float, ...] | None = None
-    perceptual_softmax: bool = True
-    perceptual_channel_mapping: str = "replicate"
-    perceptual_normalize: bool = True
-    perceptual_distance: str = "mse"
-    perceptual_pretrained: bool | str = True
-    dice_weight: float = 0.0
-    dice_smooth: float = 1.0
+    perceptual_network: str = "vgg16"  # timm name of the frozen ImageNet CNN
+    perceptual_layers: list[int] | tuple[int, ...] | None = None  # its feature stages compared; None: 0-3
+    perceptual_layer_weights: list[float] | tuple[float, ...] | None = None  # one per layer; None: all 1
+    perceptual_softmax: bool = True  # compare the softmax foreground probability, else the logit
+    perceptual_channel_mapping: str = "replicate"  # the map copied to R, G and B
+    perceptual_normalize: bool = True  # apply the CNN's ImageNet mean / std to its input
+    perceptual_distance: str = "mse"  # per layer, "mse" or "l1"
+    perceptual_pretrained: bool | str = True  # timm's ImageNet weights, a local file, or False
+    dice_weight: float = 0.0  # the soft Dice term
+    dice_smooth: float = 1.0  # additive smoothing of the Dice ratio
 
     def __post_init__(self, **kwargs):
         _drop_pipelines_served_by_this_package(kwargs)
@@ -121,8 +82,7 @@ class LavtConfig(PreTrainedConfig):
         if not (len(self.depths) == len(self.num_heads) == len(self.fusion_num_heads) == 4):
             raise ValueError(
                 "LAVT has 4 stages: depths, num_heads and fusion_num_heads need 4 entries each, got "
-                f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}"
-            )
+                f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}")
         for i, (heads, width) in enumerate(zip(self.fusion_num_heads, self.stage_widths)):
             if width % heads:
                 raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {width}")
@@ -143,13 +103,6 @@ class LavtConfig(PreTrainedConfig):
         embed_dim, depths, heads = _SWIN_SIZES[size]
         return cls(**{"embed_dim": embed_dim, "depths": list(depths), "num_heads": list(heads), "window_size": window,
                       **kwargs})
-
-    @staticmethod
-    def timm_backbone_name(name: str) -> str:
-        """The timm model whose ImageNet weights a preset starts from; ValueError for a name not in `PRESETS`."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown LAVT preset {name!r}; choose one of {sorted(PRESETS)}")
-        return _TIMM_WEIGHTS[PRESETS[name]]
 
 
 __all__ = ["LavtConfig", "PRESETS"]

@@ -37,16 +37,9 @@ class LavtImageProcessorKwargs(ImagesKwargs, total=False):
 
 
 class LavtImageProcessor(BaseImageProcessor):
-    r"""
-    Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks").
-
-    Args:
-        size (`dict[str, int]`, *optional*, defaults to `{"height": 480, "width": 480}`): model input size.
-        resample (`int`, *optional*, defaults to `PIL.Image.Resampling.BILINEAR`).
-        image_mean, image_std (`tuple[float, float, float]`, *optional*, default to ImageNet's).
-        apply_exif_orientation (`bool`, *optional*, defaults to `True`): `False` reads the raw pixel layout,
-            as the original does and as COCO's annotations need.
-    """
+    """Image processor of LAVT, the original's preprocessing (docs/data.md, "Images and masks") to the model
+    input `size` (480x480 by default). `apply_exif_orientation=False` reads the raw pixel layout, as the
+    original does and as COCO's annotations need."""
 
     model_input_names = ["pixel_values"]
     valid_kwargs = LavtImageProcessorKwargs
@@ -112,12 +105,11 @@ class LavtImageProcessor(BaseImageProcessor):
         size = self.size if size is None else _size_dict(size)
         mask_list = make_list(masks, "masks")
         if len(original_sizes) != len(mask_list):
-            raise ValueError(
-                f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask per image"
-            )
+            raise ValueError(f"Got {len(mask_list)} masks for {len(original_sizes)} images; give one mask "
+                             "per image")
         labels = np.empty((len(mask_list), size["height"], size["width"]), dtype=np.int64)
         for index, (mask, image_size) in enumerate(zip(mask_list, original_sizes)):
-            binary = _binary_mask(mask)
+            binary = binary_mask(mask)
             if binary.shape != tuple(image_size):
                 raise ValueError(f"Mask {index} has size {binary.shape} (h, w) but its image has size "
                                  f"{tuple(image_size)}")
@@ -178,8 +170,7 @@ class LavtImageProcessor(BaseImageProcessor):
                 result["parts"] = sorted(
                     ({"mask": part.long(), **_mask_summary(part, probabilities)}
                      for part in connected_parts(is_foreground)),
-                    key=lambda part: -part["score"],
-                )
+                    key=lambda part: -part["score"])
             results.append(result)
         return results
 
@@ -233,12 +224,11 @@ class LavtImageProcessor(BaseImageProcessor):
                 tuple(int(v) for v in target_sizes[index]))
             per_stage = [F.interpolate(attentions[stage][index].float().mean(dim=0, keepdim=True), size=size,
                                        mode="bilinear", align_corners=False)[0] for stage in stages]
-            real = _token_flags(attention_mask, index, num_tokens, default=True)
             results.append({
                 "maps": torch.stack(per_stage).mean(dim=0),
                 "tokens": None if tokens is None else list(tokens[index]),
-                "padding": [not flag for flag in real],
-                "special": _token_flags(special_tokens_mask, index, num_tokens, default=False),
+                "padding": (~_token_flags(attention_mask, index, num_tokens, default=True)).tolist(),
+                "special": _token_flags(special_tokens_mask, index, num_tokens, default=False).tolist(),
                 "stages": stages,
             })
         return results
@@ -293,12 +283,9 @@ def connected_parts(mask: torch.Tensor) -> list[torch.Tensor]:
     return [torch.from_numpy(labels == label).to(mask.device) for label in range(1, len(roots) + 1)]
 
 
-def _token_flags(rows: Any, index: int, num_tokens: int, default: bool) -> list[bool]:
-    """Row `index` of a (B, T) 0/1 mask (tensor, array or nested list) as T bools; `default` when not given."""
-    if rows is None:
-        return [default] * num_tokens
-    row = rows[index]
-    return [bool(v) for v in (row.tolist() if hasattr(row, "tolist") else row)]
+def _token_flags(rows: TokenMask | None, index: int, num_tokens: int, default: bool) -> np.ndarray:
+    """Row `index` of a (B, T) 0/1 mask as T bools; `default` everywhere when not given."""
+    return np.full(num_tokens, default) if rows is None else np.asarray(rows[index], dtype=bool)
 
 
 def to_rgb_uint8(image: ImageLike, apply_exif_orientation: bool = True,
@@ -347,9 +334,8 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 def _array_to_rgb(array: np.ndarray | torch.Tensor, input_data_format: str | None) -> np.ndarray:
     """NumPy array or torch tensor (HW, HWC or CHW) -> (H, W, 3) uint8."""
     if input_data_format not in (None, "channels_first", "channels_last"):
-        raise ValueError(
-            f"input_data_format must be 'channels_first' or 'channels_last', got {input_data_format!r}"
-        )
+        raise ValueError(f"input_data_format must be 'channels_first' or 'channels_last', got "
+                         f"{input_data_format!r}")
     channels_first = isinstance(array, torch.Tensor)  # each type's default layout
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu()
@@ -384,9 +370,8 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         return _float_to_eight_bit(array)
     if np.issubdtype(array.dtype, np.integer):
         if array.size and (array.min() < 0 or array.max() > 255):
-            raise ValueError(
-                f"Integer image of dtype {array.dtype} has values outside 0..255; pass 16-bit data as uint16"
-            )
+            raise ValueError(f"Integer image of dtype {array.dtype} has values outside 0..255; pass 16-bit "
+                             "data as uint16")
         return array.astype(np.uint8)
     raise ValueError(f"Unsupported image dtype {array.dtype}")
 
@@ -431,7 +416,7 @@ def _normalize(rgb: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return planes
 
 
-def _binary_mask(mask: MaskLike) -> np.ndarray:
+def binary_mask(mask: MaskLike) -> np.ndarray:
     """A mask of any supported type -> (H, W) uint8 0 / 1 (nonzero is the referred object)."""
     if isinstance(mask, Image.Image):
         mask = np.asarray(mask)

@@ -123,26 +123,17 @@ class LavtLoss(nn.Module):
 
     Holds no parameters or buffers, so the model holding it saves and optimises what it would without it. The
     perceptual CNN is built on first use: a model built for inference (on the meta device) never downloads it.
-
-    Raises:
-        ValueError: a negative loss weight or none positive; with a perceptual term, an unknown distance or
-            channel mapping, or layer weights not one per layer.
+    ValueError for a negative loss weight or none positive; with a perceptual term, for an unknown distance or
+    channel mapping, or layer weights not one per layer.
     """
 
     def __init__(self, config: LavtConfig):
         super().__init__()
+        self.config = config
         self.weights = {"ce": config.ce_weight, "perceptual": config.perceptual_weight, "dice": config.dice_weight}
         if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
             raise ValueError(f"loss weights must be >= 0 with at least one > 0, got ce_weight={config.ce_weight}, "
                              f"perceptual_weight={config.perceptual_weight}, dice_weight={config.dice_weight}")
-        self.class_weights = tuple(config.ce_class_weights)
-        self.dice_smooth = config.dice_smooth
-        self.perceptual_softmax = config.perceptual_softmax
-        self.perceptual_distance = config.perceptual_distance
-        layers = tuple(config.perceptual_layers or DEFAULT_PERCEPTUAL_LAYERS)
-        self.perceptual_layer_weights = config.perceptual_layer_weights
-        self._perceptual_options = dict(network=config.perceptual_network, layers=layers,
-                                        pretrained=config.perceptual_pretrained, normalize=config.perceptual_normalize)
         self._extractor: FrozenFeatureExtractor | None = None
         if self.weights["perceptual"] == 0:
             return
@@ -151,7 +142,7 @@ class LavtLoss(nn.Module):
         for name, allowed in choices.items():
             if getattr(config, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
-        weights = self.perceptual_layer_weights
+        weights, layers = config.perceptual_layer_weights, config.perceptual_layers or DEFAULT_PERCEPTUAL_LAYERS
         if weights is not None and len(weights) != len(layers):
             raise ValueError(f"perceptual_layer_weights has {len(weights)} entries for {len(layers)} "
                              f"perceptual_layers {list(layers)}")
@@ -160,7 +151,10 @@ class LavtLoss(nn.Module):
     def perceptual_extractor(self) -> FrozenFeatureExtractor:
         """The frozen CNN, built (and its weights loaded) on first access."""
         if self._extractor is None:
-            self._extractor = FrozenFeatureExtractor(**self._perceptual_options)
+            config = self.config
+            layers = config.perceptual_layers or DEFAULT_PERCEPTUAL_LAYERS
+            self._extractor = FrozenFeatureExtractor(config.perceptual_network, layers, config.perceptual_pretrained,
+                                                     config.perceptual_normalize)
         return self._extractor
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -172,16 +166,16 @@ class LavtLoss(nn.Module):
                              f"{tuple(labels.shape)}")
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = upsample_logits(at_least_float32(logits), labels.shape[-2:])
-            terms = {}
+            config, terms = self.config, {}
             if self.weights["ce"] > 0:
-                terms["ce"] = weighted_cross_entropy(logits, labels, self.class_weights)
+                terms["ce"] = weighted_cross_entropy(logits, labels, config.ce_class_weights)
             if self.weights["perceptual"] > 0:
                 terms["perceptual"] = perceptual_loss(
-                    self.perceptual_extractor, foreground_map(logits, softmax=self.perceptual_softmax),
-                    labels.unsqueeze(1).float(), self.perceptual_distance, self.perceptual_layer_weights,
+                    self.perceptual_extractor, foreground_map(logits, softmax=config.perceptual_softmax),
+                    labels.unsqueeze(1).float(), config.perceptual_distance, config.perceptual_layer_weights,
                 )
             if self.weights["dice"] > 0:
-                terms["dice"] = soft_dice_loss(foreground_map(logits), labels, self.dice_smooth)
+                terms["dice"] = soft_dice_loss(foreground_map(logits), labels, config.dice_smooth)
             total = sum(self.weights[name] * term for name, term in terms.items())
         return total, terms
 

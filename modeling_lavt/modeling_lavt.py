@@ -23,7 +23,7 @@ from .configuration_lavt import LavtConfig
 from .losses import LavtLoss
 from .precision import check_stored_weights_autocast, stored_weights_dtype
 from .resize import upsample_logits
-from .validation import CheckedLoadingMixin, pixel_values_in_model_dtype
+from .validation import CheckedLoadingMixin
 
 
 @dataclass
@@ -140,8 +140,7 @@ class LavtPatchEmbeddings(nn.Module):
 
 
 class LavtWindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative position bias (docs/model.md, "Swin
-    block")."""
+    """Window self-attention with a learned relative position bias (docs/model.md, "Swin block")."""
 
     is_causal = False
 
@@ -523,14 +522,13 @@ class LavtModel(LavtPreTrainedModel):
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the text hidden
             states and the per-stage intermediate tensors.
         return_dict (`bool`, defaults to `config.return_dict`): `False` returns a tuple of the non-`None` fields.
-        check_inputs (`bool`, defaults to `True`): `False` skips `check_inputs`, for a caller that made them.
-
-        Raises:
-            ValueError: from `check_inputs`.
+        check_inputs (`bool`, defaults to `True`): `False` skips `check_inputs` (and its ValueErrors), for a
+            caller that made them.
         """
         if check_inputs:
             self.check_inputs(pixel_values, input_ids, attention_mask, None)
-        pixel_values = pixel_values_in_model_dtype(pixel_values, self.dtype)
+        if not torch.is_autocast_enabled(pixel_values.device.type):  # else autocast picks the compute dtype
+            pixel_values = pixel_values.to(self.dtype)  # e.g. float64 images for a float32 model
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
@@ -565,16 +563,14 @@ class LavtForReferringSegmentation(LavtPreTrainedModel):
                 output_hidden_states: bool | None = None,
                 original_sizes: Sequence[tuple[int, int]] | torch.Tensor | None = None) -> LavtReferringSegmentationOutput:
         r"""
-        pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`].
+        pixel_values, input_ids, attention_mask, output_attentions, return_dict: as in [`LavtModel.forward`],
+            checked by `check_inputs` (ValueError) as `labels` are.
         labels (`torch.LongTensor` of shape `(batch, H, W)`): 1 on the referred object, 0 elsewhere; the logits
             are upsampled to the label size for the loss.
         original_sizes: returned by the processor and accepted so that `model(**processor(...))` works; unused
             here (post-processing takes them as `target_sizes`).
         output_hidden_states (`bool`, defaults to `config.output_hidden_states`): also return the stage features,
             the text hidden states and the per-stage intermediate tensors.
-
-        Raises:
-            ValueError: from `check_inputs` (labels included).
         """
         self.check_inputs(pixel_values, input_ids, attention_mask, labels)
         if output_hidden_states is None:

@@ -62,15 +62,13 @@ class ReferringImageSegmentationPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         if self.processor is None:
             if self.tokenizer is None or self.image_processor is None:
-                raise ValueError(
-                    f"The {TASK} pipeline needs a LavtProcessor, or a tokenizer and an image processor"
-                )
+                raise ValueError(f"The {TASK} pipeline needs a LavtProcessor, or a tokenizer and an image "
+                                 "processor")
             max_length = getattr(self.model.config, "max_text_length", 20)
             self.processor = LavtProcessor(self.image_processor, self.tokenizer, max_length=max_length)
         elif type(self.processor).__name__ != LavtProcessor.__name__:  # remote code may load a second copy
-            raise ValueError(
-                f"The {TASK} pipeline needs a LavtProcessor, got {type(self.processor).__name__}"
-            )
+            raise ValueError(f"The {TASK} pipeline needs a LavtProcessor, got "
+                             f"{type(self.processor).__name__}")
         self.image_processor = self.processor.image_processor
         self.tokenizer = self.processor.tokenizer
         check_tokenizer_fits(self.tokenizer, self.model.config)
@@ -89,9 +87,8 @@ class ReferringImageSegmentationPipeline(Pipeline):
         check_referring_expressions(texts, self.tokenizer)  # indices of the list, not of one row
         images = list(image) if isinstance(image, list | tuple) else [image]
         pairs = [{"image": img, "text": expression} for img, expression in pair_images_with_texts(images, texts)]
-        if isinstance(text, str) and not isinstance(image, list | tuple):
-            return super().__call__(pairs[0], **kwargs)
-        return super().__call__(pairs, **kwargs)
+        single = isinstance(text, str) and not isinstance(image, list | tuple)
+        return super().__call__(pairs[0] if single else pairs, **kwargs)
 
     def _sanitize_parameters(self, threshold: float | None = None, presence_threshold: float | None = None,
                              split_parts: bool | None = None, return_list: bool | None = None,
@@ -102,23 +99,19 @@ class ReferringImageSegmentationPipeline(Pipeline):
         check_probability_threshold("threshold", threshold)
         check_probability_threshold("presence_threshold", presence_threshold)
         preprocess_params = {} if timeout is None else {"timeout": timeout}
+        forward_params = {} if return_word_maps is None else {"return_word_maps": return_word_maps}
         options = {"threshold": threshold, "presence_threshold": presence_threshold, "split_parts": split_parts,
-                   "return_list": return_list, "return_probabilities": return_probabilities}
-        postprocess_params: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
-        forward_params = {}
-        if return_word_maps is not None:
-            forward_params["return_word_maps"] = postprocess_params["return_word_maps"] = return_word_maps
+                   "return_list": return_list, "return_probabilities": return_probabilities, **forward_params}
+        postprocess_params = {key: value for key, value in options.items() if value is not None}
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, inputs: dict[str, Any], timeout: float | None = None) -> dict[str, torch.Tensor]:
         if not isinstance(inputs, dict) or not {"image", "text"} <= set(inputs):
-            raise ValueError(
-                f"Each input must be a dict with 'image' and 'text', got {type(inputs).__name__}"
-            )
+            raise ValueError(f"Each input must be a dict with 'image' and 'text', got "
+                             f"{type(inputs).__name__}")
         if not isinstance(inputs["text"], str):
-            raise ValueError(
-                "Each input has one referring expression (a string); pass a list of inputs for more"
-            )
+            raise ValueError("Each input has one referring expression (a string); pass a list of inputs "
+                             "for more")
         image = inputs["image"]
         if isinstance(image, str) and image.startswith(("http://", "https://")):
             image = load_image_url(image, timeout=timeout)
@@ -184,9 +177,8 @@ def register_pipeline() -> None:
     registered = PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl")
     if registered is ReferringImageSegmentationPipeline:
         return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK, pipeline_class=ReferringImageSegmentationPipeline, pt_model=AutoModel, type="multimodal"
-    )
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ReferringImageSegmentationPipeline,
+                                        pt_model=AutoModel, type="multimodal")
 
 
 __all__ = ["ReferringImageSegmentationPipeline", "TASK", "register_pipeline"]

@@ -25,10 +25,8 @@ def store_weights_for_autocast(model: torch.nn.Module, dtype: str) -> torch.nn.M
 
     Autocast rounds those weights on every call anyway, so the outputs are bit-identical; what goes is that cast
     (docs/benchmarks/cpu_onnx_eager_paths.json), and their memory halves; norms, embeddings and bias tables stay
-    float32. LAVT models then run only under autocast to `dtype` and not for training.
-
-    Raises:
-        ValueError: the weights are already stored in another precision (storing again would round them twice).
+    float32. LAVT models then run only under autocast to `dtype` and not for training. ValueError when the
+    weights are already stored in another precision (storing again would round them twice).
     """
     if dtype == "fp32":
         return model

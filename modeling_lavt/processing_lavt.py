@@ -22,18 +22,11 @@ TEXT_OPTIONS = ("max_length", "truncation_mode", "padding", "truncation")
 
 
 class LavtProcessor(ProcessorMixin):
-    r"""
-    Wraps a [`LavtImageProcessor`] and a BERT tokenizer into one processor.
-
-    Args:
-        image_processor ([`LavtImageProcessor`]): the image processor.
-        tokenizer ([`PreTrainedTokenizerBase`]): a BERT-family tokenizer (bert-base-uncased for the released
-            models); its `padding_side` and `truncation_side` are set to `"right"`, what the model reads.
-        max_length (`int`, *optional*, defaults to 20): token positions per expression, as in the original.
-        truncation_mode (`str`, *optional*, defaults to `"original"`): `"original"` cuts the encoded ids at
-            `max_length`, as the original (docs/model.md, "Text side"): a long expression loses its [SEP];
-            `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does.
-    """
+    """A [`LavtImageProcessor`] and a BERT-family tokenizer (bert-base-uncased for the released models; its
+    `padding_side` and `truncation_side` are set to "right", what the model reads) in one processor.
+    `max_length`: token positions per expression, as in the original. `truncation_mode="original"` cuts the
+    encoded ids at `max_length` as the original does (docs/model.md, "Text side"): a long expression loses its
+    [SEP]; `"keep_sep"` keeps [SEP] as the last token, as the tokenizer's own truncation does."""
 
     model_input_names = ["pixel_values", "input_ids", "attention_mask"]
 
@@ -150,8 +143,7 @@ class LavtProcessor(ProcessorMixin):
         if unknown:
             raise ValueError(
                 f"LavtProcessor got unknown keyword argument(s) {unknown}: text options are {list(TEXT_OPTIONS)}, "
-                f"image options are {image_options}"
-            )
+                f"image options are {image_options}")
         text_kwargs = {k: v for k, v in kwargs.items() if k in TEXT_OPTIONS}
         return text_kwargs, {k: v for k, v in kwargs.items() if k not in TEXT_OPTIONS}
 
@@ -175,8 +167,7 @@ class LavtProcessor(ProcessorMixin):
         else:
             raise ValueError(
                 f"Got {len(mask_list)} masks for {num_rows} (image, expression) rows and {len(image_sizes)} "
-                "images; give one mask per row or one per image"
-            )
+                "images; give one mask per row or one per image")
         return rows
 
 
@@ -208,8 +199,7 @@ def pair_images_with_texts(images: Sequence[Any], texts: Sequence[Any]) -> list[
         return list(zip(images, texts))
     raise ValueError(
         f"Cannot pair {len(images)} images with {len(texts)} referring expressions: give one image for all "
-        "expressions, or one image per expression"
-    )
+        "expressions, or one image per expression")
 
 
 __all__ = ["LavtProcessor", "TRUNCATION_MODES"]

@@ -30,29 +30,16 @@ _PATCH_EMBEDDING = "patch_embed.projection.weight"
 _LISTED_KEYS = 5  # weight names quoted in an error; the rest are counted
 
 
-def pixel_values_in_model_dtype(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`pixel_values` cast to the model's dtype (e.g. float64 images for a float32 model: the first
-    convolution would fail on mixed dtypes), unless autocast picks the compute dtype."""
-    if pixel_values.dtype == dtype or torch.is_autocast_enabled(pixel_values.device.type):
-        return pixel_values
-    return pixel_values.to(dtype)
-
-
 def check_target_sizes(target_sizes: Any, batch_size: int) -> list[tuple[int, int]] | None:
-    """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample.
-
-    Raises:
-        ValueError: a bare `(h, w)` pair, another count than the batch size, an entry that is not a pair of
-            integers, or a side that is not positive.
-    """
+    """`target_sizes` of post-processing as one `(height, width)` pair of positive ints per sample; ValueError
+    for a bare `(h, w)` pair, another count than the batch size, or an entry that is not such a pair."""
     if target_sizes is None:
         return None
     sizes = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else list(target_sizes)
     if len(sizes) == 2 and all(isinstance(v, int | float) for v in sizes):
         raise ValueError(
             f"target_sizes must hold one (height, width) pair per sample, got the single pair {tuple(sizes)} for "
-            f"a batch of {batch_size}; pass [{tuple(sizes)}] * {batch_size}"
-        )
+            f"a batch of {batch_size}; pass [{tuple(sizes)}] * {batch_size}")
     if len(sizes) != batch_size:
         raise ValueError(f"Got {len(sizes)} target sizes for a batch of {batch_size} logits")
     pairs = []
@@ -79,17 +66,13 @@ def check_text_argument(text: Any) -> None:
     if isinstance(text, bytes | bytearray) or not isinstance(text, Iterable):
         raise ValueError(
             f"text must be a referring expression (a string) or a list of them, got {type(text).__name__}: "
-            f"{text!r}"
-        )
+            f"{text!r}")
 
 
 def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> None:
     """Every expression must be a string with at least one word piece (without a tokenizer: non-blank); a
-    blank one, or one of characters the tokenizer drops ("\\u200b"), would still get a mask.
-
-    Raises:
-        ValueError: "Referring expression {index} is empty ...", index = position in `texts`.
-    """
+    blank one, or one of characters the tokenizer drops ("\\u200b"), would still get a mask. ValueError
+    "Referring expression {index} is empty ...", index = position in `texts`."""
     for index, expression in enumerate(texts):
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError(f"Referring expression {index} is empty or not a string: {expression!r}")
@@ -100,8 +83,7 @@ def check_referring_expressions(texts: Sequence[Any], tokenizer: Any = None) -> 
         if not pieces:
             raise ValueError(
                 f"Referring expression {index} is empty after tokenization: {expression!r} holds no word the "
-                "tokenizer keeps"
-            )
+                "tokenizer keeps")
 
 
 def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
@@ -112,30 +94,23 @@ def check_tokenizer_fits(tokenizer: Any, config: Any) -> None:
         raise ValueError(
             f"The tokenizer has {size} entries but the model's text encoder knows {vocabulary} "
             "(text_config.vocab_size): its ids beyond that have no embedding; use the tokenizer the model was "
-            "trained with (the LavtProcessor saved beside it)"
-        )
+            "trained with (the LavtProcessor saved beside it)")
 
 
 def load_image_url(url: str, timeout: float | None = None) -> Image.Image:
-    """Download and decode the image at an http(s) `url`.
-
-    Raises:
-        ValueError: naming the URL and the cause: the server's answer (e.g. 404 Not Found), a host that does not
-            resolve or answer, a timeout, or content that is not an image.
-    """
+    """Download and decode the image at an http(s) `url`; ValueError naming the URL and the cause: the
+    server's answer (e.g. 404 Not Found), a host that does not resolve or answer, a timeout, or no image."""
     try:
         response = httpx.get(url, timeout=timeout, follow_redirects=True)
         response.raise_for_status()
     except httpx.HTTPStatusError as error:
         raise ValueError(
             f"Cannot download the image {url}: the server answered {error.response.status_code} "
-            f"{error.response.reason_phrase}"
-        ) from error
+            f"{error.response.reason_phrase}") from error
     except httpx.HTTPError as error:
         raise ValueError(
             f"Cannot download the image {url}: {type(error).__name__}: {error} (check the address and the "
-            "network)"
-        ) from error
+            "network)") from error
     try:
         image = Image.open(io.BytesIO(response.content))
         image.load()
@@ -165,9 +140,8 @@ def check_model_location(name: str | os.PathLike) -> None:
     folder ... not found" (huggingface_hub would only say "Repo id must be in the form ...")."""
     if not isinstance(name, str | os.PathLike) or os.path.exists(name) or is_hub_repo_id(name):
         return
-    raise FileNotFoundError(
-        f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a Hub repo id); check the path"
-    )
+    raise FileNotFoundError(f"Model folder {os.fspath(name)} not found (it is neither a local folder nor a "
+                            "Hub repo id); check the path")
 
 
 def _holds_any(folder: str | os.PathLike, names: Iterable[str]) -> bool:
@@ -209,17 +183,13 @@ def check_finite_weights(tensors: Mapping[str, torch.Tensor], source: str | os.P
     if bad:
         raise ValueError(
             f"{source}: {len(bad)} weight tensors hold NaN or inf values ({_key_list(bad)}); the training run that "
-            "wrote them diverged or the file is damaged: use an earlier checkpoint"
-        )
+            "wrote them diverged or the file is damaged: use an earlier checkpoint")
 
 
 def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor in the safetensors weights `from_pretrained` reads from a local folder
-    (model.safetensors, or the shards its index names), from the headers alone; {} without them.
-
-    Raises:
-        OSError: "<file> is not a readable safetensors file ...: it is truncated or corrupt".
-    """
+    (model.safetensors, or the shards its index names), from the headers alone; {} without them. OSError for
+    a truncated or corrupt file."""
     files = [os.path.join(folder, SAFE_WEIGHTS_NAME)]
     index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
     if not os.path.isfile(files[0]):
@@ -236,8 +206,7 @@ def _checkpoint_shapes(folder: str) -> dict[str, tuple[int, ...]]:
         except (SafetensorError, OSError) as error:
             raise OSError(
                 f"{file} is not a readable safetensors file ({error}): it is truncated or corrupt; save or download "
-                "it again"
-            ) from error
+                "it again") from error
     return shapes
 
 
@@ -284,21 +253,18 @@ def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Ite
                 f"{source} holds weights trained with window size {_table_window(saved_shape)}, but window size "
                 f"{_table_window(model_shape)} was requested (config.json, window_size= or config=); load it with "
                 "its own window size (to move a Swin backbone to another window, use "
-                "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)"
-            )
+                "modeling_lavt.weights.pretrained.load_swin_backbone, which resizes the tables)")
     for key, saved_shape, model_shape in mismatched:
         if key.endswith(_PATCH_EMBEDDING):
             raise ValueError(
                 f"{source}: config.json says embed_dim {model_shape[0]} but the weights have width {saved_shape[0]} "
-                f"({key}); use the config.json saved with these weights"
-            )
+                f"({key}); use the config.json saved with these weights")
     if mismatched:
         key, saved_shape, model_shape = mismatched[0]
         raise ValueError(
             f"{source}: config.json does not fit the weights: {len(mismatched)} tensors have other shapes, e.g. "
             f"{key} is {tuple(saved_shape)} in the weights but {tuple(model_shape)} in the model config.json "
-            "describes; use the config.json saved with these weights"
-        )
+            "describes; use the config.json saved with these weights")
     problems = [
         f"{len(keys)} weights of the model are {what} ({_key_list(keys)})"
         for keys, what in ((list(missing), "missing from the checkpoint"),
@@ -309,8 +275,7 @@ def refuse_unfit_checkpoint(source: str, missing: Iterable[str], unexpected: Ite
         raise ValueError(
             f"{source} does not match its configuration: {'; '.join(problems)}. Check that config.json (depths, "
             "widths, text encoder) belongs to these weights; pass strict=False to load anyway with missing weights "
-            "initialised at random"
-        )
+            "initialised at random")
 
 
 def _table_window(shape: Sequence[int]) -> int:
@@ -368,10 +333,9 @@ class CheckedLoadingMixin:
                 raise FileNotFoundError(
                     f"Model folder {source} holds no weights (model.safetensors); give a folder written by "
                     "save_pretrained, lavt-train or lavt-convert (an original LAVT checkpoint needs lavt-convert"
-                    " first)"
-                )
-            remapped = _REMAPPED_LOADING & kwargs.keys()
-            shapes = {} if remapped else _checkpoint_shapes(os.path.join(source, subfolder))
+                    " first)")
+            folder = os.path.join(source, subfolder)
+            shapes = {} if _REMAPPED_LOADING & kwargs.keys() else _checkpoint_shapes(folder)
             if shapes:
                 check_checkpoint_fits(cls, _loading_config(cls, source, kwargs), shapes, source, strict)
         try:
@@ -380,8 +344,7 @@ class CheckedLoadingMixin:
         except SafetensorError as error:  # a damaged file downloaded from the Hub
             raise OSError(
                 f"A weight file of {source} is not a readable safetensors file ({error}): it is truncated or corrupt; "
-                "download it again (force_download=True)"
-            ) from error
+                "download it again (force_download=True)") from error
         refuse_unfit_checkpoint(source, info["missing_keys"], info["unexpected_keys"], [], strict)
         check_finite_weights(model.state_dict(), source)
         return (model, info) if output_loading_info else model
@@ -390,4 +353,4 @@ class CheckedLoadingMixin:
 __all__ = ["CheckedLoadingMixin", "check_finite_weights", "check_model_location", "check_processor_files",
            "check_probability_threshold", "check_referring_expressions", "check_target_sizes",
            "check_text_argument", "check_tokenizer_fits", "is_finite", "is_hub_repo_id", "load_image_url",
-           "model_shapes", "pixel_values_in_model_dtype"]
+           "model_shapes"]

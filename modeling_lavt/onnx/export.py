@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..configuration_lavt import LavtConfig
+from ..processing_lavt import LavtProcessor
 from ..validation import check_finite_weights
 from .calibration import calibration_set
 from .folder import (
@@ -33,6 +35,7 @@ from .folder import (
     read_export_info,
     write_export_info,
 )
+from .runtime import LavtOnnxForReferringSegmentation
 
 # Largest |exported - eager| logit difference accepted from a float32 export (the project's float32 tolerance).
 FLOAT32_TOLERANCE = 1e-4
@@ -62,12 +65,10 @@ class _LogitsOnly(nn.Module):
         return self.model(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def example_inputs(config: Any, settings: dict[str, Any], batch: int = EXAMPLE_BATCH
-                   ) -> dict[str, torch.Tensor]:
+def example_inputs(config: Any, settings: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Random inputs of the export's shapes: (batch, C, H, W) pixels, (batch, T) ids, masks of varied lengths."""
     generator = torch.Generator().manual_seed(0)
-    height, width = settings["image_size"]
-    tokens = settings["text_length"]
+    (height, width), tokens, batch = settings["image_size"], settings["text_length"], EXAMPLE_BATCH
     lengths = torch.randint(2, tokens + 1, (batch, 1), generator=generator)
     return {
         "pixel_values": torch.randn(batch, config.num_channels, height, width, generator=generator),
@@ -111,10 +112,9 @@ def export_onnx(model: nn.Module, processor: Any, output_dir: str | Path, *, ops
             f"the processor pads text to {settings['text_length']} tokens but the model reads "
             f"max_text_length={model.config.max_text_length}; save the processor with max_length="
             f"{model.config.max_text_length}")
-    calibration_inputs = None
-    if method == "static":  # the calibration set's faults before the minutes of tracing
-        calibration_inputs = calibration_set(processor, settings, model.config.num_channels, calibration,
-                                             calibration_size)
+    # The calibration set's faults before the minutes of tracing.
+    calibration_inputs = calibration_set(processor, settings, model.config.num_channels, calibration,
+                                         calibration_size) if method == "static" else None
     inputs = example_inputs(model.config, settings)
     with torch.no_grad():  # the reference first: tracing must not be the first call to build the model's caches
         expected = model(**inputs).logits
@@ -179,9 +179,6 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     Raises FileExistsError when `output_dir` exists; FileNotFoundError / ValueError for a bad calibration set;
     ValueError when `float_dir` is not a float32 export, for an unknown `method`, or calibration options with
     dynamic quantization."""
-    from ..configuration_lavt import LavtConfig
-    from ..processing_lavt import LavtProcessor
-
     float_dir, output_dir = Path(float_dir), Path(output_dir)
     _require_new_folder(output_dir)
     method = _quantization_method(method, calibration, calibration_size)
@@ -190,11 +187,9 @@ def quantize_export(float_dir: str | Path, output_dir: str | Path, method: str =
     info = read_export_info(float_dir)
     if info["quantization"] is not None:
         raise ValueError(f"{float_dir} is already quantized ({info['dtype']}); quantize a float32 export")
-    calibration_inputs = None
-    if method == "static":
-        calibration_inputs = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
-                                             LavtConfig.from_pretrained(float_dir).num_channels, calibration,
-                                             calibration_size)
+    calibration_inputs = calibration_set(LavtProcessor.from_pretrained(float_dir), info,
+                                         LavtConfig.from_pretrained(float_dir).num_channels, calibration,
+                                         calibration_size) if method == "static" else None
     return _quantize(float_dir, output_dir, info, method, calibration_inputs)
 
 
@@ -223,13 +218,11 @@ def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: s
                             "float32_ops": "everything else (convolutions)"}
         else:
             inputs, origin = calibration
+            feeds = ({name: sample[name].numpy() for name in INPUT_NAMES} for sample in inputs)
 
             class Feeds(CalibrationDataReader):
-                def __init__(self):
-                    self._feeds = ({name: sample[name].numpy() for name in INPUT_NAMES} for sample in inputs)
-
                 def get_next(self) -> dict[str, Any] | None:
-                    return next(self._feeds, None)
+                    return next(feeds, None)
 
             prepared = Path(scratch) / "prepared.onnx"
             # Symbolic shape inference is for symbolic dimensions other than the batch; ONNX's own suffices.
@@ -249,13 +242,11 @@ def _quantize(float_dir: Path, output_dir: Path, info: dict[str, Any], method: s
     return output_dir
 
 
-def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor,
-                         tolerance: float = FLOAT32_TOLERANCE) -> float:
+def check_float32_parity(folder: str | Path, inputs: dict[str, torch.Tensor], expected: torch.Tensor
+                         ) -> float:
     """Largest |ONNX Runtime - eager| logit difference of a float32 export on `inputs`; returns it. Raises
-    ValueError for a quantized export (compare masks instead) and RuntimeError above `tolerance`."""
-    from .runtime import LavtOnnxForReferringSegmentation
-
-    info = read_export_info(folder)
+    ValueError for a quantized export (compare masks instead) and RuntimeError above `FLOAT32_TOLERANCE`."""
+    info, tolerance = read_export_info(folder), FLOAT32_TOLERANCE
     if info["quantization"] is not None:
         raise ValueError(
             f"{folder} holds an {info['dtype'].upper()} model; float32 parity within {tolerance} cannot be asked "

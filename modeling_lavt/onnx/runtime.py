@@ -74,8 +74,7 @@ class LavtOnnxForReferringSegmentation:
         # The graph's own input shapes and the saved processor's must be those onnx_export.json describes.
         shapes = {graph_input.name: graph_input.shape for graph_input in session.get_inputs()}
         if sorted(shapes) != sorted(INPUT_NAMES):
-            raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, "
-                             f"expected {sorted(INPUT_NAMES)}")
+            raise ValueError(f"{path / ONNX_NAME} has inputs {sorted(shapes)}, expected {sorted(INPUT_NAMES)}")
         graph = {"image_size": [int(v) for v in shapes["pixel_values"][2:]],
                  "text_length": int(shapes["input_ids"][1])}
         compare_settings(f"{path / ONNX_NAME}", graph, info,
@@ -83,11 +82,6 @@ class LavtOnnxForReferringSegmentation:
         saved = processor_settings(LavtProcessor.from_pretrained(path))
         compare_settings(f"the processor saved in {path}", saved, info)
         return cls(session, LavtConfig.from_pretrained(path), info, path)
-
-    def check_processor(self, processor: Any) -> None:
-        """Raise ValueError naming the difference when `processor` prepares inputs of other shapes than the
-        graph's (image size, text length)."""
-        compare_settings(f"the processor given for {self.path}", processor_settings(processor), self.export_info)
 
     def __call__(self, pixel_values: torch.Tensor, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor | None = None, original_sizes: Any = None, **kwargs: Any
@@ -105,12 +99,8 @@ class LavtOnnxForReferringSegmentation:
             attention_mask = torch.ones_like(input_ids)
         check_input_shapes(f"the ONNX model in {self.path}", pixel_values, input_ids, attention_mask,
                            self.config.num_channels, self.export_info)
-        feed = {
-            "pixel_values": pixel_values.detach().float().cpu().numpy(),
-            "input_ids": input_ids.detach().long().cpu().numpy(),
-            "attention_mask": attention_mask.detach().long().cpu().numpy(),
-        }
-        (logits,) = self.session.run(None, feed)
+        tensors = zip(INPUT_NAMES, (pixel_values.float(), input_ids.long(), attention_mask.long()))
+        (logits,) = self.session.run(None, {name: tensor.detach().cpu().numpy() for name, tensor in tensors})
         return LavtReferringSegmentationOutput(logits=torch.from_numpy(np.ascontiguousarray(logits)))
 
     forward = __call__

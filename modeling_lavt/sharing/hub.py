@@ -24,7 +24,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from ..configuration_lavt import LavtConfig
 from ..image_processing_lavt import LavtImageProcessor
 from ..modeling_lavt import LavtForReferringSegmentation
-from ..pipeline_lavt import TASK, ReferringImageSegmentationPipeline, register_pipeline
+from ..pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from ..processing_lavt import LavtProcessor
 from ..validation import is_hub_repo_id
 
@@ -61,7 +61,6 @@ def add_remote_code(folder: Path) -> None:
     config = json.loads(config_path.read_text())
     config["auto_map"] = {**config.get("auto_map", {}), "AutoConfig": code_reference(LavtConfig),
                           "AutoModel": code_reference(LavtForReferringSegmentation)}
-    register_pipeline()
     pipeline = dict(PIPELINE_REGISTRY.supported_tasks[TASK])  # as Pipeline.save_pretrained writes it
     pipeline["impl"] = code_reference(pipeline["impl"])
     pipeline["pt"] = [cls.__name__ for cls in pipeline["pt"]]

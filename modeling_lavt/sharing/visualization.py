@@ -5,17 +5,16 @@ it, and the word maps (where each word of the expression looks)."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..image_processing_lavt import ImageLike, to_rgb_uint8
+from ..image_processing_lavt import ImageLike, MaskLike, binary_mask, to_rgb_uint8
 
 DEFAULT_COLOR = (255, 40, 40)
 # Word-map tiles are enlarged to at least this shorter side, so that the labels stay readable on small images.
 MIN_TILE_SIDE = 192
 
 
-def draw_overlay(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str | None = None,
+def draw_overlay(image: ImageLike, mask: MaskLike, text: str | None = None,
                  color: tuple[int, int, int] = DEFAULT_COLOR, alpha: float = 0.5, outline: bool = True
                  ) -> Image.Image:
     """The image (RGB, upright, original size) with the mask blended in `color` (opacity `alpha`) and, with
@@ -29,11 +28,7 @@ def draw_overlay(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     rgb = to_rgb_uint8(image).astype(np.float32)
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    selected = np.asarray(mask) != 0
-    if selected.ndim != 2:
-        raise ValueError(f"A mask must be 2-D (height, width), got shape {selected.shape}")
+    selected = binary_mask(mask).view(bool)
     if selected.shape != rgb.shape[:2]:
         raise ValueError(f"Mask size {selected.shape} (h, w) differs from the image size {rgb.shape[:2]}")
     rgb[selected] = (1.0 - alpha) * rgb[selected] + alpha * np.asarray(color, dtype=np.float32)
@@ -73,7 +68,7 @@ def _with_caption(image: Image.Image, text: str, font_size: int | None = None) -
     return captioned
 
 
-def draw_word_maps(image: ImageLike, mask: Image.Image | np.ndarray | torch.Tensor, text: str,
+def draw_word_maps(image: ImageLike, mask: MaskLike, text: str,
                    word_maps: list[dict], columns: int = 4, colormap: str = "inferno") -> Image.Image:
     """One picture: the overlay of the mask, then a heatmap per token of where that token's attention goes.
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from ..configuration_lavt import _SWIN_SIZES, LavtConfig
+from ..modeling_lavt import LavtForReferringSegmentation
 from ..validation import check_finite_weights
 
 # Swin keys of a stage, the same in LAVT's backbone, Microsoft's Swin checkpoints and ours.
@@ -243,8 +246,7 @@ def infer_config(visual: dict[str, torch.Tensor], text_config: dict | None = Non
             raise UnsupportedCheckpointError(
                 f"args.mha asks for {count} pixel-word attention heads in stage {stage}, which do not divide its "
                 f"{embed_dim * 2**stage} channels")
-    text_config = dict(text_config or {})
-    text_config.setdefault("model_type", "bert")
+    text_config = dict(text_config or {})  # a BERT unless it names its model_type (LavtConfig's default)
     if text_config.get("hidden_size", text_width) != text_width:
         raise UnsupportedCheckpointError(
             f"the fusion reads {text_width}-wide words but the text config has hidden_size "
@@ -286,8 +288,7 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise UnsupportedCheckpointError(f"{path} is not an original LAVT checkpoint (expected a dict with 'model')")
     settings = settings_from_args(checkpoint.get("args"))
-    visual = checkpoint["model"]
-    text = checkpoint.get("bert_model")
+    visual, text = checkpoint["model"], checkpoint.get("bert_model")
     layout = "lavt"
     if text is None:  # lavt_one keeps the text encoder inside the model
         layout = "lavt_one"
@@ -328,9 +329,6 @@ def _first_line(err: Exception) -> str:
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors; a damaged file is an `UnsupportedCheckpointError` naming it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         return load_file(path)
     except SafetensorError as err:
@@ -352,15 +350,14 @@ def check_tokenizer(tokenizer, settings: OriginalSettings) -> None:
 
 
 def convert_original(visual: dict[str, torch.Tensor], text: dict[str, torch.Tensor],
-                     text_config: dict | None = None, settings: OriginalSettings | None = None):
+                     text_config: dict | None = None, settings: OriginalSettings | None = None
+                     ) -> LavtForReferringSegmentation:
     """A `LavtForReferringSegmentation` in eval mode holding an original checkpoint's weights; `settings` are
     what the checkpoint records (None = nothing).
 
     Raises `UnsupportedCheckpointError` when the tensors do not fit the inferred architecture or contradict the
     settings, and ValueError (naming them) when they hold NaN / inf.
     """
-    from ..modeling_lavt import LavtForReferringSegmentation
-
     if not text:
         raise UnsupportedCheckpointError("the checkpoint has no text encoder weights ('bert_model')")
     text_config = {**text_config_from_state_dict(text), **(text_config or {})}
