@@ -66,12 +66,10 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[
         close = difflib.get_close_matches(name, known, n=1) if option.startswith("--") else []
         if close:
             hints[option] = close[0] + dot + key
+    if len(hints) > 1:
+        hints = {option: f"{close} (for {option})" for option, close in hints.items()}
     message = f"unrecognized arguments: {' '.join(extras)}"
-    if len(hints) == 1:
-        return f"{message}; did you mean {next(iter(hints.values()))}?"
-    if hints:
-        return f"{message}; did you mean {', '.join(f'{close} (for {option})' for option, close in hints.items())}?"
-    return message
+    return f"{message}; did you mean {', '.join(hints.values())}?" if hints else message
 
 
 def unwritable_reason(path: str | Path) -> str | None:
@@ -134,13 +132,12 @@ def range_problem(value: float, minimum: float, exclusive: bool = False) -> str 
     return None
 
 
-def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str], float]:
+def ranged(kind: type, minimum: float) -> Callable[[str], float]:
     """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses."""
 
     def convert(text: str):
         value = kind(text)
-        problem = range_problem(value, minimum, exclusive)
-        if problem:
+        if problem := range_problem(value, minimum):
             raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 

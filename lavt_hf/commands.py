@@ -24,20 +24,18 @@ def _installed(module: str) -> bool:
         return False
 
 
-def missing_extra_message(extra: str, what: str) -> str | None:
-    """None when `extra`'s modules are importable, else the sentence that says what to install for `what`."""
+def require_extra(extra: str, prog: str, what: str) -> None:
+    """Unless every module of `extra` imports, exit with status 2 after one line naming the modules missing
+    and the `pip install` that brings them."""
     missing = [module for module in EXTRA_MODULES[extra] if not _installed(module)]
-    if not missing:
-        return None
-    return (f"{what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
-            f"pip install 'lavt-hf[{extra}]'")
+    if missing:
+        print(f"{prog}: error: {what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
+              f"pip install 'lavt-hf[{extra}]'", file=sys.stderr)
+        sys.exit(2)
 
 
 def _run(prog: str, module: str) -> int:
-    message = missing_extra_message("train", prog)
-    if message is not None:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
+    require_extra("train", prog, prog)
     return importlib.import_module(module).main()
 
 

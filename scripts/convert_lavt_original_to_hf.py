@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, exit_with_usage_error, positive_int
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-convert")
     output_dir = Path(args.output_dir)
-    # Everything that can fail is read before anything is written.
-    try:
+    # Everything that can fail is read before anything is written (ValueError: a bad checkpoint or JSON).
+    with usage_errors_exit("lavt-convert", OSError, ValueError):
         if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
             raise FileExistsError(
                 f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
@@ -113,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
                               ) from None
             check_tokenizer(tokenizer, settings)
         model = convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
-    except (OSError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
-        exit_with_usage_error("lavt-convert", str(err))
     parent = output_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     # Written beside the output and renamed into place: the folder appears complete or not at all.

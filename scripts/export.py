@@ -21,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int
-from lavt_hf.commands import missing_extra_message
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
+from lavt_hf.commands import require_extra
 from modeling_lavt.onnx.export import (
     EXPORT_INFO_NAME,
     QUANTIZATIONS,
@@ -55,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = missing_extra_message("onnx", "lavt-export")
-    if missing is not None:
-        parser.error(missing)
+    require_extra("onnx", parser.prog, parser.prog)
     output_dir = Path(args.output_dir)
     if output_dir.exists():
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calibration-size sets the number of generated images; a --calibration folder is used "
                      "whole: give one of the two")
     calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
-    try:
+    with usage_errors_exit(parser.prog, FileNotFoundError, ValueError):
         if (Path(args.model) / EXPORT_INFO_NAME).is_file():
             if args.quantize is None or args.image_size is not None or args.opset is not None:
                 parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
@@ -92,8 +90,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.image_size is not None:
                 processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
             export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
     print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
     return 0
 

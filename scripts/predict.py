@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from lavt_hf.cli import ArgumentParser, check_writable_dir
-from lavt_hf.commands import missing_extra_message
+from lavt_hf.commands import require_extra
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.onnx.export import EXPORT_INFO_NAME
@@ -53,10 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to run; auto picks cuda when available (default: %(default)s)")
     parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
-                        help="compute precision; bf16 / fp16 run the model under autocast (its linear and "
-                             "convolution weights stored in that precision, same results, faster); auto: "
-                             "bf16 on a CPU with native bfloat16 (AVX512-BF16 / AMX), else fp32; with "
-                             "--backend onnx, the export's own precision (default: %(default)s)")
+                        help="bf16 / fp16: autocast, with the linear and convolution weights stored in that "
+                             "precision (same results, faster); auto (default): bf16 on a CPU with native "
+                             "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own")
     parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                         help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by "
                              "ONNX Runtime on the CPU (default: %(default)s)")
@@ -65,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "argmax, as the original)")
     parser.add_argument("--presence-threshold", "--presence_threshold", dest="presence_threshold", type=float,
                         help="answer 'no target' (an empty mask) where the presence score is below this "
-                             "value, in [0, 1] (default: no presence rule, the mask as the original gives "
-                             "it)")
+                             "value, in [0, 1] (default: none, the mask as the original gives it)")
     parser.add_argument("--word-maps", "--word_maps", dest="word_maps", action="store_true",
                         help="also write, per pair, a picture of where each word of the expression looks "
                              "(the pixel-word attention)")
@@ -76,9 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = args.backend == "onnx" and missing_extra_message("onnx", "--backend onnx")
-    if missing:
-        parser.error(missing)
+    if args.backend == "onnx":
+        require_extra("onnx", parser.prog, "--backend onnx")
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
     check_texts(parser, args.text)
     try:
@@ -129,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, device: torch.device, dtype: str
                   ) -> ReferringImageSegmentationPipeline:
-    """The model (a folder or Hub id; with backend onnx, a lavt-export folder) and its processor, in the
-    pipeline."""
+    """The pipeline of the model (a folder or Hub id; with backend onnx, a lavt-export folder)."""
     folder = Path(name)
     exported = (folder / EXPORT_INFO_NAME).is_file()
     if backend == "torch" and exported:

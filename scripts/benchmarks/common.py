@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -74,9 +75,7 @@ def peak_memory_mb(device: torch.device) -> float:
     status = Path("/proc/self/status")
     if status.is_file():  # Linux: this process's own high-water mark. ru_maxrss is not: a child started by a big
         # parent (fork, then exec) keeps the parent's peak at the fork when that is higher.
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**10, 1)  # kB
+        return round(int(re.search(r"VmHWM:\s*(\d+) kB", status.read_text())[1]) / 2**10, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
     return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
 

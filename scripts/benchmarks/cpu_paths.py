@@ -19,6 +19,9 @@ import numpy as np
 import torch
 
 from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+from modeling_lavt.onnx.calibration import folder_samples
+from modeling_lavt.onnx.export import export_onnx, processor_settings, quantize_export, read_export_info
+from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 from modeling_lavt.precision import autocast, cpu_has_native_bf16, store_weights_for_autocast
 
 from . import common
@@ -56,18 +59,10 @@ def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paths to time (default: all; eager-fp32, the baseline, always)")
 
 
-def ort_model(folder: Path, threads: int) -> Any:
-    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
-
-    return LavtOnnxForReferringSegmentation.from_pretrained(folder, num_threads=threads)
-
-
 def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration: Path | None = None
                ) -> dict[str, Any]:
     """float32, dynamic INT8 and static INT8 exports into `folder`/{fp32,int8,int8-static}: times (s), file sizes
     (MiB) and the static calibration set (`calibration`: a folder of samples; None: generated images)."""
-    from modeling_lavt.onnx.export import export_onnx, quantize_export, read_export_info
-
     seconds = {}
     for key, make in (("export_s", lambda: export_onnx(model, processor, folder / "fp32")),
                       ("quantize_s", lambda: quantize_export(folder / "fp32", folder / "int8")),
@@ -85,10 +80,12 @@ def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration
 def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int, names: Sequence[str] = CPU_PATHS
                     ) -> dict[str, tuple[Any, str]]:
     """Each CPU path of `names` (in CPU_PATHS order): the callable model and the autocast dtype it runs under."""
+    ort = LavtOnnxForReferringSegmentation.from_pretrained
     builders = {
         "eager-fp32": lambda: (model, "fp32"), "eager-bf16": lambda: (model, "bf16"),
         "eager-bf16-stored": lambda: (store_weights_for_autocast(copy.deepcopy(model), "bf16"), "bf16"),
-        **{f"ort-{name}": (lambda name=name: (ort_model(folder / name, threads), "fp32")) for name in ORT_FOLDERS},
+        **{f"ort-{name}": lambda name=name: (ort(folder / name, num_threads=threads), "fp32")
+           for name in ORT_FOLDERS},
     }
     return {name: builders[name]() for name in CPU_PATHS if name in names}
 
@@ -168,7 +165,8 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
         if args.path == "eager-bf16-stored":
             store_weights_for_autocast(model, "bf16")
     else:
-        model = ort_model(args.folder / args.path.removeprefix("ort-"), args.threads)
+        model = LavtOnnxForReferringSegmentation.from_pretrained(args.folder / args.path.removeprefix("ort-"),
+                                                                  num_threads=args.threads)
     dtype = "bf16" if args.path.startswith("eager-bf16") else "fp32"
     inputs = common.random_inputs(model.config, args.batch_size, args.image_size, device)
     step = inference_step(model, inputs, dtype, device)
@@ -180,8 +178,6 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 def _calibration_folder(text: str) -> Path:
     """A calibration folder whose samples can be read (checked before the minutes of export)."""
-    from modeling_lavt.onnx.calibration import folder_samples
-
     try:
         folder_samples(text)
     except (OSError, ValueError) as error:
@@ -210,7 +206,6 @@ def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
-    from modeling_lavt.onnx.export import processor_settings
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")

@@ -1,12 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """`data-format`: the prepared format's size against the bytes of the distinct images it holds, and the training
 data path (decode, mask, resize to 480x480, normalise, tokenize; one torch thread: samples per second per core)
-read from it, map-style and streamed, against the raw image files, on synthetic refer data.
-
-Presets: `demo` is the embedded demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three
-configurations over the same 640x480 images, as the real family shares COCO's. `embedded_format_bytes` estimates
-the format before the image table, which stored each object's image in its row.
-"""
+read from it, map-style and streamed, against the raw image files, on synthetic refer data. Presets: `demo` is
+the demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three configurations over the same
+640x480 images, as the real family shares COCO's. `embedded_format_bytes`: each object's image in its row."""
 
 from __future__ import annotations
 

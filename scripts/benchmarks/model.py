@@ -106,21 +106,23 @@ def inference_step(model: Callable[..., Any], inputs: dict[str, torch.Tensor], d
     return step
 
 
-def compare_compiled(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str, device: torch.device,
-                     backend: str, repeats: int, warmup: int) -> dict[str, Any]:
-    """Eager and `torch.compile`-d inference timed interleaved; their masks must be identical. The first
-    compiled call (compilation included) is `compile_s`."""
+def compare_compiled(args: argparse.Namespace, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                     dtype: str, device: torch.device) -> dict[str, Any]:
+    """Eager and `torch.compile`-d (`args.compile_backend`) inference timed interleaved; their masks must be
+    identical. The first compiled call (compilation included) is `compile_s`."""
+    compiled = torch.compile(model, backend=args.compile_backend)
     steps = {"eager": inference_step(model, inputs, dtype, device),
-             "compiled": inference_step(torch.compile(model, backend=backend), inputs, dtype, device)}
+             "compiled": inference_step(compiled, inputs, dtype, device)}
     start = time.perf_counter()
     compiled_masks = steps["compiled"]()
     common.synchronize(device)
     compile_seconds = time.perf_counter() - start
     masks_identical = torch.equal(steps["eager"](), compiled_masks)
-    seconds = common.time_workloads(steps, repeats, warmup, device)
+    seconds = common.time_workloads(steps, args.repeats, args.warmup, device)
     batch = inputs["pixel_values"].shape[0]
     return {
-        "compile_backend": backend, "compile_s": round(compile_seconds, 1), "masks_identical": masks_identical,
+        "compile_backend": args.compile_backend, "compile_s": round(compile_seconds, 1),
+        "masks_identical": masks_identical,
         "eager": timing_record(seconds["eager"], batch), "compiled": timing_record(seconds["compiled"], batch),
         "compiled_over_eager": median_ratio(seconds, "compiled", "eager"),
     }
@@ -133,8 +135,7 @@ def run_inference(args: argparse.Namespace) -> dict[str, Any]:
     setup_peak = common.peak_memory_mb(device)
     record = {**common.base_record("inference", args, config, model, device), "compile": args.compile}
     if args.compile:
-        comparison = compare_compiled(model, inputs, args.dtype, device, args.compile_backend, args.repeats,
-                                      args.warmup)
+        comparison = compare_compiled(args, model, inputs, args.dtype, device)
         compiled = comparison.pop("compiled")
         return {**record, **compiled, **common.memory_record(device, setup_peak), **comparison}
     step = inference_step(model, inputs, args.dtype, device)
@@ -238,8 +239,7 @@ def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, A
 def compare_compile(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     config, model = common.random_model(args.small_preset, device)
     inputs = common.random_inputs(config, 1, args.small_image_size, device)
-    comparison = compare_compiled(model, inputs, "fp32", device, args.compile_backend, args.repeats,
-                                  args.warmup)
+    comparison = compare_compiled(args, model, inputs, "fp32", device)
     return {"target": f"identical masks, compiled time <= {COMPILE_MAX_RATIO}x eager",
             "met": comparison["masks_identical"] and comparison["compiled_over_eager"] <= COMPILE_MAX_RATIO,
             "preset": args.small_preset, "image_size": args.small_image_size, **comparison}
