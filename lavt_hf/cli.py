@@ -92,12 +92,11 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
     """Refuse an output folder that cannot be written: raises `UsageError` naming `flag` and the reason, or
     with `prog` prints the one-line error and exits with status 2."""
     reason = unwritable_reason(path)
-    if reason is None:
-        return
-    message = f"{flag} {path}: {reason}; choose another folder"
-    if prog is not None:
+    if reason is not None:
+        message = f"{flag} {path}: {reason}; choose another folder"
+        if prog is None:
+            raise UsageError(message)
         exit_with_usage_error(prog, message)
-    raise UsageError(message)
 
 
 def check_source_exists(source: str, flag: str) -> None:
@@ -108,19 +107,18 @@ def check_source_exists(source: str, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
-    """The data loader's errors about the user's data as `UsageError`s naming `flag` and `source` (one not
+def dataset_errors(source: str) -> Iterator[None]:
+    """The data loader's errors about the user's data as `UsageError`s naming --dataset and `source` (one not
     found locally nor on the Hub is said to be so)."""
-    check_source_exists(source, flag)
+    check_source_exists(source, "--dataset")
     try:
         yield
-    except (ConnectionError, FileNotFoundError) as error:
-        if Path(source).exists():
-            raise UsageError(f"{flag} {source}: {error}") from error
-        raise NotFoundError(f"{flag} {source}: not found: no such local folder (from {Path.cwd()}), and no "
-                            f"Hub dataset of that id could be loaded ({error}); check the path") from error
-    except ValueError as error:  # the loaders' words for data that does not fit the expected layout
-        raise UsageError(f"{flag} {source}: {error}") from error
+    # ValueError: the loaders' words for data that does not fit the expected layout
+    except (ConnectionError, FileNotFoundError, ValueError) as error:
+        if isinstance(error, ValueError) or Path(source).exists():
+            raise UsageError(f"--dataset {source}: {error}") from error
+        raise NotFoundError(f"--dataset {source}: not found: no such local folder (from {Path.cwd()}), and "
+                            f"no Hub dataset of that id could be loaded ({error}); check the path") from error
 
 
 def range_problem(value: float, minimum: float, exclusive: bool = False) -> str | None:

@@ -25,8 +25,7 @@ def _installed(module: str) -> bool:
 
 
 def require_extra(extra: str, prog: str, what: str) -> None:
-    """Unless every module of `extra` imports, exit with status 2 after one line naming the modules missing
-    and the `pip install` that brings them."""
+    """Unless every module of `extra` imports, exit 2 after one line naming them and the `pip install`."""
     missing = [module for module in EXTRA_MODULES[extra] if not _installed(module)]
     if missing:
         print(f"{prog}: error: {what} needs the `{extra}` extra ({', '.join(missing)} not installed): "

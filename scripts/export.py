@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
 from lavt_hf.commands import require_extra
+from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
 from modeling_lavt.onnx.export import (
     EXPORT_INFO_NAME,
     QUANTIZATIONS,
@@ -78,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
                              "opset")
             quantize_export(args.model, output_dir, args.quantize, **calibration)
         else:
-            from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-
             if not Path(args.model).is_dir():
                 parser.error(f"--model {args.model}: no such folder")
             try:

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir
+from lavt_hf.cli import ArgumentParser, check_writable_dir, usage_errors_exit
 from lavt_hf.commands import require_extra
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.onnx.export import EXPORT_INFO_NAME
+from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype, store_weights_for_autocast
 from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
     parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION", help="the expressions")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="predictions",
+    parser.add_argument("--output-dir", "--output_dir", default="predictions",
                         help="folder for the mask and overlay PNGs (created; default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to run; auto picks cuda when available (default: %(default)s)")
@@ -56,18 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bf16 / fp16: autocast, with the linear and convolution weights stored in that "
                              "precision (same results, faster); auto (default): bf16 on a CPU with native "
                              "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by "
-                             "ONNX Runtime on the CPU (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="foreground where its probability >= this value, in [0, 1] (default: the "
-                             "argmax, as the original)")
-    parser.add_argument("--presence-threshold", "--presence_threshold", dest="presence_threshold", type=float,
-                        help="answer 'no target' (an empty mask) where the presence score is below this "
-                             "value, in [0, 1] (default: none, the mask as the original gives it)")
-    parser.add_argument("--word-maps", "--word_maps", dest="word_maps", action="store_true",
-                        help="also write, per pair, a picture of where each word of the expression looks "
-                             "(the pixel-word attention)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="torch: a PyTorch "
+                        "model folder; onnx: a lavt-export folder, run by ONNX Runtime (CPU); default: torch")
+    parser.add_argument("--threshold", type=float, help="foreground where its probability >= this value, in "
+                                                        "[0, 1] (default: the argmax, as the original)")
+    parser.add_argument("--presence-threshold", "--presence_threshold", type=float, help="answer 'no target' "
+                        "(an empty mask) where the presence score is below this value, in [0, 1]")
+    parser.add_argument("--word-maps", "--word_maps", action="store_true", help="also write, per pair, a "
+                        "picture of where each word of the expression looks (the pixel-word attention)")
     return parser
 
 
@@ -78,10 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         require_extra("onnx", parser.prog, "--backend onnx")
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
     check_texts(parser, args.text)
-    try:
+    with usage_errors_exit(parser.prog, ValueError):
         pairs = pair_images_with_texts(args.image, args.text)
-    except ValueError as error:
-        parser.error(str(error))
     for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"{option} must lie in [0, 1], got {value}")
@@ -139,8 +134,6 @@ def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, devi
     try:
         check_processor_files(name)
         if backend == "onnx":
-            from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
-
             precision = "float32" if dtype == "fp32" else None
             model = LavtOnnxForReferringSegmentation.from_pretrained(name, precision=precision)
         else:

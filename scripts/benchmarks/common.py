@@ -24,14 +24,13 @@ from lavt_hf.training.memory import malloc_statistics
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor
 from modeling_lavt.configuration_lavt import PRESETS
 
-# A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
-TINY_TEST_PRESET = "tiny-test"
+# Preset `tiny-test`, for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocab.
 TINY_TEST_CONFIG: dict[str, Any] = {
     "embed_dim": 8, "depths": [1, 2, 1, 2], "num_heads": [1, 1, 2, 2], "window_size": 4, "drop_path_rate": 0.0,
     "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
 }
-PRESET_CHOICES = [*sorted(PRESETS), TINY_TEST_PRESET]
+PRESET_CHOICES = [*sorted(PRESETS), "tiny-test"]
 
 
 def synchronize(device: torch.device) -> None:
@@ -102,12 +101,11 @@ class AllocatedPeak:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        while True:
+        stopped = False
+        while not stopped:  # the last sample is taken after the stop
+            stopped = self._stop.wait(self.interval_s)
             info = self._mallinfo2()
             self.peak_mb = max(self.peak_mb or 0.0, (info.uordblks + info.hblkhd) / 2**20)
-            if self._stop.is_set():
-                return
-            self._stop.wait(self.interval_s)
 
     def __enter__(self) -> AllocatedPeak:
         if self._mallinfo2 is not None:
@@ -117,7 +115,7 @@ class AllocatedPeak:
     def __exit__(self, *exc_info: object) -> None:
         if self._mallinfo2 is not None:
             self._stop.set()
-            self._thread.join()  # the thread samples once more after the stop
+            self._thread.join()
             self.peak_mb = round(self.peak_mb, 1)
 
 
@@ -141,11 +139,10 @@ def default_processor(image_size: int | None = None) -> Any:
 
 
 def random_model(preset: str, device: torch.device, config_json: str | None = None) -> tuple[Any, Any]:
-    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs), and a randomly
-    initialised model of it in eval mode (weights do not change the cost), the same in every run."""
+    """The LavtConfig of `config_json`, else of `preset`, and a seeded random model of it in eval mode."""
     if config_json is not None:
         config = LavtConfig.from_json_file(config_json)
-    elif preset == TINY_TEST_PRESET:
+    elif preset == "tiny-test":
         config = LavtConfig(**TINY_TEST_CONFIG)
     else:
         config = LavtConfig.from_preset(preset)

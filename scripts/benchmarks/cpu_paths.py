@@ -1,8 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The CPU inference paths side by side: eager float32; eager bf16 autocast with float32 weights, and with the
-linear and convolution weights stored in bf16 as lavt-predict runs it; ONNX Runtime float32, INT8 dynamic and INT8
-static. `onnx` times them interleaved on random weights and inputs (`onnx-memory`: one path's peak RSS, in a fresh
-process each); `onnx-accuracy` runs them with a trained model over a refer split."""
+"""The CPU inference paths: eager float32; eager bf16 autocast, with float32 weights or (as lavt-predict) bf16
+ones; ONNX Runtime float32, INT8 dynamic and INT8 static. `onnx` times them on random weights and inputs
+(`onnx-memory`: one path's peak RSS, in a fresh process); `onnx-accuracy` runs them with a trained model."""
 
 from __future__ import annotations
 

@@ -85,14 +85,12 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
 
 
 def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int) -> dict[str, Any]:
-    """Decode + mask + resize + normalise + tokenize read from the prepared folder (map-style and streamed) and,
-    as the baseline in the same run, from the raw image files."""
+    """The data path from the prepared folder (map-style and streamed) and, as baseline, the raw files."""
     from lavt_hf.training.data import load_refer_dataset
     from lavt_hf.training.data.views import ReferTrainDataset, ReferTrainStream
 
     processor = default_processor()
-    dataset, split_by = preset["configs"][0]
-    name = f"{dataset}_{split_by}"
+    name = "_".join(preset["configs"][0])
     map_style = ReferTrainDataset(load_refer_dataset(scratch / "prepared", name, "train"), processor, seed=0)
     raw_files = ReferTrainDataset(load_refer_dataset(scratch / "refer", name, "train", images_root=scratch / "images"),
                                   processor, seed=0)

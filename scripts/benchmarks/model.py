@@ -30,8 +30,7 @@ COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
 
 
 def random_setup(args: argparse.Namespace, training: bool) -> tuple[torch.device, Any, Any, dict]:
-    """The device, config, random model (in training or eval mode) and inputs (labels for training) of one
-    `train-step` / `inference` configuration."""
+    """The device, config, random model and inputs (labels for training) of `train-step` / `inference`."""
     device = common.prepare_device(args)
     config, model = common.random_model(args.preset, device, args.config_json)
     inputs = common.random_inputs(config, args.batch_size, args.image_size, device, labels=training)
@@ -129,8 +128,7 @@ def compare_compiled(args: argparse.Namespace, model: torch.nn.Module, inputs: d
 
 
 def run_inference(args: argparse.Namespace) -> dict[str, Any]:
-    """Time inference of one configuration; with --compile, eager and compiled interleaved (the top-level
-    timing is then the compiled model's)."""
+    """Time inference of one configuration; with --compile, the compiled model's, beside eager's."""
     device, config, model, inputs = random_setup(args, training=False)
     setup_peak = common.peak_memory_mb(device)
     record = {**common.base_record("inference", args, config, model, device), "compile": args.compile}
@@ -185,8 +183,7 @@ def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, An
 
 
 def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Training steps with and without gradient checkpointing, each in a fresh process as lavt-train runs them,
-    so that its peak memory and allocator settings are its own."""
+    """Training steps with and without gradient checkpointing, each in a fresh process, as lavt-train runs."""
     argv = ["train-step", "--preset", args.large_preset, "--image-size", str(args.large_image_size),
             "--batch-size", str(args.checkpointing_batch_size), "--repeats", str(args.repeats),
             "--warmup", str(args.warmup), "--device", str(device),
