@@ -43,12 +43,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 @contextlib.contextmanager
-def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
-    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line, exit 2."""
+def usage_errors_exit(prog: str, *kinds: type[Exception], prefix: str = "") -> Iterator[None]:
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line,
+    ``<prog>: error: <prefix><error>``, and exit status 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
-        exit_with_usage_error(prog, str(error))
+        exit_with_usage_error(prog, prefix + str(error))
 
 
 # The same as a decorator of a tool's `main` (a context manager made by `contextmanager` also decorates).
@@ -81,8 +82,7 @@ def unwritable_reason(path: str | Path) -> str | None:
         where = "it" if existing == path else f"its parent {existing}"
         return f"{where} is a file, not a folder"
     try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
         return f"cannot write into {existing} ({error.strerror or error})"
     return None

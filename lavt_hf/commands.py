@@ -1,7 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Console-script entry points of the commands that need the `train` extra (pyproject.toml
-`[project.scripts]`): each checks the extra first, so a missing one is one line naming the `pip install` that
-brings it, with exit status 2."""
+"""Console-script entry points of the commands that need the `train` extra: each checks the extra first, so
+a missing one is one line naming the `pip install` that brings it, with exit status 2."""
 
 from __future__ import annotations
 

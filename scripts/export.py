@@ -24,13 +24,8 @@ from pathlib import Path
 from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
 from lavt_hf.commands import require_extra
 from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-from modeling_lavt.onnx.export import (
-    EXPORT_INFO_NAME,
-    QUANTIZATIONS,
-    export_onnx,
-    quantize_export,
-    read_export_info,
-)
+from modeling_lavt.onnx.export import QUANTIZATIONS, export_onnx, quantize_export
+from modeling_lavt.onnx.folder import EXPORT_INFO_NAME, read_export_info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
-                        help="new folder for the export (must not exist)")
+    parser.add_argument("--output-dir", "--output_dir", required=True, help="a new folder for the export")
     parser.add_argument("--quantize", choices=QUANTIZATIONS,
                         help="dynamic: ONNX Runtime dynamic quantization of the linear layers; static: "
                         "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
@@ -81,11 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not Path(args.model).is_dir():
                 parser.error(f"--model {args.model}: no such folder")
-            try:
+            with usage_errors_exit(parser.prog, OSError, ValueError,
+                                   prefix=f"cannot load the model and processor from {args.model}: "):
                 model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
                 processor = LavtProcessor.from_pretrained(args.model)
-            except (OSError, ValueError) as error:
-                parser.error(f"cannot load the model and processor from {args.model}: {error}")
             if args.image_size is not None:
                 processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
             export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)

@@ -74,18 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == "onnx":
         require_extra("onnx", parser.prog, "--backend onnx")
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
-    check_texts(parser, args.text)
+    with usage_errors_exit(parser.prog, ValueError, prefix="--text: "):
+        check_referring_expressions(args.text)
     with usage_errors_exit(parser.prog, ValueError):
         pairs = pair_images_with_texts(args.image, args.text)
     for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"{option} must lie in [0, 1], got {value}")
-    images = {}
-    for path in dict.fromkeys(args.image):  # decoded up front: a bad file fails before the model loads
-        try:
-            images[path] = open_image(path)
-        except ValueError as error:
-            parser.error(f"--image: {error}")
+    with usage_errors_exit(parser.prog, ValueError, prefix="--image: "):  # before the model loads
+        images = {path: open_image(path) for path in dict.fromkeys(args.image)}
     if args.backend == "onnx":  # on the CPU, in the export's precision (fp32 insists on a float32 export)
         if args.word_maps:
             parser.error("--word-maps: the ONNX export returns logits only, not the attentions; "
@@ -105,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         dtype = resolve_dtype(device, args.dtype)
     pipe = load_pipeline(parser, args.model, args.backend, device, args.dtype)
     store_weights_for_autocast(pipe.model, dtype)
-    check_texts(parser, args.text, pipe.tokenizer)
+    with usage_errors_exit(parser.prog, ValueError, prefix="--text: "):  # also one the tokenizer empties
+        check_referring_expressions(args.text, pipe.tokenizer)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +129,8 @@ def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, devi
     if backend == "onnx" and not exported and (folder / "config.json").is_file():
         parser.error(f"--model {name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
                      f"or export it first (lavt-export --model {name} --output-dir NEW_FOLDER)")
-    try:
+    with usage_errors_exit(parser.prog, OSError, ValueError,
+                           prefix=f"--model: cannot load the model and processor from {name}: "):
         check_processor_files(name)
         if backend == "onnx":
             precision = "float32" if dtype == "fp32" else None
@@ -140,16 +139,6 @@ def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, devi
             model = LavtForReferringSegmentation.from_pretrained(name).eval()
         processor = LavtProcessor.from_pretrained(name)
         return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
-    except (OSError, ValueError) as error:
-        parser.error(f"--model: cannot load the model and processor from {name}: {error}")
-
-
-def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
-    """Refuse a blank expression, and with the tokenizer one it reduces to nothing (e.g. a zero-width space)."""
-    try:
-        check_referring_expressions(texts, tokenizer)
-    except ValueError as error:
-        parser.error(f"--text: {error}")
 
 
 def save_prediction(output_dir: Path, index: int, path: str, image: Image.Image, text: str,

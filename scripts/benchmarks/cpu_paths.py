@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
 
 from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
 from modeling_lavt.onnx.calibration import folder_samples
@@ -137,14 +138,13 @@ def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
     import onnxruntime
 
     torch.set_num_threads(args.threads)
-    records = [measure_onnx_setting(args, *setting) for setting in args.settings]
     return {
         "benchmark": "onnx", "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         **common.hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
         "logical_cpus": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
         "timing": "forward + mask post-processing, random weights and inputs, median seconds per batch",
         "memory_kind": "process peak RSS (VmHWM) of one subprocess per path: load, 2 inferences",
-        "settings": records,
+        "settings": [measure_onnx_setting(args, *setting) for setting in args.settings],
     }
 
 
@@ -200,8 +200,6 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
     share of mask pixels equal to eager float32's; the low-precision accuracy targets judged on them."""
-    from torch.utils.data import DataLoader, Subset
-
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union

@@ -1,6 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The model benchmarks: `train-step`, `inference` and `targets` (the project's performance targets, each ratio
-measured within one run)."""
+"""The model benchmarks: `train-step`, `inference` and `targets` (performance targets, each in one run)."""
 
 from __future__ import annotations
 
