@@ -101,21 +101,20 @@ class AllocatedPeak:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        stopped = False
+        stopped = self._mallinfo2 is None
         while not stopped:  # the last sample is taken after the stop
             stopped = self._stop.wait(self.interval_s)
             info = self._mallinfo2()
             self.peak_mb = max(self.peak_mb or 0.0, (info.uordblks + info.hblkhd) / 2**20)
 
     def __enter__(self) -> AllocatedPeak:
-        if self._mallinfo2 is not None:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._mallinfo2 is not None:
-            self._stop.set()
-            self._thread.join()
+        self._stop.set()
+        self._thread.join()
+        if self.peak_mb is not None:
             self.peak_mb = round(self.peak_mb, 1)
 
 
@@ -168,10 +167,8 @@ def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.d
 
 
 def hardware_record(device: torch.device) -> dict[str, str]:
-    record = {"cpu": platform.processor() or platform.machine()}
-    if device.type == "cuda":
-        record["gpu"] = torch.cuda.get_device_name(device)
-    return record
+    gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
+    return {"cpu": platform.processor() or platform.machine(), **gpu}
 
 
 def base_record(name: str, args: argparse.Namespace, config: Any, model: torch.nn.Module, device: torch.device

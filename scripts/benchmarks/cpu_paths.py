@@ -9,7 +9,6 @@ import argparse
 import copy
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from . import common
 from .model import inference_step
 
 CPU_PATHS = ("eager-fp32", "eager-bf16", "eager-bf16-stored", "ort-fp32", "ort-int8", "ort-int8-static")
-LOW_PRECISION_PATHS = ("eager-bf16", "eager-bf16-stored", "ort-int8", "ort-int8-static")
 ORT_FOLDERS = ("fp32", "int8", "int8-static")  # the export folder of path ort-<folder>
 ORT_FP32_MIN_SPEEDUP = 1.3  # eager float32 time / ONNX Runtime float32 time, Swin-B 480 batch 1
 LOW_PRECISION_MIN_SPEEDUP = 3.0  # eager float32 time / the fastest low-precision path's time
@@ -63,17 +61,15 @@ def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration
                ) -> dict[str, Any]:
     """float32, dynamic INT8 and static INT8 exports into `folder`/{fp32,int8,int8-static}: times (s), file sizes
     (MiB) and the static calibration set (`calibration`: a folder of samples; None: generated images)."""
-    seconds = {}
-    for key, make in (("export_s", lambda: export_onnx(model, processor, folder / "fp32")),
-                      ("quantize_s", lambda: quantize_export(folder / "fp32", folder / "int8")),
-                      ("quantize_static_s", lambda: quantize_export(folder / "fp32", folder / "int8-static",
-                                                                    method="static", calibration=calibration))):
-        start = time.perf_counter()
-        make()
-        seconds[key] = round(time.perf_counter() - start, 1)
+    steps = {"export_s": lambda: export_onnx(model, processor, folder / "fp32"),
+             "quantize_s": lambda: quantize_export(folder / "fp32", folder / "int8"),
+             "quantize_static_s": lambda: quantize_export(folder / "fp32", folder / "int8-static",
+                                                          method="static", calibration=calibration)}
+    # One pass, in this order: the quantizations read the float32 export.
+    seconds = common.time_workloads(steps, repeats=1, warmup=0, device=torch.device("cpu"))
     sizes = {name: round(sum(f.stat().st_size for f in (folder / name).glob("model.onnx*")) / 2**20, 1)
              for name in ORT_FOLDERS}
-    return {**seconds, "onnx_file_mb": sizes,
+    return {**{key: round(values[0], 1) for key, values in seconds.items()}, "onnx_file_mb": sizes,
             "static_calibration": read_export_info(folder / "int8-static")["quantization"]["calibration"]}
 
 
@@ -113,7 +109,7 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
                 "--batch-size", str(batch), "--threads", str(args.threads)]) for name in names}
     speedups = {name: common.median_ratio(seconds, "eager-fp32", name) for name in names}
     targets = {}
-    low_precision = [name for name in LOW_PRECISION_PATHS if name in names]
+    low_precision = [name for name in names if not name.endswith("fp32")]
     if low_precision:
         fastest = max(low_precision, key=speedups.__getitem__)
         targets["fastest_low_precision"] = {
