@@ -16,16 +16,11 @@ EXTRA_MODULES = {
 }
 
 
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ValueError:  # `sys.modules[module] is None`: the import is blocked, as if not installed
-        return False
-
-
 def require_extra(extra: str, prog: str, what: str) -> None:
     """Unless every module of `extra` imports, exit 2 after one line naming them and the `pip install`."""
-    missing = [module for module in EXTRA_MODULES[extra] if not _installed(module)]
+    # None in sys.modules blocks the import (and makes find_spec raise): as if not installed
+    missing = [module for module in EXTRA_MODULES[extra]
+               if sys.modules.get(module, False) is None or importlib.util.find_spec(module) is None]
     if missing:
         print(f"{prog}: error: {what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
               f"pip install 'lavt-hf[{extra}]'", file=sys.stderr)
