@@ -43,12 +43,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 @contextlib.contextmanager
-def usage_errors_exit(prog: str, *kinds: type[Exception]) -> Iterator[None]:
-    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line, exit 2."""
+def usage_errors_exit(prog: str, *kinds: type[Exception], prefix: str = "") -> Iterator[None]:
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line,
+    ``<prog>: error: <prefix><error>``, and exit status 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
-        exit_with_usage_error(prog, str(error))
+        exit_with_usage_error(prog, prefix + str(error))
 
 
 # The same as a decorator of a tool's `main` (a context manager made by `contextmanager` also decorates).
@@ -66,12 +67,10 @@ def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[
         close = difflib.get_close_matches(name, known, n=1) if option.startswith("--") else []
         if close:
             hints[option] = close[0] + dot + key
+    if len(hints) > 1:
+        hints = {option: f"{close} (for {option})" for option, close in hints.items()}
     message = f"unrecognized arguments: {' '.join(extras)}"
-    if len(hints) == 1:
-        return f"{message}; did you mean {next(iter(hints.values()))}?"
-    if hints:
-        return f"{message}; did you mean {', '.join(f'{close} (for {option})' for option, close in hints.items())}?"
-    return message
+    return f"{message}; did you mean {', '.join(hints.values())}?" if hints else message
 
 
 def unwritable_reason(path: str | Path) -> str | None:
@@ -83,8 +82,7 @@ def unwritable_reason(path: str | Path) -> str | None:
         where = "it" if existing == path else f"its parent {existing}"
         return f"{where} is a file, not a folder"
     try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
+        tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
         return f"cannot write into {existing} ({error.strerror or error})"
     return None
@@ -94,12 +92,11 @@ def check_writable_dir(path: str | Path, flag: str, prog: str | None = None) -> 
     """Refuse an output folder that cannot be written: raises `UsageError` naming `flag` and the reason, or
     with `prog` prints the one-line error and exits with status 2."""
     reason = unwritable_reason(path)
-    if reason is None:
-        return
-    message = f"{flag} {path}: {reason}; choose another folder"
-    if prog is not None:
+    if reason is not None:
+        message = f"{flag} {path}: {reason}; choose another folder"
+        if prog is None:
+            raise UsageError(message)
         exit_with_usage_error(prog, message)
-    raise UsageError(message)
 
 
 def check_source_exists(source: str, flag: str) -> None:
@@ -110,19 +107,18 @@ def check_source_exists(source: str, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def dataset_errors(source: str, flag: str = "--dataset") -> Iterator[None]:
-    """The data loader's errors about the user's data as `UsageError`s naming `flag` and `source` (one not
+def dataset_errors(source: str) -> Iterator[None]:
+    """The data loader's errors about the user's data as `UsageError`s naming --dataset and `source` (one not
     found locally nor on the Hub is said to be so)."""
-    check_source_exists(source, flag)
+    check_source_exists(source, "--dataset")
     try:
         yield
-    except (ConnectionError, FileNotFoundError) as error:
-        if Path(source).exists():
-            raise UsageError(f"{flag} {source}: {error}") from error
-        raise NotFoundError(f"{flag} {source}: not found: no such local folder (from {Path.cwd()}), and no "
-                            f"Hub dataset of that id could be loaded ({error}); check the path") from error
-    except ValueError as error:  # the loaders' words for data that does not fit the expected layout
-        raise UsageError(f"{flag} {source}: {error}") from error
+    # ValueError: the loaders' words for data that does not fit the expected layout
+    except (ConnectionError, FileNotFoundError, ValueError) as error:
+        if isinstance(error, ValueError) or Path(source).exists():
+            raise UsageError(f"--dataset {source}: {error}") from error
+        raise NotFoundError(f"--dataset {source}: not found: no such local folder (from {Path.cwd()}), and "
+                            f"no Hub dataset of that id could be loaded ({error}); check the path") from error
 
 
 def range_problem(value: float, minimum: float, exclusive: bool = False) -> str | None:
@@ -134,13 +130,12 @@ def range_problem(value: float, minimum: float, exclusive: bool = False) -> str 
     return None
 
 
-def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str], float]:
+def ranged(kind: type, minimum: float) -> Callable[[str], float]:
     """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses."""
 
     def convert(text: str):
         value = kind(text)
-        problem = range_problem(value, minimum, exclusive)
-        if problem:
+        if problem := range_problem(value, minimum):
             raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 

@@ -1,7 +1,6 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Console-script entry points of the commands that need the `train` extra (pyproject.toml
-`[project.scripts]`): each checks the extra first, so a missing one is one line naming the `pip install` that
-brings it, with exit status 2."""
+"""Console-script entry points of the commands that need the `train` extra: each checks the extra first, so
+a missing one is one line naming the `pip install` that brings it, with exit status 2."""
 
 from __future__ import annotations
 
@@ -17,27 +16,19 @@ EXTRA_MODULES = {
 }
 
 
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ValueError:  # `sys.modules[module] is None`: the import is blocked, as if not installed
-        return False
-
-
-def missing_extra_message(extra: str, what: str) -> str | None:
-    """None when `extra`'s modules are importable, else the sentence that says what to install for `what`."""
-    missing = [module for module in EXTRA_MODULES[extra] if not _installed(module)]
-    if not missing:
-        return None
-    return (f"{what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
-            f"pip install 'lavt-hf[{extra}]'")
+def require_extra(extra: str, prog: str, what: str) -> None:
+    """Unless every module of `extra` imports, exit 2 after one line naming them and the `pip install`."""
+    # None in sys.modules blocks the import (and makes find_spec raise): as if not installed
+    missing = [module for module in EXTRA_MODULES[extra]
+               if sys.modules.get(module, False) is None or importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"{prog}: error: {what} needs the `{extra}` extra ({', '.join(missing)} not installed): "
+              f"pip install 'lavt-hf[{extra}]'", file=sys.stderr)
+        sys.exit(2)
 
 
 def _run(prog: str, module: str) -> int:
-    message = missing_extra_message("train", prog)
-    if message is not None:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
+    require_extra("train", prog, prog)
     return importlib.import_module(module).main()
 
 

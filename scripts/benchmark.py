@@ -1,11 +1,8 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout. The commands
-behind the recorded numbers are in docs/benchmarks.md and docs/cpu_inference.md.
-
-Model benchmarks time a warm-up, then repeats in alternating order (median / min / max). `peak_memory_mb` is the
-process's peak resident set size on CPU (the Python runtime and libraries included; one configuration per process,
-as here) and torch.cuda.max_memory_allocated on CUDA.
-"""
+"""Benchmarks of the project, one subcommand each; every run prints one JSON record on stdout (the commands
+behind the recorded numbers: docs/benchmarks.md, docs/cpu_inference.md). Model benchmarks time a warm-up, then
+repeats in alternating order (median / min / max). `peak_memory_mb` is the process's peak resident set size on
+CPU (the Python runtime and libraries included) and torch.cuda.max_memory_allocated on CUDA."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from lavt_hf.commands import missing_extra_message
+from lavt_hf.commands import require_extra
 from lavt_hf.scripts.benchmarks import cpu_paths, data, model
 
 # name -> (help, add_arguments, run); the onnx ones also need the `onnx` extra
@@ -36,8 +33,7 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (text, add_arguments, run) in SUBCOMMANDS.items():
         add_arguments(subparsers.add_parser(name, help=text, description=text))
@@ -48,9 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = args.command.startswith("onnx") and missing_extra_message("onnx", f"benchmark {args.command}")
-    if missing:
-        parser.error(missing)
+    if args.command.startswith("onnx"):
+        require_extra("onnx", parser.prog, f"benchmark {args.command}")
     print(json.dumps(args.run(args)))
 
 

@@ -20,18 +20,11 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, exit_with_usage_error, positive_int
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
-from modeling_lavt.weights.conversion import (
-    check_tokenizer,
-    convert_original,
-    load_original_checkpoint,
-    read_safetensors,
-    resolve_settings,
-    warn_about_assumed_settings,
-)
+from modeling_lavt.weights import conversion
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,21 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-convert")
     output_dir = Path(args.output_dir)
-    # Everything that can fail is read before anything is written.
-    try:
+    # Everything that can fail is read before anything is written (ValueError: a bad checkpoint or JSON).
+    with usage_errors_exit("lavt-convert", OSError, ValueError):
         if output_dir.is_dir() and (present := sorted(p.name for p in output_dir.iterdir())):
             raise FileExistsError(
                 f"--output_dir {output_dir} already holds {present[:5]}; choose a new or empty folder")
         evaluations = [load_evaluation(path) for path in args.eval_results]
-        checkpoint = load_original_checkpoint(args.checkpoint)
+        checkpoint = conversion.load_original_checkpoint(args.checkpoint)
         if args.text_checkpoint:
-            checkpoint.text = read_safetensors(args.text_checkpoint)
+            checkpoint.text = conversion.read_safetensors(args.text_checkpoint)
         text_config = read_json(args.text_config, "--text_config") if args.text_config else None
-        settings = resolve_settings(checkpoint.settings, source=args.checkpoint,
-                                    fusion_num_heads=args.fusion_num_heads, image_size=args.image_size)
+        settings = conversion.resolve_settings(
+            checkpoint.settings, source=args.checkpoint, fusion_num_heads=args.fusion_num_heads,
+            image_size=args.image_size)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            settings = warn_about_assumed_settings(settings, args.checkpoint)
+            settings = conversion.warn_about_assumed_settings(settings, args.checkpoint)
         for warning in caught:
             print(f"lavt-convert: warning: {warning.message}", file=sys.stderr)
         tokenizer = None
@@ -111,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError) as err:
                 raise OSError(f"--tokenizer {args.tokenizer} could not be loaded: {str(err).splitlines()[0]}"
                               ) from None
-            check_tokenizer(tokenizer, settings)
-        model = convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
-    except (OSError, ValueError) as err:  # ValueError: an unsupported checkpoint or a bad JSON
-        exit_with_usage_error("lavt-convert", str(err))
+            conversion.check_tokenizer(tokenizer, settings)
+        model = conversion.convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
     parent = output_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     # Written beside the output and renamed into place: the folder appears complete or not at all.

@@ -21,15 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int
-from lavt_hf.commands import missing_extra_message
-from modeling_lavt.onnx.export import (
-    EXPORT_INFO_NAME,
-    QUANTIZATIONS,
-    export_onnx,
-    quantize_export,
-    read_export_info,
-)
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
+from lavt_hf.commands import require_extra
+from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+from modeling_lavt.onnx.export import QUANTIZATIONS, export_onnx, quantize_export
+from modeling_lavt.onnx.folder import EXPORT_INFO_NAME, read_export_info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", required=True,
-                        help="new folder for the export (must not exist)")
+    parser.add_argument("--output-dir", "--output_dir", required=True, help="a new folder for the export")
     parser.add_argument("--quantize", choices=QUANTIZATIONS,
                         help="dynamic: ONNX Runtime dynamic quantization of the linear layers; static: "
                         "static INT8 (QDQ) of the convolutions and linear layers, calibrated (default: float32)")
@@ -55,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = missing_extra_message("onnx", "lavt-export")
-    if missing is not None:
-        parser.error(missing)
+    require_extra("onnx", parser.prog, parser.prog)
     output_dir = Path(args.output_dir)
     if output_dir.exists():
         parser.error(f"--output-dir {output_dir} already exists; choose a new folder (an export never overwrites)")
@@ -72,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calibration-size sets the number of generated images; a --calibration folder is used "
                      "whole: give one of the two")
     calibration = {"calibration": args.calibration, "calibration_size": args.calibration_size}
-    try:
+    with usage_errors_exit(parser.prog, FileNotFoundError, ValueError):
         if (Path(args.model) / EXPORT_INFO_NAME).is_file():
             if args.quantize is None or args.image_size is not None or args.opset is not None:
                 parser.error(f"--model {args.model} is already an ONNX export: it can only be quantized "
@@ -80,20 +73,15 @@ def main(argv: list[str] | None = None) -> int:
                              "opset")
             quantize_export(args.model, output_dir, args.quantize, **calibration)
         else:
-            from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
-
             if not Path(args.model).is_dir():
                 parser.error(f"--model {args.model}: no such folder")
-            try:
+            with usage_errors_exit(parser.prog, OSError, ValueError,
+                                   prefix=f"cannot load the model and processor from {args.model}: "):
                 model = LavtForReferringSegmentation.from_pretrained(args.model).eval()
                 processor = LavtProcessor.from_pretrained(args.model)
-            except (OSError, ValueError) as error:
-                parser.error(f"cannot load the model and processor from {args.model}: {error}")
             if args.image_size is not None:
                 processor.image_processor.size = {"height": args.image_size[0], "width": args.image_size[1]}
             export_onnx(model, processor, output_dir, opset=args.opset, quantize=args.quantize, **calibration)
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
     print(json.dumps({"output_dir": str(output_dir), **read_export_info(output_dir)}, indent=2))
     return 0
 

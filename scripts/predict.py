@@ -30,11 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir
-from lavt_hf.commands import missing_extra_message
+from lavt_hf.cli import ArgumentParser, check_writable_dir, usage_errors_exit
+from lavt_hf.commands import require_extra
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.onnx.export import EXPORT_INFO_NAME
+from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 from modeling_lavt.pipeline_lavt import ReferringImageSegmentationPipeline
 from modeling_lavt.precision import DTYPES, autocast, resolve_dtype, store_weights_for_autocast
 from modeling_lavt.processing_lavt import LavtProcessor, pair_images_with_texts
@@ -48,52 +49,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
     parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION", help="the expressions")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="predictions",
+    parser.add_argument("--output-dir", "--output_dir", default="predictions",
                         help="folder for the mask and overlay PNGs (created; default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to run; auto picks cuda when available (default: %(default)s)")
     parser.add_argument("--dtype", choices=("auto", *DTYPES), default="auto",
-                        help="compute precision; bf16 / fp16 run the model under autocast (its linear and "
-                             "convolution weights stored in that precision, same results, faster); auto: "
-                             "bf16 on a CPU with native bfloat16 (AVX512-BF16 / AMX), else fp32; with "
-                             "--backend onnx, the export's own precision (default: %(default)s)")
-    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                        help="torch: a PyTorch model folder; onnx: a folder written by lavt-export, run by "
-                             "ONNX Runtime on the CPU (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="foreground where its probability >= this value, in [0, 1] (default: the "
-                             "argmax, as the original)")
-    parser.add_argument("--presence-threshold", "--presence_threshold", dest="presence_threshold", type=float,
-                        help="answer 'no target' (an empty mask) where the presence score is below this "
-                             "value, in [0, 1] (default: no presence rule, the mask as the original gives "
-                             "it)")
-    parser.add_argument("--word-maps", "--word_maps", dest="word_maps", action="store_true",
-                        help="also write, per pair, a picture of where each word of the expression looks "
-                             "(the pixel-word attention)")
+                        help="bf16 / fp16: autocast, with the linear and convolution weights stored in that "
+                             "precision (same results, faster); auto (default): bf16 on a CPU with native "
+                             "bfloat16 (AVX512-BF16 / AMX), else fp32; with --backend onnx, the export's own")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="torch: a PyTorch "
+                        "model folder; onnx: a lavt-export folder, run by ONNX Runtime (CPU); default: torch")
+    parser.add_argument("--threshold", type=float, help="foreground where its probability >= this value, in "
+                                                        "[0, 1] (default: the argmax, as the original)")
+    parser.add_argument("--presence-threshold", "--presence_threshold", type=float, help="answer 'no target' "
+                        "(an empty mask) where the presence score is below this value, in [0, 1]")
+    parser.add_argument("--word-maps", "--word_maps", action="store_true", help="also write, per pair, a "
+                        "picture of where each word of the expression looks (the pixel-word attention)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    missing = args.backend == "onnx" and missing_extra_message("onnx", "--backend onnx")
-    if missing:
-        parser.error(missing)
+    if args.backend == "onnx":
+        require_extra("onnx", parser.prog, "--backend onnx")
     check_writable_dir(args.output_dir, "--output-dir", prog="lavt-predict")
-    check_texts(parser, args.text)
-    try:
+    with usage_errors_exit(parser.prog, ValueError, prefix="--text: "):
+        check_referring_expressions(args.text)
+    with usage_errors_exit(parser.prog, ValueError):
         pairs = pair_images_with_texts(args.image, args.text)
-    except ValueError as error:
-        parser.error(str(error))
     for option, value in (("--threshold", args.threshold), ("--presence-threshold", args.presence_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             parser.error(f"{option} must lie in [0, 1], got {value}")
-    images = {}
-    for path in dict.fromkeys(args.image):  # decoded up front: a bad file fails before the model loads
-        try:
-            images[path] = open_image(path)
-        except ValueError as error:
-            parser.error(f"--image: {error}")
+    with usage_errors_exit(parser.prog, ValueError, prefix="--image: "):  # before the model loads
+        images = {path: open_image(path) for path in dict.fromkeys(args.image)}
     if args.backend == "onnx":  # on the CPU, in the export's precision (fp32 insists on a float32 export)
         if args.word_maps:
             parser.error("--word-maps: the ONNX export returns logits only, not the attentions; "
@@ -113,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         dtype = resolve_dtype(device, args.dtype)
     pipe = load_pipeline(parser, args.model, args.backend, device, args.dtype)
     store_weights_for_autocast(pipe.model, dtype)
-    check_texts(parser, args.text, pipe.tokenizer)
+    with usage_errors_exit(parser.prog, ValueError, prefix="--text: "):  # also one the tokenizer empties
+        check_referring_expressions(args.text, pipe.tokenizer)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, device: torch.device, dtype: str
                   ) -> ReferringImageSegmentationPipeline:
-    """The model (a folder or Hub id; with backend onnx, a lavt-export folder) and its processor, in the
-    pipeline."""
+    """The pipeline of the model (a folder or Hub id; with backend onnx, a lavt-export folder)."""
     folder = Path(name)
     exported = (folder / EXPORT_INFO_NAME).is_file()
     if backend == "torch" and exported:
@@ -140,27 +129,16 @@ def load_pipeline(parser: argparse.ArgumentParser, name: str, backend: str, devi
     if backend == "onnx" and not exported and (folder / "config.json").is_file():
         parser.error(f"--model {name} is a PyTorch model folder, not an ONNX export: drop --backend onnx, "
                      f"or export it first (lavt-export --model {name} --output-dir NEW_FOLDER)")
-    try:
+    with usage_errors_exit(parser.prog, OSError, ValueError,
+                           prefix=f"--model: cannot load the model and processor from {name}: "):
         check_processor_files(name)
         if backend == "onnx":
-            from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
-
             precision = "float32" if dtype == "fp32" else None
             model = LavtOnnxForReferringSegmentation.from_pretrained(name, precision=precision)
         else:
             model = LavtForReferringSegmentation.from_pretrained(name).eval()
         processor = LavtProcessor.from_pretrained(name)
         return ReferringImageSegmentationPipeline(model=model, processor=processor, device=device)
-    except (OSError, ValueError) as error:
-        parser.error(f"--model: cannot load the model and processor from {name}: {error}")
-
-
-def check_texts(parser: argparse.ArgumentParser, texts: list[str], tokenizer: Any = None) -> None:
-    """Refuse a blank expression, and with the tokenizer one it reduces to nothing (e.g. a zero-width space)."""
-    try:
-        check_referring_expressions(texts, tokenizer)
-    except ValueError as error:
-        parser.error(f"--text: {error}")
 
 
 def save_prediction(output_dir: Path, index: int, path: str, image: Image.Image, text: str,

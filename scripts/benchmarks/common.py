@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -23,14 +24,13 @@ from lavt_hf.training.memory import malloc_statistics
 from modeling_lavt import LavtConfig, LavtForReferringSegmentation, LavtImageProcessor, LavtProcessor
 from modeling_lavt.configuration_lavt import PRESETS
 
-# A LAVT small enough for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocabulary.
-TINY_TEST_PRESET = "tiny-test"
+# Preset `tiny-test`, for tests and smoke runs: 8-channel Swin, window 4, a 1-layer BERT with BERT's vocab.
 TINY_TEST_CONFIG: dict[str, Any] = {
     "embed_dim": 8, "depths": [1, 2, 1, 2], "num_heads": [1, 1, 2, 2], "window_size": 4, "drop_path_rate": 0.0,
     "text_config": {"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1,
                     "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64},
 }
-PRESET_CHOICES = [*sorted(PRESETS), TINY_TEST_PRESET]
+PRESET_CHOICES = [*sorted(PRESETS), "tiny-test"]
 
 
 def synchronize(device: torch.device) -> None:
@@ -74,9 +74,7 @@ def peak_memory_mb(device: torch.device) -> float:
     status = Path("/proc/self/status")
     if status.is_file():  # Linux: this process's own high-water mark. ru_maxrss is not: a child started by a big
         # parent (fork, then exec) keeps the parent's peak at the fork when that is higher.
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**10, 1)  # kB
+        return round(int(re.search(r"VmHWM:\s*(\d+) kB", status.read_text())[1]) / 2**10, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB elsewhere
     return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)
 
@@ -103,22 +101,20 @@ class AllocatedPeak:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        while True:
+        stopped = self._mallinfo2 is None
+        while not stopped:  # the last sample is taken after the stop
+            stopped = self._stop.wait(self.interval_s)
             info = self._mallinfo2()
             self.peak_mb = max(self.peak_mb or 0.0, (info.uordblks + info.hblkhd) / 2**20)
-            if self._stop.is_set():
-                return
-            self._stop.wait(self.interval_s)
 
     def __enter__(self) -> AllocatedPeak:
-        if self._mallinfo2 is not None:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._mallinfo2 is not None:
-            self._stop.set()
-            self._thread.join()  # the thread samples once more after the stop
+        self._stop.set()
+        self._thread.join()
+        if self.peak_mb is not None:
             self.peak_mb = round(self.peak_mb, 1)
 
 
@@ -142,11 +138,10 @@ def default_processor(image_size: int | None = None) -> Any:
 
 
 def random_model(preset: str, device: torch.device, config_json: str | None = None) -> tuple[Any, Any]:
-    """The LavtConfig of `config_json`, else of `preset` (`tiny-test`: a model for smoke runs), and a randomly
-    initialised model of it in eval mode (weights do not change the cost), the same in every run."""
+    """The LavtConfig of `config_json`, else of `preset`, and a seeded random model of it in eval mode."""
     if config_json is not None:
         config = LavtConfig.from_json_file(config_json)
-    elif preset == TINY_TEST_PRESET:
+    elif preset == "tiny-test":
         config = LavtConfig(**TINY_TEST_CONFIG)
     else:
         config = LavtConfig.from_preset(preset)
@@ -172,10 +167,8 @@ def random_inputs(config: Any, batch_size: int, image_size: int, device: torch.d
 
 
 def hardware_record(device: torch.device) -> dict[str, str]:
-    record = {"cpu": platform.processor() or platform.machine()}
-    if device.type == "cuda":
-        record["gpu"] = torch.cuda.get_device_name(device)
-    return record
+    gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
+    return {"cpu": platform.processor() or platform.machine(), **gpu}
 
 
 def base_record(name: str, args: argparse.Namespace, config: Any, model: torch.nn.Module, device: torch.device

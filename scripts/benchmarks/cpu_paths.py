@@ -1,8 +1,7 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The CPU inference paths side by side: eager float32; eager bf16 autocast with float32 weights, and with the
-linear and convolution weights stored in bf16 as lavt-predict runs it; ONNX Runtime float32, INT8 dynamic and INT8
-static. `onnx` times them interleaved on random weights and inputs (`onnx-memory`: one path's peak RSS, in a fresh
-process each); `onnx-accuracy` runs them with a trained model over a refer split."""
+"""The CPU inference paths: eager float32; eager bf16 autocast, with float32 weights or (as lavt-predict) bf16
+ones; ONNX Runtime float32, INT8 dynamic and INT8 static. `onnx` times them on random weights and inputs
+(`onnx-memory`: one path's peak RSS, in a fresh process); `onnx-accuracy` runs them with a trained model."""
 
 from __future__ import annotations
 
@@ -10,22 +9,24 @@ import argparse
 import copy
 import os
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
 
 from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
+from modeling_lavt.onnx.calibration import folder_samples
+from modeling_lavt.onnx.export import export_onnx, processor_settings, quantize_export, read_export_info
+from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
 from modeling_lavt.precision import autocast, cpu_has_native_bf16, store_weights_for_autocast
 
 from . import common
 from .model import inference_step
 
 CPU_PATHS = ("eager-fp32", "eager-bf16", "eager-bf16-stored", "ort-fp32", "ort-int8", "ort-int8-static")
-LOW_PRECISION_PATHS = ("eager-bf16", "eager-bf16-stored", "ort-int8", "ort-int8-static")
 ORT_FOLDERS = ("fp32", "int8", "int8-static")  # the export folder of path ort-<folder>
 ORT_FP32_MIN_SPEEDUP = 1.3  # eager float32 time / ONNX Runtime float32 time, Swin-B 480 batch 1
 LOW_PRECISION_MIN_SPEEDUP = 3.0  # eager float32 time / the fastest low-precision path's time
@@ -56,39 +57,31 @@ def add_onnx_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the paths to time (default: all; eager-fp32, the baseline, always)")
 
 
-def ort_model(folder: Path, threads: int) -> Any:
-    from modeling_lavt.onnx.runtime import LavtOnnxForReferringSegmentation
-
-    return LavtOnnxForReferringSegmentation.from_pretrained(folder, num_threads=threads)
-
-
 def export_all(model: torch.nn.Module, processor: Any, folder: Path, calibration: Path | None = None
                ) -> dict[str, Any]:
     """float32, dynamic INT8 and static INT8 exports into `folder`/{fp32,int8,int8-static}: times (s), file sizes
     (MiB) and the static calibration set (`calibration`: a folder of samples; None: generated images)."""
-    from modeling_lavt.onnx.export import export_onnx, quantize_export, read_export_info
-
-    seconds = {}
-    for key, make in (("export_s", lambda: export_onnx(model, processor, folder / "fp32")),
-                      ("quantize_s", lambda: quantize_export(folder / "fp32", folder / "int8")),
-                      ("quantize_static_s", lambda: quantize_export(folder / "fp32", folder / "int8-static",
-                                                                    method="static", calibration=calibration))):
-        start = time.perf_counter()
-        make()
-        seconds[key] = round(time.perf_counter() - start, 1)
+    steps = {"export_s": lambda: export_onnx(model, processor, folder / "fp32"),
+             "quantize_s": lambda: quantize_export(folder / "fp32", folder / "int8"),
+             "quantize_static_s": lambda: quantize_export(folder / "fp32", folder / "int8-static",
+                                                          method="static", calibration=calibration)}
+    # One pass, in this order: the quantizations read the float32 export.
+    seconds = common.time_workloads(steps, repeats=1, warmup=0, device=torch.device("cpu"))
     sizes = {name: round(sum(f.stat().st_size for f in (folder / name).glob("model.onnx*")) / 2**20, 1)
              for name in ORT_FOLDERS}
-    return {**seconds, "onnx_file_mb": sizes,
+    return {**{key: round(values[0], 1) for key, values in seconds.items()}, "onnx_file_mb": sizes,
             "static_calibration": read_export_info(folder / "int8-static")["quantization"]["calibration"]}
 
 
 def cpu_path_models(model: torch.nn.Module, folder: Path, threads: int, names: Sequence[str] = CPU_PATHS
                     ) -> dict[str, tuple[Any, str]]:
     """Each CPU path of `names` (in CPU_PATHS order): the callable model and the autocast dtype it runs under."""
+    ort = LavtOnnxForReferringSegmentation.from_pretrained
     builders = {
         "eager-fp32": lambda: (model, "fp32"), "eager-bf16": lambda: (model, "bf16"),
         "eager-bf16-stored": lambda: (store_weights_for_autocast(copy.deepcopy(model), "bf16"), "bf16"),
-        **{f"ort-{name}": (lambda name=name: (ort_model(folder / name, threads), "fp32")) for name in ORT_FOLDERS},
+        **{f"ort-{name}": lambda name=name: (ort(folder / name, num_threads=threads), "fp32")
+           for name in ORT_FOLDERS},
     }
     return {name: builders[name]() for name in CPU_PATHS if name in names}
 
@@ -116,7 +109,7 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
                 "--batch-size", str(batch), "--threads", str(args.threads)]) for name in names}
     speedups = {name: common.median_ratio(seconds, "eager-fp32", name) for name in names}
     targets = {}
-    low_precision = [name for name in LOW_PRECISION_PATHS if name in names]
+    low_precision = [name for name in names if not name.endswith("fp32")]
     if low_precision:
         fastest = max(low_precision, key=speedups.__getitem__)
         targets["fastest_low_precision"] = {
@@ -141,14 +134,13 @@ def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
     import onnxruntime
 
     torch.set_num_threads(args.threads)
-    records = [measure_onnx_setting(args, *setting) for setting in args.settings]
     return {
         "benchmark": "onnx", "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         **common.hardware_record(torch.device("cpu")), "cpu_native_bf16": cpu_has_native_bf16(),
         "logical_cpus": os.cpu_count(), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
         "timing": "forward + mask post-processing, random weights and inputs, median seconds per batch",
         "memory_kind": "process peak RSS (VmHWM) of one subprocess per path: load, 2 inferences",
-        "settings": records,
+        "settings": [measure_onnx_setting(args, *setting) for setting in args.settings],
     }
 
 
@@ -168,7 +160,8 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
         if args.path == "eager-bf16-stored":
             store_weights_for_autocast(model, "bf16")
     else:
-        model = ort_model(args.folder / args.path.removeprefix("ort-"), args.threads)
+        model = LavtOnnxForReferringSegmentation.from_pretrained(args.folder / args.path.removeprefix("ort-"),
+                                                                  num_threads=args.threads)
     dtype = "bf16" if args.path.startswith("eager-bf16") else "fp32"
     inputs = common.random_inputs(model.config, args.batch_size, args.image_size, device)
     step = inference_step(model, inputs, dtype, device)
@@ -180,8 +173,6 @@ def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 def _calibration_folder(text: str) -> Path:
     """A calibration folder whose samples can be read (checked before the minutes of export)."""
-    from modeling_lavt.onnx.calibration import folder_samples
-
     try:
         folder_samples(text)
     except (OSError, ValueError) as error:
@@ -205,12 +196,9 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
     share of mask pixels equal to eager float32's; the low-precision accuracy targets judged on them."""
-    from torch.utils.data import DataLoader, Subset
-
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union
-    from modeling_lavt.onnx.export import processor_settings
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")

@@ -1,12 +1,9 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
 """`data-format`: the prepared format's size against the bytes of the distinct images it holds, and the training
 data path (decode, mask, resize to 480x480, normalise, tokenize; one torch thread: samples per second per core)
-read from it, map-style and streamed, against the raw image files, on synthetic refer data.
-
-Presets: `demo` is the embedded demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three
-configurations over the same 640x480 images, as the real family shares COCO's. `embedded_format_bytes` estimates
-the format before the image table, which stored each object's image in its row.
-"""
+read from it, map-style and streamed, against the raw image files, on synthetic refer data. Presets: `demo` is
+the demo's data; `refcoco-like` has RefCOCO's 2.5 objects per image and three configurations over the same
+640x480 images, as the real family shares COCO's. `embedded_format_bytes`: each object's image in its row."""
 
 from __future__ import annotations
 
@@ -88,14 +85,12 @@ def _prepare(scratch: Path, preset: dict[str, Any]) -> dict[str, Any]:
 
 
 def _data_path(scratch: Path, preset: dict[str, Any], samples: int, repeats: int) -> dict[str, Any]:
-    """Decode + mask + resize + normalise + tokenize read from the prepared folder (map-style and streamed) and,
-    as the baseline in the same run, from the raw image files."""
+    """The data path from the prepared folder (map-style and streamed) and, as baseline, the raw files."""
     from lavt_hf.training.data import load_refer_dataset
     from lavt_hf.training.data.views import ReferTrainDataset, ReferTrainStream
 
     processor = default_processor()
-    dataset, split_by = preset["configs"][0]
-    name = f"{dataset}_{split_by}"
+    name = "_".join(preset["configs"][0])
     map_style = ReferTrainDataset(load_refer_dataset(scratch / "prepared", name, "train"), processor, seed=0)
     raw_files = ReferTrainDataset(load_refer_dataset(scratch / "refer", name, "train", images_root=scratch / "images"),
                                   processor, seed=0)

@@ -1,6 +1,5 @@
 # Copyright 2026 The LAVT-HF authors. Licensed under the Apache License, Version 2.0.
-"""The model benchmarks: `train-step`, `inference` and `targets` (the project's performance targets, each ratio
-measured within one run)."""
+"""The model benchmarks: `train-step`, `inference` and `targets` (performance targets, each in one run)."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ COMPILE_MAX_RATIO = 1.0  # compiled / eager inference time, with identical masks
 
 
 def random_setup(args: argparse.Namespace, training: bool) -> tuple[torch.device, Any, Any, dict]:
-    """The device, config, random model (in training or eval mode) and inputs (labels for training) of one
-    `train-step` / `inference` configuration."""
+    """The device, config, random model and inputs (labels for training) of `train-step` / `inference`."""
     device = common.prepare_device(args)
     config, model = common.random_model(args.preset, device, args.config_json)
     inputs = common.random_inputs(config, args.batch_size, args.image_size, device, labels=training)
@@ -106,35 +104,34 @@ def inference_step(model: Callable[..., Any], inputs: dict[str, torch.Tensor], d
     return step
 
 
-def compare_compiled(model: torch.nn.Module, inputs: dict[str, torch.Tensor], dtype: str, device: torch.device,
-                     backend: str, repeats: int, warmup: int) -> dict[str, Any]:
-    """Eager and `torch.compile`-d inference timed interleaved; their masks must be identical. The first
-    compiled call (compilation included) is `compile_s`."""
+def compare_compiled(args: argparse.Namespace, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                     dtype: str, device: torch.device) -> dict[str, Any]:
+    """Eager and `torch.compile`-d (`args.compile_backend`) inference timed interleaved; their masks must be
+    identical. The first compiled call (compilation included) is `compile_s`."""
+    compiled = torch.compile(model, backend=args.compile_backend)
     steps = {"eager": inference_step(model, inputs, dtype, device),
-             "compiled": inference_step(torch.compile(model, backend=backend), inputs, dtype, device)}
+             "compiled": inference_step(compiled, inputs, dtype, device)}
     start = time.perf_counter()
     compiled_masks = steps["compiled"]()
     common.synchronize(device)
     compile_seconds = time.perf_counter() - start
     masks_identical = torch.equal(steps["eager"](), compiled_masks)
-    seconds = common.time_workloads(steps, repeats, warmup, device)
+    seconds = common.time_workloads(steps, args.repeats, args.warmup, device)
     batch = inputs["pixel_values"].shape[0]
     return {
-        "compile_backend": backend, "compile_s": round(compile_seconds, 1), "masks_identical": masks_identical,
+        "compile_backend": args.compile_backend, "compile_s": round(compile_seconds, 1),
+        "masks_identical": masks_identical, "compiled_over_eager": median_ratio(seconds, "compiled", "eager"),
         "eager": timing_record(seconds["eager"], batch), "compiled": timing_record(seconds["compiled"], batch),
-        "compiled_over_eager": median_ratio(seconds, "compiled", "eager"),
     }
 
 
 def run_inference(args: argparse.Namespace) -> dict[str, Any]:
-    """Time inference of one configuration; with --compile, eager and compiled interleaved (the top-level
-    timing is then the compiled model's)."""
+    """Time inference of one configuration; with --compile, the compiled model's, beside eager's."""
     device, config, model, inputs = random_setup(args, training=False)
     setup_peak = common.peak_memory_mb(device)
     record = {**common.base_record("inference", args, config, model, device), "compile": args.compile}
     if args.compile:
-        comparison = compare_compiled(model, inputs, args.dtype, device, args.compile_backend, args.repeats,
-                                      args.warmup)
+        comparison = compare_compiled(args, model, inputs, args.dtype, device)
         compiled = comparison.pop("compiled")
         return {**record, **compiled, **common.memory_record(device, setup_peak), **comparison}
     step = inference_step(model, inputs, args.dtype, device)
@@ -174,18 +171,16 @@ def timed_inference(args: argparse.Namespace, device: torch.device, preset: str,
 
 
 def compare_bf16(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    side = args.large_image_size
-    cases = {dtype: (1, side, dtype) for dtype in ("fp32", "bf16")}
+    cases = {dtype: (1, args.large_image_size, dtype) for dtype in ("fp32", "bf16")}
     seconds, records = timed_inference(args, device, args.large_preset, cases)
     speedup = median_ratio(seconds, "fp32", "bf16")
     return {"target": f"bf16 autocast inference >= {BF16_MIN_SPEEDUP}x faster than fp32",
             "met": speedup >= BF16_MIN_SPEEDUP, "speedup": speedup, "preset": args.large_preset,
-            "image_size": side, "batch_size": 1, **records}
+            "image_size": args.large_image_size, "batch_size": 1, **records}
 
 
 def compare_checkpointing(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Training steps with and without gradient checkpointing, each in a fresh process as lavt-train runs them,
-    so that its peak memory and allocator settings are its own."""
+    """Training steps with and without gradient checkpointing, each in a fresh process, as lavt-train runs."""
     argv = ["train-step", "--preset", args.large_preset, "--image-size", str(args.large_image_size),
             "--batch-size", str(args.checkpointing_batch_size), "--repeats", str(args.repeats),
             "--warmup", str(args.warmup), "--device", str(device),
@@ -238,8 +233,7 @@ def compare_batch(args: argparse.Namespace, device: torch.device) -> dict[str, A
 def compare_compile(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     config, model = common.random_model(args.small_preset, device)
     inputs = common.random_inputs(config, 1, args.small_image_size, device)
-    comparison = compare_compiled(model, inputs, "fp32", device, args.compile_backend, args.repeats,
-                                  args.warmup)
+    comparison = compare_compiled(args, model, inputs, "fp32", device)
     return {"target": f"identical masks, compiled time <= {COMPILE_MAX_RATIO}x eager",
             "met": comparison["masks_identical"] and comparison["compiled_over_eager"] <= COMPILE_MAX_RATIO,
             "preset": args.small_preset, "image_size": args.small_image_size, **comparison}
