@@ -51,6 +51,4 @@ def return_freed_blocks_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -
     if configured is not None:
         return configured
     mallopt = glibc_function("mallopt")
-    if mallopt is None:
-        return None
-    return threshold_bytes if mallopt(_M_MMAP_THRESHOLD, threshold_bytes) == 1 else None
+    return threshold_bytes if mallopt is not None and mallopt(_M_MMAP_THRESHOLD, threshold_bytes) == 1 else None

@@ -113,12 +113,8 @@ def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_s
 def model_settings(config: LavtConfig) -> dict:
     """The model's settings (the text encoder's as `text_config.<name>`), less transformers' generic ones."""
     generic = set(PreTrainedConfig().to_dict())
-    settings = {}
-    for key, value in config.to_dict().items():
-        if key == "text_config" and isinstance(value, dict):
-            settings.update({f"text_config.{k}": v for k, v in value.items() if k not in generic})
-        elif key not in generic:
-            settings[key] = value
+    settings = {key: value for key, value in config.to_dict().items() if key not in generic}
+    settings.update({f"text_config.{k}": v for k, v in settings.pop("text_config").items() if k not in generic})
     return json.loads(json.dumps(settings))  # tuples as lists, as read back from the checkpoint
 
 
@@ -198,8 +194,6 @@ def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
     for checkpoint in reversed(found):
         damage = checkpoint_damage(checkpoint)
         if damage is None:
-            if checkpoint != found[-1]:
-                say(f"resuming from the previous complete checkpoint {checkpoint}")
             return checkpoint
         say(f"warning: checkpoint {checkpoint} is damaged: {damage}; falling back to the previous checkpoint")
     raise UsageError(f"--resume_from_checkpoint latest: every checkpoint in {output_dir / 'checkpoints'} is "

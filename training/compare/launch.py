@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from lavt_hf.training import evaluation, train
@@ -44,8 +45,6 @@ def write_atomically(path: Path, text: str) -> None:
 
 def release_memory() -> None:
     """Free the finished run's tensors before the next run builds its model (in-process runs share the GPU)."""
-    import torch
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -216,9 +216,7 @@ def check_dataset(recipe: dict) -> None:
     """Both splits load: a missing or mistyped dataset fails here, before the first run starts."""
     from lavt_hf.training.data import load_refer_dataset
 
-    _, data_args, _ = parse_recipe(recipe)
-    if not data_args.dataset:
-        raise ValueError("no dataset given: set `dataset` in the --config recipe or with --set dataset=...")
+    _, data_args, _ = parse_recipe(recipe)  # the dataset is named: each arm's recipe passed `validate`
     for split in (data_args.train_split, data_args.eval_split):
         try:
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
