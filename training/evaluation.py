@@ -135,28 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
-    parser.add_argument("--dataset", required=True,
-                        help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
-                             "(image, mask and text columns, or a folder with expressions.jsonl)")
+    parser.add_argument("--dataset", required=True, help="raw refer root, prepared or community parquet "
+                        "(folder / Hub id), or one's own (image, mask, text columns, or expressions.jsonl)")
     parser.add_argument("--dataset_config", help="e.g. refcoco_unc, refcocog_umd (optional if only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
     add_column_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
-    parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw",
-                        help="text of each sentence read: raw (as the annotator typed it, what the original "
-                             "LAVT reads) or sent (the normalised form) (default: %(default)s)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input",
-                        help="model_input: masks at the model input size, the original's protocol; original: "
-                             "masks at each image's own size (default: %(default)s)")
+    parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw", help="raw: as typed, "
+                        "what the original LAVT reads; sent: normalised (default: %(default)s)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input", help="model_input: masks "
+                        "at the model input size (the original's); original: at each image's size "
+                        "(default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="per process (default: %(default)s)")
     parser.add_argument("--num_workers", type=non_negative_int, default=2,
                         help="data loader workers per process (default: %(default)s)")
-    parser.add_argument("--image_size", type=positive_int,
-                        help="square model input side (default: the processor's)")
+    parser.add_argument("--image_size", type=positive_int, help="model input side (default: the processor's)")
     parser.add_argument("--max_samples", type=positive_int, help="only the first N (object, sentence) pairs")
-    parser.add_argument("--streaming", action="store_true",
-                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the "
-                             "same samples in the same order (several processes: model_input protocol only)")
+    parser.add_argument("--streaming", action="store_true", help="stream prepared parquet (folder / Hub id): "
+                        "the same samples in the same order (several processes: model_input protocol only)")
     parser.add_argument("--output_dir", default="eval_outputs",
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,

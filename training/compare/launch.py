@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from lavt_hf.training import evaluation, train
+from modeling_lavt.losses import export_efficientnet_lite0
 
 from .plan import Run, StudySettings, offline_weights_path, parse_recipe, plan_study
 from .results import collect_results, markdown_report, plot_curves
@@ -131,8 +132,6 @@ def run_study(settings: StudySettings) -> dict:
 
 def execute_study(settings: StudySettings, runs: Sequence[Run]) -> dict:
     """Run the planned runs that are not done yet, then write the reports; returns results.json's content."""
-    from modeling_lavt.losses import export_efficientnet_lite0
-
     exported = offline_weights_path(settings.study_dir)  # the offline ImageNet weights, once per study
     if not exported.is_file() and any((run.recipe.get("loss") or {}).get("perceptual_pretrained") == str(exported)
                                       for run in runs):

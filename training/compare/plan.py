@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import timm
 import yaml
+from transformers import HfArgumentParser
 
 from lavt_hf.training import evaluation
 from lavt_hf.training.arguments import (
@@ -21,6 +23,9 @@ from lavt_hf.training.arguments import (
     merge_recipe,
     validate,
 )
+from lavt_hf.training.data import load_refer_dataset
+from modeling_lavt import LavtConfig
+from modeling_lavt.losses import LavtLoss
 
 # The paper's arms; `ce_perceptual_nosoftmax` is its ablation (cross-entropy + perceptual on the raw logit).
 DEFAULT_ARMS: dict[str, dict] = {
@@ -181,8 +186,6 @@ def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
 def parse_recipe(recipe: dict) -> tuple:
     """(model, data, training) arguments of a recipe as `lavt-train --config` reads it, without the checks
     (the recipe as parser defaults, so that values such as `5e-4`, a string to YAML, convert the same way)."""
-    from transformers import HfArgumentParser
-
     parser = HfArgumentParser(ARGUMENT_CLASSES)
     parser.set_defaults(**recipe)
     return tuple(parser.parse_args_into_dataclasses([], return_remaining_strings=False, look_for_args_file=False))
@@ -190,11 +193,6 @@ def parse_recipe(recipe: dict) -> tuple:
 
 def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
     """What `lavt-train` would refuse, plus the loss settings the model would refuse only when built."""
-    import timm
-
-    from modeling_lavt import LavtConfig
-    from modeling_lavt.losses import LavtLoss
-
     try:
         model_args, data_args, train_args = parse_recipe(recipe)
         validate(model_args, data_args, train_args)
@@ -214,8 +212,6 @@ def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
 
 def check_dataset(recipe: dict) -> None:
     """Both splits load: a missing or mistyped dataset fails here, before the first run starts."""
-    from lavt_hf.training.data import load_refer_dataset
-
     _, data_args, _ = parse_recipe(recipe)  # the dataset is named: each arm's recipe passed `validate`
     for split in (data_args.train_split, data_args.eval_split):
         try:

@@ -186,15 +186,13 @@ def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str
 def plot_curves(results: dict, path: Path) -> Path:
     """curves.png: validation mean IoU and overall IoU per arm, the mean over seeds as a line, min..max as a band;
     against the epoch when every run validated once per epoch, else the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [[h.get("epoch") for h in r["validation_curve"]] for r in results["runs"]]
     x_key = "epoch" if all(None not in e and len(set(e)) == len(e) for e in epochs) else "step"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for arm in results["summary"]:
         curves = [r["validation_curve"] for r in results["runs"] if r["arm"] == arm and r["validation_curve"]]
         if not curves:
@@ -207,10 +205,9 @@ def plot_curves(results: dict, path: Path) -> Path:
     for ax, key in zip(axes, ("mean_iou", "overall_iou")):
         ax.set(title=f"validation {METRICS[key]} (mean, min-max band over seeds)", xlabel=x_key, ylabel="IoU (%)")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole
     if axes[0].lines:
         axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
