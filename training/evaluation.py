@@ -75,26 +75,14 @@ def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return upsample_logits(logits.float(), size).argmax(dim=1)
 
 
-def presence_threshold_type(text: str) -> float:
-    """An argparse `type`: a probability in [0, 1]."""
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be <= 1 (a probability), got {text}")
-    return value
-
-
-presence_threshold_type.__name__ = "float"  # argparse names the type in "invalid <name> value"
-
-
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
-    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
-    `ReferEvalStream`), the same on every process and for any number of them, generalized too when a sample is
-    no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol" and
-    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises
-    ValueError for an unknown protocol.
-    """
+    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or a
+    `ReferEvalStream`), the same for any number of processes, generalized too when a sample is no-target
+    (predicted so when its presence score is under `presence_threshold`); plus "protocol" and "per_sample": by
+    sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises ValueError for an
+    unknown protocol."""
     check_protocol(protocol)
     was_training = model.training
     model.eval()
@@ -157,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
                         help="draw the N best and N worst samples by IoU (default: %(default)s)")
-    parser.add_argument("--presence_threshold", type=presence_threshold_type, default=DEFAULT_PRESENCE_THRESHOLD,
+    parser.add_argument("--presence_threshold", type=non_negative_float, default=DEFAULT_PRESENCE_THRESHOLD,
                         help="a presence score (largest foreground probability) under it is 'no target', "
                              "for the generalized metrics; 0.5: an empty argmax mask (default: %(default)s)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
@@ -170,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:
         exit_with_usage_error(parser.prog, unknown_arguments_message(parser, extras))
+    if args.presence_threshold > 1:
+        parser.error(f"argument --presence_threshold: must be <= 1 (a probability), got "
+                     f"{args.presence_threshold}")
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-evaluate")
     accelerator = Accelerator()
     if args.streaming and args.protocol == "original" and accelerator.num_processes > 1:

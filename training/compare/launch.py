@@ -95,7 +95,9 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     argv = ["--model", str(run.directory / "model"), "--dataset", data_args.dataset, "--split", data_args.eval_split,
             "--protocol", protocol, "--output_dir", str(run.eval_dir), "--num_overlays", "0",
             "--batch_size", str(train_args.eval_batch_size), "--num_workers", str(data_args.num_workers)]
-    for option in ("dataset_config", "images_root"):
+    # The data options of training: the texts and columns the run trained on are the ones evaluated.
+    for option in ("dataset_config", "images_root", "sentence_field", "image_column", "mask_column",
+                   "text_column"):
         if getattr(data_args, option):
             argv += [f"--{option}", getattr(data_args, option)]
     if not launcher:

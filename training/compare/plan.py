@@ -216,7 +216,8 @@ def check_dataset(recipe: dict) -> None:
     for split in (data_args.train_split, data_args.eval_split):
         try:
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
-                               sentence_field=data_args.sentence_field)
+                               sentence_field=data_args.sentence_field, image_column=data_args.image_column,
+                               mask_column=data_args.mask_column, text_column=data_args.text_column)
         except (OSError, ValueError) as error:
             message = (f"cannot load split {split!r} of dataset {data_args.dataset!r} "
                        f"(config {data_args.dataset_config}): {error}")
