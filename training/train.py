@@ -221,7 +221,6 @@ def resume(accelerator: Accelerator, checkpoint: Path, output_dir: Path, record:
     if (checkpoint / "best").is_dir():
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
-            output_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(checkpoint / "best", output_dir / "best", copy_function=link_or_copy)
     elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
         # The best score cannot be matched to a model: the best is chosen anew.
@@ -243,9 +242,6 @@ class WorkerItems(torch.utils.data.IterableDataset):
 
     def __len__(self) -> int:
         return len(self.view)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.view.set_epoch(epoch)
 
     def __iter__(self):
         yield from DataLoader(self.view, batch_size=None, num_workers=self.num_workers)

@@ -8,10 +8,10 @@ import gc
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,16 +62,14 @@ def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Pa
         log.write(f"$ {shlex.join(command)}\n".encode())
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
             for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
-                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
+                print(chunk.decode("utf-8", errors="replace"), end="", flush=True)
                 log.write(chunk)
                 output += chunk
     if child.returncode == 0:
         return "ok", None
-    lines = output.decode("utf-8", errors="replace").splitlines()
-    diverged = [line for line in lines if "NonFiniteLossError:" in line]
+    diverged = re.findall(r"NonFiniteLossError:(.*)", output.decode("utf-8", errors="replace"))
     if diverged:
-        return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
+        return "diverged", diverged[-1].strip()
     raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
 
 
