@@ -250,8 +250,7 @@ class WorkerItems(torch.utils.data.IterableDataset):
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
     """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A
     stream's recorded row count gives the schedule before the first step; its shard order and shuffle buffer,
-    drawn from (seed, epoch), replace a sampler; Accelerate dispatches the main process's batches to the
-    others (docs/training.md, "Streaming")."""
+    drawn from (seed, epoch), replace a sampler (docs/training.md, "Streaming")."""
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
