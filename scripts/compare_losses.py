@@ -57,31 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> compare.StudySettings:
-    arms = compare.load_arms_file(args.arms) if args.arms else []
-    arms += [compare.parse_arm(spec) for spec in args.arm_specs]
-    if not arms:
-        arms = [compare.Arm(name, override) for name, override in compare.DEFAULT_ARMS.items()]
-    return compare.StudySettings(
-        study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments), arms=arms,
-        seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
-        perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
-        bootstrap_resamples=args.bootstrap_resamples)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = settings_from_args(args)
+        arms = compare.load_arms_file(args.arms) if args.arms else []
+        arms += [compare.parse_arm(spec) for spec in args.arm_specs]
+        settings = compare.StudySettings(
+            study_dir=args.study_dir, base_recipe=compare.build_base_recipe(args.config, args.assignments),
+            arms=arms or [compare.Arm(name, override) for name, override in compare.DEFAULT_ARMS.items()],
+            seeds=list(range(args.seeds)), baseline=args.baseline, perceptual_network=args.perceptual_network,
+            perceptual_weights=args.perceptual_weights, protocol=args.protocol, launcher=args.launcher,
+            bootstrap_resamples=args.bootstrap_resamples)
         runs = compare.plan_study(settings)
     except (ValueError, FileNotFoundError) as error:  # bad input: a message, not a traceback
-        parser.exit(2, f"lavt-compare: error: {error}\n")
+        parser.error(str(error))
     if args.dry_run:
         for run in runs:
             print(f"{run.arm:<28} seed {run.seed:<4} {compare.run_status(run):<9} {run.directory}")
-        return 0
-    compare.execute_study(settings, runs)
+    else:
+        compare.execute_study(settings, runs)
     return 0
 
 

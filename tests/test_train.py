@@ -262,7 +262,7 @@ def test_stream_workers_give_every_object_once_in_a_fixed_order(prepared_synthet
         rows = load_refer_dataset(prepared_synthetic, "refcoco_unc", "train", streaming=True)
         items = train.WorkerItems(ReferTrainStream(rows.shuffle(seed=1, buffer_size=4), processor, seed=1,
                                                    num_rows=stream_num_rows(rows)), num_workers)
-        items.set_epoch(1)
+        items.view.set_epoch(1)  # as run() sets the epoch of the view it wraps
         assert len(items) == len(load_refer_dataset(prepared_synthetic, "refcoco_unc", "train"))
         return [(round(float(i["pixel_values"].sum()), 2), int((i["labels"].flatten() * torch.arange(1024)).sum()))
                 for i in items]

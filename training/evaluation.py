@@ -75,26 +75,14 @@ def foreground_masks(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return upsample_logits(logits.float(), size).argmax(dim=1)
 
 
-def presence_threshold_type(text: str) -> float:
-    """An argparse `type`: a probability in [0, 1]."""
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be <= 1 (a probability), got {text}")
-    return value
-
-
-presence_threshold_type.__name__ = "float"  # argparse names the type in "invalid <name> value"
-
-
 @torch.no_grad()
 def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input", description: str = "evaluate",
                    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> dict:
-    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or
-    `ReferEvalStream`), the same on every process and for any number of them, generalized too when a sample is
-    no-target (predicted so when its presence score is under `presence_threshold`); plus "protocol" and
-    "per_sample": by sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises
-    ValueError for an unknown protocol.
-    """
+    """Metrics over every pair of `dataloader` (a prepared loader of a `ReferEvalDataset` or a
+    `ReferEvalStream`), the same for any number of processes, generalized too when a sample is no-target
+    (predicted so when its presence score is under `presence_threshold`); plus "protocol" and "per_sample": by
+    sample id, dicts of sample_id, intersection, union, iou, no_target, presence. Raises ValueError for an
+    unknown protocol."""
     check_protocol(protocol)
     was_training = model.training
     model.eval()
@@ -135,33 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
-    parser.add_argument("--dataset", required=True,
-                        help="raw refer root, prepared or community parquet (folder / Hub id), or one's own "
-                             "(image, mask and text columns, or a folder with expressions.jsonl)")
+    parser.add_argument("--dataset", required=True, help="raw refer root, prepared or community parquet "
+                        "(folder / Hub id), or one's own (image, mask, text columns, or expressions.jsonl)")
     parser.add_argument("--dataset_config", help="e.g. refcoco_unc, refcocog_umd (optional if only one)")
     parser.add_argument("--images_root", default=None, help="COCO folder holding train2014/ (raw layouts)")
     add_column_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (default: %(default)s)")
-    parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw",
-                        help="text of each sentence read: raw (as the annotator typed it, what the original "
-                             "LAVT reads) or sent (the normalised form) (default: %(default)s)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input",
-                        help="model_input: masks at the model input size, the original's protocol; original: "
-                             "masks at each image's own size (default: %(default)s)")
+    parser.add_argument("--sentence_field", choices=SENTENCE_FIELDS, default="raw", help="raw: as typed, "
+                        "what the original LAVT reads; sent: normalised (default: %(default)s)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="model_input", help="model_input: masks "
+                        "at the model input size (the original's); original: at each image's size "
+                        "(default: %(default)s)")
     parser.add_argument("--batch_size", type=positive_int, default=16, help="per process (default: %(default)s)")
     parser.add_argument("--num_workers", type=non_negative_int, default=2,
                         help="data loader workers per process (default: %(default)s)")
-    parser.add_argument("--image_size", type=positive_int,
-                        help="square model input side (default: the processor's)")
+    parser.add_argument("--image_size", type=positive_int, help="model input side (default: the processor's)")
     parser.add_argument("--max_samples", type=positive_int, help="only the first N (object, sentence) pairs")
-    parser.add_argument("--streaming", action="store_true",
-                        help="stream prepared parquet (folder or Hub id) instead of loading the split: the "
-                             "same samples in the same order (several processes: model_input protocol only)")
+    parser.add_argument("--streaming", action="store_true", help="stream prepared parquet (folder / Hub id): "
+                        "the same samples in the same order (several processes: model_input protocol only)")
     parser.add_argument("--output_dir", default="eval_outputs",
                         help="folder for eval_results.json, per_sample.json and overlays/ (default: %(default)s)")
     parser.add_argument("--num_overlays", type=non_negative_int, default=4,
                         help="draw the N best and N worst samples by IoU (default: %(default)s)")
-    parser.add_argument("--presence_threshold", type=presence_threshold_type, default=DEFAULT_PRESENCE_THRESHOLD,
+    parser.add_argument("--presence_threshold", type=non_negative_float, default=DEFAULT_PRESENCE_THRESHOLD,
                         help="a presence score (largest foreground probability) under it is 'no target', "
                              "for the generalized metrics; 0.5: an empty argmax mask (default: %(default)s)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
@@ -174,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:
         exit_with_usage_error(parser.prog, unknown_arguments_message(parser, extras))
+    if args.presence_threshold > 1:
+        parser.error(f"argument --presence_threshold: must be <= 1 (a probability), got "
+                     f"{args.presence_threshold}")
     check_writable_dir(args.output_dir, "--output_dir", prog="lavt-evaluate")
     accelerator = Accelerator()
     if args.streaming and args.protocol == "original" and accelerator.num_processes > 1:

@@ -43,14 +43,13 @@ def configured_mmap_threshold() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def return_freed_blocks_to_system(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> int | None:
-    """Serve blocks of at least `threshold_bytes` from their own mappings from now on (glibc's `mallopt`).
-    Returns the threshold in effect: the environment's where set (the user's choice wins), else
-    `threshold_bytes`; None where the C library is not glibc."""
+def return_freed_blocks_to_system() -> int | None:
+    """From now on, blocks of `MMAP_THRESHOLD_BYTES` and more get mappings of their own (glibc's `mallopt`).
+    Returns the threshold in effect in bytes: the environment's where set (the user's choice wins), else
+    `MMAP_THRESHOLD_BYTES`; None where the C library is not glibc."""
     configured = configured_mmap_threshold()
     if configured is not None:
         return configured
     mallopt = glibc_function("mallopt")
-    if mallopt is None:
-        return None
-    return threshold_bytes if mallopt(_M_MMAP_THRESHOLD, threshold_bytes) == 1 else None
+    applied = mallopt is not None and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    return MMAP_THRESHOLD_BYTES if applied else None

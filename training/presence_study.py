@@ -21,7 +21,7 @@ import torch
 from transformers import AutoTokenizer
 
 from lavt_hf.training.data import decode_mask, load_refer_dataset
-from lavt_hf.training.data.synthetic import COLOURS, SHAPES, generate_synthetic_refer
+from lavt_hf.training.data.synthetic import CATEGORY_IDS, COLOURS, SHAPES, generate_synthetic_refer
 from lavt_hf.training.demo import offline_text_encoder
 from lavt_hf.training.evaluation import foreground_masks
 from lavt_hf.training.metrics import compute_generalized_metrics, intersection_and_union
@@ -29,7 +29,7 @@ from modeling_lavt import LavtConfig, LavtImageProcessor, LavtProcessor
 from modeling_lavt.image_processing_lavt import presence_scores
 from modeling_lavt.weights.pretrained import lavt_from_pretrained_parts
 
-SHAPE_OF_CATEGORY = {1: "circle", 2: "square", 3: "triangle"}
+SHAPE_OF_CATEGORY = {CATEGORY_IDS[shape]: shape for shape in SHAPES}
 THRESHOLDS = [round(0.02 * i, 2) for i in range(51)]
 # The sweep's columns (as fractions) and the metric module's keys (x100) they come from.
 REPORTED = {"N-acc": "n_acc", "T-acc": "t_acc", "gIoU": "giou"}

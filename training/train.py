@@ -113,12 +113,8 @@ def poly_schedule(optimizer, total_steps: int, power: float) -> torch.optim.lr_s
 def model_settings(config: LavtConfig) -> dict:
     """The model's settings (the text encoder's as `text_config.<name>`), less transformers' generic ones."""
     generic = set(PreTrainedConfig().to_dict())
-    settings = {}
-    for key, value in config.to_dict().items():
-        if key == "text_config" and isinstance(value, dict):
-            settings.update({f"text_config.{k}": v for k, v in value.items() if k not in generic})
-        elif key not in generic:
-            settings[key] = value
+    settings = {key: value for key, value in config.to_dict().items() if key not in generic}
+    settings.update({f"text_config.{k}": v for k, v in settings.pop("text_config").items() if k not in generic})
     return json.loads(json.dumps(settings))  # tuples as lists, as read back from the checkpoint
 
 
@@ -198,8 +194,6 @@ def resolve_checkpoint(value: str, output_dir: Path, say=print) -> Path | None:
     for checkpoint in reversed(found):
         damage = checkpoint_damage(checkpoint)
         if damage is None:
-            if checkpoint != found[-1]:
-                say(f"resuming from the previous complete checkpoint {checkpoint}")
             return checkpoint
         say(f"warning: checkpoint {checkpoint} is damaged: {damage}; falling back to the previous checkpoint")
     raise UsageError(f"--resume_from_checkpoint latest: every checkpoint in {output_dir / 'checkpoints'} is "
@@ -227,7 +221,6 @@ def resume(accelerator: Accelerator, checkpoint: Path, output_dir: Path, record:
     if (checkpoint / "best").is_dir():
         if accelerator.is_main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
-            output_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(checkpoint / "best", output_dir / "best", copy_function=link_or_copy)
     elif state["best_overall_iou"] >= 0 and not (output_dir / "best").is_dir():
         # The best score cannot be matched to a model: the best is chosen anew.
@@ -250,9 +243,6 @@ class WorkerItems(torch.utils.data.IterableDataset):
     def __len__(self) -> int:
         return len(self.view)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.view.set_epoch(epoch)
-
     def __iter__(self):
         yield from DataLoader(self.view, batch_size=None, num_workers=self.num_workers)
 
@@ -260,8 +250,7 @@ class WorkerItems(torch.utils.data.IterableDataset):
 def build_dataloaders(data_args: DataArguments, train_args: TrainingArguments, processor: LavtProcessor):
     """One sentence per object per epoch for training, every (object, sentence) pair for evaluation. A
     stream's recorded row count gives the schedule before the first step; its shard order and shuffle buffer,
-    drawn from (seed, epoch), replace a sampler; Accelerate dispatches the main process's batches to the
-    others (docs/training.md, "Streaming")."""
+    drawn from (seed, epoch), replace a sampler (docs/training.md, "Streaming")."""
     with dataset_errors(data_args.dataset):
         train_rows, eval_rows = (
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,

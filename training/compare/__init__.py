@@ -16,9 +16,9 @@ from .plan import (
     plan_study,
     with_perceptual_defaults,
 )
-from .results import METRICS, collect_results, markdown_report
+from .results import METRICS, markdown_report
 
 __all__ = ["DEFAULT_ARMS", "METRICS", "OFFLINE_NETWORK", "REPO_ROOT", "Arm", "Run", "StudySettings",
-           "build_base_recipe", "collect_results", "execute_run", "execute_study", "json_safe", "launched",
-           "load_arms_file", "markdown_report", "parse_arm", "plan_study", "run_status", "run_study",
+           "build_base_recipe", "execute_run", "execute_study", "json_safe", "launched", "load_arms_file",
+           "markdown_report", "parse_arm", "plan_study", "run_status", "run_study",
            "with_perceptual_defaults"]

@@ -8,18 +8,20 @@ import gc
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from lavt_hf.training import evaluation, train
+from modeling_lavt.losses import export_efficientnet_lite0
 
 from .plan import Run, StudySettings, offline_weights_path, parse_recipe, plan_study
 from .results import collect_results, markdown_report, plot_curves
@@ -44,8 +46,6 @@ def write_atomically(path: Path, text: str) -> None:
 
 def release_memory() -> None:
     """Free the finished run's tensors before the next run builds its model (in-process runs share the GPU)."""
-    import torch
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -62,16 +62,14 @@ def launched(module: str, argv: list[str], launcher: Sequence[str], log_path: Pa
         log.write(f"$ {shlex.join(command)}\n".encode())
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as child:
             for chunk in iter(lambda: child.stdout.read1(1 << 16), b""):
-                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
+                print(chunk.decode("utf-8", errors="replace"), end="", flush=True)
                 log.write(chunk)
                 output += chunk
     if child.returncode == 0:
         return "ok", None
-    lines = output.decode("utf-8", errors="replace").splitlines()
-    diverged = [line for line in lines if "NonFiniteLossError:" in line]
+    diverged = re.findall(r"NonFiniteLossError:(.*)", output.decode("utf-8", errors="replace"))
     if diverged:
-        return "diverged", diverged[-1].split("NonFiniteLossError:", 1)[1].strip()
+        return "diverged", diverged[-1].strip()
     raise RuntimeError(f"{shlex.join(command)} failed with exit code {child.returncode}; see {log_path}")
 
 
@@ -95,7 +93,9 @@ def evaluate_run(run: Run, protocol: str, launcher: Sequence[str] | None) -> Non
     argv = ["--model", str(run.directory / "model"), "--dataset", data_args.dataset, "--split", data_args.eval_split,
             "--protocol", protocol, "--output_dir", str(run.eval_dir), "--num_overlays", "0",
             "--batch_size", str(train_args.eval_batch_size), "--num_workers", str(data_args.num_workers)]
-    for option in ("dataset_config", "images_root"):
+    # The data options of training: the texts and columns the run trained on are the ones evaluated.
+    for option in ("dataset_config", "images_root", "sentence_field", "image_column", "mask_column",
+                   "text_column"):
         if getattr(data_args, option):
             argv += [f"--{option}", getattr(data_args, option)]
     if not launcher:
@@ -132,8 +132,6 @@ def run_study(settings: StudySettings) -> dict:
 
 def execute_study(settings: StudySettings, runs: Sequence[Run]) -> dict:
     """Run the planned runs that are not done yet, then write the reports; returns results.json's content."""
-    from modeling_lavt.losses import export_efficientnet_lite0
-
     exported = offline_weights_path(settings.study_dir)  # the offline ImageNet weights, once per study
     if not exported.is_file() and any((run.recipe.get("loss") or {}).get("perceptual_pretrained") == str(exported)
                                       for run in runs):

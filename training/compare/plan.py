@@ -10,17 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import timm
 import yaml
+from transformers import HfArgumentParser
 
-from lavt_hf.training import evaluation
-from lavt_hf.training.arguments import (
-    ARGUMENT_CLASSES,
-    MERGED_OPTIONS,
-    field_names,
-    load_recipe,
-    merge_recipe,
-    validate,
-)
+from lavt_hf.training import arguments, evaluation
+from lavt_hf.training.data import load_refer_dataset
+from modeling_lavt import LavtConfig
+from modeling_lavt.losses import LavtLoss
 
 # The paper's arms; `ce_perceptual_nosoftmax` is its ablation (cross-entropy + perceptual on the raw logit).
 DEFAULT_ARMS: dict[str, dict] = {
@@ -105,26 +102,27 @@ def load_arms_file(path: str | Path) -> list[Arm]:
 
 def build_base_recipe(config: str | Path | None, assignments: Sequence[str] = ()) -> dict:
     """The `--config` recipe (if any) with the `--set KEY=VALUE` assignments (VALUE as YAML) merged in."""
-    recipe = load_recipe(config) if config else {}
+    recipe = arguments.load_recipe(config) if config else {}
     for text in assignments:
         key, separator, value = text.partition("=")
         if not separator or not key.strip():
             raise ValueError(f"--set {text!r}: expected KEY=VALUE")
         override = {key.strip(): yaml.safe_load(value)}
         check_override(override, "--set", forbidden=STUDY_OPTIONS)
-        recipe = merge_recipe(recipe, override)
+        recipe = arguments.merge_recipe(recipe, override)
     return recipe
 
 
 def check_override(override: dict, where: str, forbidden: Sequence[str]) -> None:
     """Only real training options, none of `forbidden`, and mappings where the option is a mapping."""
-    unknown = sorted(set(override) - set(field_names()))
+    known = sorted(arguments.field_names())
+    unknown = sorted(set(override) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown training option(s) {unknown}; valid options are {sorted(field_names())}")
+        raise ValueError(f"{where}: unknown training option(s) {unknown}; valid options are {known}")
     owned = sorted(set(override) & set(forbidden))
     if owned:
         raise ValueError(f"{where}: {owned} cannot be set here: the study sets or shares them for every run")
-    for key in MERGED_OPTIONS:
+    for key in arguments.MERGED_OPTIONS:
         if key in override and not isinstance(override[key], dict):
             raise ValueError(f"{where}: {key} must be a mapping, got {override[key]!r}")
 
@@ -181,23 +179,16 @@ def with_perceptual_defaults(recipe: dict, settings: StudySettings) -> dict:
 def parse_recipe(recipe: dict) -> tuple:
     """(model, data, training) arguments of a recipe as `lavt-train --config` reads it, without the checks
     (the recipe as parser defaults, so that values such as `5e-4`, a string to YAML, convert the same way)."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser = HfArgumentParser(arguments.ARGUMENT_CLASSES)
     parser.set_defaults(**recipe)
     return tuple(parser.parse_args_into_dataclasses([], return_remaining_strings=False, look_for_args_file=False))
 
 
 def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
     """What `lavt-train` would refuse, plus the loss settings the model would refuse only when built."""
-    import timm
-
-    from modeling_lavt import LavtConfig
-    from modeling_lavt.losses import LavtLoss
-
     try:
         model_args, data_args, train_args = parse_recipe(recipe)
-        validate(model_args, data_args, train_args)
+        arguments.validate(model_args, data_args, train_args)
         LavtLoss(LavtConfig(**train_args.loss))
     except (ValueError, TypeError) as error:
         kind = FileNotFoundError if isinstance(error, FileNotFoundError) else ValueError  # a missing path stays one
@@ -214,15 +205,12 @@ def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
 
 def check_dataset(recipe: dict) -> None:
     """Both splits load: a missing or mistyped dataset fails here, before the first run starts."""
-    from lavt_hf.training.data import load_refer_dataset
-
-    _, data_args, _ = parse_recipe(recipe)
-    if not data_args.dataset:
-        raise ValueError("no dataset given: set `dataset` in the --config recipe or with --set dataset=...")
+    _, data_args, _ = parse_recipe(recipe)  # the dataset is named: each arm's recipe passed `validate`
     for split in (data_args.train_split, data_args.eval_split):
         try:
             load_refer_dataset(data_args.dataset, data_args.dataset_config, split, images_root=data_args.images_root,
-                               sentence_field=data_args.sentence_field)
+                               sentence_field=data_args.sentence_field, image_column=data_args.image_column,
+                               mask_column=data_args.mask_column, text_column=data_args.text_column)
         except (OSError, ValueError) as error:
             message = (f"cannot load split {split!r} of dataset {data_args.dataset!r} "
                        f"(config {data_args.dataset_config}): {error}")
@@ -235,7 +223,8 @@ def plan_study(settings: StudySettings) -> list[Run]:
     check_settings(settings)
     runs = []
     for arm in settings.arms:
-        recipe = with_perceptual_defaults(merge_recipe(settings.base_recipe, arm.override), settings)
+        recipe = arguments.merge_recipe(settings.base_recipe, arm.override)
+        recipe = with_perceptual_defaults(recipe, settings)
         validate_run_recipe(recipe, f"arm {arm.name!r}", offline_weights_path(settings.study_dir))
         for seed in settings.seeds:
             directory = settings.study_dir / "runs" / arm.name / f"seed{seed}"

@@ -51,23 +51,21 @@ def summarize_arm(records: list[dict]) -> dict:
     return summary
 
 
-def seed_mean_ious(runs: Sequence[Run]) -> tuple[list[int], np.ndarray]:
-    """Per-sample IoU (x100) averaged over `runs` (same split, so the same sample ids), in sample-id order."""
+def per_sample_ious(runs: Sequence[Run]) -> np.ndarray:
+    """(runs, samples) IoUs (x100) in sample-id order. Raises ValueError for runs evaluated on other samples."""
     tables = [{r["sample_id"]: 100.0 * r["iou"] for r in json.loads((run.eval_dir / "per_sample.json").read_text())}
               for run in runs]
     ids = sorted(tables[0])
     for run, table in zip(runs, tables):
         if sorted(table) != ids:
             raise ValueError(f"{run.eval_dir} was evaluated on other samples than {runs[0].eval_dir}")
-    return ids, np.mean([[table[i] for i in ids] for table in tables], axis=0)
+    return np.array([[table[i] for i in ids] for table in tables])
 
 
 def compare_arm(arm_runs: dict[int, Run], baseline_runs: dict[int, Run], statuses: dict[Run, str],
                 settings: StudySettings) -> dict:
     """Arm minus baseline over the seeds both finished: per-metric paired tests, and the paired bootstrap CI of
-    the mean-IoU difference over the (object, sentence) samples. The bootstrap resamples samples with each
-    sample's IoU averaged over the paired seeds, so its interval reflects which samples were drawn into the
-    split, not the seed-to-seed spread: that spread is what the per-seed tests address."""
+    the mean-IoU difference over the (object, sentence) samples, each sample's IoU averaged over the seeds."""
     seeds = [s for s in arm_runs if statuses[arm_runs[s]] == "ok" and statuses.get(baseline_runs.get(s)) == "ok"]
     result: dict[str, Any] = {"baseline": settings.baseline_arm, "seeds": seeds}
     if len(seeds) < 2:
@@ -76,12 +74,10 @@ def compare_arm(arm_runs: dict[int, Run], baseline_runs: dict[int, Run], statuse
     base_metrics = [_eval_results(baseline_runs[s]) for s in seeds]
     result["metrics"] = {key: paired_comparison([m[key] for m in arm_metrics], [m[key] for m in base_metrics])
                          for key in METRICS}
-    ids, arm_ious = seed_mean_ious([arm_runs[s] for s in seeds])
-    base_ids, base_ious = seed_mean_ious([baseline_runs[s] for s in seeds])
-    if ids != base_ids:
-        raise ValueError(f"arm {arm_runs[seeds[0]].arm} and the baseline were evaluated on different samples")
+    ious = per_sample_ious([arm_runs[s] for s in seeds] + [baseline_runs[s] for s in seeds])
+    arm_ious, base_ious = ious[: len(seeds)].mean(axis=0), ious[len(seeds) :].mean(axis=0)
     interval = paired_bootstrap_ci(arm_ious, base_ious, n_resamples=settings.bootstrap_resamples, seed=_BOOTSTRAP_SEED)
-    result["bootstrap_mean_iou"] = {**interval, "num_samples": len(ids), "seed": _BOOTSTRAP_SEED}
+    result["bootstrap_mean_iou"] = {**interval, "num_samples": ious.shape[1], "seed": _BOOTSTRAP_SEED}
     return result
 
 
@@ -190,15 +186,13 @@ def comparison_section(results: dict, baseline: str, num_seeds: int) -> list[str
 def plot_curves(results: dict, path: Path) -> Path:
     """curves.png: validation mean IoU and overall IoU per arm, the mean over seeds as a line, min..max as a band;
     against the epoch when every run validated once per epoch, else the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [[h.get("epoch") for h in r["validation_curve"]] for r in results["runs"]]
     x_key = "epoch" if all(None not in e and len(set(e)) == len(e) for e in epochs) else "step"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for arm in results["summary"]:
         curves = [r["validation_curve"] for r in results["runs"] if r["arm"] == arm and r["validation_curve"]]
         if not curves:
@@ -211,10 +205,9 @@ def plot_curves(results: dict, path: Path) -> Path:
     for ax, key in zip(axes, ("mean_iou", "overall_iou")):
         ax.set(title=f"validation {METRICS[key]} (mean, min-max band over seeds)", xlabel=x_key, ylabel="IoU (%)")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs and steps are whole
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole
     if axes[0].lines:
         axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -24,11 +24,8 @@ def intersection_and_union(
     prediction: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample |pred AND gt| and |pred OR gt| of batched (B, H, W) masks (nonzero is foreground), as two
-    int64 arrays of length B. Tensors are reduced where they live (e.g. the GPU); only the counts are copied.
-
-    Raises:
-        ValueError: the shapes differ or are not (B, H, W).
-    """
+    int64 arrays of length B, counted where the tensors live (e.g. the GPU). Raises ValueError for shapes that
+    differ or are not (B, H, W)."""
     if tuple(prediction.shape) != tuple(target.shape):
         raise ValueError(f"prediction and ground truth masks differ in shape: {tuple(prediction.shape)} vs "
                          f"{tuple(target.shape)}")

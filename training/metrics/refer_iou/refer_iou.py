@@ -77,11 +77,8 @@ def _checked_counts(intersections, unions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute_refer_metrics(intersections, unions) -> dict:
-    """Overall IoU, mean IoU and precision@k (x100) from per-sample intersection / union pixel counts.
-
-    Raises:
-        ValueError: lengths differ, no samples, or counts outside 0 <= I <= U.
-    """
+    """Overall IoU, mean IoU and precision@k (x100) from per-sample intersection / union pixel counts. Raises
+    ValueError when the lengths differ, there are no samples, or counts are outside 0 <= I <= U."""
     intersections, unions = _checked_counts(intersections, unions)
     ious = per_sample_iou(intersections, unions)
     return {"overall_iou": _percent(intersections.sum(), unions.sum()),
@@ -93,11 +90,8 @@ def compute_refer_metrics(intersections, unions) -> dict:
 def compute_generalized_metrics(intersections, unions, no_target, predicted_no_target) -> dict:
     """gIoU, cIoU, N-acc, T-acc and generalized precision@k (x100) by the GRES evaluator's rules, from the
     per-sample counts of the argmax mask (a no-target sample's union is its predicted area), the `no_target`
-    flags (the expression names no object) and the model's separate `predicted_no_target` decisions.
-
-    Raises:
-        ValueError: lengths differ, no samples, counts outside 0 <= I <= U, or a no-target sample with I > 0.
-    """
+    flags (the expression names no object) and the model's separate `predicted_no_target` decisions. Raises
+    ValueError as `compute_refer_metrics` does, and for other flag lengths or a no-target sample with I > 0."""
     intersections, unions = _checked_counts(intersections, unions)
     no_target = np.asarray(no_target, dtype=bool).reshape(-1)
     predicted = np.asarray(predicted_no_target, dtype=bool).reshape(-1)
