@@ -117,9 +117,10 @@ def test_targets_record(capsys):
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
     for name in ("data-format", "train-step", "inference", "targets", "onnx", "onnx-accuracy"):
         assert name in text
+    assert "peak RSS of one CPU inference path" in text  # each line says what the subcommand measures
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-step", "--help"])
     assert "--gradient-checkpointing" in capsys.readouterr().out

@@ -131,6 +131,7 @@ def measure_onnx_setting(args: argparse.Namespace, preset: str, image_size: int,
 
 
 def run_onnx(args: argparse.Namespace) -> dict[str, Any]:
+    """CPU inference paths side by side: eager fp32 and bf16, ONNX Runtime fp32 and INT8."""
     import onnxruntime
 
     torch.set_num_threads(args.threads)
@@ -152,7 +153,9 @@ def add_onnx_memory_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_onnx_memory(args: argparse.Namespace) -> dict[str, Any]:
-    """Load one path's model, run two inferences; this process's peak RSS is the path's."""
+    """(used by onnx) peak RSS of one CPU inference path in this process.
+
+    Loads one path's model and runs two inferences; this process's peak RSS is the path's."""
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     if args.path.startswith("eager"):
@@ -194,8 +197,10 @@ def add_onnx_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_onnx_accuracy(args: argparse.Namespace) -> dict[str, Any]:
-    """Every CPU path over a refer split with a trained model: mean / overall IoU (model-input protocol) and the
-    share of mask pixels equal to eager float32's; the low-precision accuracy targets judged on them."""
+    """The CPU inference paths with a trained model over a refer split: IoU, agreement.
+
+    Per path: mean / overall IoU (model-input protocol) and the share of mask pixels equal to eager float32's;
+    the low-precision accuracy targets judged on them."""
     from lavt_hf.training.data import ReferEvalDataset, collate, load_refer_dataset
     from lavt_hf.training.evaluation import foreground_masks
     from lavt_hf.training.metrics import compute_refer_metrics, intersection_and_union

@@ -37,7 +37,9 @@ def add_data_format_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_data_format(args: argparse.Namespace) -> dict[str, Any]:
-    """Generate, prepare, measure sizes (bytes) and the data path (samples/s per core)."""
+    """Prepared parquet: its size against its distinct images, and the data path read from it.
+
+    Generates and prepares the data, then measures sizes (bytes) and the data path (samples/s per core)."""
     preset = {**PRESETS[args.preset], **({"num_images": args.num_images} if args.num_images else {})}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -43,8 +43,9 @@ def add_train_step_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train_step(args: argparse.Namespace) -> dict[str, Any]:
-    """Forward, backward and AdamW step of a random model on random inputs (a gradient scaler for fp16). On CPU
-    also `peak_allocated_mb` (malloc's peak, comparable with CUDA's number) and, as lavt-train does with
+    """Training step (forward, backward, AdamW) of a random model: time and peak memory.
+
+    A gradient scaler is used for fp16. On CPU also `peak_allocated_mb` (malloc's peak, comparable with CUDA's number) and, as lavt-train does with
     checkpointing, freed blocks of 4 MiB and more go back to the system (`malloc_mmap_threshold_mb`)."""
     device, config, model, inputs = random_setup(args, training=True)
     on_cpu = device.type == "cpu"
@@ -126,7 +127,7 @@ def compare_compiled(args: argparse.Namespace, model: torch.nn.Module, inputs: d
 
 
 def run_inference(args: argparse.Namespace) -> dict[str, Any]:
-    """Time inference of one configuration; with --compile, the compiled model's, beside eager's."""
+    """Inference (forward + masks) of a random model; --compile compares with eager."""
     device, config, model, inputs = random_setup(args, training=False)
     setup_peak = common.peak_memory_mb(device)
     record = {**common.base_record("inference", args, config, model, device), "compile": args.compile}
@@ -244,7 +245,9 @@ COMPARISONS = {"bf16": compare_bf16, "checkpointing": compare_checkpointing, "re
 
 
 def run_targets(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure the chosen targets one after the other; each ratio comes from this run only."""
+    """The project's performance targets (bf16, checkpointing, resolution, batch, compile) in one run.
+
+    The chosen targets are measured one after the other; each ratio comes from this run only."""
     device = common.prepare_device(args)
     results = {name: COMPARISONS[name](args, device) for name in args.comparisons}
     return {
