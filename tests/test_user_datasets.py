@@ -395,3 +395,30 @@ def test_prepare_names_a_malformed_expressions_line(folder, tmp_path, capsys):
     assert err[-1].startswith("lavt-prepare-refcoco: error: ")
     assert f"of {broken}/expressions.jsonl is not valid JSON" in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_prepare_refuses_an_empty_expressions_file(folder, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    shutil.copytree(folder, empty)
+    (empty / "expressions.jsonl").write_text("\n")
+    with pytest.raises(SystemExit) as exited:
+        prepare_refcoco.main(["--dataset", str(empty), "--output_dir", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"lavt-prepare-refcoco: error: {empty}/expressions.jsonl holds no expressions")
+
+
+def test_own_folder_errors_name_the_file(folder, tmp_path, capsys):
+    no_file = tmp_path / "no_file"
+    shutil.copytree(folder, no_file)
+    (no_file / "expressions.jsonl").rename(no_file / "expression.jsonl")
+    with pytest.raises(SystemExit):
+        prepare_refcoco.main(["--dataset", str(no_file), "--output_dir", str(tmp_path / "out")])
+    assert "a folder without expressions.jsonl, has no column 'mask'" in capsys.readouterr().err
+    not_image = tmp_path / "not_image"
+    shutil.copytree(folder, not_image)
+    first = json.loads((not_image / "expressions.jsonl").read_text().splitlines()[0])
+    (not_image / "images" / first["image"]).write_text("not an image")
+    with pytest.raises(ValueError, match=rf"the image of line 1 of .* does not open \({not_image}/images/"
+                                         rf"{first['image']}: not an image file PIL can read\)"):
+        load_refer_dataset(not_image, split=first["split"])

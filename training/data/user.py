@@ -26,7 +26,7 @@ from datasets import Image as ImageFeature
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import DatasetCard
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
 from .refer import FEATURES, SENT_COLUMN, check_segmentation, encode_mask, ordered_splits, segmentation_mask
@@ -114,7 +114,10 @@ def load_user_dataset(
     except DatasetGenerationError as error:  # its message hides the cause: files of one dataset that disagree
         raise ValueError(f"{source} could not be read as a dataset ({error.__cause__ or error}); every file of "
                          "a dataset needs the same columns and types") from error
-    return rows_from_dataset(loaded, f"{source} (split {split})", split=split, image_column=image_column,
+    where = f"{source} (split {split})"
+    if Path(source).is_dir():  # a folder of one's own most likely lacks (or misnames) its expressions file
+        where += f", a folder without {EXPRESSIONS_FILE},"
+    return rows_from_dataset(loaded, where, split=split, image_column=image_column,
                              mask_column=mask_column, text_column=text_column, mask_rule=mask_rule)
 
 
@@ -156,7 +159,7 @@ def _row(record: dict, index: int, split: str, name: str, image_column: str, mas
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
     except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"the image of {name} does not open ({error})") from error
+        raise _unreadable("image", name, image, error) from error
     mask = _mask(record[mask_column], height, width, name, mask_rule)
     no_target = _no_target(record.get(NO_TARGET_COLUMN), name)
     if no_target and mask.any():
@@ -181,6 +184,11 @@ def _file_bytes(value: dict) -> bytes:
     return value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
 
 
+def _unreadable(what: str, name: str, value: dict, error: Exception) -> ValueError:
+    reason = "not an image file PIL can read" if isinstance(error, UnidentifiedImageError) else str(error)
+    return ValueError(f"the {what} of {name} does not open ({value.get('path') or 'its bytes'}: {reason})")
+
+
 def image_number(data: bytes) -> int:
     """A stable id of an image file's bytes (56 bits of their SHA-256: int64, and equal files share it)."""
     return int.from_bytes(hashlib.sha256(data).digest()[:7], "big")
@@ -196,7 +204,7 @@ def _mask(value: Any, height: int, width: int, name: str, mask_rule: str) -> np.
             with Image.open(io.BytesIO(_file_bytes(value))) as image:
                 mode, pixels = image.mode, np.asarray(image)
         except (OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"the mask of {name} does not open ({error})") from error
+            raise _unreadable("mask", name, value, error) from error
         if pixels.ndim != 2:
             raise ValueError(f"the mask of {name} is an image of mode {mode} with {pixels.shape[2]} channels; a mask is "
                              "one channel (values 0/1 or 0/255)")
@@ -282,6 +290,8 @@ class UserSource:
     def __init__(self, source: str | Path, mask_rule: str = "original", **columns: str | None) -> None:
         if is_expressions_folder(source):
             names = {entry["split"] for _, entry in _expression_lines(Path(source) / EXPRESSIONS_FILE)}
+            if not names:
+                raise ValueError(f"{Path(source) / EXPRESSIONS_FILE} holds no expressions; {FOLDER_LAYOUT}")
         else:
             names = datasets.get_dataset_split_names(str(source))
         loaded = {split: load_user_dataset(source, None, split, mask_rule=mask_rule, **columns)
