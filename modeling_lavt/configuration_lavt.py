@@ -83,6 +83,14 @@ class LavtConfig(PreTrainedConfig):
             raise ValueError(
                 "LAVT has 4 stages: depths, num_heads and fusion_num_heads need 4 entries each, got "
                 f"{self.depths}, {self.num_heads}, {self.fusion_num_heads}")
+        sizes = {name: getattr(self, name) for name in
+                 ("embed_dim", "window_size", "patch_size", "num_channels", "max_text_length", "mlp_ratio")}
+        for name in ("depths", "num_heads", "fusion_num_heads"):
+            sizes.update({f"{name}[{i}]": value for i, value in enumerate(getattr(self, name))})
+        bad = [f"{name}={value!r}" for name, value in sizes.items()
+               if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0]
+        if bad:
+            raise ValueError(f"LavtConfig sizes must be positive numbers, got {', '.join(bad)}")
         for i, (heads, width) in enumerate(zip(self.fusion_num_heads, self.stage_widths)):
             if width % heads:
                 raise ValueError(f"fusion_num_heads[{i}]={heads} does not divide stage width {width}")

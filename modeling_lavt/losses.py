@@ -124,17 +124,18 @@ class LavtLoss(nn.Module):
 
     Holds no parameters or buffers, so the model holding it saves and optimises what it would without it. The
     perceptual CNN is built on first use: a model built for inference (on the meta device) never downloads it.
-    ValueError for a negative loss weight or none positive; with a perceptual term, for an unknown distance or
-    channel mapping, or layer weights not one per layer.
+    ValueError for a loss weight not a number or negative, or none positive; with a perceptual term, for an
+    unknown distance or channel mapping, or layer weights not one per layer.
     """
 
     def __init__(self, config: LavtConfig):
         super().__init__()
         self.config = config
         self.weights = {"ce": config.ce_weight, "perceptual": config.perceptual_weight, "dice": config.dice_weight}
-        if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
-            raise ValueError(f"loss weights must be >= 0 with at least one > 0, got ce_weight={config.ce_weight}, "
-                             f"perceptual_weight={config.perceptual_weight}, dice_weight={config.dice_weight}")
+        numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.weights.values())
+        if not numbers or any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
+            raise ValueError(f"loss weights must be numbers >= 0 with at least one > 0, got "
+                             f"{', '.join(f'{name}_weight={w!r}' for name, w in self.weights.items())}")
         self._extractor: FrozenFeatureExtractor | None = None
         if self.weights["perceptual"] == 0:
             return

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "only the visual model")
     parser.add_argument("--text_config", help="JSON file of the text encoder's config (default: a BERT config "
                                               "read off the tensors, 64-wide heads)")
-    parser.add_argument("--fusion_num_heads", type=int, nargs=4, metavar="H",
+    parser.add_argument("--fusion_num_heads", type=positive_int, nargs=4, metavar="H",
                         help="pixel-word attention heads per stage, for a checkpoint without args (a .pth "
                              "records them as args.mha; a contradiction is an error). Default: 1 1 1 1")
     parser.add_argument("--image_size", type=positive_int, metavar="PIXELS",

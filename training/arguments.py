@@ -27,6 +27,7 @@ from lavt_hf.training.data import streaming_problem
 from lavt_hf.training.data.refer import check_sentence_field
 from lavt_hf.training.data.user import COLUMN_HELP
 from modeling_lavt.configuration_lavt import PRESETS, LavtConfig
+from modeling_lavt.losses import LavtLoss
 
 # Options that are mappings: a recipe over its base, an arm or a --set over a study's recipe merge them key by key.
 MERGED_OPTIONS = ("loss", "model_overrides", "text_config")
@@ -170,6 +171,11 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
         unknown = sorted(set(mapping) - config_fields)
         if unknown:
             raise UsageError(f"{name} names unknown LavtConfig field(s) {unknown}")
+    try:  # what the model would refuse only when built (--init_from's own config is read when it is loaded)
+        if not model_args.init_from:
+            LavtLoss(LavtConfig.from_preset(model_args.preset, **model_args.model_overrides, **train_args.loss))
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--model_overrides / --loss: {error}; fix it on the command line or in the recipe") from None
     for instance in (data_args, train_args):  # recipe values reach the dataclasses unconverted
         for name, hint in typing.get_type_hints(type(instance)).items():
             value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)

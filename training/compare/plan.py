@@ -16,8 +16,6 @@ from transformers import HfArgumentParser
 
 from lavt_hf.training import arguments, evaluation
 from lavt_hf.training.data import load_refer_dataset
-from modeling_lavt import LavtConfig
-from modeling_lavt.losses import LavtLoss
 
 # The paper's arms; `ce_perceptual_nosoftmax` is its ablation (cross-entropy + perceptual on the raw logit).
 DEFAULT_ARMS: dict[str, dict] = {
@@ -185,11 +183,10 @@ def parse_recipe(recipe: dict) -> tuple:
 
 
 def validate_run_recipe(recipe: dict, where: str, exported_file: Path) -> None:
-    """What `lavt-train` would refuse, plus the loss settings the model would refuse only when built."""
+    """What `lavt-train` would refuse (its checks build the config and loss of the recipe)."""
     try:
         model_args, data_args, train_args = parse_recipe(recipe)
         arguments.validate(model_args, data_args, train_args)
-        LavtLoss(LavtConfig(**train_args.loss))
     except (ValueError, TypeError) as error:
         kind = FileNotFoundError if isinstance(error, FileNotFoundError) else ValueError  # a missing path stays one
         raise kind(f"{where}: {error}") from error
