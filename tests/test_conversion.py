@@ -4,6 +4,8 @@ the output folder appears complete or not at all."""
 
 import argparse
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,6 +50,15 @@ def convert(tmp_path, checkpoint, *extra, text_config=None, output="converted"):
         argv += ["--text_config", str(tmp_path / "bert.json")]
     assert convert_lavt_original_to_hf.main(argv) == 0
     return tmp_path / output
+
+
+def small_tokenizer_dir(bert_vocab_dir: Path, folder: Path, size: int = 1000) -> Path:
+    """The BERT tokenizer cut to its first `size` entries (the special tokens among them): one that fits a text
+    encoder of vocab_size `size`."""
+    shutil.copytree(bert_vocab_dir, folder, ignore=shutil.ignore_patterns("tokenizer.json", "*.safetensors"))
+    lines = (folder / "vocab.txt").read_text().splitlines()[:size]
+    (folder / "vocab.txt").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 def cli_error(capsys, argv) -> str:
@@ -283,5 +294,6 @@ def test_a_failed_conversion_leaves_nothing_and_the_rerun_works(original, text_c
             str(tmp_path / "bert.json")]
     cli_error(capsys, [*argv, "--tokenizer", str(tmp_path / "missing")])
     assert not (tmp_path / "out").exists()
-    assert convert_lavt_original_to_hf.main([*argv, "--tokenizer", str(bert_vocab_dir)]) == 0
+    tokenizer = small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer", text_config["vocab_size"])
+    assert convert_lavt_original_to_hf.main([*argv, "--tokenizer", str(tokenizer)]) == 0
     assert {"config.json", "model.safetensors", "processor_config.json"} <= {p.name for p in (tmp_path / "out").iterdir()}
