@@ -131,7 +131,8 @@ def test_a_flag_that_contradicts_the_checkpoint_is_an_error(original, text_confi
 
 def test_image_size_becomes_the_processors_size(original, text_config, bert_vocab_dir, tmp_path):
     folder = convert(tmp_path, save_checkpoint(tmp_path / "c.pth", original, img_size=320),
-                     "--tokenizer", str(bert_vocab_dir), text_config=text_config)
+                     "--tokenizer", str(small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer")),
+                     text_config=text_config)
     from transformers import AutoProcessor
 
     import modeling_lavt  # noqa: F401  (registers the processor)
