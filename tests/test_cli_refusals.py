@@ -7,8 +7,9 @@ from lavt_hf.scripts import benchmark, convert_lavt_original_to_hf, export, pred
 from lavt_hf.training import demo
 from lavt_hf.training import evaluation as lavt_evaluate
 from lavt_hf.training.data import synthetic
+from tests.conftest import small_tokenizer_dir
 from tests.test_bad_inputs_cli import assert_usage_error
-from tests.test_conversion import original, save_checkpoint, small_tokenizer_dir  # noqa: F401 (a fixture)
+from tests.test_conversion import original, save_checkpoint  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
 

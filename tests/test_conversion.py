@@ -4,8 +4,6 @@ the output folder appears complete or not at all."""
 
 import argparse
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +18,7 @@ from modeling_lavt.weights.conversion import (
     load_original_checkpoint,
     settings_from_args,
 )
+from tests.conftest import small_tokenizer_dir
 
 RELEASED_ARGS = dict(mha="", window12=False, model="lavt", img_size=480, fusion_drop=0.0, dataset="refcoco",
                      splitBy="unc", ck_bert="bert-base-uncased")
@@ -50,15 +49,6 @@ def convert(tmp_path, checkpoint, *extra, text_config=None, output="converted"):
         argv += ["--text_config", str(tmp_path / "bert.json")]
     assert convert_lavt_original_to_hf.main(argv) == 0
     return tmp_path / output
-
-
-def small_tokenizer_dir(bert_vocab_dir: Path, folder: Path, size: int = 1000) -> Path:
-    """The BERT tokenizer cut to its first `size` entries (the special tokens among them): one that fits a text
-    encoder of vocab_size `size`."""
-    shutil.copytree(bert_vocab_dir, folder, ignore=shutil.ignore_patterns("tokenizer.json", "*.safetensors"))
-    lines = (folder / "vocab.txt").read_text().splitlines()[:size]
-    (folder / "vocab.txt").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def cli_error(capsys, argv) -> str:
