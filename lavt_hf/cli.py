@@ -130,12 +130,12 @@ def range_problem(value: float, minimum: float, exclusive: bool = False) -> str 
     return None
 
 
-def ranged(kind: type, minimum: float) -> Callable[[str], float]:
+def ranged(kind: type, minimum: float, exclusive: bool = False) -> Callable[[str], float]:
     """An argparse `type`: converts to `kind` and refuses what `range_problem` refuses."""
 
     def convert(text: str):
         value = kind(text)
-        if problem := range_problem(value, minimum):
+        if problem := range_problem(value, minimum, exclusive):
             raise argparse.ArgumentTypeError(f"{problem}, got {text}")
         return value
 
@@ -146,3 +146,12 @@ def ranged(kind: type, minimum: float) -> Callable[[str], float]:
 positive_int = ranged(int, 1)
 non_negative_int = ranged(int, 0)
 non_negative_float = ranged(float, 0.0)
+positive_float = ranged(float, 0.0, exclusive=True)
+
+
+def model_folder(text: str) -> str:
+    """An argparse `type` for --model (a folder or Hub id): refuses a file, e.g. the config.json inside one."""
+    if Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a model folder; give its folder "
+                                         f"({Path(text).parent})")
+    return text

@@ -26,7 +26,7 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lavt-benchmark", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, run) in SUBCOMMANDS.items():
         text = run.__doc__.splitlines()[0]
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command.startswith("onnx"):
-        require_extra("onnx", parser.prog, f"benchmark {args.command}")
+        require_extra("onnx", parser.prog, f"{parser.prog} {args.command}")
     print(json.dumps(args.run(args)))
 
 

@@ -24,6 +24,7 @@ from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_
 from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import HubPushError, card_evaluation, push_lavt_to_hub, write_model_card
+from modeling_lavt.validation import check_tokenizer_fits
 from modeling_lavt.weights import conversion
 
 
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                               ) from None
             conversion.check_tokenizer(tokenizer, settings)
         model = conversion.convert_original(checkpoint.visual, checkpoint.text, text_config, settings)
+        if tokenizer is not None:
+            check_tokenizer_fits(tokenizer, model.config)
     parent = output_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     # Written beside the output and renamed into place: the folder appears complete or not at all.

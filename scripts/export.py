@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_int, usage_errors_exit
+from lavt_hf.cli import ArgumentParser, check_writable_dir, model_folder, positive_int, usage_errors_exit
 from lavt_hf.commands import require_extra
 from modeling_lavt import LavtForReferringSegmentation, LavtProcessor
 from modeling_lavt.onnx.export import QUANTIZATIONS, export_onnx, quantize_export
@@ -31,7 +31,7 @@ from modeling_lavt.onnx.folder import EXPORT_INFO_NAME, read_export_info
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-export", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", required=True, type=model_folder,
                         help="model folder (weights + LavtProcessor files), or an ONNX export folder to quantize")
     parser.add_argument("--output-dir", "--output_dir", required=True, help="a new folder for the export")
     parser.add_argument("--quantize", choices=QUANTIZATIONS,
@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --quantize static and no --calibration: how many generated images (8)")
     parser.add_argument("--image-size", "--image_size", type=positive_int, nargs=2, metavar=("H", "W"),
                         help="input size of the graph (default: the processor's size); the saved processor gets it")
-    parser.add_argument("--opset", type=int, help="ONNX opset (default: torch's exporter default)")
+    # torch's exporter writes opset 18 (a lower one is silently ignored); from 23 it writes an Attention node
+    # that ONNX Runtime's CPU kernel fails on.
+    parser.add_argument("--opset", type=int, choices=range(18, 23), metavar="{18..22}",
+                        help="ONNX opset (default: torch's exporter default)")
     return parser
 
 

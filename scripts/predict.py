@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, usage_errors_exit
+from lavt_hf.cli import ArgumentParser, check_writable_dir, model_folder, usage_errors_exit
 from lavt_hf.commands import require_extra
 from modeling_lavt.image_processing_lavt import open_image
 from modeling_lavt.modeling_lavt import LavtForReferringSegmentation
@@ -46,7 +46,8 @@ from modeling_lavt.validation import check_processor_files, check_referring_expr
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-predict", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
+    parser.add_argument("--model", required=True, type=model_folder,
+                        help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--image", required=True, nargs="+", metavar="PATH", help="one or more image files")
     parser.add_argument("--text", required=True, nargs="+", metavar="EXPRESSION", help="the expressions")
     parser.add_argument("--output-dir", "--output_dir", default="predictions",

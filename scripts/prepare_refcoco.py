@@ -25,7 +25,7 @@ from datasets.utils import disable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, reports_usage_errors
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_float, reports_usage_errors
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
     EXPECTED_LAYOUT,
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "grefcoco_unc (default: every refs file found)")
     parser.add_argument("--mask_rule", choices=MASK_RULES, default="original",
                         help="original: pixels covered by exactly one polygon (LAVT); union: any polygon")
-    parser.add_argument("--max_shard_mb", type=float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
+    parser.add_argument("--max_shard_mb", type=positive_float, default=DEFAULT_MAX_SHARD_BYTES / 2**20,
                         help="approximate image megabytes per parquet shard (default 500)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--pretty_name", default=None,

@@ -31,6 +31,17 @@ def bert_vocab_dir() -> Path:
     return Path(gt.get_model_path())
 
 
+def small_tokenizer_dir(bert_vocab_dir: Path, folder: Path, size: int = 1000) -> Path:
+    """The BERT tokenizer cut to its first `size` entries (the special tokens among them): one that fits a text
+    encoder of vocab_size `size`."""
+    import shutil
+
+    shutil.copytree(bert_vocab_dir, folder, ignore=shutil.ignore_patterns("tokenizer.json", "*.safetensors"))
+    lines = (folder / "vocab.txt").read_text().splitlines()[:size]
+    (folder / "vocab.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
 def tiny_text_config(**overrides) -> dict:
     """A 1-layer BERT small enough for fast tests (vocabulary of bert-base-uncased)."""
     config = dict(

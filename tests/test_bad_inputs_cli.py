@@ -238,7 +238,7 @@ BENCHMARK_CASES = {
 
 @pytest.mark.parametrize("argv,words", BENCHMARK_CASES.values(), ids=BENCHMARK_CASES.keys())
 def test_lavt_benchmark(capsys, argv, words):
-    assert_usage_error(capsys, benchmark.main, argv, f"benchmark {argv[0]}", *words)
+    assert_usage_error(capsys, benchmark.main, argv, f"lavt-benchmark {argv[0]}", *words)
 
 
 def test_writable_check_tries_a_real_file(tmp_path, monkeypatch):

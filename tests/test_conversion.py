@@ -18,6 +18,7 @@ from modeling_lavt.weights.conversion import (
     load_original_checkpoint,
     settings_from_args,
 )
+from tests.conftest import small_tokenizer_dir
 
 RELEASED_ARGS = dict(mha="", window12=False, model="lavt", img_size=480, fusion_drop=0.0, dataset="refcoco",
                      splitBy="unc", ck_bert="bert-base-uncased")
@@ -120,7 +121,8 @@ def test_a_flag_that_contradicts_the_checkpoint_is_an_error(original, text_confi
 
 def test_image_size_becomes_the_processors_size(original, text_config, bert_vocab_dir, tmp_path):
     folder = convert(tmp_path, save_checkpoint(tmp_path / "c.pth", original, img_size=320),
-                     "--tokenizer", str(bert_vocab_dir), text_config=text_config)
+                     "--tokenizer", str(small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer")),
+                     text_config=text_config)
     from transformers import AutoProcessor
 
     import modeling_lavt  # noqa: F401  (registers the processor)
@@ -283,5 +285,6 @@ def test_a_failed_conversion_leaves_nothing_and_the_rerun_works(original, text_c
             str(tmp_path / "bert.json")]
     cli_error(capsys, [*argv, "--tokenizer", str(tmp_path / "missing")])
     assert not (tmp_path / "out").exists()
-    assert convert_lavt_original_to_hf.main([*argv, "--tokenizer", str(bert_vocab_dir)]) == 0
+    tokenizer = small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer", text_config["vocab_size"])
+    assert convert_lavt_original_to_hf.main([*argv, "--tokenizer", str(tokenizer)]) == 0
     assert {"config.json", "model.safetensors", "processor_config.json"} <= {p.name for p in (tmp_path / "out").iterdir()}

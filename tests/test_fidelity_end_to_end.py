@@ -22,7 +22,7 @@ from lavt_hf.scripts import convert_lavt_original_to_hf
 from lavt_hf.training import evaluation as evaluate
 from modeling_lavt import LavtForReferringSegmentation
 from modeling_lavt.weights.conversion import convert_visual_state_dict
-from tests.conftest import tiny_lavt_config
+from tests.conftest import small_tokenizer_dir, tiny_lavt_config
 
 IMAGE_SIZE = 48  # args.img_size of the checkpoint: the evaluation must run at it, not at the default 480
 HEADS = [2, 2, 2, 2]  # args.mha = '2-2-2-2'
@@ -130,7 +130,9 @@ def test_original_checkpoint_to_eval_results_matches_the_original_evaluation(
     (tmp_path / "bert.json").write_text(json.dumps(original_model.config.text_config.to_dict()))
     convert_lavt_original_to_hf.main([
         "--checkpoint", str(tmp_path / "checkpoint.pth"), "--text_config", str(tmp_path / "bert.json"),
-        "--tokenizer", str(bert_vocab_dir), "--output_dir", str(tmp_path / "converted"),
+        "--tokenizer", str(small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer",
+                                               original_model.config.text_config.vocab_size)),
+        "--output_dir", str(tmp_path / "converted"),
     ])
     evaluate.main(["--model", str(tmp_path / "converted"), "--dataset", str(typed_data / "refer"),
                    "--images_root", str(typed_data / "images"), "--dataset_config", "refcoco_unc", "--split", "val",

@@ -26,7 +26,7 @@ from modeling_lavt.image_processing_lavt import LavtImageProcessor
 from modeling_lavt.pipeline_lavt import TASK, ReferringImageSegmentationPipeline
 from modeling_lavt.processing_lavt import LavtProcessor
 from modeling_lavt.sharing.hub import CARD_METRICS, HubPushError, push_lavt_to_hub
-from tests.conftest import REPO_ROOT, spread_tiny_model
+from tests.conftest import REPO_ROOT, small_tokenizer_dir, spread_tiny_model
 from tests.local_hub import TOKEN, LocalHub, run_client
 from tests.test_train import tiny_recipe
 
@@ -244,8 +244,8 @@ def run_converter(reference_dir: Path, bert_vocab_dir: Path, tmp_path: Path, *ex
     convert_lavt_original_to_hf.main([
         "--checkpoint", str(reference_dir / "small_w7_sharp" / "model.safetensors"),
         "--text_checkpoint", str(reference_dir / "bert_small.safetensors"),
-        "--text_config", str(tmp_path / "bert.json"), "--tokenizer", str(bert_vocab_dir),
-        "--output_dir", str(output_dir), *extra,
+        "--text_config", str(tmp_path / "bert.json"), "--tokenizer",
+        str(small_tokenizer_dir(bert_vocab_dir, tmp_path / "tokenizer")), "--output_dir", str(output_dir), *extra,
     ])
     return output_dir
 

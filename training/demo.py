@@ -50,7 +50,8 @@ def overview_grid(overlays: list[Path], path: Path, columns: int = 2, scale: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m lavt_hf.training.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo", help="where data, run and report go")
     parser.add_argument("--num_images", type=int, default=1000, help="synthetic images to generate")
     parser.add_argument("--num_predictions", type=int, default=4, help="val pairs to draw overlays for")

@@ -32,6 +32,7 @@ from lavt_hf.cli import (
     check_writable_dir,
     dataset_errors,
     exit_with_usage_error,
+    model_folder,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -122,7 +123,8 @@ def evaluate_model(model, dataloader, accelerator, protocol: str = "model_input"
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="lavt-evaluate", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id (model + LavtProcessor files)")
+    parser.add_argument("--model", required=True, type=model_folder,
+                        help="model folder or Hub id (model + LavtProcessor files)")
     parser.add_argument("--dataset", required=True, help="raw refer root, prepared or community parquet "
                         "(folder / Hub id), or one's own (image, mask, text columns, or expressions.jsonl)")
     parser.add_argument("--dataset_config", help="e.g. refcoco_unc, refcocog_umd (optional if only one)")

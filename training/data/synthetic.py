@@ -15,7 +15,6 @@ per group of two or more shapes of one colour or kind ("both red shapes"), targe
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import pickle
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
+
+from lavt_hf.cli import ArgumentParser, positive_int
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 38, 38), "green": (34, 160, 60), "blue": (40, 80, 215), "yellow": (235, 200, 30),
@@ -352,16 +353,16 @@ def _assign_splits(rng: np.random.Generator, num_images: int, scheme: str) -> li
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lavt_hf.training.data.synthetic", description="Write a "
+    parser = ArgumentParser(prog="python -m lavt_hf.training.data.synthetic", description="Write a "
                                      "synthetic referring-segmentation dataset in the raw refer layout "
                                      "(<root>/<dataset>/refs(<split_by>).p, instances.json; "
                                      "<images_root>/train2014/*.jpg).")
     parser.add_argument("root", help="refer root to write <dataset>/refs(...).p and instances.json into")
     parser.add_argument("images_root", help="folder that receives train2014/COCO_train2014_%%012d.jpg")
-    parser.add_argument("--num_images", type=int, default=200, help="number of images (default 200)")
+    parser.add_argument("--num_images", type=positive_int, default=200, help="number of images (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
-    parser.add_argument("--width", type=int, default=160, help="image width in pixels")
-    parser.add_argument("--height", type=int, default=120, help="image height in pixels")
+    parser.add_argument("--width", type=positive_int, default=160, help="image width in pixels")
+    parser.add_argument("--height", type=positive_int, default=120, help="image height in pixels")
     parser.add_argument("--generalized", action="store_true", help="the gRefCOCO layout "
                         "(grefcoco/grefs(<split_by>).json), with expressions naming no shape or several")
     args = parser.parse_args(argv)
