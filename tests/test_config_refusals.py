@@ -6,6 +6,7 @@ import pytest
 from lavt_hf.scripts import convert_lavt_original_to_hf
 from lavt_hf.training import train
 from modeling_lavt import LavtConfig
+from tests.conftest import tiny_lavt_config
 from tests.test_bad_inputs_cli import assert_usage_error, data  # noqa: F401  (`data`: the shared recipe fixture)
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerator_state")
@@ -46,3 +47,11 @@ def test_lavt_convert_refuses_non_positive_heads(data, capsys, heads):  # noqa: 
     assert_usage_error(capsys, convert_lavt_original_to_hf.main, argv, "lavt-convert", "--fusion_num_heads",
                        heads[0], ">= 1")
     assert not (data / "model").exists()
+
+
+def test_lavt_train_refuses_a_bad_loss_for_init_from(data, tmp_path, capsys):  # noqa: F811
+    tiny_lavt_config().save_pretrained(tmp_path / "model")  # the config is all validate reads
+    argv = ["--config", str(data / "recipe.yaml"), "--init_from", str(tmp_path / "model"),
+            "--loss.ce_weight", "-1"]
+    assert_usage_error(capsys, train.main, argv, "lavt-train", "--loss", "ce_weight=-1", ">= 0")
+    assert not (data / "run").exists()

@@ -94,6 +94,10 @@ def test_training_writes_model_card_and_curves(synthetic_data, tmp_path, bert_vo
     assert values["overall_iou"] == pytest.approx(evaluated["overall_iou"], abs=1e-4)
     assert evaluated["sentence_field"] == "raw" and "| model_input | raw |" in card.text
     assert len(train.checkpoints_in(tmp_path / "run" / "checkpoints")) == 2  # one per epoch
+    # Fine-tuning from the trained folder: its config passes the door's check with the recipe's loss.
+    tuned = train.run(["--config", str(tiny_recipe(synthetic_data, tmp_path / "tuned", bert_vocab_dir)),
+                       "--init_from", str(final), "--max_steps", "1"])
+    assert (Path(tuned["final_dir"]) / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("field", ["raw", "sent"])

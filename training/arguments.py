@@ -171,11 +171,6 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
         unknown = sorted(set(mapping) - config_fields)
         if unknown:
             raise UsageError(f"{name} names unknown LavtConfig field(s) {unknown}")
-    try:  # what the model would refuse only when built (--init_from's own config is read when it is loaded)
-        if not model_args.init_from:
-            LavtLoss(LavtConfig.from_preset(model_args.preset, **model_args.model_overrides, **train_args.loss))
-    except (ValueError, TypeError) as error:
-        raise UsageError(f"--model_overrides / --loss: {error}; fix it on the command line or in the recipe") from None
     for instance in (data_args, train_args):  # recipe values reach the dataclasses unconverted
         for name, hint in typing.get_type_hints(type(instance)).items():
             value, allowed = getattr(instance, name), typing.get_args(hint) or (hint,)
@@ -202,6 +197,12 @@ def validate(model_args: ModelArguments, data_args: DataArguments, train_args: T
                          ("--init_from", model_args.init_from), ("--swin_weights", model_args.swin_weights)):
         if source:
             check_source_exists(source, flag)
+    try:  # what the model would refuse only when built; --init_from's config with the loss train gives it
+        config = (LavtConfig.from_pretrained(model_args.init_from, **train_args.loss) if model_args.init_from else
+                  LavtConfig.from_preset(model_args.preset, **model_args.model_overrides, **train_args.loss))
+        LavtLoss(config)
+    except (ValueError, TypeError) as error:
+        raise UsageError(f"--model_overrides / --loss: {error}; fix it on the command line or in the recipe") from None
     if data_args.images_root and not Path(data_args.images_root).is_dir():
         raise NotFoundError(f"--images_root {data_args.images_root}: no such folder; give the COCO folder "
                             "holding train2014/")
