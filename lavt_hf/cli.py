@@ -41,6 +41,15 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         exit_with_usage_error(self.prog, message)
 
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        # A misspelt option is named before argparse reports the required one it stood for as missing.
+        args = sys.argv[1:] if args is None else list(args)
+        unknown = [token for token in args if token.startswith("--") and token != "--"
+                   and token.split("=", 1)[0] not in self._option_string_actions]
+        if unknown and self._subparsers is None:
+            self.error(unknown_arguments_message(self, unknown))
+        return super().parse_args(args, namespace)
+
 
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception], prefix: str = "") -> Iterator[None]:

@@ -65,3 +65,9 @@ def test_usage_names_the_command_the_user_types(main, prog, capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert capsys.readouterr().out.startswith(f"usage: {prog} ")
+
+
+def test_a_misspelt_option_is_named_before_the_required_one_it_stood_for(tmp_path, capsys):
+    argv = ["--images", str(tmp_path / "a.jpg"), "--text", "a", "--model", str(tmp_path)]
+    assert_usage_error(capsys, predict.main, argv, "lavt-predict", "unrecognized arguments: --images",
+                       "did you mean --image?")
