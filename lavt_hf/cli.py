@@ -53,16 +53,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception], prefix: str = "") -> Iterator[None]:
-    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside: one line,
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside (a `with` block, or the
+    decorated function): one line,
     ``<prog>: error: <prefix><error>``, and exit status 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
         exit_with_usage_error(prog, prefix + str(error))
-
-
-# The same as a decorator of a tool's `main` (a context manager made by `contextmanager` also decorates).
-reports_usage_errors = usage_errors_exit
 
 
 def unknown_arguments_message(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:

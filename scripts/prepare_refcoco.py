@@ -25,7 +25,7 @@ from datasets.utils import disable_progress_bars
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from tqdm.auto import tqdm
 
-from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_float, reports_usage_errors
+from lavt_hf.cli import ArgumentParser, check_writable_dir, positive_float, usage_errors_exit
 from lavt_hf.training.data.image_table import IMAGES_CONFIG
 from lavt_hf.training.data.refer import (
     EXPECTED_LAYOUT,
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@reports_usage_errors("lavt-prepare-refcoco", FileExistsError, FileNotFoundError, ValueError)  # the data's faults
+@usage_errors_exit("lavt-prepare-refcoco", FileExistsError, FileNotFoundError, ValueError)  # the data's faults
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
