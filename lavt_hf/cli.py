@@ -53,9 +53,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 @contextlib.contextmanager
 def usage_errors_exit(prog: str, *kinds: type[Exception], prefix: str = "") -> Iterator[None]:
-    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside (a `with` block, or the
-    decorated function): one line,
-    ``<prog>: error: <prefix><error>``, and exit status 2."""
+    """A `UsageError` (or one of `kinds`, a library's words for bad input) raised inside a `with` block or a
+    decorated function: one line, ``<prog>: error: <prefix><error>``, and exit status 2."""
     try:
         yield
     except (UsageError, *kinds) as error:
