@@ -44,8 +44,14 @@ class ArgumentParser(argparse.ArgumentParser):
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
         # A misspelt option is named before argparse reports the required one it stood for as missing.
         args = sys.argv[1:] if args is None else list(args)
-        unknown = [token for token in args if token.startswith("--") and token != "--"
-                   and token.split("=", 1)[0] not in self._option_string_actions]
+        unknown, in_unknown = [], False  # an unknown option with the values after it, as argparse lists them
+        for token in args:
+            if token == "--":  # what follows is positional
+                break
+            if token.startswith("-"):
+                in_unknown = token.startswith("--") and token.split("=", 1)[0] not in self._option_string_actions
+            if in_unknown:
+                unknown.append(token)
         if unknown and self._subparsers is None:
             self.error(unknown_arguments_message(self, unknown))
         return super().parse_args(args, namespace)

@@ -36,7 +36,6 @@ from lavt_hf.cli import (
     non_negative_float,
     non_negative_int,
     positive_int,
-    unknown_arguments_message,
     usage_errors_exit,
 )
 from lavt_hf.training.data import (
@@ -157,9 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        exit_with_usage_error(parser.prog, unknown_arguments_message(parser, extras))
+    args = parser.parse_args(argv)
     if args.presence_threshold > 1:
         parser.error(f"argument --presence_threshold: must be <= 1 (a probability), got "
                      f"{args.presence_threshold}")
